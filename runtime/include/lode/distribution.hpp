@@ -1,0 +1,111 @@
+// lode/distribution.hpp — the interface every distribution implements.
+//
+// A distribution exposes, Stan style: its name, parameter checks that throw a
+// ParameterError naming the parameter and its value, sampling from the run's Rng, and a
+// log-density whose Real result carries the gradient with respect to θ (built-in
+// distributions apply hand-derived partials with respect to each of their parameters;
+// a user-defined distribution may simply compute with Real arithmetic).
+//
+// To add a distribution: derive from ScalarDistribution<YourType, ValueType> (or from
+// Distribution directly for vector values) and provide
+//   static constexpr const char* kName;
+//   void check() const;                       // parameter checks (use lode::check::*)
+//   ValueType sample(Rng&) const;
+//   Real log_prob(ValueType or std::int64_t x) const;   // −∞ outside the support
+//   void describe(ParamSink&) const;          // parameters, for traces
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "lode/error.hpp"
+#include "lode/real.hpp"
+#include "lode/rng.hpp"
+
+namespace lode {
+
+inline constexpr double kInf = std::numeric_limits<double>::infinity();
+
+/// Receives a distribution's parameters (name, value) for traces and messages.
+class ParamSink {
+ public:
+  virtual ~ParamSink() = default;
+  virtual void add(const char* name, double value) = 0;
+  virtual void add(const char* name, std::span<const double> values) = 0;
+  void add(const char* name, const Real& value) { add(name, value.value()); }
+};
+
+class Distribution {
+ public:
+  virtual ~Distribution() = default;
+  virtual const char* name() const noexcept = 0;
+  /// True when values are integers (counts, categories, booleans).
+  virtual bool discrete() const noexcept = 0;
+  /// Number of doubles in one value (1 for scalars).
+  virtual std::size_t value_size() const noexcept { return 1; }
+  /// Throws ParameterError when a parameter is outside its domain or NaN.
+  virtual void check() const = 0;
+  /// Draws one value into out[0 .. value_size()).
+  virtual void sample_into(Rng& rng, double* out) const = 0;
+  /// log density (or mass) at x[0 .. value_size()), with its θ-gradient; −∞ outside the support.
+  virtual Real log_prob_at(const double* x) const = 0;
+  /// Reports the parameters' names and values.
+  virtual void describe(ParamSink& sink) const = 0;
+};
+
+/// CRTP base for distributions over one number. Value is bool, std::int64_t or double.
+template <class Derived, class Value>
+class ScalarDistribution : public Distribution {
+ public:
+  using value_type = Value;
+  static constexpr bool kDiscrete = !std::is_floating_point_v<Value>;
+
+  const char* name() const noexcept override { return Derived::kName; }
+  bool discrete() const noexcept override { return kDiscrete; }
+  void check() const override { self().check_parameters(); }
+  void sample_into(Rng& rng, double* out) const override { *out = static_cast<double>(self().sample(rng)); }
+  Real log_prob_at(const double* x) const override {
+    if constexpr (kDiscrete) {
+      const double v = *x;
+      if (!(std::floor(v) == v) || std::fabs(v) > 9.0e15) return Real(-kInf);
+      return self().log_prob(static_cast<std::int64_t>(v));
+    } else {
+      if (std::isnan(*x)) return Real(-kInf);
+      return self().log_prob(*x);
+    }
+  }
+  void describe(ParamSink& sink) const override { self().parameters(sink); }
+
+ private:
+  const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+};
+
+/// Parameter checks: each throws ParameterError(distribution, parameter, value, requirement).
+namespace check {
+inline void finite(const char* d, const char* p, double v) {
+  if (!std::isfinite(v)) throw ParameterError(d, p, v, "must be finite");
+}
+inline void positive(const char* d, const char* p, double v) {
+  if (!(v > 0.0) || !std::isfinite(v)) throw ParameterError(d, p, v, "must be finite and > 0");
+}
+inline void nonnegative(const char* d, const char* p, double v) {
+  if (!(v >= 0.0) || !std::isfinite(v)) throw ParameterError(d, p, v, "must be finite and >= 0");
+}
+inline void probability(const char* d, const char* p, double v) {
+  if (!(v >= 0.0 && v <= 1.0)) throw ParameterError(d, p, v, "must be in [0, 1]");
+}
+inline void open_probability(const char* d, const char* p, double v) {
+  if (!(v > 0.0 && v <= 1.0)) throw ParameterError(d, p, v, "must be in (0, 1]");
+}
+inline void less(const char* d, const char* p, double v, const char* other, double bound) {
+  if (!(v < bound))
+    throw ParameterError(d, p, v, std::string("must be < ") + other + " = " + std::to_string(bound));
+}
+}  // namespace check
+
+}  // namespace lode

@@ -1,0 +1,28 @@
+// Bernoulli(p): P(1) = p, P(0) = 1 − p. Value: bool.
+#pragma once
+
+#include "lode/distribution.hpp"
+
+namespace lode {
+
+class Bernoulli final : public ScalarDistribution<Bernoulli, bool> {
+ public:
+  static constexpr const char* kName = "Bernoulli";
+  explicit Bernoulli(Real p) : p_(std::move(p)) {}
+
+  void check_parameters() const { check::probability(kName, "p", p_.value()); }
+  bool sample(Rng& rng) const { return rng.uniform() < p_.value(); }
+  Real log_prob(std::int64_t k) const {
+    const double p = p_.value();
+    if (k == 1) return Real::chain(p_, std::log(p), 1.0 / p);
+    if (k == 0) return Real::chain(p_, std::log1p(-p), -1.0 / (1.0 - p));
+    return Real(-kInf);
+  }
+  void parameters(ParamSink& s) const { s.add("p", p_); }
+  const Real& p() const noexcept { return p_; }
+
+ private:
+  Real p_;
+};
+
+}  // namespace lode

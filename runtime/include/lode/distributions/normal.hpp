@@ -1,0 +1,34 @@
+// Normal(mu, sigma): mean mu, standard deviation sigma > 0. Value: double.
+#pragma once
+
+#include "lode/distribution.hpp"
+
+namespace lode {
+
+class Normal final : public ScalarDistribution<Normal, double> {
+ public:
+  static constexpr const char* kName = "Normal";
+  Normal(Real mu, Real sigma) : mu_(std::move(mu)), sigma_(std::move(sigma)) {}
+
+  void check_parameters() const {
+    check::finite(kName, "mu", mu_.value());
+    check::positive(kName, "sigma", sigma_.value());
+  }
+  double sample(Rng& rng) const { return mu_.value() + sigma_.value() * rng.normal(); }
+  Real log_prob(double x) const {
+    // log N = −½ z² − log σ − ½ log 2π, z = (x − μ)/σ;  ∂/∂μ = z/σ, ∂/∂σ = (z² − 1)/σ.
+    const double s = sigma_.value();
+    const double z = (x - mu_.value()) / s;
+    constexpr double kHalfLog2Pi = 0.91893853320467274178;
+    return Real::chain(mu_, sigma_, -0.5 * z * z - std::log(s) - kHalfLog2Pi, z / s, (z * z - 1.0) / s);
+  }
+  void parameters(ParamSink& s) const {
+    s.add("mu", mu_);
+    s.add("sigma", sigma_);
+  }
+
+ private:
+  Real mu_, sigma_;
+};
+
+}  // namespace lode

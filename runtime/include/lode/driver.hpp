@@ -1,0 +1,122 @@
+// lode/driver.hpp — drivers: run a model as a fiber under a handler stack.
+//
+//   Simulator  — plain simulation: x only (no densities, no derivatives).
+//   GoldMiner  — one event's gold: x, log p(x,z|θ), the joint score t(x,z|θ), and
+//                log p(x,z|θ_k) at other points by replaying the recorded choices.
+//   replay()   — log p (and score) of a recorded trace at another θ.
+//   Stepper    — step-through: stop before every choice, draw it or force a value.
+// Each driver object reuses its buffers and fiber stack: keep one per thread.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lode/handlers.hpp"
+#include "lode/model.hpp"
+#include "lode/run.hpp"
+#include "lode/trace.hpp"
+
+namespace lode {
+
+/// Executes model.simulate(run) on a fiber with a cached stack; rethrows what it throws.
+/// When `step` is given, the model is left suspended when a handler yields (see Stepper).
+void execute(const Model& model, Run& run);
+
+class Simulator {
+ public:
+  explicit Simulator(const Model& model) : model_(&model) {}
+  /// Simulates event `event` of stream `seed` at θ; returns x (valid until the next call).
+  const std::vector<double>& operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event);
+
+ private:
+  const Model* model_;
+  std::optional<Run> run_;
+};
+
+struct GoldOptions {
+  bool score = true;         ///< compute t(x,z|θ)
+  bool keep_trace = true;    ///< needed for ratios; also exposed in Gold::trace
+  bool detailed = false;     ///< record distribution parameters and per-choice gradients
+};
+
+struct Gold {
+  std::vector<double> x;
+  double log_p = 0.0;                  ///< log p(x, z | θ)
+  std::vector<double> score;           ///< t(x, z | θ)
+  std::vector<double> log_p_at;        ///< log p(x, z | θ_k) for each extra point
+  std::vector<std::string> reason_at;  ///< why log_p_at[k] is −∞ ("" otherwise)
+  Trace trace;
+};
+
+class GoldMiner {
+ public:
+  explicit GoldMiner(const Model& model, GoldOptions options = {});
+  /// Runs event (seed, event) at θ and computes its gold. Throws RunError when the
+  /// simulation fails, or when an output depends on θ at fixed z (gold refused).
+  const Gold& operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
+                         std::span<const std::vector<double>> at = {});
+
+ private:
+  const Model* model_;
+  GoldOptions options_;
+  Gold gold_;
+  TraceHandler trace_handler_;
+  LogJointHandler joint_;
+  std::optional<Run> run_;
+};
+
+struct ReplayResult {
+  double log_p = -std::numeric_limits<double>::infinity();
+  std::vector<double> score;  ///< when requested and finite
+  std::string reason;         ///< non-empty when log_p is −∞ because the choices cannot be replayed
+  std::string address;        ///< the address at fault, if any
+};
+
+/// log p(x, z | θ) of the recorded choices in `trace` (recorded by a run of `model`).
+ReplayResult replay(const Model& model, const Trace& trace, std::span<const double> theta, bool score = false,
+                    std::uint64_t seed = 0, std::uint64_t event = 0);
+
+/// Step-through driver for inspectors: the model runs as a fiber and stops before every
+/// sample and observe.
+class Stepper {
+ public:
+  Stepper(const Model& model, std::vector<double> theta, std::uint64_t seed, std::uint64_t event);
+  ~Stepper();
+  Stepper(const Stepper&) = delete;
+  Stepper& operator=(const Stepper&) = delete;
+
+  /// Information about the pending choice (valid while !done()).
+  struct Pending {
+    Address address;
+    Kind kind;
+    std::string distribution;
+    std::vector<std::pair<std::string, std::vector<double>>> parameters;
+    std::size_t value_size;
+  };
+  bool done() const noexcept;
+  const Pending& pending() const;
+  /// Draws the pending choice from the stream and runs to the next one (or the end).
+  void draw();
+  /// Uses `value` for the pending choice (throws UsageError if it has the wrong size or
+  /// zero density) and runs to the next one.
+  void force(std::vector<double> value);
+  /// Runs to the end.
+  void finish();
+  const Trace& trace() const noexcept;
+  const std::vector<double>& x() const noexcept;
+  double log_p() const noexcept;
+  std::vector<double> score() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lode

@@ -1,0 +1,75 @@
+// lode/handlers.hpp — the built-in effect handlers. Each does one thing.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "lode/run.hpp"
+#include "lode/trace.hpp"
+
+namespace lode {
+
+/// Records every message into a Trace (values; with `detailed`, also the distribution's
+/// parameters and each choice's θ-gradient). Rejects duplicate addresses.
+class TraceHandler final : public Handler {
+ public:
+  explicit TraceHandler(Trace& trace, bool detailed = false) : trace_(&trace), detailed_(detailed) {}
+  void begin(Run& run) override;
+  void postprocess(const Message& m, Run& run) override;
+  bool needs_log_p() const noexcept override { return true; }
+
+ private:
+  Trace* trace_;
+  bool detailed_;
+  double running_ = 0.0;
+};
+
+/// Accumulates the joint log density log p(x, z | θ) (with its gradient: the joint score).
+class LogJointHandler final : public Handler {
+ public:
+  void begin(Run&) override { total_ = Real(0.0); }
+  void postprocess(const Message& m, Run&) override {
+    if (m.kind != Kind::output) total_ += m.log_p;
+  }
+  bool needs_log_p() const noexcept override { return true; }
+  const Real& total() const noexcept { return total_; }
+
+ private:
+  Real total_;
+};
+
+/// Supplies recorded values for every sample and observe, by address. A choice missing
+/// from the record, a kind or size mismatch, a deterministic output that changed, or a
+/// recorded choice never reached all throw ReplayMismatch.
+class ReplayHandler final : public Handler {
+ public:
+  explicit ReplayHandler(const Trace& trace) : trace_(&trace) {}
+  void begin(Run&) override;
+  void process(Message& m, Run& run) override;
+  void postprocess(const Message& m, Run& run) override;
+  void end(Run& run) override;
+
+ private:
+  const Trace* trace_;
+  std::size_t cursor_ = 0;
+  std::size_t used_ = 0;
+  std::vector<unsigned char> seen_;
+};
+
+/// Conditions observe statements on data: observed values by address string ("y/3").
+/// An observe whose address is not in the data is drawn as usual.
+class ConditionHandler final : public Handler {
+ public:
+  ConditionHandler() = default;
+  void set(const Address& a, std::vector<double> value) { data_[a.str()] = std::move(value); }
+  void process(Message& m, Run& run) override;
+  std::size_t used() const noexcept { return used_; }
+  void begin(Run&) override { used_ = 0; }
+
+ private:
+  std::unordered_map<std::string, std::vector<double>> data_;
+  std::size_t used_ = 0;
+};
+
+}  // namespace lode

@@ -1,0 +1,66 @@
+// lode/trace.hpp — the record of one run: every choice in program order.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lode/address.hpp"
+#include "lode/run.hpp"
+
+namespace lode {
+
+/// One entry of a trace.
+struct Choice {
+  Address address;
+  Kind kind = Kind::sample;
+  const char* distribution = "";   ///< distribution name ("" for factor and output)
+  std::uint32_t value_begin = 0, value_size = 0;  ///< into Trace::values
+  std::uint32_t param_begin = 0, param_count = 0; ///< into Trace::params (detailed traces)
+  std::uint32_t grad_begin = 0;    ///< into Trace::grads, num_parameters entries (detailed traces)
+  double log_p = 0.0;              ///< log density of this choice (factor: its weight)
+  double running = 0.0;            ///< running total of log p up to and including this choice
+};
+
+/// A distribution parameter as recorded in a detailed trace.
+struct TraceParam {
+  const char* name;
+  std::uint32_t begin, size;  ///< into Trace::param_values
+};
+
+class Trace {
+ public:
+  std::vector<Choice> choices;
+  std::vector<double> values;
+  std::vector<double> grads;
+  std::vector<TraceParam> params;
+  std::vector<double> param_values;
+  int num_parameters = 0;
+  bool detailed = false;
+
+  void clear();
+  std::size_t size() const noexcept { return choices.size(); }
+  std::span<const double> value(const Choice& c) const noexcept {
+    return {values.data() + c.value_begin, c.value_size};
+  }
+  /// ∂ log p / ∂θ of one choice (detailed traces only; empty otherwise).
+  std::span<const double> gradient(const Choice& c) const noexcept {
+    if (!detailed) return {};
+    return {grads.data() + c.grad_begin, static_cast<std::size_t>(num_parameters)};
+  }
+  /// Index of the choice with address a, or -1.
+  std::ptrdiff_t find(const Address& a) const noexcept;
+  /// Appends a record; throws RunError-ready text via the return value on a duplicate:
+  /// returns false when the address is already present.
+  bool insert_index(std::uint32_t index);
+  /// Rebuilds the address index (after copying or editing `choices`).
+  void reindex();
+  /// Number of sample and observe records.
+  std::size_t num_random() const noexcept;
+
+ private:
+  std::vector<std::uint32_t> slots_;  // open addressing: choice index + 1, 0 = empty
+};
+
+}  // namespace lode

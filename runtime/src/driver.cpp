@@ -1,0 +1,306 @@
+#include "lode/driver.hpp"
+
+#include <fmt/format.h>
+#include <sys/mman.h>
+
+#include <boost/context/fiber.hpp>
+#include <cmath>
+#include <new>
+
+#include "lode/error.hpp"
+
+namespace lode {
+
+namespace ctx = boost::context;
+
+namespace {
+
+// A fiber stack allocator that keeps one stack per thread for reuse (creating a fiber is
+// then a few pointer moves) and maps a fresh one when that stack is busy (a Stepper holds
+// it). Stacks are mmap'ed with a guard page below, so an overflow faults instead of
+// corrupting memory; untouched pages cost nothing.
+constexpr std::size_t kStackSize = 8u << 20;
+constexpr std::size_t kGuard = 4096;
+
+struct CachedStack {
+  void* base = nullptr;
+  bool busy = false;
+  ~CachedStack() {
+    if (base) munmap(base, kStackSize + kGuard);
+  }
+};
+thread_local CachedStack cached;
+
+void* map_stack() {
+  void* p = mmap(nullptr, kStackSize + kGuard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  mprotect(p, kGuard, PROT_NONE);
+  return p;
+}
+
+struct StackAllocator {
+  ctx::stack_context allocate() {
+    void* base;
+    if (!cached.busy) {
+      if (!cached.base) cached.base = map_stack();
+      cached.busy = true;
+      base = cached.base;
+    } else {
+      base = map_stack();
+    }
+    ctx::stack_context sc;
+    sc.size = kStackSize;
+    sc.sp = static_cast<char*>(base) + kGuard + kStackSize;
+    return sc;
+  }
+  void deallocate(ctx::stack_context& sc) noexcept {
+    void* base = static_cast<char*>(sc.sp) - kStackSize - kGuard;
+    if (base == cached.base)
+      cached.busy = false;
+    else
+      munmap(base, kStackSize + kGuard);
+  }
+};
+
+// Runs model(run) to completion on a fiber.
+void run_to_end(const Model& model, Run& run) {
+  std::exception_ptr error;
+  ctx::fiber f{std::allocator_arg, StackAllocator{}, [&](ctx::fiber&& caller) {
+                 run.fiber_caller = &caller;
+                 try {
+                   run.start();
+                   model.simulate(run);
+                   run.finish();
+                 } catch (const ctx::detail::forced_unwind&) {
+                   throw;
+                 } catch (...) {
+                   error = std::current_exception();
+                 }
+                 run.fiber_caller = nullptr;
+                 return std::move(caller);
+               }};
+  f = std::move(f).resume();
+  if (error) std::rethrow_exception(error);
+}
+
+std::vector<double> gradient_of(const Real& r, int n) {
+  std::vector<double> g(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) g[static_cast<std::size_t>(i)] = r.d(i);
+  return g;
+}
+
+void check_theta(const Model& model, std::span<const double> theta) {
+  if (theta.size() != model.parameters.size())
+    throw UsageError(fmt::format("model '{}' has {} parameters ({}), got {} values", model.name,
+                                 model.parameters.size(), fmt::join(model.parameters, ", "), theta.size()));
+  for (std::size_t i = 0; i < theta.size(); ++i)
+    if (!std::isfinite(theta[i]))
+      throw UsageError(fmt::format("model '{}': parameter {} = {} is not finite", model.name, model.parameters[i], theta[i]));
+}
+
+}  // namespace
+
+void execute(const Model& model, Run& run) {
+  run.set_max_steps(model.max_steps);
+  run_to_end(model, run);
+}
+
+const std::vector<double>& Simulator::operator()(std::span<const double> theta, std::uint64_t seed,
+                                                 std::uint64_t event) {
+  if (!run_) {
+    check_theta(*model_, theta);
+    run_.emplace(model_->name, theta, seed, event, false, std::span<Handler* const>{});
+  } else {
+    run_->reset(theta, seed, event, false, {});
+  }
+  execute(*model_, *run_);
+  return run_->x();
+}
+
+GoldMiner::GoldMiner(const Model& model, GoldOptions options)
+    : model_(&model), options_(options), trace_handler_(gold_.trace, options.detailed) {}
+
+namespace {
+// Replays `trace` at theta with a fresh Run; mismatches become −∞ with a reason.
+ReplayResult replay_with(const Model& model, const Trace& trace, std::span<const double> theta, bool score,
+                         std::uint64_t seed, std::uint64_t event) {
+  ReplayHandler replay(trace);
+  LogJointHandler joint;
+  Handler* hs[] = {&replay, &joint};
+  Run run(model.name, theta, seed, event, score, hs);
+  ReplayResult r;
+  try {
+    execute(model, run);
+  } catch (const ReplayMismatch& e) {
+    r.reason = e.reason();
+    r.address = e.address();
+    return r;
+  }
+  r.log_p = joint.total().value();
+  if (score && std::isfinite(r.log_p)) r.score = gradient_of(joint.total(), run.num_parameters());
+  if (!std::isfinite(r.log_p) && r.reason.empty()) r.reason = "a recorded value has zero density at this point";
+  return r;
+}
+}  // namespace
+
+const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
+                                  std::span<const std::vector<double>> at) {
+  Handler* hs[] = {&trace_handler_, &joint_};
+  if (!run_) {
+    check_theta(*model_, theta);
+    run_.emplace(model_->name, theta, seed, event, options_.score, hs);
+  } else {
+    run_->reset(theta, seed, event, options_.score, hs);
+  }
+  execute(*model_, *run_);
+  if (!run_->gold_problem().empty()) throw RunError(run_->where(), "", run_->gold_problem());
+  gold_.x = run_->x();
+  gold_.log_p = joint_.total().value();
+  gold_.score.assign(theta.size(), 0.0);
+  if (options_.score)
+    for (std::size_t i = 0; i < theta.size(); ++i) gold_.score[i] = joint_.total().d(static_cast<int>(i));
+  gold_.log_p_at.resize(at.size());
+  gold_.reason_at.assign(at.size(), std::string());
+  for (std::size_t k = 0; k < at.size(); ++k) {
+    check_theta(*model_, at[k]);
+    const ReplayResult r = replay_with(*model_, gold_.trace, at[k], false, seed, event);
+    gold_.log_p_at[k] = r.log_p;
+    gold_.reason_at[k] = r.reason;
+  }
+  return gold_;
+}
+
+ReplayResult replay(const Model& model, const Trace& trace, std::span<const double> theta, bool score,
+                    std::uint64_t seed, std::uint64_t event) {
+  check_theta(model, theta);
+  return replay_with(model, trace, theta, score, seed, event);
+}
+
+// ---------------------------------------------------------------------------------------
+// Stepper
+
+namespace {
+class PendingSink final : public ParamSink {
+ public:
+  explicit PendingSink(std::vector<std::pair<std::string, std::vector<double>>>& out) : out_(out) {}
+  void add(const char* name, double value) override { out_.push_back({name, {value}}); }
+  void add(const char* name, std::span<const double> values) override {
+    out_.push_back({name, std::vector<double>(values.begin(), values.end())});
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::vector<double>>>& out_;
+};
+}  // namespace
+
+struct Stepper::Impl final : Handler {
+  const Model* model;
+  std::vector<double> theta;
+  Trace trace;
+  TraceHandler trace_handler{trace, true};
+  LogJointHandler joint;
+  Handler* hs[3] = {this, &trace_handler, &joint};
+  std::optional<Run> run;
+  ctx::fiber fiber;
+  bool finished = false;
+  std::exception_ptr error;
+  Pending pending;
+  Message* current = nullptr;
+  std::optional<std::vector<double>> forced;
+
+  void process(Message& m, Run& r) override {
+    if (m.kind != Kind::sample && m.kind != Kind::observe) return;
+    pending.address = *m.address;
+    pending.kind = m.kind;
+    pending.distribution = m.distribution->name();
+    pending.parameters.clear();
+    PendingSink sink(pending.parameters);
+    m.distribution->describe(sink);
+    pending.value_size = m.size;
+    current = &m;
+    auto& caller = *static_cast<ctx::fiber*>(r.fiber_caller);
+    caller = std::move(caller).resume();
+    current = nullptr;
+    if (forced) {
+      for (std::uint32_t k = 0; k < m.size; ++k) m.value[k] = (*forced)[k];
+      m.has_value = true;
+      forced.reset();
+    }
+  }
+
+  void start() {
+    run.emplace(model->name, theta, 0, 0, true, hs);
+    fiber = ctx::fiber{std::allocator_arg, StackAllocator{}, [this](ctx::fiber&& caller) {
+                         run->fiber_caller = &caller;
+                         try {
+                           run->start();
+                           model->simulate(*run);
+                           run->finish();
+                           if (!run->gold_problem().empty()) throw RunError(run->where(), "", run->gold_problem());
+                         } catch (const ctx::detail::forced_unwind&) {
+                           throw;
+                         } catch (...) {
+                           error = std::current_exception();
+                         }
+                         finished = true;
+                         return std::move(caller);
+                       }};
+  }
+  void resume() {
+    fiber = std::move(fiber).resume();
+    if (error) {
+      auto e = error;
+      error = nullptr;
+      std::rethrow_exception(e);
+    }
+  }
+};
+
+Stepper::Stepper(const Model& model, std::vector<double> theta, std::uint64_t seed, std::uint64_t event)
+    : impl_(std::make_unique<Impl>()) {
+  check_theta(model, theta);
+  impl_->model = &model;
+  impl_->theta = std::move(theta);
+  impl_->start();
+  impl_->run->reset(impl_->theta, seed, event, true, impl_->hs);
+  impl_->run->set_max_steps(model.max_steps);
+  impl_->resume();
+}
+
+Stepper::~Stepper() = default;
+
+bool Stepper::done() const noexcept { return impl_->finished; }
+
+const Stepper::Pending& Stepper::pending() const {
+  if (impl_->finished) throw UsageError("the run has ended: no pending choice");
+  return impl_->pending;
+}
+
+void Stepper::draw() {
+  if (impl_->finished) throw UsageError("the run has ended: nothing to draw");
+  impl_->resume();
+}
+
+void Stepper::force(std::vector<double> value) {
+  if (impl_->finished) throw UsageError("the run has ended: nothing to force");
+  Message& m = *impl_->current;
+  if (value.size() != m.size)
+    throw UsageError(fmt::format("'{}' takes {} value(s), got {}", m.address->str(), m.size, value.size()));
+  const Real lp = m.distribution->log_prob_at(value.data());
+  if (!(lp.value() > -kInf))
+    throw UsageError(fmt::format("value {} has zero density under {} at '{}'", value[0], m.distribution->name(),
+                                 m.address->str()));
+  impl_->forced = std::move(value);
+  impl_->resume();
+}
+
+void Stepper::finish() {
+  while (!impl_->finished) impl_->resume();
+}
+
+const Trace& Stepper::trace() const noexcept { return impl_->trace; }
+const std::vector<double>& Stepper::x() const noexcept { return impl_->run->x(); }
+double Stepper::log_p() const noexcept { return impl_->joint.total().value(); }
+std::vector<double> Stepper::score() const { return gradient_of(impl_->joint.total(), static_cast<int>(impl_->theta.size())); }
+
+}  // namespace lode

@@ -1,0 +1,141 @@
+#include "lode/handlers.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "lode/error.hpp"
+
+namespace lode {
+
+namespace {
+class TraceParamSink final : public ParamSink {
+ public:
+  explicit TraceParamSink(Trace& t) : t_(t) {}
+  void add(const char* name, double value) override {
+    t_.params.push_back({name, static_cast<std::uint32_t>(t_.param_values.size()), 1});
+    t_.param_values.push_back(value);
+    ++count;
+  }
+  void add(const char* name, std::span<const double> values) override {
+    t_.params.push_back({name, static_cast<std::uint32_t>(t_.param_values.size()),
+                         static_cast<std::uint32_t>(values.size())});
+    t_.param_values.insert(t_.param_values.end(), values.begin(), values.end());
+    ++count;
+  }
+  std::uint32_t count = 0;
+
+ private:
+  Trace& t_;
+};
+}  // namespace
+
+void TraceHandler::begin(Run& run) {
+  trace_->clear();
+  trace_->num_parameters = run.num_parameters();
+  trace_->detailed = detailed_;
+  running_ = 0.0;
+}
+
+void TraceHandler::postprocess(const Message& m, Run& run) {
+  Trace& t = *trace_;
+  Choice c;
+  c.address = *m.address;
+  c.kind = m.kind;
+  c.distribution = m.distribution ? m.distribution->name() : "";
+  c.value_begin = static_cast<std::uint32_t>(t.values.size());
+  c.value_size = m.size;
+  t.values.insert(t.values.end(), m.value, m.value + m.size);
+  c.log_p = m.kind == Kind::output ? 0.0 : m.log_p.value();
+  running_ += c.log_p;
+  c.running = running_;
+  if (detailed_) {
+    c.param_begin = static_cast<std::uint32_t>(t.params.size());
+    if (m.distribution) {
+      TraceParamSink sink(t);
+      m.distribution->describe(sink);
+      c.param_count = sink.count;
+    }
+    c.grad_begin = static_cast<std::uint32_t>(t.grads.size());
+    const Real& g = m.kind == Kind::output ? m.out : m.log_p;
+    for (int i = 0; i < t.num_parameters; ++i) t.grads.push_back(g.d(i));
+  }
+  t.choices.push_back(c);
+  if (!t.insert_index(static_cast<std::uint32_t>(t.choices.size() - 1))) {
+    const std::string a = m.address->str();
+    t.choices.pop_back();
+    run.fail(*m.address, fmt::format("duplicate address '{}': every choice in a run needs its own address", a));
+  }
+}
+
+void ReplayHandler::begin(Run&) {
+  cursor_ = 0;
+  used_ = 0;
+  seen_.assign(trace_->choices.size(), 0);
+}
+
+void ReplayHandler::process(Message& m, Run&) {
+  const auto& cs = trace_->choices;
+  std::ptrdiff_t i = -1;
+  if (cursor_ < cs.size() && cs[cursor_].address == *m.address)
+    i = static_cast<std::ptrdiff_t>(cursor_);
+  else
+    i = trace_->find(*m.address);
+  if (i < 0) {
+    if (m.kind == Kind::factor) return;  // a factor adds no choice
+    throw ReplayMismatch(m.address->str(), fmt::format("{} '{}' is not in the recorded trace", to_string(m.kind),
+                                                       m.address->str()));
+  }
+  const auto idx = static_cast<std::size_t>(i);
+  cursor_ = idx + 1;
+  const Choice& c = cs[idx];
+  if (seen_[idx]) throw ReplayMismatch(m.address->str(), "address reached twice in one run");
+  seen_[idx] = 1;
+  if (c.kind != m.kind)
+    throw ReplayMismatch(m.address->str(), fmt::format("recorded as {}, now reached as {}", to_string(c.kind),
+                                                       to_string(m.kind)));
+  if (m.kind == Kind::sample || m.kind == Kind::observe) {
+    if (c.value_size != m.size)
+      throw ReplayMismatch(m.address->str(), fmt::format("recorded value has {} entries, the distribution {} has {}",
+                                                         c.value_size, m.distribution->name(), m.size));
+    const double* v = trace_->values.data() + c.value_begin;
+    for (std::uint32_t k = 0; k < m.size; ++k) m.value[k] = v[k];
+    m.has_value = true;
+  }
+  ++used_;
+}
+
+void ReplayHandler::postprocess(const Message& m, Run&) {
+  if (m.kind != Kind::output) return;
+  const std::ptrdiff_t i = trace_->find(*m.address);
+  const Choice& c = trace_->choices[static_cast<std::size_t>(i)];
+  const double* v = trace_->values.data() + c.value_begin;
+  for (std::uint32_t k = 0; k < m.size; ++k)
+    if (!(v[k] == m.value[k]))
+      throw ReplayMismatch(m.address->str(), fmt::format("deterministic output changed from {} to {}", v[k], m.value[k]));
+}
+
+void ReplayHandler::end(Run&) {
+  if (used_ == trace_->choices.size()) return;
+  for (std::size_t i = 0; i < seen_.size(); ++i)
+    if (!seen_[i] && trace_->choices[i].kind != Kind::factor) {
+      const std::string a = trace_->choices[i].address.str();
+      throw ReplayMismatch(a, fmt::format("recorded {} '{}' is not made at this parameter point",
+                                          to_string(trace_->choices[i].kind), a));
+    }
+}
+
+void ConditionHandler::process(Message& m, Run&) {
+  if (m.kind != Kind::observe) return;
+  auto it = data_.find(m.address->str());
+  if (it == data_.end()) return;
+  if (it->second.size() != m.size)
+    throw Error(fmt::format("conditioning data for '{}' has {} values, the distribution has {}", m.address->str(),
+                            it->second.size(), m.size));
+  for (std::uint32_t k = 0; k < m.size; ++k) m.value[k] = it->second[k];
+  m.has_value = true;
+  m.conditioned = true;
+  ++used_;
+}
+
+}  // namespace lode

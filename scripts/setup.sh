@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package lode needs (when missing) and builds it.
+#   scripts/setup.sh [BUILD_DIR]     (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  g++ cmake ninja-build ccache pkg-config       # toolchain
+  libtorch-dev                                   # estimators (LibTorch 1.13, CPU)
+  libopenblas0-openmp                            # fast BLAS for LibTorch (cooperates with its OpenMP)
+  libboost-context-dev                           # fibers: simulators run as Boost.Context fibers
+  libboost-math-dev                              # special functions (lgamma, digamma, incomplete beta)
+  libeigen3-dev                                  # linear algebra (multivariate normal)
+  libfmt-dev                                     # formatting of messages and tables
+  libcli11-dev                                   # the lode command line
+  nlohmann-json3-dev                             # JSON output and meta.json
+  librandom123-dev                               # Philox counter-based random streams
+  catch2                                         # tests (v2)
+  libbenchmark-dev                               # micro-benchmarks
+  gnuplot-nox                                    # plots as PNG images
+  python3-numpy                                  # tests check that .npy files load in numpy
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+BUILD_DIR="${1:-build}"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build "$BUILD_DIR" -j "$(nproc)"

@@ -1,0 +1,60 @@
+// Categorical(weights): P(k) = w_k / Σ_j w_j for k = 0 … K−1. The weights need not be
+// normalized (probabilities or rates both work). Value: std::int64_t.
+#pragma once
+
+#include <vector>
+
+#include "lode/distribution.hpp"
+
+namespace lode {
+
+class Categorical final : public ScalarDistribution<Categorical, std::int64_t> {
+ public:
+  static constexpr const char* kName = "Categorical";
+  explicit Categorical(std::vector<Real> weights) : w_(std::move(weights)) {
+    for (const Real& w : w_) total_ += w.value();
+  }
+  Categorical(std::initializer_list<Real> weights) : Categorical(std::vector<Real>(weights)) {}
+
+  void check_parameters() const {
+    if (w_.empty()) throw ParameterError(kName, "weights", 0.0, "must not be empty");
+    for (const Real& w : w_) check::nonnegative(kName, "weight", w.value());
+    if (!(total_ > 0.0) || !std::isfinite(total_))
+      throw ParameterError(kName, "sum of weights", total_, "must be finite and > 0");
+  }
+  std::int64_t sample(Rng& rng) const {
+    double u = rng.uniform() * total_;
+    const std::size_t k = w_.size();
+    for (std::size_t i = 0; i + 1 < k; ++i) {
+      u -= w_[i].value();
+      if (u < 0.0) return static_cast<std::int64_t>(i);
+    }
+    // the last category with positive weight (guards against rounding)
+    for (std::size_t i = k; i-- > 0;)
+      if (w_[i].value() > 0.0) return static_cast<std::int64_t>(i);
+    return 0;
+  }
+  Real log_prob(std::int64_t k) const {
+    if (k < 0 || k >= static_cast<std::int64_t>(w_.size())) return Real(-kInf);
+    const Real& wk = w_[static_cast<std::size_t>(k)];
+    if (wk.value() == 0.0) return Real(-kInf);
+    // log p_k = log w_k − log W;  ∂/∂w_k = 1/w_k − 1/W,  ∂/∂w_j = −1/W.
+    Real r = Real::chain(wk, std::log(wk.value() / total_), 1.0 / wk.value());
+    const double inv = -1.0 / total_;
+    for (const Real& w : w_) r.add_scaled_gradient(w, inv);
+    return r;
+  }
+  void parameters(ParamSink& s) const {
+    std::vector<double> p;
+    p.reserve(w_.size());
+    for (const Real& w : w_) p.push_back(w.value() / total_);
+    s.add("probs", std::span<const double>(p));
+  }
+  std::size_t size() const noexcept { return w_.size(); }
+
+ private:
+  std::vector<Real> w_;
+  double total_ = 0.0;
+};
+
+}  // namespace lode

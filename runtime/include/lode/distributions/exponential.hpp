@@ -1,0 +1,29 @@
+// Exponential(rate): density rate·e^{−rate·x} on x ≥ 0. Value: double.
+#pragma once
+
+#include <cmath>
+
+#include "lode/distribution.hpp"
+
+namespace lode {
+
+class Exponential final : public ScalarDistribution<Exponential, double> {
+ public:
+  static constexpr const char* kName = "Exponential";
+  explicit Exponential(Real rate) : rate_(std::move(rate)) {}
+
+  void check_parameters() const { check::positive(kName, "rate", rate_.value()); }
+  double sample(Rng& rng) const { return rng.exponential() / rate_.value(); }
+  Real log_prob(double x) const {
+    if (!(x >= 0.0)) return Real(-kInf);
+    const double l = rate_.value();
+    // ∂/∂rate = 1/rate − x
+    return Real::chain(rate_, std::log(l) - l * x, 1.0 / l - x);
+  }
+  void parameters(ParamSink& s) const { s.add("rate", rate_); }
+
+ private:
+  Real rate_;
+};
+
+}  // namespace lode

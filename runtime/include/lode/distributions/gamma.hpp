@@ -1,0 +1,55 @@
+// Gamma(shape, rate): density rate^shape x^{shape−1} e^{−rate x} / Γ(shape), x > 0.
+// Value: double.
+#pragma once
+
+#include <cmath>
+
+#include "lode/distribution.hpp"
+#include "lode/math.hpp"
+
+namespace lode {
+
+/// A standard Gamma(shape, 1) draw (Marsaglia–Tsang; shape < 1 by the boost u^{1/shape}).
+inline double standard_gamma(Rng& rng, double shape) {
+  if (shape < 1.0) return standard_gamma(rng, shape + 1.0) * std::pow(rng.uniform(), 1.0 / shape);
+  const double d = shape - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    double x, v;
+    do {
+      x = rng.normal();
+      v = 1.0 + c * x;
+    } while (v <= 0.0);
+    v = v * v * v;
+    const double u = rng.uniform();
+    if (u < 1.0 - 0.0331 * x * x * x * x) return d * v;
+    if (std::log(u) < 0.5 * x * x + d * (1.0 - v + std::log(v))) return d * v;
+  }
+}
+
+class Gamma final : public ScalarDistribution<Gamma, double> {
+ public:
+  static constexpr const char* kName = "Gamma";
+  Gamma(Real shape, Real rate) : shape_(std::move(shape)), rate_(std::move(rate)) {}
+
+  void check_parameters() const {
+    check::positive(kName, "shape", shape_.value());
+    check::positive(kName, "rate", rate_.value());
+  }
+  double sample(Rng& rng) const { return standard_gamma(rng, shape_.value()) / rate_.value(); }
+  Real log_prob(double x) const {
+    if (!(x > 0.0) || x == kInf) return Real(-kInf);
+    const double a = shape_.value(), b = rate_.value(), lx = std::log(x);
+    // ∂/∂shape = log rate + log x − ψ(shape);  ∂/∂rate = shape/rate − x
+    return Real::chain(shape_, rate_, a * std::log(b) + (a - 1.0) * lx - b * x - lgamma(a),
+                       std::log(b) + lx - digamma(a), a / b - x);
+  }
+  void parameters(ParamSink& s) const {
+    s.add("shape", shape_);
+    s.add("rate", rate_);
+  }
+
+ private:
+  Real shape_, rate_;
+};
+
+}  // namespace lode

@@ -1,0 +1,156 @@
+// Multivariate normal distributions. Value: std::vector<double> of the dimension.
+//   MultivariateNormal(mean, cov)      full covariance matrix (symmetric positive definite)
+//   MultivariateNormalDiag(mean, sd)   independent components with standard deviations sd
+#pragma once
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "lode/distribution.hpp"
+
+namespace lode {
+
+class MultivariateNormal final : public Distribution {
+ public:
+  using value_type = std::vector<double>;
+  static constexpr const char* kName = "MultivariateNormal";
+
+  MultivariateNormal(std::vector<Real> mean, std::vector<std::vector<Real>> cov)
+      : mean_(std::move(mean)), cov_(std::move(cov)) {
+    const auto k = static_cast<Eigen::Index>(mean_.size());
+    shape_ok_ = cov_.size() == mean_.size();
+    for (const auto& row : cov_) shape_ok_ = shape_ok_ && row.size() == mean_.size();
+    if (!shape_ok_) return;
+    Eigen::MatrixXd s(k, k);
+    for (Eigen::Index i = 0; i < k; ++i)
+      for (Eigen::Index j = 0; j < k; ++j) s(i, j) = cov_[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)].value();
+    llt_.compute(s);
+  }
+
+  const char* name() const noexcept override { return kName; }
+  bool discrete() const noexcept override { return false; }
+  std::size_t value_size() const noexcept override { return mean_.size(); }
+
+  void check() const override {
+    if (mean_.empty()) throw ParameterError(kName, "mean", 0.0, "must not be empty");
+    if (!shape_ok_)
+      throw ParameterError(kName, "cov", static_cast<double>(cov_.size()),
+                           "must be a " + std::to_string(mean_.size()) + "x" + std::to_string(mean_.size()) + " matrix");
+    for (const Real& m : mean_) check::finite(kName, "mean", m.value());
+    for (std::size_t i = 0; i < cov_.size(); ++i)
+      for (std::size_t j = 0; j < cov_.size(); ++j) {
+        check::finite(kName, "cov", cov_[i][j].value());
+        if (cov_[i][j].value() != cov_[j][i].value())
+          throw ParameterError(kName, "cov[" + std::to_string(i) + "][" + std::to_string(j) + "]", cov_[i][j].value(),
+                               "must equal cov[" + std::to_string(j) + "][" + std::to_string(i) + "] (symmetric)");
+      }
+    if (llt_.info() != Eigen::Success) throw ParameterError(kName, "cov[0][0]", cov_[0][0].value(), "matrix must be positive definite");
+    for (Eigen::Index i = 0; i < llt_.matrixL().rows(); ++i)
+      if (!(llt_.matrixLLT()(i, i) > 0.0))
+        throw ParameterError(kName, "cov[0][0]", cov_[0][0].value(), "matrix must be positive definite");
+  }
+
+  void sample_into(Rng& rng, double* out) const override {
+    const auto k = static_cast<Eigen::Index>(mean_.size());
+    Eigen::VectorXd z(k);
+    for (Eigen::Index i = 0; i < k; ++i) z(i) = rng.normal();
+    const Eigen::VectorXd y = llt_.matrixL() * z;
+    for (Eigen::Index i = 0; i < k; ++i) out[i] = mean_[static_cast<std::size_t>(i)].value() + y(i);
+  }
+
+  Real log_prob_at(const double* x) const override {
+    // log p = −½ rᵀΣ⁻¹r − ½ log det Σ − (k/2) log 2π, r = x − μ.
+    // ∂/∂μ = α = Σ⁻¹r;  ∂/∂Σ_ij = ½(α αᵀ − Σ⁻¹)_ij (each entry taken as independent).
+    const auto k = static_cast<Eigen::Index>(mean_.size());
+    Eigen::VectorXd r(k);
+    for (Eigen::Index i = 0; i < k; ++i) {
+      if (!std::isfinite(x[i])) return Real(-kInf);
+      r(i) = x[i] - mean_[static_cast<std::size_t>(i)].value();
+    }
+    const Eigen::VectorXd alpha = llt_.solve(r);
+    double logdet = 0.0;
+    for (Eigen::Index i = 0; i < k; ++i) logdet += 2.0 * std::log(llt_.matrixLLT()(i, i));
+    constexpr double kLog2Pi = 1.8378770664093454836;
+    Real out(-0.5 * r.dot(alpha) - 0.5 * logdet - 0.5 * static_cast<double>(k) * kLog2Pi);
+    for (Eigen::Index i = 0; i < k; ++i) out.add_scaled_gradient(mean_[static_cast<std::size_t>(i)], alpha(i));
+    bool cov_varies = false;
+    for (const auto& row : cov_)
+      for (const Real& c : row) cov_varies = cov_varies || c.size() > 0;
+    if (cov_varies) {
+      const Eigen::MatrixXd inv = llt_.solve(Eigen::MatrixXd::Identity(k, k));
+      for (Eigen::Index i = 0; i < k; ++i)
+        for (Eigen::Index j = 0; j < k; ++j)
+          out.add_scaled_gradient(cov_[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)],
+                                  0.5 * (alpha(i) * alpha(j) - inv(i, j)));
+    }
+    return out;
+  }
+
+  void describe(ParamSink& s) const override {
+    std::vector<double> m, c;
+    for (const Real& v : mean_) m.push_back(v.value());
+    for (const auto& row : cov_)
+      for (const Real& v : row) c.push_back(v.value());
+    s.add("mean", std::span<const double>(m));
+    s.add("cov", std::span<const double>(c));
+  }
+
+ private:
+  std::vector<Real> mean_;
+  std::vector<std::vector<Real>> cov_;
+  bool shape_ok_ = false;
+  Eigen::LLT<Eigen::MatrixXd> llt_;
+};
+
+class MultivariateNormalDiag final : public Distribution {
+ public:
+  using value_type = std::vector<double>;
+  static constexpr const char* kName = "MultivariateNormalDiag";
+
+  MultivariateNormalDiag(std::vector<Real> mean, std::vector<Real> sd) : mean_(std::move(mean)), sd_(std::move(sd)) {}
+
+  const char* name() const noexcept override { return kName; }
+  bool discrete() const noexcept override { return false; }
+  std::size_t value_size() const noexcept override { return mean_.size(); }
+
+  void check() const override {
+    if (mean_.empty()) throw ParameterError(kName, "mean", 0.0, "must not be empty");
+    if (sd_.size() != mean_.size())
+      throw ParameterError(kName, "sd", static_cast<double>(sd_.size()),
+                           "must have as many entries as mean (" + std::to_string(mean_.size()) + ")");
+    for (const Real& m : mean_) check::finite(kName, "mean", m.value());
+    for (const Real& s : sd_) check::positive(kName, "sd", s.value());
+  }
+  void sample_into(Rng& rng, double* out) const override {
+    for (std::size_t i = 0; i < mean_.size(); ++i) out[i] = mean_[i].value() + sd_[i].value() * rng.normal();
+  }
+  Real log_prob_at(const double* x) const override {
+    constexpr double kHalfLog2Pi = 0.91893853320467274178;
+    Real out(0.0);
+    double lp = 0.0;
+    for (std::size_t i = 0; i < mean_.size(); ++i) {
+      if (!std::isfinite(x[i])) return Real(-kInf);
+      const double s = sd_[i].value(), z = (x[i] - mean_[i].value()) / s;
+      lp += -0.5 * z * z - std::log(s) - kHalfLog2Pi;
+      out.add_scaled_gradient(mean_[i], z / s);
+      out.add_scaled_gradient(sd_[i], (z * z - 1.0) / s);
+    }
+    out.set_value(lp);
+    return out;
+  }
+  void describe(ParamSink& s) const override {
+    std::vector<double> m, d;
+    for (const Real& v : mean_) m.push_back(v.value());
+    for (const Real& v : sd_) d.push_back(v.value());
+    s.add("mean", std::span<const double>(m));
+    s.add("sd", std::span<const double>(d));
+  }
+
+ private:
+  std::vector<Real> mean_, sd_;
+};
+
+}  // namespace lode

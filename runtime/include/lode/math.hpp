@@ -1,0 +1,25 @@
+// lode/math.hpp — special functions for doubles and Reals (Boost.Math underneath).
+#pragma once
+
+#include <boost/math/special_functions/digamma.hpp>
+#include <boost/math/special_functions/trigamma.hpp>
+#include <cmath>
+
+#include "lode/real.hpp"
+
+namespace lode {
+
+inline double lgamma(double x) noexcept {
+  int sign = 0;
+  return ::lgamma_r(x, &sign);
+}
+inline double digamma(double x) { return boost::math::digamma(x); }
+inline double trigamma(double x) { return boost::math::trigamma(x); }
+inline Real lgamma(const Real& a) { return Real::chain(a, lgamma(a.value()), digamma(a.value())); }
+inline Real digamma(const Real& a) { return Real::chain(a, digamma(a.value()), trigamma(a.value())); }
+/// log C(n, k).
+inline double log_choose(double n, double k) noexcept { return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1); }
+/// log B(a, b).
+inline double log_beta(double a, double b) noexcept { return lgamma(a) + lgamma(b) - lgamma(a + b); }
+
+}  // namespace lode

@@ -107,8 +107,8 @@ void execute(const Model& model, Run& run) {
 
 const std::vector<double>& Simulator::operator()(std::span<const double> theta, std::uint64_t seed,
                                                  std::uint64_t event) {
+  check_theta(*model_, theta);
   if (!run_) {
-    check_theta(*model_, theta);
     run_.emplace(model_->name, theta, seed, event, false, std::span<Handler* const>{});
   } else {
     run_->reset(theta, seed, event, false, {});
@@ -146,8 +146,8 @@ ReplayResult replay_with(const Model& model, const Trace& trace, std::span<const
 const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
                                   std::span<const std::vector<double>> at) {
   Handler* hs[] = {&trace_handler_, &joint_};
+  check_theta(*model_, theta);
   if (!run_) {
-    check_theta(*model_, theta);
     run_.emplace(model_->name, theta, seed, event, options_.score, hs);
   } else {
     run_->reset(theta, seed, event, options_.score, hs);

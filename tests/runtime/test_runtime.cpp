@@ -1,0 +1,271 @@
+// Runtime behaviour: addresses, traces, replay, determinism, handlers, errors, drivers.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <thread>
+#include <vector>
+
+#include "lode/distributions.hpp"
+#include "lode/driver.hpp"
+#include "lode/handlers.hpp"
+
+using namespace lode;
+
+namespace {
+Model toy(std::string name, std::function<void(Run&)> f, std::size_t nparams = 1) {
+  Model m;
+  m.name = std::move(name);
+  m.parameters.assign(nparams, "p");
+  for (std::size_t i = 0; i < nparams; ++i) m.parameters[i] = "p" + std::to_string(i);
+  m.reference = {std::vector<double>(nparams, 0.5)};
+  m.prior = Prior::uniform(std::vector<std::pair<double, double>>(nparams, {0, 1}));
+  m.simulate = std::move(f);
+  return m;
+}
+const Model& galton() { return Registry::global().get("galton"); }
+
+bool same_trace(const Trace& a, const Trace& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const Choice &x = a.choices[i], &y = b.choices[i];
+    if (!(x.address == y.address) || x.kind != y.kind || x.log_p != y.log_p) return false;
+    const auto vx = a.value(x), vy = b.value(y);
+    if (!std::equal(vx.begin(), vx.end(), vy.begin(), vy.end())) return false;
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("addresses print, parse, compare and hash", "[runtime]") {
+  const Address a("row", 17), b("cell", 3, 5), c(std::string("row"), 17);
+  CHECK(a.str() == "row/17");
+  CHECK(b.str() == "cell/3/5");
+  CHECK(a == c);
+  CHECK(a.hash() == c.hash());
+  CHECK(!(a == Address("row", 18)));
+  CHECK(Address::parse("cell/3/5") == b);
+  CHECK(Address::parse("detector/hit").str() == "detector/hit");
+  CHECK(Address::parse("x").num_indices() == 0);
+}
+
+TEST_CASE("a duplicate address is an error naming the address", "[runtime]") {
+  const Model m = toy("dup", [](Run& run) {
+    run.sample({"z", 1}, Normal(run.parameter(0), 1.0));
+    run.sample({"z", 1}, Normal(0.0, 1.0));
+  });
+  GoldMiner miner(m);
+  const std::vector<double> th = {0.5};
+  try {
+    miner(th, 1, 4);
+    FAIL("no error");
+  } catch (const RunError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("duplicate address 'z/1'") != std::string::npos);
+    CHECK(what.find("model 'dup'") != std::string::npos);
+    CHECK(what.find("event 4") != std::string::npos);
+  }
+}
+
+TEST_CASE("invalid distribution parameters name model, event, address, parameter and value", "[runtime]") {
+  const Model m = toy("bad", [](Run& run) { run.sample({"hit", 2}, Normal(0.0, run.parameter(0) - 1.0)); });
+  Simulator sim(m);
+  const std::vector<double> th = {0.25};
+  try {
+    sim(th, 9, 12);
+    FAIL("no error");
+  } catch (const RunError& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("model 'bad'") != std::string::npos);
+    CHECK(what.find("event 12") != std::string::npos);
+    CHECK(what.find("hit/2") != std::string::npos);
+    CHECK(what.find("sigma") != std::string::npos);
+    CHECK(what.find("-0.75") != std::string::npos);
+  }
+  const std::vector<double> nan = {std::nan("")};
+  CHECK_THROWS_AS(sim(nan, 1, 1), UsageError);
+}
+
+TEST_CASE("replaying a trace reproduces it exactly", "[runtime]") {
+  GoldOptions opt;
+  opt.detailed = true;
+  GoldMiner a(galton(), opt);
+  const std::vector<double> th = {-0.7};
+  for (std::uint64_t e = 0; e < 50; ++e) {
+    const Gold& g = a(th, 5, e);
+    Trace copy = g.trace;
+    copy.reindex();
+    // replay with a trace handler on top: the new trace equals the recorded one
+    ReplayHandler replay(copy);
+    Trace again;
+    TraceHandler rec(again, true);
+    LogJointHandler joint;
+    Handler* hs[] = {&replay, &rec, &joint};
+    Run run("galton", th, 999, 12345, true, hs);  // another stream: values must come from the trace
+    execute(galton(), run);
+    CHECK(same_trace(again, g.trace));
+    CHECK(joint.total().value() == g.log_p);
+    CHECK(joint.total().d(0) == g.score[0]);
+    CHECK(run.x() == g.x);
+    CHECK(std::equal(again.grads.begin(), again.grads.end(), g.trace.grads.begin(), g.trace.grads.end()));
+  }
+}
+
+TEST_CASE("the same (seed, event) gives the same trace on any thread and in any order", "[runtime]") {
+  const std::vector<double> th = {-0.8};
+  std::vector<Trace> serial(64);
+  {
+    GoldMiner m(galton());
+    for (std::uint64_t e = 0; e < 64; ++e) serial[e] = m(th, 42, e).trace;
+  }
+  std::vector<Trace> threaded(64);
+  std::vector<std::thread> pool;
+  for (int w = 0; w < 4; ++w)
+    pool.emplace_back([&, w] {
+      GoldMiner m(galton());
+      for (std::uint64_t e = 63 - static_cast<std::uint64_t>(w); e < 64; e -= 4) {  // reverse order, strided
+        threaded[e] = m(th, 42, e).trace;
+        if (e < 4) break;
+      }
+    });
+  for (auto& t : pool) t.join();
+  for (std::size_t e = 0; e < 64; ++e) {
+    INFO("event " << e);
+    CHECK(same_trace(serial[e], threaded[e]));
+  }
+  // different events and seeds differ
+  GoldMiner m(galton());
+  const Trace t0 = m(th, 42, 0).trace;
+  CHECK(!same_trace(t0, m(th, 42, 1).trace));
+  CHECK(!same_trace(t0, m(th, 43, 0).trace));
+}
+
+TEST_CASE("an output that depends on θ at fixed z refuses gold, naming the output", "[runtime]") {
+  const Model m = toy("shifted", [](Run& run) {
+    const double z = run.sample("z", Normal(0.0, 1.0));
+    run.output("x", z + run.parameter(0));
+  });
+  const std::vector<double> th = {0.5};
+  // plain simulation is fine
+  Simulator sim(m);
+  CHECK(std::isfinite(sim(th, 1, 1)[0]));
+  GoldMiner miner(m);
+  try {
+    miner(th, 1, 1);
+    FAIL("no error");
+  } catch (const RunError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("output 'x'") != std::string::npos);
+    CHECK(what.find("depends on theta") != std::string::npos);
+  }
+  // a θ-dependent output changes under replay at another point: −∞ with a reason
+  const Model ok = toy("fine", [](Run& run) {
+    const double z = run.sample("z", Normal(run.parameter(0), 1.0));
+    run.output("x", z > 0 ? 1 : 0);
+  });
+  GoldMiner m2(ok);
+  const Gold& g = m2(th, 1, 2, std::vector<std::vector<double>>{{0.7}});
+  CHECK(std::isfinite(g.log_p_at[0]));
+}
+
+TEST_CASE("a choice missing on replay and a recorded choice not reached give -inf with a reason", "[runtime]") {
+  const Model m = toy("gate", [](Run& run) {
+    if (run.parameter(0) > 0.5) run.sample("extra", Bernoulli(0.5));
+    run.observe("x", Normal(run.parameter(0), 1.0));
+  });
+  GoldMiner miner(m);
+  const std::vector<double> low = {0.2}, high = {0.8};
+  const std::vector<std::vector<double>> at_high = {high}, at_low = {low};
+  const Gold& g1 = miner(low, 1, 1, at_high);
+  CHECK(g1.log_p_at[0] == -kInf);
+  CHECK(g1.reason_at[0].find("'extra' is not in the recorded trace") != std::string::npos);
+  const Gold& g2 = miner(high, 1, 1, at_low);
+  CHECK(g2.log_p_at[0] == -kInf);
+  CHECK(g2.reason_at[0].find("'extra' is not made") != std::string::npos);
+}
+
+TEST_CASE("conditioning supplies observed values and scores them", "[runtime]") {
+  const Model m = toy("cond", [](Run& run) {
+    const double z = run.sample("z", Normal(run.parameter(0), 1.0));
+    run.observe("y", Normal(z, 0.5));
+  });
+  ConditionHandler cond;
+  cond.set("y", {1.25});
+  LogJointHandler joint;
+  Trace t;
+  TraceHandler rec(t);
+  Handler* hs[] = {&cond, &rec, &joint};
+  const std::vector<double> th = {0.5};
+  Run run("cond", th, 1, 1, true, hs);
+  execute(m, run);
+  CHECK(run.x() == std::vector<double>{1.25});
+  CHECK(cond.used() == 1);
+  const double z = t.value(t.choices[0])[0];
+  const double expected = Normal(0.5, 1.0).log_prob(z).value() + Normal(z, 0.5).log_prob(1.25).value();
+  CHECK(joint.total().value() == Approx(expected).epsilon(1e-14));
+  CHECK(joint.total().d(0) == Approx(z - 0.5).epsilon(1e-12));
+}
+
+TEST_CASE("the step budget stops a run that would not end", "[runtime]") {
+  Model m = toy("forever", [](Run& run) {
+    for (int i = 0;; ++i) run.sample({"z", i}, Normal(run.parameter(0), 1.0));
+  });
+  m.max_steps = 1000;
+  Simulator sim(m);
+  const std::vector<double> th = {0.5};
+  try {
+    sim(th, 1, 3);
+    FAIL("no error");
+  } catch (const RunError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("step budget of 1000") != std::string::npos);
+    CHECK(what.find("z/1000") != std::string::npos);
+  }
+}
+
+TEST_CASE("step-through draws reproduce the trace; a forced value changes it", "[runtime]") {
+  const std::vector<double> th = {-0.8};
+  GoldOptions opt;
+  opt.detailed = true;
+  GoldMiner miner(galton(), opt);
+  const Gold& g = miner(th, 3, 7);
+  {
+    Stepper s(galton(), th, 3, 7);
+    std::size_t n = 0;
+    while (!s.done()) {
+      CHECK(s.pending().address == g.trace.choices[n].address);
+      CHECK(s.pending().distribution == "Bernoulli");
+      s.draw();
+      ++n;
+    }
+    CHECK(same_trace(s.trace(), g.trace));
+    CHECK(s.log_p() == g.log_p);
+    CHECK(s.score()[0] == g.score[0]);
+  }
+  {
+    // force every row to go left (value 1): the ball ends at 15 − 10 = 5
+    Stepper s(galton(), th, 3, 7);
+    while (!s.done()) s.force({1.0});
+    CHECK(s.x() == std::vector<double>{5.0});
+    for (const Choice& c : s.trace().choices)
+      if (c.kind == Kind::sample) CHECK(s.trace().value(c)[0] == 1.0);
+    CHECK_THROWS_AS(s.draw(), UsageError);
+  }
+  {
+    // invalid forced values are refused and the choice stays pending
+    Stepper s(galton(), th, 3, 7);
+    CHECK_THROWS_AS(s.force({0.5}), UsageError);
+    CHECK_THROWS_AS(s.force({1.0, 0.0}), UsageError);
+    CHECK(s.pending().address == Address("row", 0));
+    s.finish();
+    CHECK(s.done());
+  }
+  {
+    // abandoning a stepper half-way unwinds its fiber cleanly
+    auto s = std::make_unique<Stepper>(galton(), th, 3, 7);
+    s->draw();
+    s.reset();
+    GoldMiner again(galton());
+    CHECK(again(th, 3, 7).log_p == g.log_p);
+  }
+}

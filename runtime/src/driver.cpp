@@ -120,38 +120,51 @@ const std::vector<double>& Simulator::operator()(std::span<const double> theta, 
 GoldMiner::GoldMiner(const Model& model, GoldOptions options)
     : model_(&model), options_(options), trace_handler_(gold_.trace, options.detailed) {}
 
-namespace {
-// Replays `trace` at theta with a fresh Run; mismatches become −∞ with a reason.
-ReplayResult replay_with(const Model& model, const Trace& trace, std::span<const double> theta, bool score,
-                         std::uint64_t seed, std::uint64_t event) {
-  ReplayHandler replay(trace);
+// Replays a trace at other points, reusing its Run, handlers and buffers between calls.
+struct ReplayContext {
+  explicit ReplayContext(const Trace& trace) : replay(trace) {}
+  ReplayHandler replay;
   LogJointHandler joint;
-  Handler* hs[] = {&replay, &joint};
-  Run run(model.name, theta, seed, event, score, hs);
-  ReplayResult r;
-  try {
-    execute(model, run);
-  } catch (const ReplayMismatch& e) {
-    r.reason = e.reason();
-    r.address = e.address();
+  Handler* hs[2] = {&replay, &joint};
+  std::optional<Run> run;
+
+  ReplayResult operator()(const Model& model, std::span<const double> theta, bool score, std::uint64_t seed,
+                          std::uint64_t event) {
+    if (!run)
+      run.emplace(model.name, theta, seed, event, score, hs);
+    else
+      run->reset(theta, seed, event, score, hs);
+    ReplayResult r;
+    try {
+      execute(model, *run);
+    } catch (const ReplayMismatch& e) {
+      r.reason = e.reason();
+      r.address = e.address();
+      return r;
+    }
+    r.log_p = joint.total().value();
+    if (score && std::isfinite(r.log_p)) r.score = gradient_of(joint.total(), run->num_parameters());
+    if (!std::isfinite(r.log_p) && r.reason.empty()) r.reason = "a recorded value has zero density at this point";
     return r;
   }
-  r.log_p = joint.total().value();
-  if (score && std::isfinite(r.log_p)) r.score = gradient_of(joint.total(), run.num_parameters());
-  if (!std::isfinite(r.log_p) && r.reason.empty()) r.reason = "a recorded value has zero density at this point";
-  return r;
-}
-}  // namespace
+};
+
+GoldMiner::~GoldMiner() = default;
 
 const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
                                   std::span<const std::vector<double>> at) {
-  Handler* hs[] = {&trace_handler_, &joint_};
+  // The trace is recorded when asked for, and always when ratios need it for replay.
+  const bool record = options_.keep_trace || !at.empty();
+  Handler* with_trace[] = {&trace_handler_, &joint_};
+  Handler* without_trace[] = {&joint_};
+  const std::span<Handler* const> hs = record ? std::span<Handler* const>(with_trace) : std::span<Handler* const>(without_trace);
   check_theta(*model_, theta);
   if (!run_) {
     run_.emplace(model_->name, theta, seed, event, options_.score, hs);
   } else {
     run_->reset(theta, seed, event, options_.score, hs);
   }
+  if (!record) gold_.trace.clear();
   execute(*model_, *run_);
   if (!run_->gold_problem().empty()) throw RunError(run_->where(), "", run_->gold_problem());
   gold_.x = run_->x();
@@ -163,7 +176,8 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   gold_.reason_at.assign(at.size(), std::string());
   for (std::size_t k = 0; k < at.size(); ++k) {
     check_theta(*model_, at[k]);
-    const ReplayResult r = replay_with(*model_, gold_.trace, at[k], false, seed, event);
+    if (!replay_) replay_ = std::make_unique<ReplayContext>(gold_.trace);
+    const ReplayResult r = (*replay_)(*model_, at[k], false, seed, event);
     gold_.log_p_at[k] = r.log_p;
     gold_.reason_at[k] = r.reason;
   }
@@ -173,7 +187,8 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
 ReplayResult replay(const Model& model, const Trace& trace, std::span<const double> theta, bool score,
                     std::uint64_t seed, std::uint64_t event) {
   check_theta(model, theta);
-  return replay_with(model, trace, theta, score, seed, event);
+  ReplayContext context(trace);
+  return context(model, theta, score, seed, event);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class Simulator {
 
 struct GoldOptions {
   bool score = true;         ///< compute t(x,z|θ)
-  bool keep_trace = true;    ///< needed for ratios; also exposed in Gold::trace
+  bool keep_trace = true;    ///< expose the trace in Gold::trace (always recorded when ratios are asked for)
   bool detailed = false;     ///< record distribution parameters and per-choice gradients
 };
 
@@ -54,9 +54,14 @@ struct Gold {
   Trace trace;
 };
 
+struct ReplayContext;
+
 class GoldMiner {
  public:
   explicit GoldMiner(const Model& model, GoldOptions options = {});
+  ~GoldMiner();
+  GoldMiner(const GoldMiner&) = delete;
+  GoldMiner& operator=(const GoldMiner&) = delete;
   /// Runs event (seed, event) at θ and computes its gold. Throws RunError when the
   /// simulation fails, or when an output depends on θ at fixed z (gold refused).
   const Gold& operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
@@ -69,6 +74,7 @@ class GoldMiner {
   TraceHandler trace_handler_;
   LogJointHandler joint_;
   std::optional<Run> run_;
+  std::unique_ptr<ReplayContext> replay_;
 };
 
 struct ReplayResult {

@@ -27,6 +27,16 @@ class Real {
   Real(int v) noexcept : v_(static_cast<double>(v)), n_(0) {}  // NOLINT
   Real(long v) noexcept : v_(static_cast<double>(v)), n_(0) {}  // NOLINT
   Real(long long v) noexcept : v_(static_cast<double>(v)), n_(0) {}  // NOLINT
+  // Copies move only the gradient entries in use (a Real is mostly spare capacity).
+  Real(const Real& o) noexcept : v_(o.v_), n_(o.n_) {
+    for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+  }
+  Real& operator=(const Real& o) noexcept {
+    v_ = o.v_;
+    n_ = o.n_;
+    for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+    return *this;
+  }
 
   /// The independent variable θ_index of an n-parameter run: value v, gradient e_index.
   static Real variable(double v, int index, int n) noexcept {

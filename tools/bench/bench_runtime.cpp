@@ -1,0 +1,169 @@
+// Runtime benchmarks (Google Benchmark). See BENCHMARKS.md for the commands and figures.
+//
+//   galton/plain      hand-written plain-double galton accumulating its own log p (no lode)
+//   galton/simulate   lode plain simulation
+//   galton/score      lode with log p and the joint score (and the trace recorded)
+//   galton/score_no_trace  the same without recording the trace (score-only mining)
+//   galton/ratios2    lode with log p, the joint score and log r at 2 more points
+//   choice/*          per-choice cost: a model of 1000 Bernoulli or Normal choices vs a plain loop
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <vector>
+
+#include "lode/distributions.hpp"
+#include "lode/driver.hpp"
+#include "lode/models/galton.hpp"
+
+using namespace lode;
+
+namespace {
+
+const Model& galton() { return Registry::global().get("galton"); }
+
+// The same board, by hand: doubles, the same Philox stream, log p and d log p/dθ accumulated
+// by hand (the derivative as a hand-written simulator would need it for the score).
+struct PlainResult {
+  int x;
+  double log_p, score;
+};
+PlainResult plain_galton(double theta, std::uint64_t seed, std::uint64_t event) {
+  Rng rng(seed, event);
+  int pos = models::kGaltonStart;
+  double log_p = 0.0, score = 0.0;
+  for (int level = 0; level < models::kGaltonRows; ++level) {
+    const double f = std::sin(3.14159265358979323846 * level / (models::kGaltonRows - 1));
+    const double h = 2.0 * pos / (models::kGaltonNails - 1) - 1.0;
+    const double s = sigmoid(10.0 * theta * h);
+    const double p = (1.0 - f) / 2.0 + f * s;
+    const double dp = f * s * (1.0 - s) * 10.0 * h;
+    const bool left = rng.uniform() < p;
+    if (left) {
+      log_p += std::log(p);
+      score += dp / p;
+    } else {
+      log_p += std::log1p(-p);
+      score -= dp / (1.0 - p);
+    }
+    pos += left ? -(level % 2) : (1 - level % 2);
+  }
+  return {pos, log_p, score};
+}
+
+void galton_plain(benchmark::State& state) {
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(plain_galton(-0.8, 1, e++));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void galton_simulate(benchmark::State& state) {
+  Simulator sim(galton());
+  const std::vector<double> th = {-0.8};
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(sim(th, 1, e++)[0]);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void galton_score(benchmark::State& state) {
+  GoldMiner miner(galton());
+  const std::vector<double> th = {-0.8};
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(miner(th, 1, e++).score[0]);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void galton_score_no_trace(benchmark::State& state) {
+  GoldOptions opt;
+  opt.keep_trace = false;
+  GoldMiner miner(galton(), opt);
+  const std::vector<double> th = {-0.8};
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(miner(th, 1, e++).score[0]);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void galton_ratios(benchmark::State& state) {
+  GoldMiner miner(galton());
+  const std::vector<double> th = {-0.8};
+  std::vector<std::vector<double>> at;
+  for (int k = 0; k < state.range(0); ++k) at.push_back({-0.6 + 0.05 * k});
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(miner(th, 1, e++, at).log_p_at[0]);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+// ---- per-choice overhead ----
+constexpr int kChoices = 1000;
+
+Model many(bool normal) {
+  Model m;
+  m.name = normal ? "many_normal" : "many_bernoulli";
+  m.parameters = {"theta"};
+  m.reference = {{0.3}};
+  m.prior = Prior::uniform({{0, 1}});
+  if (normal)
+    m.simulate = [](Run& run) {
+      const Real t = run.parameter(0);
+      for (int i = 0; i < kChoices; ++i) run.sample({"z", i}, Normal(t, 1.0));
+    };
+  else
+    m.simulate = [](Run& run) {
+      const Real t = run.parameter(0);
+      for (int i = 0; i < kChoices; ++i) run.sample({"z", i}, Bernoulli(t));
+    };
+  return m;
+}
+
+void choice_plain(benchmark::State& state) {
+  const bool normal = state.range(0) == 1;
+  std::uint64_t e = 0;
+  for (auto _ : state) {
+    Rng rng(1, e++);
+    double lp = 0, d = 0;
+    for (int i = 0; i < kChoices; ++i) {
+      if (normal) {
+        const double z = 0.3 + rng.normal();
+        lp += -0.5 * (z - 0.3) * (z - 0.3) - 0.9189385332046727;
+        d += z - 0.3;
+      } else {
+        const bool b = rng.uniform() < 0.3;
+        lp += b ? std::log(0.3) : std::log1p(-0.3);
+        d += b ? 1 / 0.3 : -1 / 0.7;
+      }
+    }
+    benchmark::DoNotOptimize(lp);
+    benchmark::DoNotOptimize(d);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kChoices);
+}
+
+void choice_simulate(benchmark::State& state) {
+  static const Model mb = many(false), mn = many(true);
+  Simulator sim(state.range(0) == 1 ? mn : mb);
+  const std::vector<double> th = {0.3};
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(sim(th, 1, e++).size());
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kChoices);
+}
+
+void choice_score(benchmark::State& state) {
+  static const Model mb = many(false), mn = many(true);
+  GoldMiner miner(state.range(0) == 1 ? mn : mb);
+  const std::vector<double> th = {0.3};
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(miner(th, 1, e++).log_p);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kChoices);
+}
+
+}  // namespace
+
+BENCHMARK(galton_plain);
+BENCHMARK(galton_simulate);
+BENCHMARK(galton_score);
+BENCHMARK(galton_score_no_trace);
+BENCHMARK(galton_ratios)->Arg(1)->Arg(2);
+BENCHMARK(choice_plain)->ArgName("normal")->Arg(0)->Arg(1);
+BENCHMARK(choice_simulate)->ArgName("normal")->Arg(0)->Arg(1);
+BENCHMARK(choice_score)->ArgName("normal")->Arg(0)->Arg(1);
+
+BENCHMARK_MAIN();

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <boost/context/fiber.hpp>
+#include <algorithm>
 #include <cmath>
 #include <new>
 
@@ -165,7 +166,15 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
     run_->reset(theta, seed, event, options_.score, hs);
   }
   if (!record) gold_.trace.clear();
+  // Lock-step: log p at the first kMaxPoints extra points in the same pass.
+  const std::size_t lockstep = options_.lockstep ? std::min<std::size_t>(at.size(), kMaxPoints) : 0;
+  for (std::size_t k = 0; k < lockstep; ++k) check_theta(*model_, at[k]);
+  run_->set_points(at.first(lockstep));
+  struct EndTracking {
+    ~EndTracking() { lockstep_state = LockstepState{}; }
+  } end_tracking;
   execute(*model_, *run_);
+  const LockstepState state = lockstep_state;
   if (!run_->gold_problem().empty()) throw RunError(run_->where(), "", run_->gold_problem());
   gold_.x = run_->x();
   gold_.log_p = joint_.total().value();
@@ -175,6 +184,14 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   gold_.log_p_at.resize(at.size());
   gold_.reason_at.assign(at.size(), std::string());
   for (std::size_t k = 0; k < at.size(); ++k) {
+    const auto bit = 1u << k;
+    if (k < lockstep && !state.escaped && !(state.diverged & bit) && !(run_->invalid_points() & bit)) {
+      // Provably what a replay computes: same choices, same outputs, same densities.
+      gold_.log_p_at[k] = joint_.total().at_point(static_cast<int>(k));
+      if (gold_.log_p_at[k] == -kInf) gold_.reason_at[k] = "a recorded value has zero density at this point";
+      ++lockstep_used_;
+      continue;
+    }
     check_theta(*model_, at[k]);
     if (!replay_) replay_ = std::make_unique<ReplayContext>(gold_.trace);
     const ReplayResult r = (*replay_)(*model_, at[k], false, seed, event);

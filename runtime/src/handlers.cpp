@@ -94,6 +94,8 @@ void ReplayHandler::process(Message& m, Run&) {
   if (c.kind != m.kind)
     throw ReplayMismatch(m.address->str(), fmt::format("recorded as {}, now reached as {}", to_string(c.kind),
                                                        to_string(m.kind)));
+  if (m.kind == Kind::output && c.value_size != m.size)
+    throw ReplayMismatch(m.address->str(), fmt::format("recorded output has {} entries, now {}", c.value_size, m.size));
   if (m.kind == Kind::sample || m.kind == Kind::observe) {
     if (c.value_size != m.size)
       throw ReplayMismatch(m.address->str(), fmt::format("recorded value has {} entries, the distribution {} has {}",

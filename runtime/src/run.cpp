@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "lode/error.hpp"
@@ -41,21 +42,46 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
   gold_problem_.clear();
   steps_ = 0;
   fiber_caller = nullptr;
+  num_points_ = 0;
+  invalid_points_ = 0;
+}
+
+void Run::set_points(std::span<const std::vector<double>> points) {
+  num_points_ = static_cast<int>(std::min<std::size_t>(points.size(), kMaxPoints));
+  invalid_points_ = 0;
+  points_.assign(theta_.size() * kMaxPoints, 0.0);
+  for (int k = 0; k < num_points_; ++k)
+    for (std::size_t i = 0; i < theta_.size(); ++i) points_[i * kMaxPoints + static_cast<std::size_t>(k)] = points[static_cast<std::size_t>(k)][i];
 }
 
 void Run::start() {
   for (Handler* h : handlers_) h->begin(*this);
+  lockstep_state = LockstepState{};
+  lockstep_state.tracking = num_points_ > 0;
 }
 
 void Run::finish() {
+  lockstep_state.tracking = false;
   for (Handler* h : handlers_) h->end(*this);
 }
+
+namespace {
+// Model code is not running while the runtime handles a message: reads of multi-point
+// Reals there are the runtime's own (restored on exit, exceptions included).
+struct RuntimeSection {
+  bool saved = lockstep_state.tracking;
+  RuntimeSection() noexcept { lockstep_state.tracking = false; }
+  ~RuntimeSection() { lockstep_state.tracking = saved; }
+};
+}  // namespace
 
 Real Run::parameter(int i) const {
   if (i < 0 || i >= num_parameters())
     throw RunError(where(), "", fmt::format("parameter index {} out of range (the model has {})", i, num_parameters()));
   const double v = theta_[static_cast<std::size_t>(i)];
-  return derivatives_ ? Real::variable(v, i, num_parameters()) : Real(v);
+  Real r = derivatives_ ? Real::variable(v, i, num_parameters()) : Real(v);
+  if (num_points_ > 0) r.set_points(points_.data() + static_cast<std::size_t>(i) * kMaxPoints, num_points_);
+  return r;
 }
 
 std::vector<Real> Run::parameters() const {
@@ -84,12 +110,33 @@ void Run::handle(Message& m) {
           fail(*m.address, fmt::format("{} gradient of log density with respect to theta[{}] is {}",
                                        m.distribution->name(), i, m.log_p.d(i)));
     }
+    if (num_points_ > 0 && need_log_p_) evaluate_points(m);
     if (m.kind == Kind::observe) x_.insert(x_.end(), m.value, m.value + m.size);
   }
   for (auto it = handlers_.rbegin(); it != handlers_.rend(); ++it) (*it)->postprocess(m, *this);
 }
 
+void Run::evaluate_points(Message& m) {
+  // log density of the same value under each lock-step point: the distribution's parameters
+  // read their point-k values while lockstep_state.point = k.
+  double lp[kMaxPoints];
+  for (int k = 0; k < num_points_; ++k) {
+    lockstep_state.point = k;
+    try {
+      m.distribution->check();
+      lp[k] = m.distribution->log_prob_at(m.value).at_point(k);
+      if (std::isnan(lp[k])) invalid_points_ |= 1u << k;
+    } catch (const Error&) {
+      invalid_points_ |= 1u << k;
+      lp[k] = -kInf;
+    }
+    lockstep_state.point = -1;
+  }
+  m.log_p.set_points(lp, num_points_);
+}
+
 void Run::dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size) {
+  const RuntimeSection section;
   if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
   try {
     d.check();
@@ -106,9 +153,12 @@ void Run::dispatch(Kind k, const Address& a, const Distribution& d, double* valu
 }
 
 void Run::factor(const Address& a, const Real& log_weight) {
+  const RuntimeSection section;
   if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
   if (std::isnan(log_weight.value()) || log_weight.value() == kInf)
     fail(a, fmt::format("factor log-weight is {}", log_weight.value()));
+  for (int k = 0; k < num_points_; ++k)
+    if (std::isnan(log_weight.at_point(k)) || log_weight.at_point(k) == kInf) invalid_points_ |= 1u << k;
   double v = log_weight.value();
   Message m;
   m.kind = Kind::factor;
@@ -121,6 +171,7 @@ void Run::factor(const Address& a, const Real& log_weight) {
 }
 
 void Run::output(const Address& a, const Real& value) {
+  const RuntimeSection section;
   if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
   double v = value.value();
   if (derivatives_ && gold_problem_.empty() && !value.is_constant()) {
@@ -132,6 +183,9 @@ void Run::output(const Address& a, const Real& value) {
         "(e.g. with its measurement noise)",
         a.str(), i, value.d(i));
   }
+  // An output that differs at a lock-step point: that point's replay reports it.
+  for (int k = 0; k < num_points_; ++k)
+    if (!(value.at_point(k) == v)) lockstep_state.diverged |= 1u << k;
   x_.push_back(v);
   Message m;
   m.kind = Kind::output;
@@ -144,6 +198,7 @@ void Run::output(const Address& a, const Real& value) {
 }
 
 void Run::output(const Address& a, std::span<const double> values) {
+  const RuntimeSection section;
   if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
   std::vector<double> buf(values.begin(), values.end());
   x_.insert(x_.end(), values.begin(), values.end());

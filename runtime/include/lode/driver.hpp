@@ -43,6 +43,9 @@ struct GoldOptions {
   bool score = true;         ///< compute t(x,z|θ)
   bool keep_trace = true;    ///< expose the trace in Gold::trace (always recorded when ratios are asked for)
   bool detailed = false;     ///< record distribution parameters and per-choice gradients
+  /// Evaluate up to kMaxPoints ratio points in lock-step with the primary run (one pass)
+  /// where provably equivalent to a replay; otherwise, and beyond kMaxPoints, replay.
+  bool lockstep = true;
 };
 
 struct Gold {
@@ -66,6 +69,8 @@ class GoldMiner {
   /// simulation fails, or when an output depends on θ at fixed z (gold refused).
   const Gold& operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
                          std::span<const std::vector<double>> at = {});
+  /// How many ratio points were answered by the lock-step pass (the rest were replayed).
+  std::uint64_t lockstep_points() const noexcept { return lockstep_used_; }
 
  private:
   const Model* model_;
@@ -75,6 +80,7 @@ class GoldMiner {
   LogJointHandler joint_;
   std::optional<Run> run_;
   std::unique_ptr<ReplayContext> replay_;
+  std::uint64_t lockstep_used_ = 0;
 };
 
 struct ReplayResult {

@@ -15,8 +15,12 @@ inline double lgamma(double x) noexcept {
 }
 inline double digamma(double x) { return boost::math::digamma(x); }
 inline double trigamma(double x) { return boost::math::trigamma(x); }
-inline Real lgamma(const Real& a) { return Real::chain(a, lgamma(a.value()), digamma(a.value())); }
-inline Real digamma(const Real& a) { return Real::chain(a, digamma(a.value()), trigamma(a.value())); }
+inline Real lgamma(const Real& a) {
+  return Real::unary(a, [](double x) { return lgamma(x); }, [](double x, double) { return digamma(x); });
+}
+inline Real digamma(const Real& a) {
+  return Real::unary(a, [](double x) { return digamma(x); }, [](double x, double) { return trigamma(x); });
+}
 /// log C(n, k).
 inline double log_choose(double n, double k) noexcept { return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1); }
 /// log B(a, b).

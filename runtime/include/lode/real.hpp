@@ -1,13 +1,22 @@
-// lode/real.hpp — a scalar that carries forward-mode derivatives with respect to θ.
+// lode/real.hpp — a scalar that carries forward-mode derivatives with respect to θ, and
+// (for lock-step gold mining) its values at a few other parameter points.
 //
-// A Real holds a value v and, when the run tracks derivatives, the gradient ∂v/∂θ
-// (one entry per model parameter, at most kMaxParameters). A Real built from a plain
-// double is a constant (no gradient stored, size() == 0), so simulation without gold
-// pays almost nothing for the type. Two non-constant Reals in one expression always
-// have the same size (the run's parameter count).
+// A Real holds a value v and, when the run tracks derivatives, the gradient ∂v/∂θ (one
+// entry per model parameter, at most kMaxParameters). A Real built from a plain double is a
+// constant (no gradient stored, size() == 0), so simulation without gold pays almost
+// nothing for the type. Two non-constant Reals in one expression always have the same size
+// (the run's parameter count).
 //
-// Every elementary function below applies the chain rule; comparisons compare values
-// (control flow may depend on θ: the runtime handles that by replay, see driver.hpp).
+// Lock-step points. When the gold miner evaluates log p(x,z|θ_k) at other points θ_k in the
+// same pass as the primary run, every Real also carries its value at each θ_k (at most
+// kMaxPoints). Every operation below computes those values exactly as it computes the
+// primary value. The result is only used when it is provably what a replay at θ_k would
+// compute: a comparison whose outcome at θ_k differs from the primary one marks θ_k as
+// diverged, and reading a θ-dependent value as a plain double in model code (value(),
+// static_cast<double>) marks the run as escaped; the miner then replays instead.
+//
+// Every elementary function applies the chain rule; comparisons compare values (control
+// flow may depend on θ: the runtime handles that by replay, see driver.hpp).
 #pragma once
 
 #include <algorithm>
@@ -19,22 +28,36 @@ namespace lode {
 
 /// The largest number of parameters θ a model may have (the size of the inline gradient).
 inline constexpr int kMaxParameters = 16;
+/// The largest number of extra parameter points evaluated in lock-step.
+inline constexpr int kMaxPoints = 4;
+
+/// Per-thread lock-step bookkeeping (set by the runtime; model code never touches it).
+struct LockstepState {
+  int point = -1;           ///< ≥ 0 while the runtime evaluates a distribution at point k
+  bool tracking = false;    ///< model code is running under a lock-step run
+  bool escaped = false;     ///< model code read a multi-point Real as a double
+  std::uint32_t diverged = 0;  ///< bit k: a comparison differed at point k
+};
+inline thread_local LockstepState lockstep_state;
 
 class Real {
  public:
-  constexpr Real() noexcept : v_(0.0), n_(0) {}
-  constexpr Real(double v) noexcept : v_(v), n_(0) {}  // NOLINT: implicit on purpose
-  Real(int v) noexcept : v_(static_cast<double>(v)), n_(0) {}  // NOLINT
-  Real(long v) noexcept : v_(static_cast<double>(v)), n_(0) {}  // NOLINT
-  Real(long long v) noexcept : v_(static_cast<double>(v)), n_(0) {}  // NOLINT
-  // Copies move only the gradient entries in use (a Real is mostly spare capacity).
-  Real(const Real& o) noexcept : v_(o.v_), n_(o.n_) {
+  constexpr Real() noexcept : v_(0.0), n_(0), m_(0) {}
+  constexpr Real(double v) noexcept : v_(v), n_(0), m_(0) {}  // NOLINT: implicit on purpose
+  Real(int v) noexcept : v_(static_cast<double>(v)), n_(0), m_(0) {}  // NOLINT
+  Real(long v) noexcept : v_(static_cast<double>(v)), n_(0), m_(0) {}  // NOLINT
+  Real(long long v) noexcept : v_(static_cast<double>(v)), n_(0), m_(0) {}  // NOLINT
+  // Copies move only the entries in use (a Real is mostly spare capacity).
+  Real(const Real& o) noexcept : v_(o.v_), n_(o.n_), m_(o.m_) {
     for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+    for (int k = 0; k < m_; ++k) w_[k] = o.w_[k];
   }
   Real& operator=(const Real& o) noexcept {
     v_ = o.v_;
     n_ = o.n_;
+    m_ = o.m_;
     for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+    for (int k = 0; k < m_; ++k) w_[k] = o.w_[k];
     return *this;
   }
 
@@ -52,14 +75,29 @@ class Real {
     for (int i = 0; i < n; ++i) r.d_[i] = grad[i];
     return r;
   }
+  /// Adds lock-step values at m extra points (used by the runtime for parameters).
+  void set_points(const double* values, int m) noexcept {
+    m_ = m;
+    for (int k = 0; k < m; ++k) w_[k] = values[k];
+  }
 
-  constexpr double value() const noexcept { return v_; }
-  constexpr explicit operator double() const noexcept { return v_; }
+  /// The value. In model code under a lock-step run, reading a θ-dependent value as a
+  /// double makes the miner replay instead (the value could steer control flow unseen).
+  double value() const noexcept {
+    if (m_ != 0) [[unlikely]]
+      return lockstep_read();
+    return v_;
+  }
+  explicit operator double() const noexcept { return value(); }
   /// Number of gradient entries stored (0 for a constant).
   constexpr int size() const noexcept { return n_; }
   /// ∂value/∂θ_i (0 for a constant or beyond size()).
   constexpr double d(int i) const noexcept { return i < n_ ? d_[i] : 0.0; }
   const double* gradient() const noexcept { return d_; }
+  /// Number of lock-step points carried, and the value at point k (the primary value when
+  /// the Real does not vary across points).
+  constexpr int points() const noexcept { return m_; }
+  constexpr double at_point(int k) const noexcept { return k < m_ ? w_[k] : v_; }
   /// True when every gradient entry is exactly zero.
   bool is_constant() const noexcept {
     for (int i = 0; i < n_; ++i)
@@ -67,16 +105,125 @@ class Real {
     return true;
   }
 
-  // ---- chain-rule kernels (used by every operation; public for distributions) ----
-  /// f(a) with f'(a) = da.
+  // ---- chain-rule kernels ----
+  /// f(a) with f'(a) = da, for hand-derived partials (distributions). Such a result does
+  /// not know f at lock-step points: inside the runtime's distribution evaluation that is
+  /// handled point by point; in model code it makes the miner replay instead.
   static Real chain(const Real& a, double v, double da) noexcept {
+    if (a.m_ != 0) [[unlikely]]
+      note_opaque();
+    return grad1(a, v, da);
+  }
+  /// f(a, b) with ∂f/∂a = da, ∂f/∂b = db (see chain above).
+  static Real chain(const Real& a, const Real& b, double v, double da, double db) noexcept {
+    if ((a.m_ | b.m_) != 0) [[unlikely]]
+      note_opaque();
+    return grad2(a, b, v, da, db);
+  }
+  /// this += w · ∂a (gradient only; for distributions that assemble gradients by hand).
+  void add_scaled_gradient(const Real& a, double w) noexcept {
+    if (a.n_ == 0) return;
+    if (n_ == 0) {
+      n_ = a.n_;
+      for (int i = 0; i < n_; ++i) d_[i] = w * a.d_[i];
+      return;
+    }
+    const int n = std::max(n_, a.n_);
+    for (int i = n_; i < n; ++i) d_[i] = 0.0;
+    n_ = n;
+    for (int i = 0; i < a.n_; ++i) d_[i] += w * a.d_[i];
+  }
+  void set_value(double v) noexcept { v_ = v; }
+
+  /// f(a) evaluated at the primary value and at every lock-step point; df(x, f(x)) = f'(x).
+  template <class F, class DF>
+  static Real unary(const Real& a, F&& f, DF&& df) noexcept {
+    const double v = f(a.v_);
+    Real r = grad1(a, v, a.n_ ? df(a.v_, v) : 0.0);
+    if (a.m_ != 0) [[unlikely]] {
+      r.m_ = a.m_;
+      for (int k = 0; k < a.m_; ++k) r.w_[k] = f(a.w_[k]);
+    }
+    return r;
+  }
+  /// f(a, b) likewise; da(x, y, f) = ∂f/∂x, db(x, y, f) = ∂f/∂y.
+  template <class F, class DA, class DB>
+  static Real binary(const Real& a, const Real& b, F&& f, DA&& da, DB&& db) noexcept {
+    const double v = f(a.v_, b.v_);
+    Real r = (a.n_ | b.n_) ? grad2(a, b, v, a.n_ ? da(a.v_, b.v_, v) : 0.0, b.n_ ? db(a.v_, b.v_, v) : 0.0)
+                           : Real(v);
+    if ((a.m_ | b.m_) != 0) [[unlikely]] {
+      r.m_ = std::max(a.m_, b.m_);
+      for (int k = 0; k < r.m_; ++k) r.w_[k] = f(a.at_point(k), b.at_point(k));
+    }
+    return r;
+  }
+  /// A comparison: the primary outcome; under lock-step, notes the points where it differs.
+  template <class Op>
+  static bool compare(const Real& a, const Real& b, Op&& op) noexcept {
+    if ((a.m_ | b.m_) == 0) [[likely]]
+      return op(a.v_, b.v_);
+    return compare_points(a, b, op);
+  }
+  /// Selects a or b by a primary comparison, per point by that point's comparison (min, max).
+  template <class Op>
+  static Real select(const Real& a, const Real& b, Op&& take_a) noexcept {
+    Real r = take_a(a.v_, b.v_) ? a : b;
+    if ((a.m_ | b.m_) != 0) [[unlikely]] {
+      r.m_ = std::max(a.m_, b.m_);
+      for (int k = 0; k < r.m_; ++k) {
+        const double x = a.at_point(k), y = b.at_point(k);
+        r.w_[k] = take_a(x, y) ? x : y;
+      }
+    }
+    return r;
+  }
+
+  Real& operator+=(const Real& b) noexcept {
+    if ((m_ | b.m_) != 0) [[unlikely]]
+      return *this = binary(*this, b, plus, one, one);
+    v_ += b.v_;
+    add_scaled_gradient(b, 1.0);
+    return *this;
+  }
+  Real& operator-=(const Real& b) noexcept {
+    if ((m_ | b.m_) != 0) [[unlikely]]
+      return *this = binary(*this, b, minus, one, minus_one);
+    v_ -= b.v_;
+    add_scaled_gradient(b, -1.0);
+    return *this;
+  }
+  Real& operator*=(const Real& b) noexcept;
+  Real& operator/=(const Real& b) noexcept;
+  Real& operator+=(double b) noexcept {
+    v_ += b;
+    for (int k = 0; k < m_; ++k) w_[k] += b;
+    return *this;
+  }
+  Real& operator-=(double b) noexcept { return *this += -b; }
+  Real& operator*=(double b) noexcept {
+    v_ *= b;
+    for (int i = 0; i < n_; ++i) d_[i] *= b;
+    for (int k = 0; k < m_; ++k) w_[k] *= b;
+    return *this;
+  }
+  Real& operator/=(double b) noexcept { return *this *= (1.0 / b); }
+
+  friend std::ostream& operator<<(std::ostream& os, const Real& r);
+
+ private:
+  static double plus(double x, double y) noexcept { return x + y; }
+  static double minus(double x, double y) noexcept { return x - y; }
+  static double one(double, double, double) noexcept { return 1.0; }
+  static double minus_one(double, double, double) noexcept { return -1.0; }
+
+  static Real grad1(const Real& a, double v, double da) noexcept {
     Real r(v);
     r.n_ = a.n_;
     for (int i = 0; i < a.n_; ++i) r.d_[i] = da * a.d_[i];
     return r;
   }
-  /// f(a, b) with ∂f/∂a = da, ∂f/∂b = db.
-  static Real chain(const Real& a, const Real& b, double v, double da, double db) noexcept {
+  static Real grad2(const Real& a, const Real& b, double v, double da, double db) noexcept {
     Real r(v);
     if (a.n_ == b.n_) {
       r.n_ = a.n_;
@@ -93,95 +240,92 @@ class Real {
     }
     return r;
   }
-  /// this += w * a (gradient only; value updated by the caller).
-  void add_scaled_gradient(const Real& a, double w) noexcept {
-    if (a.n_ == 0) return;
-    if (n_ == 0) {
-      n_ = a.n_;
-      for (int i = 0; i < n_; ++i) d_[i] = w * a.d_[i];
-      return;
+  double lockstep_read() const noexcept {
+    LockstepState& s = lockstep_state;
+    if (s.point >= 0) return at_point(s.point);  // the runtime evaluates at point k
+    if (s.tracking) s.escaped = true;
+    return v_;
+  }
+  static void note_opaque() noexcept {
+    LockstepState& s = lockstep_state;
+    if (s.tracking && s.point < 0) s.escaped = true;
+  }
+  template <class Op>
+  static bool compare_points(const Real& a, const Real& b, Op&& op) noexcept {
+    LockstepState& s = lockstep_state;
+    if (s.point >= 0) return op(a.at_point(s.point), b.at_point(s.point));
+    const bool primary = op(a.v_, b.v_);
+    if (s.tracking) {
+      const int m = std::max(a.m_, b.m_);
+      for (int k = 0; k < m; ++k)
+        if (op(a.at_point(k), b.at_point(k)) != primary) s.diverged |= (1u << k);
     }
-    const int n = std::max(n_, a.n_);
-    for (int i = n_; i < n; ++i) d_[i] = 0.0;
-    n_ = n;
-    for (int i = 0; i < a.n_; ++i) d_[i] += w * a.d_[i];
+    return primary;
   }
-  void set_value(double v) noexcept { v_ = v; }
 
-  Real& operator+=(const Real& b) noexcept {
-    v_ += b.v_;
-    add_scaled_gradient(b, 1.0);
-    return *this;
-  }
-  Real& operator-=(const Real& b) noexcept {
-    v_ -= b.v_;
-    add_scaled_gradient(b, -1.0);
-    return *this;
-  }
-  Real& operator*=(const Real& b) noexcept { return *this = chain(*this, b, v_ * b.v_, b.v_, v_); }
-  Real& operator/=(const Real& b) noexcept {
-    const double inv = 1.0 / b.v_;
-    return *this = chain(*this, b, v_ * inv, inv, -v_ * inv * inv);
-  }
-  Real& operator+=(double b) noexcept {
-    v_ += b;
-    return *this;
-  }
-  Real& operator-=(double b) noexcept {
-    v_ -= b;
-    return *this;
-  }
-  Real& operator*=(double b) noexcept {
-    v_ *= b;
-    for (int i = 0; i < n_; ++i) d_[i] *= b;
-    return *this;
-  }
-  Real& operator/=(double b) noexcept { return *this *= (1.0 / b); }
-
- private:
   double v_;
   std::int32_t n_;
+  std::int32_t m_;
   double d_[kMaxParameters];
+  double w_[kMaxPoints];
 };
 
 // ---- arithmetic ----
 inline Real operator+(const Real& a) noexcept { return a; }
-inline Real operator-(const Real& a) noexcept { return Real::chain(a, -a.value(), -1.0); }
+inline Real operator-(const Real& a) noexcept {
+  return Real::unary(a, [](double x) { return -x; }, [](double, double) { return -1.0; });
+}
 inline Real operator+(const Real& a, const Real& b) noexcept {
-  return Real::chain(a, b, a.value() + b.value(), 1.0, 1.0);
+  return Real::binary(
+      a, b, [](double x, double y) { return x + y; }, [](double, double, double) { return 1.0; },
+      [](double, double, double) { return 1.0; });
 }
 inline Real operator-(const Real& a, const Real& b) noexcept {
-  return Real::chain(a, b, a.value() - b.value(), 1.0, -1.0);
+  return Real::binary(
+      a, b, [](double x, double y) { return x - y; }, [](double, double, double) { return 1.0; },
+      [](double, double, double) { return -1.0; });
 }
 inline Real operator*(const Real& a, const Real& b) noexcept {
-  return Real::chain(a, b, a.value() * b.value(), b.value(), a.value());
+  return Real::binary(
+      a, b, [](double x, double y) { return x * y; }, [](double, double y, double) { return y; },
+      [](double x, double, double) { return x; });
 }
 inline Real operator/(const Real& a, const Real& b) noexcept {
-  const double inv = 1.0 / b.value();
-  const double v = a.value() * inv;
-  return Real::chain(a, b, v, inv, -v * inv);
+  return Real::binary(
+      a, b, [](double x, double y) { return x / y; }, [](double, double y, double) { return 1.0 / y; },
+      [](double, double y, double f) { return -f / y; });
 }
-inline Real operator+(const Real& a, double b) noexcept { return Real::chain(a, a.value() + b, 1.0); }
-inline Real operator+(double a, const Real& b) noexcept { return Real::chain(b, a + b.value(), 1.0); }
-inline Real operator-(const Real& a, double b) noexcept { return Real::chain(a, a.value() - b, 1.0); }
-inline Real operator-(double a, const Real& b) noexcept { return Real::chain(b, a - b.value(), -1.0); }
-inline Real operator*(const Real& a, double b) noexcept { return Real::chain(a, a.value() * b, b); }
-inline Real operator*(double a, const Real& b) noexcept { return Real::chain(b, a * b.value(), a); }
+inline Real operator+(const Real& a, double b) noexcept {
+  return Real::unary(a, [b](double x) { return x + b; }, [](double, double) { return 1.0; });
+}
+inline Real operator+(double a, const Real& b) noexcept { return b + a; }
+inline Real operator-(const Real& a, double b) noexcept {
+  return Real::unary(a, [b](double x) { return x - b; }, [](double, double) { return 1.0; });
+}
+inline Real operator-(double a, const Real& b) noexcept {
+  return Real::unary(b, [a](double x) { return a - x; }, [](double, double) { return -1.0; });
+}
+inline Real operator*(const Real& a, double b) noexcept {
+  return Real::unary(a, [b](double x) { return x * b; }, [b](double, double) { return b; });
+}
+inline Real operator*(double a, const Real& b) noexcept { return b * a; }
 inline Real operator/(const Real& a, double b) noexcept {
   const double inv = 1.0 / b;
-  return Real::chain(a, a.value() * inv, inv);
+  return Real::unary(a, [b](double x) { return x / b; }, [inv](double, double) { return inv; });
 }
 inline Real operator/(double a, const Real& b) noexcept {
-  const double inv = 1.0 / b.value();
-  const double v = a * inv;
-  return Real::chain(b, v, -v * inv);
+  return Real::unary(b, [a](double x) { return a / x; }, [](double x, double f) { return -f / x; });
 }
+inline Real& Real::operator*=(const Real& b) noexcept { return *this = *this * b; }
+inline Real& Real::operator/=(const Real& b) noexcept { return *this = *this / b; }
 
-// ---- comparisons (by value) ----
-#define LODE_REAL_CMP(op)                                                                   \
-  inline bool operator op(const Real& a, const Real& b) noexcept { return a.value() op b.value(); } \
-  inline bool operator op(const Real& a, double b) noexcept { return a.value() op b; }     \
-  inline bool operator op(double a, const Real& b) noexcept { return a op b.value(); }
+// ---- comparisons (by value; see the lock-step note at the top) ----
+#define LODE_REAL_CMP(op)                                                                             \
+  inline bool operator op(const Real& a, const Real& b) noexcept {                                    \
+    return Real::compare(a, b, [](double x, double y) { return x op y; });                            \
+  }                                                                                                   \
+  inline bool operator op(const Real& a, double b) noexcept { return a op Real(b); }                  \
+  inline bool operator op(double a, const Real& b) noexcept { return Real(a) op b; }
 LODE_REAL_CMP(<)
 LODE_REAL_CMP(<=)
 LODE_REAL_CMP(>)
@@ -195,92 +339,96 @@ inline double value_of(double x) noexcept { return x; }
 inline double value_of(const Real& x) noexcept { return x.value(); }
 
 inline Real exp(const Real& a) noexcept {
-  const double e = std::exp(a.value());
-  return Real::chain(a, e, e);
+  return Real::unary(a, [](double x) { return std::exp(x); }, [](double, double f) { return f; });
 }
 inline Real expm1(const Real& a) noexcept {
-  return Real::chain(a, std::expm1(a.value()), std::exp(a.value()));
+  return Real::unary(a, [](double x) { return std::expm1(x); }, [](double x, double) { return std::exp(x); });
 }
-inline Real log(const Real& a) noexcept { return Real::chain(a, std::log(a.value()), 1.0 / a.value()); }
+inline Real log(const Real& a) noexcept {
+  return Real::unary(a, [](double x) { return std::log(x); }, [](double x, double) { return 1.0 / x; });
+}
 inline Real log1p(const Real& a) noexcept {
-  return Real::chain(a, std::log1p(a.value()), 1.0 / (1.0 + a.value()));
+  return Real::unary(a, [](double x) { return std::log1p(x); }, [](double x, double) { return 1.0 / (1.0 + x); });
 }
 inline Real sqrt(const Real& a) noexcept {
-  const double s = std::sqrt(a.value());
-  return Real::chain(a, s, 0.5 / s);
+  return Real::unary(a, [](double x) { return std::sqrt(x); }, [](double, double f) { return 0.5 / f; });
 }
 inline Real cbrt(const Real& a) noexcept {
-  const double c = std::cbrt(a.value());
-  return Real::chain(a, c, 1.0 / (3.0 * c * c));
+  return Real::unary(a, [](double x) { return std::cbrt(x); }, [](double, double f) { return 1.0 / (3.0 * f * f); });
 }
 inline Real pow(const Real& a, double p) noexcept {
-  const double v = std::pow(a.value(), p);
-  return Real::chain(a, v, p == 0.0 ? 0.0 : p * std::pow(a.value(), p - 1.0));
+  return Real::unary(
+      a, [p](double x) { return std::pow(x, p); },
+      [p](double x, double) { return p == 0.0 ? 0.0 : p * std::pow(x, p - 1.0); });
 }
 inline Real pow(const Real& a, int p) noexcept { return pow(a, static_cast<double>(p)); }
 inline Real pow(double a, const Real& p) noexcept {
-  const double v = std::pow(a, p.value());
-  return Real::chain(p, v, v * std::log(a));
+  return Real::unary(p, [a](double x) { return std::pow(a, x); }, [a](double, double f) { return f * std::log(a); });
 }
 inline Real pow(const Real& a, const Real& p) noexcept {
-  const double v = std::pow(a.value(), p.value());
-  const double da = p.value() == 0.0 ? 0.0 : p.value() * std::pow(a.value(), p.value() - 1.0);
-  const double dp = a.value() > 0.0 ? v * std::log(a.value()) : 0.0;
-  return Real::chain(a, p, v, da, dp);
+  return Real::binary(
+      a, p, [](double x, double y) { return std::pow(x, y); },
+      [](double x, double y, double) { return y == 0.0 ? 0.0 : y * std::pow(x, y - 1.0); },
+      [](double x, double, double f) { return x > 0.0 ? f * std::log(x) : 0.0; });
 }
 inline Real square(const Real& a) noexcept {
-  return Real::chain(a, a.value() * a.value(), 2.0 * a.value());
+  return Real::unary(a, [](double x) { return x * x; }, [](double x, double) { return 2.0 * x; });
 }
 inline double square(double a) noexcept { return a * a; }
 inline Real sin(const Real& a) noexcept {
-  return Real::chain(a, std::sin(a.value()), std::cos(a.value()));
+  return Real::unary(a, [](double x) { return std::sin(x); }, [](double x, double) { return std::cos(x); });
 }
 inline Real cos(const Real& a) noexcept {
-  return Real::chain(a, std::cos(a.value()), -std::sin(a.value()));
+  return Real::unary(a, [](double x) { return std::cos(x); }, [](double x, double) { return -std::sin(x); });
 }
 inline Real tan(const Real& a) noexcept {
-  const double t = std::tan(a.value());
-  return Real::chain(a, t, 1.0 + t * t);
+  return Real::unary(a, [](double x) { return std::tan(x); }, [](double, double f) { return 1.0 + f * f; });
 }
 inline Real atan(const Real& a) noexcept {
-  return Real::chain(a, std::atan(a.value()), 1.0 / (1.0 + a.value() * a.value()));
+  return Real::unary(a, [](double x) { return std::atan(x); }, [](double x, double) { return 1.0 / (1.0 + x * x); });
 }
 inline Real atan2(const Real& y, const Real& x) noexcept {
-  const double r2 = x.value() * x.value() + y.value() * y.value();
-  return Real::chain(y, x, std::atan2(y.value(), x.value()), x.value() / r2, -y.value() / r2);
+  return Real::binary(
+      y, x, [](double b, double a) { return std::atan2(b, a); },
+      [](double b, double a, double) { return a / (a * a + b * b); },
+      [](double b, double a, double) { return -b / (a * a + b * b); });
 }
 inline Real sinh(const Real& a) noexcept {
-  return Real::chain(a, std::sinh(a.value()), std::cosh(a.value()));
+  return Real::unary(a, [](double x) { return std::sinh(x); }, [](double x, double) { return std::cosh(x); });
 }
 inline Real cosh(const Real& a) noexcept {
-  return Real::chain(a, std::cosh(a.value()), std::sinh(a.value()));
+  return Real::unary(a, [](double x) { return std::cosh(x); }, [](double x, double) { return std::sinh(x); });
 }
 inline Real tanh(const Real& a) noexcept {
-  const double t = std::tanh(a.value());
-  return Real::chain(a, t, 1.0 - t * t);
+  return Real::unary(a, [](double x) { return std::tanh(x); }, [](double, double f) { return 1.0 - f * f; });
 }
 inline Real hypot(const Real& a, const Real& b) noexcept {
-  const double h = std::hypot(a.value(), b.value());
-  return Real::chain(a, b, h, a.value() / h, b.value() / h);
+  return Real::binary(
+      a, b, [](double x, double y) { return std::hypot(x, y); }, [](double x, double, double f) { return x / f; },
+      [](double, double y, double f) { return y / f; });
 }
 inline Real erf(const Real& a) noexcept {
   constexpr double k = 1.1283791670955126;  // 2/√π
-  return Real::chain(a, std::erf(a.value()), k * std::exp(-a.value() * a.value()));
+  return Real::unary(a, [](double x) { return std::erf(x); }, [](double x, double) { return k * std::exp(-x * x); });
 }
 inline Real abs(const Real& a) noexcept {
-  return Real::chain(a, std::fabs(a.value()), a.value() < 0.0 ? -1.0 : 1.0);
+  return Real::unary(a, [](double x) { return std::fabs(x); }, [](double x, double) { return x < 0.0 ? -1.0 : 1.0; });
 }
 inline Real fabs(const Real& a) noexcept { return abs(a); }
 /// Piecewise-constant functions: zero derivative.
-inline Real floor(const Real& a) noexcept { return Real(std::floor(a.value())); }
-inline Real ceil(const Real& a) noexcept { return Real(std::ceil(a.value())); }
-inline Real min(const Real& a, const Real& b) noexcept { return b < a ? b : a; }
-inline Real max(const Real& a, const Real& b) noexcept { return a < b ? b : a; }
-inline Real clamp(const Real& a, double lo, double hi) noexcept {
-  if (a.value() < lo) return Real(lo);
-  if (a.value() > hi) return Real(hi);
-  return a;
+inline Real floor(const Real& a) noexcept {
+  return Real::unary(a, [](double x) { return std::floor(x); }, [](double, double) { return 0.0; });
 }
+inline Real ceil(const Real& a) noexcept {
+  return Real::unary(a, [](double x) { return std::ceil(x); }, [](double, double) { return 0.0; });
+}
+inline Real min(const Real& a, const Real& b) noexcept {
+  return Real::select(a, b, [](double x, double y) { return !(y < x); });
+}
+inline Real max(const Real& a, const Real& b) noexcept {
+  return Real::select(a, b, [](double x, double y) { return !(x < y); });
+}
+inline Real clamp(const Real& a, double lo, double hi) noexcept { return min(max(a, Real(lo)), Real(hi)); }
 
 /// The logistic function 1/(1+e^{-a}), computed without overflow.
 inline double sigmoid(double a) noexcept {
@@ -289,18 +437,15 @@ inline double sigmoid(double a) noexcept {
   return e / (1.0 + e);
 }
 inline Real sigmoid(const Real& a) noexcept {
-  const double s = sigmoid(a.value());
-  return Real::chain(a, s, s * (1.0 - s));
+  return Real::unary(a, [](double x) { return sigmoid(x); }, [](double, double s) { return s * (1.0 - s); });
 }
 /// log(1 + e^a) without overflow.
 inline double log1p_exp(double a) noexcept {
   return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
 }
 inline Real log1p_exp(const Real& a) noexcept {
-  return Real::chain(a, log1p_exp(a.value()), sigmoid(a.value()));
+  return Real::unary(a, [](double x) { return log1p_exp(x); }, [](double x, double) { return sigmoid(x); });
 }
 /// lgamma and digamma with Real arguments live in lode/math.hpp (Boost.Math).
-
-std::ostream& operator<<(std::ostream& os, const Real& r);
 
 }  // namespace lode

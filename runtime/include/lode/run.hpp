@@ -66,6 +66,14 @@ class Run {
   /// Prepares the same Run object for another execution (reuses its buffers).
   void reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t event, bool derivatives,
              std::span<Handler* const> handlers);
+  /// Evaluates the run in lock-step at up to kMaxPoints extra parameter points as well:
+  /// parameters carry their values there and every log density is evaluated there too
+  /// (see real.hpp). Call after reset(); an empty list switches lock-step off.
+  void set_points(std::span<const std::vector<double>> points);
+  int num_points() const noexcept { return num_points_; }
+  /// Bit k set: the run is not usable for point k (a parameter check or log density
+  /// failed there); the gold miner replays such points.
+  std::uint32_t invalid_points() const noexcept { return invalid_points_; }
 
   // ---- the model's API ----
   int num_parameters() const noexcept { return static_cast<int>(theta_.size()); }
@@ -87,7 +95,11 @@ class Run {
   void output(const Address& a, std::span<const double> values);
 
   // ---- for drivers and handlers ----
-  std::span<const double> theta() const noexcept { return theta_; }
+  /// θ as plain doubles (for drivers: model code uses parameter(), which carries ∂/∂θ).
+  std::span<const double> theta() const noexcept {
+    if (lockstep_state.tracking) lockstep_state.escaped = true;
+    return theta_;
+  }
   bool derivatives() const noexcept { return derivatives_; }
   std::uint64_t seed() const noexcept { return seed_; }
   std::uint64_t event() const noexcept { return event_; }
@@ -126,6 +138,7 @@ class Run {
   }
   void dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size);
   void handle(Message& m);
+  void evaluate_points(Message& m);
 
   std::string model_;
   std::vector<double> theta_;
@@ -138,6 +151,9 @@ class Run {
   std::string gold_problem_;
   std::uint64_t steps_ = 0;
   std::uint64_t max_steps_ = 10'000'000;
+  std::vector<double> points_;  // point k, parameter i at [i * kMaxPoints + k]
+  int num_points_ = 0;
+  std::uint32_t invalid_points_ = 0;
 };
 
 }  // namespace lode

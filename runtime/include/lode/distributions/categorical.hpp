@@ -11,19 +11,18 @@ namespace lode {
 class Categorical final : public ScalarDistribution<Categorical, std::int64_t> {
  public:
   static constexpr const char* kName = "Categorical";
-  explicit Categorical(std::vector<Real> weights) : w_(std::move(weights)) {
-    for (const Real& w : w_) total_ += w.value();
-  }
+  explicit Categorical(std::vector<Real> weights) : w_(std::move(weights)) {}
   Categorical(std::initializer_list<Real> weights) : Categorical(std::vector<Real>(weights)) {}
 
   void check_parameters() const {
     if (w_.empty()) throw ParameterError(kName, "weights", 0.0, "must not be empty");
     for (const Real& w : w_) check::nonnegative(kName, "weight", w.value());
-    if (!(total_ > 0.0) || !std::isfinite(total_))
-      throw ParameterError(kName, "sum of weights", total_, "must be finite and > 0");
+    const double total = total_weight();
+    if (!(total > 0.0) || !std::isfinite(total))
+      throw ParameterError(kName, "sum of weights", total, "must be finite and > 0");
   }
   std::int64_t sample(Rng& rng) const {
-    double u = rng.uniform() * total_;
+    double u = rng.uniform() * total_weight();
     const std::size_t k = w_.size();
     for (std::size_t i = 0; i + 1 < k; ++i) {
       u -= w_[i].value();
@@ -38,23 +37,30 @@ class Categorical final : public ScalarDistribution<Categorical, std::int64_t> {
     if (k < 0 || k >= static_cast<std::int64_t>(w_.size())) return Real(-kInf);
     const Real& wk = w_[static_cast<std::size_t>(k)];
     if (wk.value() == 0.0) return Real(-kInf);
+    const double total = total_weight();
     // log p_k = log w_k − log W;  ∂/∂w_k = 1/w_k − 1/W,  ∂/∂w_j = −1/W.
-    Real r = Real::chain(wk, std::log(wk.value() / total_), 1.0 / wk.value());
-    const double inv = -1.0 / total_;
+    Real r = Real::chain(wk, std::log(wk.value() / total), 1.0 / wk.value());
+    const double inv = -1.0 / total;
     for (const Real& w : w_) r.add_scaled_gradient(w, inv);
     return r;
   }
   void parameters(ParamSink& s) const {
     std::vector<double> p;
     p.reserve(w_.size());
-    for (const Real& w : w_) p.push_back(w.value() / total_);
+    const double total = total_weight();
+    for (const Real& w : w_) p.push_back(w.value() / total);
     s.add("probs", std::span<const double>(p));
   }
   std::size_t size() const noexcept { return w_.size(); }
 
  private:
+  // Summed when needed, not cached: under lock-step the weights are read at each point.
+  double total_weight() const noexcept {
+    double t = 0.0;
+    for (const Real& w : w_) t += w.value();
+    return t;
+  }
   std::vector<Real> w_;
-  double total_ = 0.0;
 };
 
 }  // namespace lode

@@ -16,9 +16,7 @@ template <class D>
 class Mixture final : public ScalarDistribution<Mixture<D>, typename D::value_type> {
  public:
   static constexpr const char* kName = "Mixture";
-  Mixture(std::vector<Real> weights, std::vector<D> components) : w_(std::move(weights)), c_(std::move(components)) {
-    for (const Real& w : w_) total_ += w.value();
-  }
+  Mixture(std::vector<Real> weights, std::vector<D> components) : w_(std::move(weights)), c_(std::move(components)) {}
 
   void check_parameters() const {
     if (w_.empty()) throw ParameterError(kName, "weights", 0.0, "must not be empty");
@@ -26,11 +24,12 @@ class Mixture final : public ScalarDistribution<Mixture<D>, typename D::value_ty
       throw ParameterError(kName, "weights", static_cast<double>(w_.size()),
                            "must have one entry per component (" + std::to_string(c_.size()) + ")");
     for (const Real& w : w_) check::nonnegative(kName, "weight", w.value());
-    if (!(total_ > 0.0) || !std::isfinite(total_)) throw ParameterError(kName, "sum of weights", total_, "must be finite and > 0");
+    const double total = total_weight();
+    if (!(total > 0.0) || !std::isfinite(total)) throw ParameterError(kName, "sum of weights", total, "must be finite and > 0");
     for (const D& c : c_) c.check();
   }
   typename D::value_type sample(Rng& rng) const {
-    double u = rng.uniform() * total_;
+    double u = rng.uniform() * total_weight();
     std::size_t k = 0;
     for (; k + 1 < w_.size(); ++k) {
       u -= w_[k].value();
@@ -62,7 +61,8 @@ class Mixture final : public ScalarDistribution<Mixture<D>, typename D::value_ty
   }
   void parameters(ParamSink& s) const {
     std::vector<double> w;
-    for (const Real& v : w_) w.push_back(v.value() / total_);
+    const double total = total_weight();
+    for (const Real& v : w_) w.push_back(v.value() / total);
     s.add("weights", std::span<const double>(w));
     // each component parameter as an array over components
     struct Collect final : ParamSink {
@@ -82,9 +82,14 @@ class Mixture final : public ScalarDistribution<Mixture<D>, typename D::value_ty
   }
 
  private:
+  // Summed when needed, not cached: under lock-step the weights are read at each point.
+  double total_weight() const noexcept {
+    double t = 0.0;
+    for (const Real& w : w_) t += w.value();
+    return t;
+  }
   std::vector<Real> w_;
   std::vector<D> c_;
-  double total_ = 0.0;
 };
 
 }  // namespace lode

@@ -1,0 +1,130 @@
+// Lock-step ratio points must equal replayed ones exactly, and the miner must fall back to
+// replay whenever lock-step cannot prove equivalence (diverging comparisons, escapes).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "lode/distributions.hpp"
+#include "lode/driver.hpp"
+
+using namespace lode;
+
+namespace {
+
+Model make(std::string name, std::function<void(Run&)> f, std::vector<std::vector<double>> refs) {
+  Model m;
+  m.name = std::move(name);
+  for (std::size_t i = 0; i < refs[0].size(); ++i) m.parameters.push_back("p" + std::to_string(i));
+  m.reference = std::move(refs);
+  m.prior = Prior::uniform(std::vector<std::pair<double, double>>(m.parameters.size(), {-2, 2}));
+  m.simulate = std::move(f);
+  return m;
+}
+
+// Compares lock-step and replay over events; returns how many points lock-step answered.
+std::uint64_t compare(const Model& m, const std::vector<double>& theta, const std::vector<std::vector<double>>& at,
+                      int events) {
+  GoldOptions on, off;
+  off.lockstep = false;
+  GoldMiner a(m, on), b(m, off);
+  for (int e = 0; e < events; ++e) {
+    const Gold& ga = a(theta, 17, static_cast<std::uint64_t>(e), at);
+    const Gold& gb = b(theta, 17, static_cast<std::uint64_t>(e), at);
+    INFO("model " << m.name << " event " << e);
+    REQUIRE(ga.log_p == gb.log_p);
+    REQUIRE(ga.score == gb.score);
+    REQUIRE(ga.x == gb.x);
+    for (std::size_t k = 0; k < at.size(); ++k) {
+      INFO("point " << k);
+      CHECK((ga.log_p_at[k] == gb.log_p_at[k] || (std::isnan(ga.log_p_at[k]) && std::isnan(gb.log_p_at[k]))));
+      CHECK((ga.log_p_at[k] == -kInf) == (gb.log_p_at[k] == -kInf));
+    }
+  }
+  CHECK(b.lockstep_points() == 0);
+  return a.lockstep_points();
+}
+
+}  // namespace
+
+TEST_CASE("lock-step ratios equal replayed ratios for galton", "[lockstep]") {
+  const Model& g = Registry::global().get("galton");
+  const std::vector<std::vector<double>> at = {{-0.6}, {-1.0}, {-0.4}};
+  CHECK(compare(g, {-0.8}, at, 300) == 300 * at.size());
+  // beyond kMaxPoints the remaining points are replayed
+  std::vector<std::vector<double>> many;
+  for (int k = 0; k < kMaxPoints + 2; ++k) many.push_back({-1.0 + 0.1 * k});
+  CHECK(compare(g, {-0.8}, many, 50) == 50 * static_cast<std::uint64_t>(kMaxPoints));
+}
+
+TEST_CASE("a Real comparison that differs at a point sends that point to replay", "[lockstep]") {
+  // The branch compares a Real with a sampled value: at θ' it may go the other way.
+  const Model m = make(
+      "branch",
+      [](Run& run) {
+        const Real a = run.parameter(0);
+        const double z = run.sample("z", Normal(0.0, 1.0));
+        if (a > z)
+          run.sample("u", Normal(a, 1.0));
+        else
+          run.sample("v", Exponential(exp(a)));
+        run.observe("x", Normal(z + 1.0, 0.3));
+      },
+      {{0.2}, {0.6}});
+  const std::vector<std::vector<double>> at = {{0.6}, {0.2001}};
+  const std::uint64_t used = compare(m, {0.2}, at, 400);
+  // the far point diverges for z in (0.2, 0.6] (about 13% of events), the near one rarely
+  CHECK(used < 2 * 400);
+  CHECK(used > 400);
+}
+
+TEST_CASE("reading θ as a double in model code sends every point to replay", "[lockstep]") {
+  const Model m = make(
+      "escape",
+      [](Run& run) {
+        const Real a = run.parameter(0);
+        const double z = run.sample("z", Normal(a, 1.0));
+        const int n = a.value() > 0.5 ? 2 : 1;  // control flow on a raw double: unseen by comparisons
+        for (int i = 0; i < n; ++i) run.sample({"w", i}, Normal(z, 1.0));
+        run.observe("x", Normal(z, 0.5));
+      },
+      {{0.3}, {0.7}});
+  CHECK(compare(m, {0.3}, {{0.7}, {0.4}}, 100) == 0);
+  // ... and the replay gets the impossible branch right
+  GoldMiner miner(m);
+  const Gold& g = miner(std::vector<double>{0.3}, 1, 1, std::vector<std::vector<double>>{{0.7}});
+  CHECK(g.log_p_at[0] == -kInf);
+}
+
+TEST_CASE("lock-step handles factors, outputs, discrete and vector choices", "[lockstep]") {
+  const Model m = make(
+      "mixed",
+      [](Run& run) {
+        const Real a = run.parameter(0), b = run.parameter(1);
+        const auto k = run.sample("k", Categorical({exp(a), exp(b), Real(1.0)}));
+        const auto n = run.sample("n", Poisson(exp(a) * 3.0));
+        const auto y = run.sample("y", MultivariateNormalDiag({a, b}, {exp(b), Real(0.5)}));
+        const double g = run.sample("g", Gamma(exp(a) + 1.0, exp(b)));
+        const double t = run.sample("t", StudentT(3.0 + a * a, b, 1.0));
+        run.factor("w", -square(a - b) + lgamma(exp(a) + 2.0));
+        run.output("k_out", static_cast<double>(k));
+        run.output("sum", static_cast<double>(n) + y[0] + y[1] + g + t);
+        run.observe("x", Normal(tanh(a) + sin(b), 0.2));
+      },
+      {{0.1, -0.3}, {0.2, 0.1}});
+  CHECK(compare(m, {0.1, -0.3}, {{0.2, 0.1}, {-0.5, 0.4}, {0.1, -0.3}}, 300) == 300 * 3);
+}
+
+TEST_CASE("invalid parameters at a lock-step point fall back to replay, which reports them", "[lockstep]") {
+  const Model m = make(
+      "domain",
+      [](Run& run) {
+        const Real a = run.parameter(0);
+        run.sample("z", Normal(0.0, a));  // sigma = a must be > 0
+      },
+      {{0.5}, {1.0}});
+  GoldMiner miner(m);
+  const std::vector<double> th = {0.5};
+  CHECK_THROWS_AS(miner(th, 1, 1, std::vector<std::vector<double>>{{-1.0}}), RunError);
+  CHECK(std::isfinite(miner(th, 1, 1, std::vector<std::vector<double>>{{1.0}}).log_p_at[0]));
+}

@@ -59,10 +59,12 @@ int list_models(const ModelsOptions& o) {
 void add_models(Application& app) {
   auto o = std::make_shared<ModelsOptions>();
   app.add("models", "List the registered models")
-      .flag("--json", o->json,
-            "Print a JSON array, one object per model: name, description, parameters, reference (the "
-            "default point), references (all reference points), observables, prior {description, range "
-            "[[lo,hi],...]}, exact_likelihood")
+      .flag("--json", o->json, "Print a JSON array instead of the table (fields below)")
+      .footer(
+          "JSON fields, one object per model: name, description, parameters (names), reference (the\n"
+          "default point), references (all reference points), observables (names),\n"
+          "prior {description, range [[lo, hi], ...]}, exact_likelihood (true when an exact\n"
+          "p(x|theta) is available to test against).")
       .action([o] { return list_models(*o); });
 }
 

@@ -57,7 +57,6 @@ Application::Application(const std::string& description, const std::string& vers
     : app_(std::make_unique<CLI::App>(description, "lode")) {
   app_->set_version_flag("--version", "lode " + version, "Print the version and exit");
   app_->require_subcommand(1);
-  app_->footer("Run 'lode COMMAND --help' for the arguments of a command.");
 }
 
 Application::~Application() = default;
@@ -77,6 +76,8 @@ int Application::run(int argc, const char* const* argv) noexcept {
 }
 
 int Application::run_args(std::vector<std::string> args) {
+  // Set here, not in the constructor: CLI11 subcommands inherit the footer set before them.
+  app_->footer("Run 'lode COMMAND --help' for the arguments of a command.");
   if (args.empty()) {
     fmt::print("{}", app_->help());
     return kExitUsage;

@@ -1,1 +1,18 @@
-int main() { return 0; }
+// lode — the command-line tool: list models, simulate, inspect traces and their gold.
+//
+// Each subcommand is defined in its own file (tools/lode/cmd_NAME.cpp, see command.hpp);
+// this file only lists them. The models link in as a whole archive and register
+// themselves, so every built-in model is available.
+#include "command.hpp"
+
+#ifndef LODE_VERSION
+#error "LODE_VERSION must be defined (the CMake project version)"
+#endif
+
+int main(int argc, char** argv) {
+  lode::cli::Application app("lode: simulation-based inference with gold mining", LODE_VERSION);
+  lode::cli::add_models(app);
+  lode::cli::add_simulate(app);
+  lode::cli::add_trace(app);
+  return app.run(argc, argv);
+}

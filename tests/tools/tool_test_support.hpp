@@ -1,0 +1,98 @@
+// Helpers for the tests of the lode tool: a scratch directory and running programs (the
+// lode binary, python3) with their output captured.
+#pragma once
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace lode_test {
+
+/// A directory for one test process, removed at exit.
+inline const std::filesystem::path& scratch_dir() {
+  struct Dir {
+    std::filesystem::path path;
+    Dir() {
+      std::string tmpl = (std::filesystem::temp_directory_path() / "lode-tool-tests-XXXXXX").string();
+      if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+      path = tmpl;
+    }
+    ~Dir() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static const Dir dir;
+  return dir.path;
+}
+
+/// A fresh path in the scratch directory.
+inline std::string scratch(const std::string& name) {
+  static int counter = 0;
+  return (scratch_dir() / (std::to_string(++counter) + "-" + name)).string();
+}
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+struct Result {
+  int status = -1;  ///< exit status; 128 + signal number when killed by a signal
+  std::string out, err;
+};
+
+/// Runs `program` (searched in PATH unless it contains a '/') with `args`; no shell.
+inline Result run_program(const std::string& program, const std::vector<std::string>& args) {
+  const std::string out_path = scratch("stdout"), err_path = scratch("stderr");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> storage{program};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  Result r;
+  if (rc != 0) {
+    r.status = 127;  // not found
+    return r;
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_text(out_path);
+  r.err = read_text(err_path);
+  return r;
+}
+
+/// Runs the lode binary under test.
+inline Result run_lode(const std::vector<std::string>& args) { return run_program(LODE_CLI, args); }
+
+/// A python3 that can import numpy: the one in PATH, else the system's /usr/bin/python3
+/// (a PATH python from pyenv or a venv may lack numpy). Empty when there is none.
+inline const std::string& numpy_python() {
+  static const std::string python = [] {
+    for (const char* p : {"python3", "/usr/bin/python3"})
+      if (run_program(p, {"-c", "import numpy"}).status == 0) return std::string(p);
+    return std::string();
+  }();
+  return python;
+}
+
+}  // namespace lode_test

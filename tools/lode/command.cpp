@@ -1,0 +1,122 @@
+#include "command.hpp"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+
+#include "common.hpp"
+#include "lode/error.hpp"
+
+namespace lode::cli {
+
+// ---------------------------------------------------------------------------------------
+// Command
+
+Command& Command::positional(const std::string& name, std::string& target, const std::string& help) {
+  app_->add_option(name, target, help)->required()->type_name("");
+  return *this;
+}
+
+Command& Command::option(const std::string& names, std::string& target, const std::string& value_name,
+                         const std::string& help, bool required) {
+  CLI::Option* o = app_->add_option(names, target, help)->type_name(value_name);
+  if (required) o->required();
+  return *this;
+}
+
+Command& Command::repeated_option(const std::string& names, std::vector<std::string>& target,
+                                  const std::string& value_name, const std::string& help) {
+  app_->add_option(names, target, help)
+      ->type_name(value_name)
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  return *this;
+}
+
+Command& Command::flag(const std::string& names, bool& target, const std::string& help) {
+  app_->add_flag(names, target, help);
+  return *this;
+}
+
+Command& Command::footer(const std::string& text) {
+  app_->footer(text);
+  return *this;
+}
+
+Command& Command::action(std::function<int()> run) {
+  run_ = std::move(run);
+  return *this;
+}
+
+// ---------------------------------------------------------------------------------------
+// Application
+
+Application::Application(const std::string& description, const std::string& version)
+    : app_(std::make_unique<CLI::App>(description, "lode")) {
+  app_->set_version_flag("--version", "lode " + version, "Print the version and exit");
+  app_->require_subcommand(1);
+}
+
+Application::~Application() = default;
+
+Command& Application::add(const std::string& name, const std::string& description) {
+  CLI::App* sub = app_->add_subcommand(name, description);
+  commands_.push_back(std::unique_ptr<Command>(new Command(sub, name)));
+  return *commands_.back();
+}
+
+int Application::run(int argc, const char* const* argv) noexcept {
+  try {
+    return run_args(std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
+  } catch (...) {
+    return report_current_exception("");
+  }
+}
+
+int Application::run_args(std::vector<std::string> args) {
+  // Set here, not in the constructor: CLI11 subcommands inherit the footer set before them.
+  app_->footer("Run 'lode COMMAND --help' for the arguments of a command.");
+  if (args.empty()) {
+    fmt::print("{}", app_->help());
+    return kExitUsage;
+  }
+  // The first word that is not an option names the command (the top level has no options
+  // taking a value): name an unknown one plainly instead of CLI11's "not expected".
+  for (const std::string& a : args) {
+    if (a.empty() || a[0] == '-') continue;
+    const auto named = [&](const std::unique_ptr<Command>& c) { return c->name() == a; };
+    if (std::none_of(commands_.begin(), commands_.end(), named)) {
+      std::string known;
+      for (const auto& c : commands_) known += (known.empty() ? "" : ", ") + c->name();
+      throw UsageError(fmt::format("unknown command '{}' (commands: {})", a, known));
+    }
+    break;
+  }
+
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments in reverse order
+  try {
+    app_->parse(args);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app_->exit(e);  // --help, --version
+    std::string command;
+    for (const auto& c : commands_)
+      if (c->app_->parsed()) command = " " + c->name();
+    fmt::print(stderr, "lode{}: error: {}\nRun 'lode{} --help' for usage.\n", command, e.what(), command);
+    return kExitUsage;
+  }
+
+  for (const auto& c : commands_) {
+    if (!c->app_->parsed()) continue;
+    if (!c->run_) return kExitOk;
+    try {
+      return c->run_();
+    } catch (...) {
+      return report_current_exception(c->name());
+    }
+  }
+  return kExitUsage;  // unreachable: CLI11 requires one subcommand
+}
+
+}  // namespace lode::cli

@@ -1,0 +1,208 @@
+#include "npy.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <string_view>
+#include <system_error>
+
+namespace lode::npy {
+
+namespace {
+
+constexpr std::size_t kAlign = 64;           // data starts at a multiple of this
+constexpr std::string_view kMagic = "\x93NUMPY";
+
+std::string errno_text() { return std::generic_category().message(errno); }
+
+void put_double(unsigned char* out, double v) {
+  const auto bits = std::bit_cast<std::uint64_t>(v);
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(bits >> (8 * i));
+}
+
+double get_double(const unsigned char* in) {
+  std::uint64_t bits = 0;
+  for (int i = 0; i < 8; ++i) bits |= static_cast<std::uint64_t>(in[i]) << (8 * i);
+  return std::bit_cast<double>(bits);
+}
+
+}  // namespace
+
+std::string header(std::size_t rows, std::size_t cols) {
+  std::string dict = fmt::format("{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}", rows, cols);
+  const std::size_t unpadded = kMagic.size() + 2 + 2 + dict.size() + 1;  // magic, version, length, dict, '\n'
+  dict.append((kAlign - unpadded % kAlign) % kAlign, ' ');
+  dict.push_back('\n');
+  const auto len = static_cast<std::uint16_t>(dict.size());  // < 200 bytes: fits
+  std::string out(kMagic);
+  out.push_back('\x01');  // format version 1.0
+  out.push_back('\x00');
+  out.push_back(static_cast<char>(len & 0xff));
+  out.push_back(static_cast<char>(len >> 8));
+  out += dict;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Writer
+
+Writer::Writer(std::string path, std::size_t rows, std::size_t cols)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), rows_(rows), cols_(cols), buffer_(cols * 8) {
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (!file_) throw NpyError(fmt::format("cannot create '{}': {}", tmp_, errno_text()));
+  const std::string h = header(rows, cols);
+  if (std::fwrite(h.data(), 1, h.size(), file_) != h.size()) fail("cannot write the header");
+}
+
+Writer::~Writer() {
+  if (file_) {
+    std::fclose(file_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+void Writer::fail(const std::string& what) {
+  const std::string reason = errno ? errno_text() : std::string();
+  if (file_) {
+    std::fclose(file_);
+    file_ = nullptr;
+    std::remove(tmp_.c_str());
+  }
+  throw NpyError(fmt::format("'{}': {}{}{}", path_, what, reason.empty() ? "" : ": ", reason));
+}
+
+void Writer::write_row(std::span<const double> row) {
+  if (!file_) throw NpyError(fmt::format("'{}': write after finish() or after an error", path_));
+  errno = 0;
+  if (row.size() != cols_) fail(fmt::format("row {} has {} values, the array has {} columns", written_, row.size(), cols_));
+  if (written_ == rows_) fail(fmt::format("more than the {} rows declared", rows_));
+  for (std::size_t j = 0; j < cols_; ++j) put_double(buffer_.data() + 8 * j, row[j]);
+  if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size()) fail("write failed");
+  ++written_;
+}
+
+void Writer::finish() {
+  if (!file_) throw NpyError(fmt::format("'{}': finish() called twice or after an error", path_));
+  errno = 0;
+  if (written_ != rows_) fail(fmt::format("{} rows written, {} declared", written_, rows_));
+  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) fail("write failed");
+  const int closed = std::fclose(file_);
+  file_ = nullptr;
+  if (closed != 0) {
+    std::remove(tmp_.c_str());
+    throw NpyError(fmt::format("'{}': write failed: {}", path_, errno_text()));
+  }
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const std::string reason = errno_text();
+    std::remove(tmp_.c_str());
+    throw NpyError(fmt::format("cannot rename '{}' to '{}': {}", tmp_, path_, reason));
+  }
+}
+
+void write(const std::string& path, std::size_t rows, std::size_t cols, std::span<const double> data) {
+  if (data.size() != rows * cols)
+    throw NpyError(fmt::format("'{}': {} values for a ({}, {}) array", path, data.size(), rows, cols));
+  Writer w(path, rows, cols);
+  for (std::size_t i = 0; i < rows; ++i) w.write_row(data.subspan(i * cols, cols));
+  w.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// Reader
+
+std::size_t Array::cols() const noexcept {
+  std::size_t c = 1;
+  for (std::size_t i = 1; i < shape.size(); ++i) c *= shape[i];
+  return c;
+}
+
+namespace {
+
+// The text after "'key':" in a header dict, with leading spaces removed.
+std::string_view dict_value(std::string_view dict, std::string_view key, const std::string& path) {
+  const std::string quoted = fmt::format("'{}':", key);
+  const auto at = dict.find(quoted);
+  if (at == std::string_view::npos) throw NpyError(fmt::format("'{}': the .npy header has no '{}'", path, key));
+  std::string_view v = dict.substr(at + quoted.size());
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  return v;
+}
+
+std::vector<std::size_t> parse_shape(std::string_view v, const std::string& path) {
+  const auto bad = [&] { return NpyError(fmt::format("'{}': cannot parse the shape in the .npy header", path)); };
+  if (v.empty() || v.front() != '(') throw bad();
+  const auto close = v.find(')');
+  if (close == std::string_view::npos) throw bad();
+  std::string_view inner = v.substr(1, close - 1);
+  std::vector<std::size_t> shape;
+  while (!inner.empty()) {
+    while (!inner.empty() && (inner.front() == ' ' || inner.front() == ',')) inner.remove_prefix(1);
+    if (inner.empty()) break;
+    std::size_t n = 0, used = 0;
+    while (used < inner.size() && inner[used] >= '0' && inner[used] <= '9') {
+      if (n > (std::numeric_limits<std::size_t>::max() - 9) / 10) throw bad();
+      n = n * 10 + static_cast<std::size_t>(inner[used] - '0');
+      ++used;
+    }
+    if (used == 0) throw bad();
+    shape.push_back(n);
+    inner.remove_prefix(used);
+  }
+  return shape;
+}
+
+}  // namespace
+
+Array read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw NpyError(fmt::format("cannot open '{}': {}", path, errno_text()));
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 10 || std::string_view(bytes).substr(0, kMagic.size()) != kMagic)
+    throw NpyError(fmt::format("'{}' is not a .npy file", path));
+  const auto byte = [&](std::size_t i) { return static_cast<std::size_t>(static_cast<unsigned char>(bytes[i])); };
+  const std::size_t major = byte(6);
+  std::size_t len = 0, start = 0;
+  if (major == 1) {
+    len = byte(8) | byte(9) << 8;
+    start = 10;
+  } else if ((major == 2 || major == 3) && bytes.size() >= 12) {
+    len = byte(8) | byte(9) << 8 | byte(10) << 16 | byte(11) << 24;
+    start = 12;
+  } else {
+    throw NpyError(fmt::format("'{}': unsupported .npy format version {}.{}", path, major, byte(7)));
+  }
+  if (bytes.size() < start + len) throw NpyError(fmt::format("'{}': truncated .npy header", path));
+  const std::string_view dict = std::string_view(bytes).substr(start, len);
+
+  const std::string_view descr = dict_value(dict, "descr", path);
+  if (descr.substr(0, 5) != "'<f8'")
+    throw NpyError(fmt::format("'{}': the array is not little-endian float64 ('<f8'), its descr is {}", path,
+                               descr.substr(0, descr.find(','))));
+  if (dict_value(dict, "fortran_order", path).substr(0, 5) != "False")
+    throw NpyError(fmt::format("'{}': Fortran-order arrays are not supported", path));
+
+  Array a;
+  a.shape = parse_shape(dict_value(dict, "shape", path), path);
+  std::size_t count = 1;
+  for (std::size_t d : a.shape) {
+    if (d != 0 && count > std::numeric_limits<std::size_t>::max() / 8 / d)
+      throw NpyError(fmt::format("'{}': the shape is too large", path));
+    count *= d;
+  }
+  const std::size_t data_start = start + len;
+  if (bytes.size() - data_start != 8 * count)
+    throw NpyError(fmt::format("'{}': {} data bytes, the shape needs {}", path, bytes.size() - data_start, 8 * count));
+  a.data.resize(count);
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + data_start);
+  for (std::size_t i = 0; i < count; ++i) a.data[i] = get_double(p + 8 * i);
+  return a;
+}
+
+}  // namespace lode::npy

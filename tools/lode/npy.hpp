@@ -1,0 +1,83 @@
+// npy.hpp — NumPy .npy files of float64 matrices, for results a Python user can load with
+// numpy.load().
+//
+// Written files use format version 1.0: the magic "\x93NUMPY", version bytes 1 0, a
+// little-endian uint16 header length, then an ASCII dict
+//     {'descr': '<f8', 'fortran_order': False, 'shape': (ROWS, COLS), }
+// padded with spaces and ended by '\n' so that the data starts at a multiple of 64 bytes,
+// then ROWS*COLS little-endian IEEE-754 doubles in C (row-major) order.
+//
+// A writer streams rows to PATH.tmp and renames it to PATH only when every row has been
+// written and flushed to disk, so a file named PATH is never half-written: after a crash
+// or an error there is either the previous PATH (if any) or none, and at most a stale
+// PATH.tmp.
+#pragma once
+
+#include <cstddef>
+#include <cstdio>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lode/error.hpp"
+
+namespace lode::npy {
+
+/// A file that cannot be written or read, or is not a float64 .npy file. The message
+/// names the file.
+class NpyError : public lode::Error {
+ public:
+  using lode::Error::Error;
+};
+
+/// The complete header of a (rows, cols) '<f8' C-order array: magic, version, length and
+/// the padded dict, a multiple of 64 bytes long.
+std::string header(std::size_t rows, std::size_t cols);
+
+/// Streams a (rows, cols) float64 array to `path` row by row.
+class Writer {
+ public:
+  /// Creates PATH.tmp and writes the header. Throws NpyError naming the file when it cannot
+  /// be created (missing directory, no permission, ...).
+  Writer(std::string path, std::size_t rows, std::size_t cols);
+  /// Removes PATH.tmp unless finish() succeeded.
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  /// Appends one row of exactly `cols` values. Throws NpyError on a wrong size, on a row
+  /// beyond `rows`, or when the write fails (disk full).
+  void write_row(std::span<const double> row);
+  /// Checks that all rows were written, flushes to disk and renames PATH.tmp to PATH.
+  void finish();
+
+  const std::string& path() const noexcept { return path_; }
+  std::size_t rows_written() const noexcept { return written_; }
+
+ private:
+  void fail(const std::string& what);  // closes, removes the temporary file, throws
+  std::string path_, tmp_;
+  std::size_t rows_, cols_, written_ = 0;
+  std::FILE* file_ = nullptr;
+  std::vector<unsigned char> buffer_;  // one row in little-endian byte order
+};
+
+/// Writes a whole (rows, cols) array (`data` in C order, rows*cols values) to `path`.
+void write(const std::string& path, std::size_t rows, std::size_t cols, std::span<const double> data);
+
+/// A float64 array read back from a .npy file.
+struct Array {
+  std::vector<std::size_t> shape;  ///< as in the file: (), (n,) or (rows, cols), ...
+  std::vector<double> data;        ///< C order
+  /// shape[0] (1 for a 0-d array).
+  std::size_t rows() const noexcept { return shape.empty() ? 1 : shape[0]; }
+  /// Product of the remaining dimensions (1 for 0-d and 1-d arrays).
+  std::size_t cols() const noexcept;
+  double operator()(std::size_t r, std::size_t c) const { return data[r * cols() + c]; }
+};
+
+/// Reads a little-endian float64 C-order .npy file (format 1.0, 2.0 or 3.0). Throws
+/// NpyError naming the file when it is missing, truncated or of another type.
+Array read(const std::string& path);
+
+}  // namespace lode::npy

@@ -14,5 +14,6 @@ int main(int argc, char** argv) {
   lode::cli::add_models(app);
   lode::cli::add_simulate(app);
   lode::cli::add_trace(app);
+  lode::cli::add_demo(app);
   return app.run(argc, argv);
 }

@@ -9,10 +9,13 @@
 // To add a distribution: derive from ScalarDistribution<YourType, ValueType> (or from
 // Distribution directly for vector values) and provide
 //   static constexpr const char* kName;
-//   void check() const;                       // parameter checks (use lode::check::*)
+//   void check_parameters() const;            // parameter checks (use lode::check::*)
 //   ValueType sample(Rng&) const;
-//   Real log_prob(ValueType or std::int64_t x) const;   // −∞ outside the support
-//   void describe(ParamSink&) const;          // parameters, for traces
+//   Real log_prob(double or std::int64_t x) const;   // −∞ outside the support
+//   void parameters(ParamSink&) const;        // parameters, for traces
+// Read parameters with value() and never cache values derived from them in the
+// constructor: under lock-step mining the runtime re-evaluates log_prob with value()
+// returning each point's parameter values.
 #pragma once
 
 #include <cmath>

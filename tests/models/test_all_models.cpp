@@ -1,0 +1,115 @@
+// Checks every registered model through the same table (the registry): a model added to
+// models/ is tested here without further work. Model-specific statistics live in
+// tests/models/test_<name>.cpp.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "lode/driver.hpp"
+#include "lode/error.hpp"
+
+using namespace lode;
+
+namespace {
+// Whether the model refuses gold by design (an output depends on θ at fixed z).
+bool refuses_gold(const Model& m) {
+  GoldMiner miner(m);
+  try {
+    miner(m.reference[0], 1, 0);
+    return false;
+  } catch (const RunError& e) {
+    return std::string(e.what()).find("depends on theta") != std::string::npos;
+  }
+}
+}  // namespace
+
+TEST_CASE("every model declares consistent metadata", "[models]") {
+  for (const Model* m : Registry::global().all()) {
+    INFO("model " << m->name);
+    CHECK(!m->description.empty());
+    CHECK(!m->parameters.empty());
+    CHECK(m->reference.size() >= 2);  // a second point for ratio checks
+    for (const auto& r : m->reference) CHECK(r.size() == m->parameters.size());
+    CHECK(m->prior.range.size() == m->parameters.size());
+    REQUIRE(m->prior.sample);
+    REQUIRE(m->prior.log_density);
+    Rng rng(3, 0);
+    for (int i = 0; i < 100; ++i) {
+      std::vector<double> th(m->parameters.size());
+      m->prior.sample(rng, th.data());
+      CHECK(std::isfinite(m->prior.log_density(th)));
+    }
+    for (const auto& r : m->reference) CHECK(std::isfinite(m->prior.log_density(r)));
+    Simulator sim(*m);
+    CHECK(sim(m->reference[0], 1, 0).size() == m->observables.size());
+  }
+}
+
+TEST_CASE("every model's joint score equals finite differences of replayed log p", "[models]") {
+  for (const Model* m : Registry::global().all()) {
+    if (refuses_gold(*m)) {
+      INFO("model " << m->name);
+      CHECK(m->description.find("gold mining is unavailable") != std::string::npos);
+      continue;
+    }
+    GoldMiner miner(*m);
+    const std::vector<double>& th = m->reference[0];
+    for (std::uint64_t e = 0; e < 10; ++e) {
+      const Gold& g = miner(th, 99, e);
+      for (std::size_t i = 0; i < th.size(); ++i) {
+        const double h = 1e-6 * std::max(1.0, std::fabs(th[i]));
+        std::vector<double> up = th, down = th;
+        up[i] += h;
+        down[i] -= h;
+        const double fd = (replay(*m, g.trace, up).log_p - replay(*m, g.trace, down).log_p) / (2 * h);
+        INFO("model " << m->name << " event " << e << " parameter " << m->parameters[i] << ": score "
+                      << g.score[i] << " vs finite difference " << fd);
+        CHECK(std::fabs(g.score[i] - fd) <= 1e-5 * std::max(1.0, std::fabs(fd)));
+      }
+    }
+  }
+}
+
+TEST_CASE("every model's lock-step ratios equal replayed ratios", "[models][lockstep]") {
+  for (const Model* m : Registry::global().all()) {
+    if (refuses_gold(*m)) continue;
+    GoldOptions off;
+    off.lockstep = false;
+    GoldMiner a(*m), b(*m, off);
+    const std::vector<std::vector<double>> at(m->reference.begin() + 1, m->reference.end());
+    for (std::uint64_t e = 0; e < 10; ++e) {
+      const Gold& ga = a(m->reference[0], 5, e, at);
+      const Gold& gb = b(m->reference[0], 5, e, at);
+      for (std::size_t k = 0; k < at.size(); ++k) {
+        INFO("model " << m->name << " event " << e << " point " << k);
+        CHECK(ga.log_p_at[k] == Approx(gb.log_p_at[k]).epsilon(1e-12).margin(1e-12));
+      }
+    }
+  }
+}
+
+TEST_CASE("every exact likelihood's gradient equals finite differences", "[models]") {
+  for (const Model* m : Registry::global().all()) {
+    if (!m->exact_log_likelihood) continue;
+    Simulator sim(*m);
+    const std::vector<double>& th = m->reference[0];
+    for (std::uint64_t e = 0; e < 5; ++e) {
+      const std::vector<double> x = sim(th, 7, e);
+      std::vector<double> grad(th.size());
+      const double lp = m->exact_log_likelihood(x, th, grad.data());
+      INFO("model " << m->name << " event " << e);
+      REQUIRE(std::isfinite(lp));
+      for (std::size_t i = 0; i < th.size(); ++i) {
+        const double h = 1e-5 * std::max(1.0, std::fabs(th[i]));
+        std::vector<double> up = th, down = th;
+        up[i] += h;
+        down[i] -= h;
+        const double fd =
+            (m->exact_log_likelihood(x, up, nullptr) - m->exact_log_likelihood(x, down, nullptr)) / (2 * h);
+        CHECK(std::fabs(grad[i] - fd) <= 1e-5 * std::max(1.0, std::fabs(fd)));
+      }
+    }
+  }
+}

@@ -4,6 +4,7 @@
 #include <boost/math/special_functions/digamma.hpp>
 #include <boost/math/special_functions/trigamma.hpp>
 #include <cmath>
+#include <limits>
 
 #include "lode/real.hpp"
 
@@ -15,7 +16,14 @@ inline double lgamma(double x) noexcept {
 }
 inline double digamma(double x) { return boost::math::digamma(x); }
 inline double trigamma(double x) { return boost::math::trigamma(x); }
-inline Real lgamma(const Real& a) { return Real::chain(a, lgamma(a.value()), digamma(a.value())); }
+inline Real lgamma(const Real& a) {
+  const double x = a.value();
+  if (a.size() == 0) return Real(lgamma(x));  // a constant: no ψ needed
+  // At the poles x = 0, −1, −2, … lgamma is +∞ like lgamma(double); the derivative is
+  // undefined there (and Boost's ψ would throw a domain error): NaN.
+  const double d = (x <= 0.0 && std::floor(x) == x) ? std::numeric_limits<double>::quiet_NaN() : digamma(x);
+  return Real::chain(a, lgamma(x), d);
+}
 inline Real digamma(const Real& a) { return Real::chain(a, digamma(a.value()), trigamma(a.value())); }
 /// log C(n, k).
 inline double log_choose(double n, double k) noexcept { return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1); }

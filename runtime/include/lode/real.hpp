@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <iosfwd>
+#include <ostream>
 
 namespace lode {
 
@@ -291,6 +291,17 @@ inline Real log1p_exp(const Real& a) noexcept {
 }
 /// lgamma and digamma with Real arguments live in lode/math.hpp (Boost.Math).
 
-std::ostream& operator<<(std::ostream& os, const Real& r);
+/// Prints the value, then the gradient when there is one: "2 [0, 1]". (Declared here and used
+/// by anything that streams a Real, e.g. Catch2's expression printing; defined inline so no
+/// translation unit has to provide it.)
+inline std::ostream& operator<<(std::ostream& os, const Real& r) {
+  os << r.value();
+  if (r.size() > 0) {
+    os << " [";
+    for (int i = 0; i < r.size(); ++i) os << (i ? ", " : "") << r.d(i);
+    os << ']';
+  }
+  return os;
+}
 
 }  // namespace lode

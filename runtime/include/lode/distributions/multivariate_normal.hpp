@@ -5,6 +5,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/Eigenvalues>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -20,14 +21,10 @@ class MultivariateNormal final : public Distribution {
 
   MultivariateNormal(std::vector<Real> mean, std::vector<std::vector<Real>> cov)
       : mean_(std::move(mean)), cov_(std::move(cov)) {
-    const auto k = static_cast<Eigen::Index>(mean_.size());
     shape_ok_ = cov_.size() == mean_.size();
     for (const auto& row : cov_) shape_ok_ = shape_ok_ && row.size() == mean_.size();
     if (!shape_ok_) return;
-    Eigen::MatrixXd s(k, k);
-    for (Eigen::Index i = 0; i < k; ++i)
-      for (Eigen::Index j = 0; j < k; ++j) s(i, j) = cov_[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)].value();
-    llt_.compute(s);
+    llt_.compute(cov_matrix());
   }
 
   const char* name() const noexcept override { return kName; }
@@ -47,10 +44,12 @@ class MultivariateNormal final : public Distribution {
           throw ParameterError(kName, "cov[" + std::to_string(i) + "][" + std::to_string(j) + "]", cov_[i][j].value(),
                                "must equal cov[" + std::to_string(j) + "][" + std::to_string(i) + "] (symmetric)");
       }
-    if (llt_.info() != Eigen::Success) throw ParameterError(kName, "cov[0][0]", cov_[0][0].value(), "matrix must be positive definite");
-    for (Eigen::Index i = 0; i < llt_.matrixL().rows(); ++i)
-      if (!(llt_.matrixLLT()(i, i) > 0.0))
-        throw ParameterError(kName, "cov[0][0]", cov_[0][0].value(), "matrix must be positive definite");
+    if (llt_.info() != Eigen::Success || !(llt_.matrixLLT().diagonal().array() > 0.0).all()) {
+      // No single entry is at fault: name the matrix and report its smallest eigenvalue.
+      const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov_matrix(), Eigen::EigenvaluesOnly);
+      throw ParameterError(kName, "cov", eig.eigenvalues()(0),
+                           "must be positive definite (the value is its smallest eigenvalue)");
+    }
   }
 
   void sample_into(Rng& rng, double* out) const override {
@@ -71,10 +70,14 @@ class MultivariateNormal final : public Distribution {
       r(i) = x[i] - mean_[static_cast<std::size_t>(i)].value();
     }
     const Eigen::VectorXd alpha = llt_.solve(r);
+    const double quad = r.dot(alpha);
+    // rᵀΣ⁻¹r >= 0 is NaN or +∞ only when Σ⁻¹r overflowed (x absurdly far from μ, where
+    // ∞ − ∞ can appear in the dot product): the density underflows to 0 there.
+    if (!(quad < kInf)) return Real(-kInf);
     double logdet = 0.0;
     for (Eigen::Index i = 0; i < k; ++i) logdet += 2.0 * std::log(llt_.matrixLLT()(i, i));
     constexpr double kLog2Pi = 1.8378770664093454836;
-    Real out(-0.5 * r.dot(alpha) - 0.5 * logdet - 0.5 * static_cast<double>(k) * kLog2Pi);
+    Real out(-0.5 * quad - 0.5 * logdet - 0.5 * static_cast<double>(k) * kLog2Pi);
     for (Eigen::Index i = 0; i < k; ++i) out.add_scaled_gradient(mean_[static_cast<std::size_t>(i)], alpha(i));
     bool cov_varies = false;
     for (const auto& row : cov_)
@@ -99,6 +102,14 @@ class MultivariateNormal final : public Distribution {
   }
 
  private:
+  Eigen::MatrixXd cov_matrix() const {
+    const auto k = static_cast<Eigen::Index>(mean_.size());
+    Eigen::MatrixXd s(k, k);
+    for (Eigen::Index i = 0; i < k; ++i)
+      for (Eigen::Index j = 0; j < k; ++j) s(i, j) = cov_[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)].value();
+    return s;
+  }
+
   std::vector<Real> mean_;
   std::vector<std::vector<Real>> cov_;
   bool shape_ok_ = false;

@@ -5,10 +5,11 @@
 namespace lode {
 
 std::ostream& operator<<(std::ostream& os, const Real& r) {
+  // "2 [0, 1]": the value, then the gradient when there is one.
   os << r.v_;
   if (r.n_ > 0) {
-    os << " [d:";
-    for (int i = 0; i < r.n_; ++i) os << ' ' << r.d_[i];
+    os << " [";
+    for (int i = 0; i < r.n_; ++i) os << (i ? ", " : "") << r.d_[i];
     os << ']';
   }
   return os;

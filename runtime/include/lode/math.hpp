@@ -4,6 +4,7 @@
 #include <boost/math/special_functions/digamma.hpp>
 #include <boost/math/special_functions/trigamma.hpp>
 #include <cmath>
+#include <limits>
 
 #include "lode/real.hpp"
 
@@ -16,7 +17,13 @@ inline double lgamma(double x) noexcept {
 inline double digamma(double x) { return boost::math::digamma(x); }
 inline double trigamma(double x) { return boost::math::trigamma(x); }
 inline Real lgamma(const Real& a) {
-  return Real::unary(a, [](double x) { return lgamma(x); }, [](double x, double) { return digamma(x); });
+  // At the poles x = 0, −1, −2, … lgamma is +∞ like lgamma(double); the derivative is
+  // undefined there (and Boost's ψ would throw a domain error): NaN. Constants skip ψ.
+  return Real::unary(
+      a, [](double x) { return lgamma(x); },
+      [](double x, double) {
+        return (x <= 0.0 && std::floor(x) == x) ? std::numeric_limits<double>::quiet_NaN() : digamma(x);
+      });
 }
 inline Real digamma(const Real& a) {
   return Real::unary(a, [](double x) { return digamma(x); }, [](double x, double) { return trigamma(x); });

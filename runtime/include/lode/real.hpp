@@ -22,7 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <iosfwd>
+#include <ostream>
 
 namespace lode {
 
@@ -137,7 +137,7 @@ class Real {
 
   /// f(a) evaluated at the primary value and at every lock-step point; df(x, f(x)) = f'(x).
   template <class F, class DF>
-  static Real unary(const Real& a, F&& f, DF&& df) noexcept {
+  static Real unary(const Real& a, F&& f, DF&& df) {
     const double v = f(a.v_);
     Real r = grad1(a, v, a.n_ ? df(a.v_, v) : 0.0);
     if (a.m_ != 0) [[unlikely]] {
@@ -148,7 +148,7 @@ class Real {
   }
   /// f(a, b) likewise; da(x, y, f) = ∂f/∂x, db(x, y, f) = ∂f/∂y.
   template <class F, class DA, class DB>
-  static Real binary(const Real& a, const Real& b, F&& f, DA&& da, DB&& db) noexcept {
+  static Real binary(const Real& a, const Real& b, F&& f, DA&& da, DB&& db) {
     const double v = f(a.v_, b.v_);
     Real r = (a.n_ | b.n_) ? grad2(a, b, v, a.n_ ? da(a.v_, b.v_, v) : 0.0, b.n_ ? db(a.v_, b.v_, v) : 0.0)
                            : Real(v);

@@ -1,7 +1,9 @@
 // Beta(a, b): density x^{a−1} (1−x)^{b−1} / B(a, b) on (0, 1). Value: double.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "lode/distribution.hpp"
 #include "lode/distributions/gamma.hpp"
@@ -19,8 +21,13 @@ class Beta final : public ScalarDistribution<Beta, double> {
     check::positive(kName, "b", b_.value());
   }
   double sample(Rng& rng) const {
-    const double x = standard_gamma(rng, a_.value()), y = standard_gamma(rng, b_.value());
-    return x / (x + y);
+    // X/(X+Y) with X ~ Gamma(a), Y ~ Gamma(b), computed from log X and log Y: for small a or
+    // b the gamma draws underflow to 0 (giving 0/0 or an end point). Values within one ulp
+    // of an end point still round onto it, which is outside the open support (0, 1): keep
+    // them on the nearest double inside.
+    const double lx = log_standard_gamma(rng, a_.value());
+    const double ly = log_standard_gamma(rng, b_.value());
+    return std::clamp(sigmoid(lx - ly), std::numeric_limits<double>::denorm_min(), 1.0 - 0x1.0p-53);
   }
   Real log_prob(double x) const {
     if (!(x > 0.0 && x < 1.0)) return Real(-kInf);

@@ -2,7 +2,9 @@
 // Value: double.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "lode/distribution.hpp"
 #include "lode/math.hpp"
@@ -11,7 +13,12 @@ namespace lode {
 
 /// A standard Gamma(shape, 1) draw (Marsaglia–Tsang; shape < 1 by the boost u^{1/shape}).
 inline double standard_gamma(Rng& rng, double shape) {
-  if (shape < 1.0) return standard_gamma(rng, shape + 1.0) * std::pow(rng.uniform(), 1.0 / shape);
+  if (shape < 1.0) {
+    // Two statements: the order of the two draws must not be left to the compiler (the
+    // operands of * are unsequenced), or streams would differ between builds.
+    const double g = standard_gamma(rng, shape + 1.0);
+    return g * std::pow(rng.uniform(), 1.0 / shape);
+  }
   const double d = shape - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
   for (;;) {
     double x, v;
@@ -26,6 +33,16 @@ inline double standard_gamma(Rng& rng, double shape) {
   }
 }
 
+/// log of a standard Gamma(shape, 1) draw, the same draw as standard_gamma (same random
+/// numbers), but finite where that one underflows to 0 (shape ≪ 1: u^{1/shape} < 1e-308).
+inline double log_standard_gamma(Rng& rng, double shape) {
+  if (shape < 1.0) {
+    const double g = standard_gamma(rng, shape + 1.0);
+    return std::log(g) + std::log(rng.uniform()) / shape;
+  }
+  return std::log(standard_gamma(rng, shape));
+}
+
 class Gamma final : public ScalarDistribution<Gamma, double> {
  public:
   static constexpr const char* kName = "Gamma";
@@ -35,7 +52,14 @@ class Gamma final : public ScalarDistribution<Gamma, double> {
     check::positive(kName, "shape", shape_.value());
     check::positive(kName, "rate", rate_.value());
   }
-  double sample(Rng& rng) const { return standard_gamma(rng, shape_.value()) / rate_.value(); }
+  double sample(Rng& rng) const {
+    // For tiny shapes the draw can underflow to 0, outside the support (x > 0) — a recorded
+    // value whose own log density would be −∞. The exact draw is positive and below the
+    // smallest double: round it up to that (a move of less than one ulp). Likewise an
+    // overflow to +∞ (rate ≪ 1) stays on the largest double.
+    const double x = standard_gamma(rng, shape_.value()) / rate_.value();
+    return std::clamp(x, std::numeric_limits<double>::denorm_min(), std::numeric_limits<double>::max());
+  }
   Real log_prob(double x) const {
     if (!(x > 0.0) || x == kInf) return Real(-kInf);
     const double a = shape_.value(), b = rate_.value(), lx = std::log(x);

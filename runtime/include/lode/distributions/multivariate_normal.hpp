@@ -5,6 +5,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/Eigenvalues>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -20,14 +21,8 @@ class MultivariateNormal final : public Distribution {
 
   MultivariateNormal(std::vector<Real> mean, std::vector<std::vector<Real>> cov)
       : mean_(std::move(mean)), cov_(std::move(cov)) {
-    const auto k = static_cast<Eigen::Index>(mean_.size());
     shape_ok_ = cov_.size() == mean_.size();
     for (const auto& row : cov_) shape_ok_ = shape_ok_ && row.size() == mean_.size();
-    if (!shape_ok_) return;
-    Eigen::MatrixXd s(k, k);
-    for (Eigen::Index i = 0; i < k; ++i)
-      for (Eigen::Index j = 0; j < k; ++j) s(i, j) = cov_[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)].value();
-    llt_.compute(s);
   }
 
   const char* name() const noexcept override { return kName; }
@@ -47,17 +42,20 @@ class MultivariateNormal final : public Distribution {
           throw ParameterError(kName, "cov[" + std::to_string(i) + "][" + std::to_string(j) + "]", cov_[i][j].value(),
                                "must equal cov[" + std::to_string(j) + "][" + std::to_string(i) + "] (symmetric)");
       }
-    if (llt_.info() != Eigen::Success) throw ParameterError(kName, "cov[0][0]", cov_[0][0].value(), "matrix must be positive definite");
-    for (Eigen::Index i = 0; i < llt_.matrixL().rows(); ++i)
-      if (!(llt_.matrixLLT()(i, i) > 0.0))
-        throw ParameterError(kName, "cov[0][0]", cov_[0][0].value(), "matrix must be positive definite");
+    const Eigen::LLT<Eigen::MatrixXd>& llt = factor();
+    if (llt.info() != Eigen::Success || !(llt.matrixLLT().diagonal().array() > 0.0).all()) {
+      // No single entry is at fault: name the matrix and report its smallest eigenvalue.
+      const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov_matrix(), Eigen::EigenvaluesOnly);
+      throw ParameterError(kName, "cov", eig.eigenvalues()(0),
+                           "must be positive definite (the value is its smallest eigenvalue)");
+    }
   }
 
   void sample_into(Rng& rng, double* out) const override {
     const auto k = static_cast<Eigen::Index>(mean_.size());
     Eigen::VectorXd z(k);
     for (Eigen::Index i = 0; i < k; ++i) z(i) = rng.normal();
-    const Eigen::VectorXd y = llt_.matrixL() * z;
+    const Eigen::VectorXd y = factor().matrixL() * z;
     for (Eigen::Index i = 0; i < k; ++i) out[i] = mean_[static_cast<std::size_t>(i)].value() + y(i);
   }
 
@@ -70,17 +68,22 @@ class MultivariateNormal final : public Distribution {
       if (!std::isfinite(x[i])) return Real(-kInf);
       r(i) = x[i] - mean_[static_cast<std::size_t>(i)].value();
     }
-    const Eigen::VectorXd alpha = llt_.solve(r);
+    const Eigen::LLT<Eigen::MatrixXd>& llt = factor();
+    const Eigen::VectorXd alpha = llt.solve(r);
+    const double quad = r.dot(alpha);
+    // rᵀΣ⁻¹r >= 0 is NaN or +∞ only when Σ⁻¹r overflowed (x absurdly far from μ, where
+    // ∞ − ∞ can appear in the dot product): the density underflows to 0 there.
+    if (!(quad < kInf)) return Real(-kInf);
     double logdet = 0.0;
-    for (Eigen::Index i = 0; i < k; ++i) logdet += 2.0 * std::log(llt_.matrixLLT()(i, i));
+    for (Eigen::Index i = 0; i < k; ++i) logdet += 2.0 * std::log(llt.matrixLLT()(i, i));
     constexpr double kLog2Pi = 1.8378770664093454836;
-    Real out(-0.5 * r.dot(alpha) - 0.5 * logdet - 0.5 * static_cast<double>(k) * kLog2Pi);
+    Real out(-0.5 * quad - 0.5 * logdet - 0.5 * static_cast<double>(k) * kLog2Pi);
     for (Eigen::Index i = 0; i < k; ++i) out.add_scaled_gradient(mean_[static_cast<std::size_t>(i)], alpha(i));
     bool cov_varies = false;
     for (const auto& row : cov_)
       for (const Real& c : row) cov_varies = cov_varies || c.size() > 0;
     if (cov_varies) {
-      const Eigen::MatrixXd inv = llt_.solve(Eigen::MatrixXd::Identity(k, k));
+      const Eigen::MatrixXd inv = llt.solve(Eigen::MatrixXd::Identity(k, k));
       for (Eigen::Index i = 0; i < k; ++i)
         for (Eigen::Index j = 0; j < k; ++j)
           out.add_scaled_gradient(cov_[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)],
@@ -99,10 +102,33 @@ class MultivariateNormal final : public Distribution {
   }
 
  private:
+  Eigen::MatrixXd cov_matrix() const {
+    const auto k = static_cast<Eigen::Index>(mean_.size());
+    Eigen::MatrixXd s(k, k);
+    for (Eigen::Index i = 0; i < k; ++i)
+      for (Eigen::Index j = 0; j < k; ++j) s(i, j) = cov_[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)].value();
+    return s;
+  }
+
   std::vector<Real> mean_;
   std::vector<std::vector<Real>> cov_;
   bool shape_ok_ = false;
-  Eigen::LLT<Eigen::MatrixXd> llt_;
+  // The Cholesky factor of cov, computed on first use (not in the constructor: under
+  // lock-step mining the runtime evaluates the density at each point's parameters, and
+  // then factors that point's matrix afresh).
+  const Eigen::LLT<Eigen::MatrixXd>& factor() const {
+    if (lockstep_state.point >= 0) {
+      point_llt_.compute(cov_matrix());
+      return point_llt_;
+    }
+    if (!factored_) {
+      llt_.compute(cov_matrix());
+      factored_ = true;
+    }
+    return llt_;
+  }
+  mutable Eigen::LLT<Eigen::MatrixXd> llt_, point_llt_;
+  mutable bool factored_ = false;
 };
 
 class MultivariateNormalDiag final : public Distribution {

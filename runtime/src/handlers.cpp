@@ -45,7 +45,10 @@ void TraceHandler::postprocess(const Message& m, Run& run) {
   c.distribution = m.distribution ? m.distribution->name() : "";
   c.value_begin = static_cast<std::uint32_t>(t.values.size());
   c.value_size = m.size;
-  t.values.insert(t.values.end(), m.value, m.value + m.size);
+  if (m.size == 1)
+    t.values.push_back(m.value[0]);
+  else
+    t.values.insert(t.values.end(), m.value, m.value + m.size);
   c.log_p = m.kind == Kind::output ? 0.0 : m.log_p.value();
   running_ += c.log_p;
   c.running = running_;

@@ -48,16 +48,12 @@ class Real {
   Real(long v) noexcept : v_(static_cast<double>(v)), n_(0), m_(0) {}  // NOLINT
   Real(long long v) noexcept : v_(static_cast<double>(v)), n_(0), m_(0) {}  // NOLINT
   // Copies move only the entries in use (a Real is mostly spare capacity).
-  Real(const Real& o) noexcept : v_(o.v_), n_(o.n_), m_(o.m_) {
-    for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
-    for (int k = 0; k < m_; ++k) w_[k] = o.w_[k];
-  }
+  Real(const Real& o) noexcept : v_(o.v_), n_(o.n_), m_(o.m_) { copy_entries(o); }
   Real& operator=(const Real& o) noexcept {
     v_ = o.v_;
     n_ = o.n_;
     m_ = o.m_;
-    for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
-    for (int k = 0; k < m_; ++k) w_[k] = o.w_[k];
+    copy_entries(o);
     return *this;
   }
 
@@ -212,6 +208,11 @@ class Real {
   friend std::ostream& operator<<(std::ostream& os, const Real& r);
 
  private:
+  // Only the entries in use are copied (a Real is mostly spare capacity).
+  void copy_entries(const Real& o) noexcept {
+    for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+    for (int k = 0; k < m_; ++k) w_[k] = o.w_[k];
+  }
   static double plus(double x, double y) noexcept { return x + y; }
   static double minus(double x, double y) noexcept { return x - y; }
   static double one(double, double, double) noexcept { return 1.0; }

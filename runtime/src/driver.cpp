@@ -268,7 +268,6 @@ struct Stepper::Impl final : Handler {
                            run->start();
                            model->simulate(*run);
                            run->finish();
-                           if (!run->gold_problem().empty()) throw RunError(run->where(), "", run->gold_problem());
                          } catch (const ctx::detail::forced_unwind&) {
                            throw;
                          } catch (...) {
@@ -333,6 +332,7 @@ void Stepper::finish() {
 const Trace& Stepper::trace() const noexcept { return impl_->trace; }
 const std::vector<double>& Stepper::x() const noexcept { return impl_->run->x(); }
 double Stepper::log_p() const noexcept { return impl_->joint.total().value(); }
+const std::string& Stepper::gold_problem() const noexcept { return impl_->run->gold_problem(); }
 std::vector<double> Stepper::score() const { return gradient_of(impl_->joint.total(), static_cast<int>(impl_->theta.size())); }
 
 }  // namespace lode

@@ -124,6 +124,9 @@ class Stepper {
   const std::vector<double>& x() const noexcept;
   double log_p() const noexcept;
   std::vector<double> score() const;
+  /// Non-empty when an output depends on θ at fixed z: the run is fine as a simulation, but
+  /// its log p and score are not the gold (see Run::gold_problem).
+  const std::string& gold_problem() const noexcept;
 
   struct Impl;
 

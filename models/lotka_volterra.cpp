@@ -39,10 +39,10 @@ void lotka_volterra(Run& run) {
   Real c[4];
   for (int k = 0; k < 4; ++k) {
     c[k] = exp(run.parameter(k));
-    const double v = c[k].value();
-    if (!(std::isfinite(v) && v > 0.0))
+    // Real comparisons (not value()): lock-step mining can see them (see real.hpp).
+    if (!(c[k] > 0.0 && c[k] < kInf))
       run.fail({"rate", k}, fmt::format("rate constant c{} = exp({} = {}) = {} must be finite and > 0", k + 1,
-                                        kParameterNames[k], run.theta()[static_cast<std::size_t>(k)], v));
+                                        kParameterNames[k], run.theta()[static_cast<std::size_t>(k)], c[k].value()));
   }
 
   long predators = kLvPredators0, prey = kLvPrey0;
@@ -59,7 +59,7 @@ void lotka_volterra(Run& run) {
     rates.push_back(c[2] * y);
     rates.push_back(c[3] * xy);
     const Real total = rates[0] + rates[1] + rates[2] + rates[3];
-    if (total.value() == 0.0) break;  // both species extinct: the state never changes again
+    if (total == 0.0) break;  // both species extinct: the state never changes again
     const double dt = run.sample({"dt", step}, Exponential(total));
     const double t_next = t + dt;
     // The state (predators, prey) holds on [t, t_next): record the grid points inside.

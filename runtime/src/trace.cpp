@@ -4,6 +4,19 @@
 
 namespace lode {
 
+// The address index: open addressing over slots holding (upper 32 bits of the hash) << 32 |
+// (choice index + 1); 0 marks an empty slot. Comparing the stored hash bits first avoids
+// touching the (large) choice array for most probes.
+namespace {
+inline std::uint64_t slot_of(std::uint64_t hash, std::uint32_t index) noexcept {
+  return (hash & 0xffffffff00000000ULL) | (static_cast<std::uint64_t>(index) + 1);
+}
+inline std::uint32_t index_of(std::uint64_t slot) noexcept { return static_cast<std::uint32_t>(slot) - 1; }
+inline bool same_tag(std::uint64_t slot, std::uint64_t hash) noexcept {
+  return (slot & 0xffffffff00000000ULL) == (hash & 0xffffffff00000000ULL);
+}
+}  // namespace
+
 void Trace::clear() {
   choices.clear();
   values.clear();
@@ -16,28 +29,29 @@ void Trace::clear() {
 std::ptrdiff_t Trace::find(const Address& a) const noexcept {
   if (slots_.empty()) return -1;
   const std::size_t mask = slots_.size() - 1;
-  for (std::size_t s = a.hash() & mask;; s = (s + 1) & mask) {
-    const std::uint32_t e = slots_[s];
+  const std::uint64_t h = a.hash();
+  for (std::size_t s = h & mask;; s = (s + 1) & mask) {
+    const std::uint64_t e = slots_[s];
     if (e == 0) return -1;
-    if (choices[e - 1].address == a) return static_cast<std::ptrdiff_t>(e - 1);
+    if (same_tag(e, h) && choices[index_of(e)].address == a) return static_cast<std::ptrdiff_t>(index_of(e));
   }
 }
 
 bool Trace::insert_index(std::uint32_t index) {
   if (2 * (choices.size() + 1) > slots_.size()) {
-    reindex();  // grows and re-inserts everything up to choices.size()-1 (index included)
-    // reindex inserted `index` already unless it is a duplicate
+    reindex();  // grows and re-inserts everything, `index` included unless it is a duplicate
     return find(choices[index].address) == static_cast<std::ptrdiff_t>(index);
   }
   const std::size_t mask = slots_.size() - 1;
   const Address& a = choices[index].address;
-  for (std::size_t s = a.hash() & mask;; s = (s + 1) & mask) {
-    const std::uint32_t e = slots_[s];
+  const std::uint64_t h = a.hash();
+  for (std::size_t s = h & mask;; s = (s + 1) & mask) {
+    const std::uint64_t e = slots_[s];
     if (e == 0) {
-      slots_[s] = index + 1;
+      slots_[s] = slot_of(h, index);
       return true;
     }
-    if (choices[e - 1].address == a) return false;
+    if (same_tag(e, h) && choices[index_of(e)].address == a) return false;
   }
 }
 
@@ -48,13 +62,14 @@ void Trace::reindex() {
   const std::size_t mask = cap - 1;
   for (std::uint32_t i = 0; i < choices.size(); ++i) {
     const Address& a = choices[i].address;
-    for (std::size_t s = a.hash() & mask;; s = (s + 1) & mask) {
-      const std::uint32_t e = slots_[s];
+    const std::uint64_t h = a.hash();
+    for (std::size_t s = h & mask;; s = (s + 1) & mask) {
+      const std::uint64_t e = slots_[s];
       if (e == 0) {
-        slots_[s] = i + 1;
+        slots_[s] = slot_of(h, i);
         break;
       }
-      if (choices[e - 1].address == a) break;  // duplicate: keep the first
+      if (same_tag(e, h) && choices[index_of(e)].address == a) break;  // duplicate: keep the first
     }
   }
 }

@@ -5,6 +5,8 @@
 //   galton/score      lode with log p and the joint score (and the trace recorded)
 //   galton/score_no_trace  the same without recording the trace (score-only mining)
 //   galton/ratios2    lode with log p, the joint score and log r at 2 more points
+//   lv_*              lotka_volterra trajectories: plain, and score + one ratio point
+//                     (lockstep:0 replays the ratio point, lockstep:1 computes it in the same pass)
 //   choice/*          per-choice cost: a model of 1000 Bernoulli or Normal choices vs a plain loop
 #include <benchmark/benchmark.h>
 
@@ -13,6 +15,7 @@
 
 #include "lode/distributions.hpp"
 #include "lode/driver.hpp"
+#include "lode/error.hpp"
 #include "lode/models/galton.hpp"
 
 using namespace lode;
@@ -92,6 +95,40 @@ void galton_ratios(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
+// ---- lotka_volterra: Gillespie trajectories (thousands of choices each) ----
+void lv_simulate(benchmark::State& state) {
+  const Model& m = Registry::global().get("lotka_volterra");
+  Simulator sim(m);
+  std::uint64_t e = 0, failed = 0;
+  for (auto _ : state) {
+    try {
+      benchmark::DoNotOptimize(sim(m.reference[0], 1, e++).size());
+    } catch (const RunError&) {
+      ++failed;  // over the step budget (about 1% at the true θ)
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["failed"] = static_cast<double>(failed);
+}
+
+void lv_gold(benchmark::State& state) {
+  const Model& m = Registry::global().get("lotka_volterra");
+  GoldOptions opt;
+  opt.lockstep = state.range(0) == 1;
+  GoldMiner miner(m, opt);
+  const std::vector<std::vector<double>> at = {m.reference[1]};
+  std::uint64_t e = 0, failed = 0;
+  for (auto _ : state) {
+    try {
+      benchmark::DoNotOptimize(miner(m.reference[0], 1, e++, at).log_p_at[0]);
+    } catch (const RunError&) {
+      ++failed;
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["failed"] = static_cast<double>(failed);
+}
+
 // ---- per-choice overhead ----
 constexpr int kChoices = 1000;
 
@@ -162,6 +199,8 @@ BENCHMARK(galton_simulate);
 BENCHMARK(galton_score);
 BENCHMARK(galton_score_no_trace);
 BENCHMARK(galton_ratios)->Arg(1)->Arg(2);
+BENCHMARK(lv_simulate)->Unit(benchmark::kMillisecond);
+BENCHMARK(lv_gold)->ArgName("lockstep")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(choice_plain)->ArgName("normal")->Arg(0)->Arg(1);
 BENCHMARK(choice_simulate)->ArgName("normal")->Arg(0)->Arg(1);
 BENCHMARK(choice_score)->ArgName("normal")->Arg(0)->Arg(1);

@@ -60,7 +60,7 @@ class Trace {
   std::size_t num_random() const noexcept;
 
  private:
-  std::vector<std::uint32_t> slots_;  // open addressing: choice index + 1, 0 = empty
+  std::vector<std::uint64_t> slots_;  // open addressing: hash tag and choice index + 1, 0 = empty
 };
 
 }  // namespace lode

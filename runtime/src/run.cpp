@@ -36,7 +36,14 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
   derivatives_ = derivatives;
   handlers_ = handlers;
   need_log_p_ = false;
-  for (Handler* h : handlers_) need_log_p_ = need_log_p_ || h->needs_log_p();
+  processors_.clear();
+  postprocessors_.clear();
+  for (Handler* h : handlers_) {
+    need_log_p_ = need_log_p_ || h->needs_log_p();
+    if (h->has_process()) processors_.push_back(h);
+  }
+  for (auto it = handlers_.rbegin(); it != handlers_.rend(); ++it)
+    if ((*it)->has_postprocess()) postprocessors_.push_back(*it);
   rng_.reset(seed, event);
   x_.clear();
   gold_problem_.clear();
@@ -96,7 +103,7 @@ std::string Run::where() const { return fmt::format("model '{}', seed {}, event 
 void Run::fail(const Address& a, const std::string& reason) const { throw RunError(where(), a.str(), reason); }
 
 void Run::handle(Message& m) {
-  for (Handler* h : handlers_) h->process(m, *this);
+  for (Handler* h : processors_) h->process(m, *this);
   if (m.distribution != nullptr) {
     if (!m.has_value) m.distribution->sample_into(rng_, m.value);
     if (need_log_p_) {
@@ -113,7 +120,7 @@ void Run::handle(Message& m) {
     if (num_points_ > 0 && need_log_p_) evaluate_points(m);
     if (m.kind == Kind::observe) x_.insert(x_.end(), m.value, m.value + m.size);
   }
-  for (auto it = handlers_.rbegin(); it != handlers_.rend(); ++it) (*it)->postprocess(m, *this);
+  for (Handler* h : postprocessors_) h->postprocess(m, *this);
 }
 
 void Run::evaluate_points(Message& m) {

@@ -18,6 +18,7 @@ class TraceHandler final : public Handler {
   void begin(Run& run) override;
   void postprocess(const Message& m, Run& run) override;
   bool needs_log_p() const noexcept override { return true; }
+  bool has_process() const noexcept override { return false; }
 
  private:
   Trace* trace_;
@@ -33,6 +34,7 @@ class LogJointHandler final : public Handler {
     if (m.kind != Kind::output) total_ += m.log_p;
   }
   bool needs_log_p() const noexcept override { return true; }
+  bool has_process() const noexcept override { return false; }
   const Real& total() const noexcept { return total_; }
 
  private:
@@ -64,6 +66,7 @@ class ConditionHandler final : public Handler {
   ConditionHandler() = default;
   void set(const Address& a, std::vector<double> value) { data_[a.str()] = std::move(value); }
   void process(Message& m, Run& run) override;
+  bool has_postprocess() const noexcept override { return false; }
   std::size_t used() const noexcept { return used_; }
   void begin(Run&) override { used_ = 0; }
 

@@ -210,7 +210,12 @@ class Real {
  private:
   // Only the entries in use are copied (a Real is mostly spare capacity).
   void copy_entries(const Real& o) noexcept {
-    for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+    if (n_ == 1) {
+      d_[0] = o.d_[0];
+      if (m_ == 0) return;
+    } else {
+      for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+    }
     for (int k = 0; k < m_; ++k) w_[k] = o.w_[k];
   }
   static double plus(double x, double y) noexcept { return x + y; }
@@ -218,14 +223,25 @@ class Real {
   static double one(double, double, double) noexcept { return 1.0; }
   static double minus_one(double, double, double) noexcept { return -1.0; }
 
+  // The gradient kernels special-case one parameter (the common scalar-θ model): a loop of
+  // unknown length costs more than its single iteration.
   static Real grad1(const Real& a, double v, double da) noexcept {
     Real r(v);
     r.n_ = a.n_;
+    if (a.n_ == 1) {
+      r.d_[0] = da * a.d_[0];
+      return r;
+    }
     for (int i = 0; i < a.n_; ++i) r.d_[i] = da * a.d_[i];
     return r;
   }
   static Real grad2(const Real& a, const Real& b, double v, double da, double db) noexcept {
     Real r(v);
+    if (a.n_ == 1 && b.n_ == 1) {
+      r.n_ = 1;
+      r.d_[0] = da * a.d_[0] + db * b.d_[0];
+      return r;
+    }
     if (a.n_ == b.n_) {
       r.n_ = a.n_;
       for (int i = 0; i < a.n_; ++i) r.d_[i] = da * a.d_[i] + db * b.d_[i];

@@ -55,6 +55,9 @@ class Handler {
   virtual void end(Run&) {}
   /// Whether this handler reads Message::log_p (the runtime skips the density otherwise).
   virtual bool needs_log_p() const noexcept { return false; }
+  /// Whether process() / postprocess() do anything (the runtime skips the calls otherwise).
+  virtual bool has_process() const noexcept { return true; }
+  virtual bool has_postprocess() const noexcept { return true; }
 };
 
 class Run {
@@ -146,6 +149,7 @@ class Run {
   bool derivatives_;
   bool need_log_p_ = false;
   std::span<Handler* const> handlers_;
+  std::vector<Handler*> processors_, postprocessors_;  // those with the hook, in call order
   Rng rng_;
   std::vector<double> x_;
   std::string gold_problem_;

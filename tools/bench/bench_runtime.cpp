@@ -4,7 +4,8 @@
 //   galton/simulate   lode plain simulation
 //   galton/score      lode with log p and the joint score (and the trace recorded)
 //   galton/score_no_trace  the same without recording the trace (score-only mining)
-//   galton/ratios2    lode with log p, the joint score and log r at 2 more points
+//   galton/ratios     lode with log p, the joint score and log r at 1 or 2 more points, in
+//                     lock-step (lockstep:1, the default) or by replay (lockstep:0)
 //   lv_*              lotka_volterra trajectories: plain, and score + one ratio point
 //                     (lockstep:0 replays the ratio point, lockstep:1 computes it in the same pass)
 //   choice/*          per-choice cost: a model of 1000 Bernoulli or Normal choices vs a plain loop
@@ -86,7 +87,9 @@ void galton_score_no_trace(benchmark::State& state) {
 }
 
 void galton_ratios(benchmark::State& state) {
-  GoldMiner miner(galton());
+  GoldOptions opt;
+  opt.lockstep = state.range(1) == 1;
+  GoldMiner miner(galton(), opt);
   const std::vector<double> th = {-0.8};
   std::vector<std::vector<double>> at;
   for (int k = 0; k < state.range(0); ++k) at.push_back({-0.6 + 0.05 * k});
@@ -198,7 +201,7 @@ BENCHMARK(galton_plain);
 BENCHMARK(galton_simulate);
 BENCHMARK(galton_score);
 BENCHMARK(galton_score_no_trace);
-BENCHMARK(galton_ratios)->Arg(1)->Arg(2);
+BENCHMARK(galton_ratios)->ArgNames({"points", "lockstep"})->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0});
 BENCHMARK(lv_simulate)->Unit(benchmark::kMillisecond);
 BENCHMARK(lv_gold)->ArgName("lockstep")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(choice_plain)->ArgName("normal")->Arg(0)->Arg(1);

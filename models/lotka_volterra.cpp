@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <utility>
@@ -49,15 +50,13 @@ void lotka_volterra(Run& run) {
   std::array<double, kLvPoints> xs, ys;
   int next = 0;  // the next grid point to record, at time next·0.2
   double t = 0.0;
+  std::array<Real, 4> rates;  // reused every step: the Categorical below only views it
   for (std::int64_t step = 0;; ++step) {
     const double x = static_cast<double>(predators), y = static_cast<double>(prey), xy = x * y;
-    // The rates go straight into the Categorical's weight vector (no extra copies of Reals).
-    std::vector<Real> rates;
-    rates.reserve(4);
-    rates.push_back(c[0] * xy);
-    rates.push_back(c[1] * x);
-    rates.push_back(c[2] * y);
-    rates.push_back(c[3] * xy);
+    rates[0] = c[0] * xy;
+    rates[1] = c[1] * x;
+    rates[2] = c[2] * y;
+    rates[3] = c[3] * xy;
     const Real total = rates[0] + rates[1] + rates[2] + rates[3];
     if (total == 0.0) break;  // both species extinct: the state never changes again
     const double dt = run.sample({"dt", step}, Exponential(total));
@@ -69,7 +68,7 @@ void lotka_volterra(Run& run) {
       ++next;
     }
     if (t_next > kLvHorizon) break;  // the next reaction falls after the horizon
-    switch (run.sample({"reaction", step}, Categorical(std::move(rates)))) {
+    switch (run.sample({"reaction", step}, Categorical::view(rates))) {
       case 0: ++predators; break;
       case 1: --predators; break;
       case 2: ++prey; break;

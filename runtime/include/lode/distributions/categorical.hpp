@@ -1,7 +1,13 @@
 // Categorical(weights): P(k) = w_k / Σ_j w_j for k = 0 … K−1. The weights need not be
 // normalized (probabilities or rates both work). Value: std::int64_t.
+//
+// Categorical::view(weights) refers to weights kept by the caller instead of copying them
+// (no allocation: for choices made millions of times, such as the reaction of a Gillespie
+// step). The weights must outlive the distribution: use it as the temporary argument of
+// run.sample(...).
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "lode/distribution.hpp"
@@ -11,8 +17,12 @@ namespace lode {
 class Categorical final : public ScalarDistribution<Categorical, std::int64_t> {
  public:
   static constexpr const char* kName = "Categorical";
-  explicit Categorical(std::vector<Real> weights) : w_(std::move(weights)) {}
+  explicit Categorical(std::vector<Real> weights) : own_(std::move(weights)), w_(own_) {}
   Categorical(std::initializer_list<Real> weights) : Categorical(std::vector<Real>(weights)) {}
+  /// Non-owning: `weights` must outlive the returned object.
+  static Categorical view(std::span<const Real> weights) { return Categorical(weights, 0); }
+  Categorical(const Categorical& o) : own_(o.own_), w_(o.owning() ? std::span<const Real>(own_) : o.w_) {}
+  Categorical& operator=(const Categorical&) = delete;
 
   void check_parameters() const {
     if (w_.empty()) throw ParameterError(kName, "weights", 0.0, "must not be empty");
@@ -60,7 +70,10 @@ class Categorical final : public ScalarDistribution<Categorical, std::int64_t> {
     for (const Real& w : w_) t += w.value();
     return t;
   }
-  std::vector<Real> w_;
+  Categorical(std::span<const Real> external, int) : w_(external) {}
+  bool owning() const noexcept { return !own_.empty() && w_.data() == own_.data(); }
+  std::vector<Real> own_;    // the weights when owned
+  std::span<const Real> w_;  // the weights (own_ or the caller's)
 };
 
 }  // namespace lode

@@ -23,10 +23,84 @@ void Trace::clear() {
   grads.clear();
   params.clear();
   param_values.clear();
-  std::fill(slots_.begin(), slots_.end(), 0u);
+  if (indexed_ > 0) std::fill(slots_.begin(), slots_.end(), 0u);
+  indexed_ = 0;
+  hashing_ = false;
+  names_.clear();
+}
+
+bool Trace::pattern_insert(const Address& a) {
+  if (a.num_indices() > 1) return false;
+  const std::string_view name = a.name();
+  NameRun* run = nullptr;
+  for (NameRun& r : names_)
+    if (r.ptr == name.data() || (r.len == name.size() && std::string_view(r.ptr, r.len) == name)) {
+      run = &r;
+      break;
+    }
+  if (run == nullptr) {
+    if (names_.size() >= kMaxNameRuns) return false;
+    names_.push_back({name.data(), static_cast<std::uint32_t>(name.size()), a.num_indices() ? a.index(0) : 0,
+                      a.num_indices() == 0});
+    return true;
+  }
+  if (a.num_indices() == 1 && !run->bare && a.index(0) > run->last) {
+    run->last = a.index(0);
+    return true;
+  }
+  return false;
+}
+
+void Trace::index_upto(std::size_t end) const {
+  // Room for `end` records and one more at a load factor of at most 1/2; growing re-hashes.
+  if (2 * (end + 1) > slots_.size()) {
+    std::size_t cap = 16;
+    while (cap < 4 * (end + 1)) cap *= 2;
+    slots_.assign(cap, 0u);
+    indexed_ = 0;
+  }
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = indexed_; i < end; ++i) {
+    const Address& a = choices[i].address;
+    const std::uint64_t h = a.hash();
+    for (std::size_t s = h & mask;; s = (s + 1) & mask) {
+      const std::uint64_t e = slots_[s];
+      if (e == 0) {
+        slots_[s] = slot_of(h, static_cast<std::uint32_t>(i));
+        break;
+      }
+      if (same_tag(e, h) && choices[index_of(e)].address == a) break;  // duplicate: keep the first
+    }
+  }
+  if (end > indexed_) indexed_ = end;
+}
+
+bool Trace::hash_insert(std::uint32_t index) {
+  index_upto(index);  // also leaves room for this record
+  const std::size_t mask = slots_.size() - 1;
+  const Address& a = choices[index].address;
+  const std::uint64_t h = a.hash();
+  for (std::size_t s = h & mask;; s = (s + 1) & mask) {
+    const std::uint64_t e = slots_[s];
+    if (e == 0) {
+      slots_[s] = slot_of(h, index);
+      indexed_ = static_cast<std::size_t>(index) + 1;
+      return true;
+    }
+    if (same_tag(e, h) && choices[index_of(e)].address == a) return false;
+  }
+}
+
+bool Trace::insert_index(std::uint32_t index) {
+  if (!hashing_) {
+    if (pattern_insert(choices[index].address)) return true;
+    hashing_ = true;
+  }
+  return hash_insert(index);
 }
 
 std::ptrdiff_t Trace::find(const Address& a) const noexcept {
+  index_upto(choices.size());
   if (slots_.empty()) return -1;
   const std::size_t mask = slots_.size() - 1;
   const std::uint64_t h = a.hash();
@@ -37,41 +111,12 @@ std::ptrdiff_t Trace::find(const Address& a) const noexcept {
   }
 }
 
-bool Trace::insert_index(std::uint32_t index) {
-  if (2 * (choices.size() + 1) > slots_.size()) {
-    reindex();  // grows and re-inserts everything, `index` included unless it is a duplicate
-    return find(choices[index].address) == static_cast<std::ptrdiff_t>(index);
-  }
-  const std::size_t mask = slots_.size() - 1;
-  const Address& a = choices[index].address;
-  const std::uint64_t h = a.hash();
-  for (std::size_t s = h & mask;; s = (s + 1) & mask) {
-    const std::uint64_t e = slots_[s];
-    if (e == 0) {
-      slots_[s] = slot_of(h, index);
-      return true;
-    }
-    if (same_tag(e, h) && choices[index_of(e)].address == a) return false;
-  }
-}
-
 void Trace::reindex() {
-  std::size_t cap = 16;
-  while (cap < 4 * (choices.size() + 1)) cap *= 2;
-  slots_.assign(cap, 0u);
-  const std::size_t mask = cap - 1;
-  for (std::uint32_t i = 0; i < choices.size(); ++i) {
-    const Address& a = choices[i].address;
-    const std::uint64_t h = a.hash();
-    for (std::size_t s = h & mask;; s = (s + 1) & mask) {
-      const std::uint64_t e = slots_[s];
-      if (e == 0) {
-        slots_[s] = slot_of(h, i);
-        break;
-      }
-      if (same_tag(e, h) && choices[index_of(e)].address == a) break;  // duplicate: keep the first
-    }
-  }
+  slots_.clear();
+  indexed_ = 0;
+  hashing_ = true;
+  names_.clear();
+  index_upto(choices.size());
 }
 
 std::size_t Trace::num_random() const noexcept {

@@ -49,10 +49,11 @@ class Trace {
     if (!detailed) return {};
     return {grads.data() + c.grad_begin, static_cast<std::size_t>(num_parameters)};
   }
-  /// Index of the choice with address a, or -1.
+  /// Index of the choice with address a, or -1. (Builds the address index on first use:
+  /// do not call it on one Trace from several threads at once.)
   std::ptrdiff_t find(const Address& a) const noexcept;
-  /// Appends a record; throws RunError-ready text via the return value on a duplicate:
-  /// returns false when the address is already present.
+  /// Registers choices[index] in the address index; returns false when its address is
+  /// already present (a duplicate).
   bool insert_index(std::uint32_t index);
   /// Rebuilds the address index (after copying or editing `choices`).
   void reindex();
@@ -60,7 +61,25 @@ class Trace {
   std::size_t num_random() const noexcept;
 
  private:
-  std::vector<std::uint64_t> slots_;  // open addressing: hash tag and choice index + 1, 0 = empty
+  // The address index. Most models emit addresses in a pattern that is provably free of
+  // duplicates — a name seen before only with smaller single indices (row/0, row/1, …), or
+  // a name without indices seen for the first time — and those records skip the hash
+  // table: it is filled from `indexed_` on only when first needed (an address outside the
+  // pattern, or find()).
+  struct NameRun {
+    const char* ptr;
+    std::uint32_t len;
+    std::int64_t last;  // largest index seen
+    bool bare;          // seen without indices
+  };
+  static constexpr std::size_t kMaxNameRuns = 16;
+  bool pattern_insert(const Address& a);
+  void index_upto(std::size_t end) const;  // hash records [indexed_, end)
+  bool hash_insert(std::uint32_t index);
+  mutable std::vector<std::uint64_t> slots_;  // open addressing: hash tag and index + 1, 0 = empty
+  mutable std::size_t indexed_ = 0;           // records [0, indexed_) are in slots_
+  bool hashing_ = false;                      // the pattern broke: every record is hashed
+  std::vector<NameRun> names_;
 };
 
 }  // namespace lode

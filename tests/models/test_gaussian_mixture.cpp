@@ -7,7 +7,7 @@
 
 #include "lode/driver.hpp"
 #include "lode/models/gaussian_mixture.hpp"
-#include "models/gold_identity_checks.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
 using lode::test::MeanSe;
@@ -82,17 +82,12 @@ TEST_CASE("gaussian_mixture exact likelihood and its gradient", "[gaussian_mixtu
 
 TEST_CASE("gaussian_mixture joint score matches finite differences of replayed log p", "[gaussian_mixture]") {
   const Model& m = gm_model();
-  for (const auto& theta : m.reference) {
-    const double err = test::score_fd_error(m, theta, 200, 12, 1e-5);
-    INFO("max relative error " << err);
-    CHECK(err <= 1e-5);
-  }
+  test::check_score_fd(m, m.reference, 200, 12, 1e-5, 1e-5);
 }
 
 TEST_CASE("gaussian_mixture joint score has mean zero and joint ratio mean one", "[gaussian_mixture]") {
   const Model& m = gm_model();
-  test::check_mean_score_zero(m, m.reference[0], 50000, 22);
-  test::check_mean_ratio_one(m, m.reference[0], m.reference[1], 50000, 23);
+  test::check_gold_identities_at_references(m, 50000, 22, 23);
 }
 
 TEST_CASE("gaussian_mixture simulated x follows the exact density (chi2)", "[gaussian_mixture]") {

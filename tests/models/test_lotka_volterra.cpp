@@ -10,10 +10,10 @@
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/models/lotka_volterra.hpp"
-#include "model_gold_checks.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
-using lode::model_checks::RunningMean;
+using lode::test::MeanSe;
 
 namespace {
 
@@ -218,7 +218,7 @@ TEST_CASE("lotka_volterra joint score matches finite differences of replayed log
     REQUIRE(same.score.size() == 4);
     for (std::size_t i = 0; i < 4; ++i) {
       CHECK(same.score[i] == g->score[i]);
-      const double fd = model_checks::fd_score(m, g->trace, theta, i, 1e-3);
+      const double fd = test::fd_score(m, g->trace, theta, i, 1e-3);
       const double err = std::fabs(fd - g->score[i]) / std::max(1.0, std::fabs(g->score[i]));
       worst = std::max(worst, err);
       CHECK(err <= 1e-5);
@@ -240,7 +240,7 @@ TEST_CASE("lotka_volterra gold identities: E[t] = 0 and E[r] = 1", "[lotka_volte
   // extinction followed by prey explosion) have no gold; leaving them out shifts the mean by
   // −∇P(fail) = −P(fail)·∇log P(fail), of order 10^-2 per log rate — far below the
   // Monte-Carlo error of the mean (≈ 1.2 here). Checked: at most 2% of the runs fail.
-  std::array<RunningMean, 4> t;
+  std::array<MeanSe, 4> t;
   int failed0 = 0;
   for (std::uint64_t e = 0; e < kEvents; ++e) {
     try {
@@ -252,8 +252,8 @@ TEST_CASE("lotka_volterra gold identities: E[t] = 0 and E[r] = 1", "[lotka_volte
   }
   CHECK(failed0 <= kEvents / 50);
   for (std::size_t i = 0; i < 4; ++i) {
-    INFO("parameter " << i << ": mean score " << t[i].mean() << " +- " << t[i].standard_error());
-    CHECK(std::fabs(t[i].mean()) <= 4.0 * t[i].standard_error());
+    INFO("parameter " << i << ": mean score " << t[i].mean() << " +- " << t[i].se());
+    CHECK(std::fabs(t[i].mean()) <= 4.0 * t[i].se());
     // the joint Fisher information per log rate is ~10^3 (thousands of reactions per run)
     CHECK(t[i].variance() > 300.0);
   }
@@ -262,7 +262,7 @@ TEST_CASE("lotka_volterra gold identities: E[t] = 0 and E[r] = 1", "[lotka_volte
   // failing runs (a deterministic function of z) enter as r = 0, so the exact identity is
   // E_θ1[r·1{ok}] = P_θ0(ok), with P_θ0(ok) estimated from the θ0 sample above.
   const std::vector<std::vector<double>> at = {theta0};
-  RunningMean r;
+  MeanSe r;
   for (std::uint64_t e = 0; e < kEvents; ++e) {
     try {
       const Gold& g = miner(theta1, 303, e, at);
@@ -274,12 +274,12 @@ TEST_CASE("lotka_volterra gold identities: E[t] = 0 and E[r] = 1", "[lotka_volte
   }
   const double p_ok = 1.0 - static_cast<double>(failed0) / kEvents;
   const double se_ok = std::sqrt(p_ok * (1.0 - p_ok) / kEvents);
-  const double se = std::hypot(r.standard_error(), se_ok);
-  INFO("E[r] = " << r.mean() << " +- " << r.standard_error() << ", P(ok) = " << p_ok);
+  const double se = std::hypot(r.se(), se_ok);
+  INFO("E[r] = " << r.mean() << " +- " << r.se() << ", P(ok) = " << p_ok);
   CHECK(std::fabs(r.mean() - p_ok) <= 4.0 * se);
   // the reference pair is close enough for a sharp test: Var(r) is O(1)
   CHECK(r.variance() < 5.0);
-  CHECK(r.standard_error() < 0.1);
+  CHECK(r.se() < 0.1);
 }
 
 TEST_CASE("lotka_volterra step budget: an exploding run fails with a clear error", "[lotka_volterra]") {
@@ -373,7 +373,7 @@ TEST_CASE("lotka_volterra extinction ends the run early", "[lotka_volterra]") {
     for (std::size_t i = 0; i < 9; ++i) CHECK(g.x[i] == s[i]);
     // the score is right there too
     for (std::size_t i = 0; i < 4; ++i) {
-      const double fd = model_checks::fd_score(m, g.trace, theta, i, 1e-3);
+      const double fd = test::fd_score(m, g.trace, theta, i, 1e-3);
       CHECK(std::fabs(fd - g.score[i]) <= 1e-5 * std::max(1.0, std::fabs(g.score[i])));
     }
   }

@@ -10,10 +10,10 @@
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/models/lotka_volterra_ode.hpp"
-#include "model_gold_checks.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
-using lode::model_checks::RunningMean;
+using lode::test::MeanSe;
 
 namespace {
 
@@ -25,7 +25,7 @@ using Theta = std::array<double, 4>;
 std::vector<std::array<double, 2>> reference_solution(const Theta& p) {
   std::vector<double> times;
   for (int k = 0; k < models::kLvOdeObservations; ++k) times.push_back(models::kLvOdeObservationEvery * k);
-  return model_checks::rk4<2>(
+  return test::rk4<2>(
       [&](const std::array<double, 2>& x, std::array<double, 2>& d) {
         d[0] = p[0] * x[0] - p[1] * x[0] * x[1];
         d[1] = -p[2] * x[1] + p[3] * x[0] * x[1];
@@ -140,52 +140,15 @@ TEST_CASE("lotka_volterra_ode model description and prior", "[lotka_volterra_ode
 }
 
 TEST_CASE("lotka_volterra_ode joint score matches finite differences of replayed log p", "[lotka_volterra_ode]") {
-  const Model& m = lvo();
-  GoldMiner miner(m);
-  Rng rng(77, 0);
-  double worst = 0.0;
   // 100 events at reference[0] and 50 at parameters drawn from the prior
-  for (std::uint64_t e = 0; e < 150; ++e) {
-    std::vector<double> theta = m.reference[0];
-    if (e >= 100) m.prior.sample(rng, theta.data());
-    const Gold& g = miner(theta, 6, e);
-    const ReplayResult same = replay(m, g.trace, theta, true);
-    CHECK(same.log_p == g.log_p);
-    for (std::size_t i = 0; i < 4; ++i) {
-      CHECK(same.score[i] == g.score[i]);
-      const double fd = model_checks::fd_score(m, g.trace, theta, i, 1e-4 * theta[i]);
-      const double err = std::fabs(fd - g.score[i]) / std::max(1.0, std::fabs(g.score[i]));
-      worst = std::max(worst, err);
-      INFO("event " << e << " parameter " << i << ": score " << g.score[i] << ", finite differences " << fd);
-      CHECK(err <= 1e-5);
-    }
-  }
-  INFO("worst relative error " << worst);
-  CHECK(worst <= 1e-5);
+  test::check_score_fd_at_reference_and_prior(lvo(), 77, 6);
 }
 
 TEST_CASE("lotka_volterra_ode gold identities: E[t] = 0 and E[r] = 1", "[lotka_volterra_ode]") {
   const Model& m = lvo();
   constexpr int kEvents = 4000;
-  GoldMiner miner(m);
-  std::array<RunningMean, 4> t;
-  for (std::uint64_t e = 0; e < kEvents; ++e) {
-    const Gold& g = miner(m.reference[0], 31, e);
-    for (std::size_t i = 0; i < 4; ++i) t[i].add(g.score[i]);
-  }
-  for (std::size_t i = 0; i < 4; ++i) {
-    INFO("parameter " << i << ": mean score " << t[i].mean() << " +- " << t[i].standard_error());
-    CHECK(std::fabs(t[i].mean()) <= 4.0 * t[i].standard_error());
-  }
-  // events drawn at θ1 = reference[1], the denominator of r = p(x|θ0)/p(x|θ1)
-  const std::vector<std::vector<double>> at = {m.reference[0]};
-  RunningMean r;
-  for (std::uint64_t e = 0; e < kEvents; ++e) {
-    const Gold& g = miner(m.reference[1], 32, e, at);
-    r.add(std::exp(g.log_p_at[0] - g.log_p));
-  }
-  INFO("E[r] = " << r.mean() << " +- " << r.standard_error());
-  CHECK(std::fabs(r.mean() - 1.0) <= 4.0 * r.standard_error());
+  // E[r] over events drawn at θ1 = reference[1], the denominator of r = p(x|θ0)/p(x|θ1)
+  const MeanSe r = test::check_gold_identities_at_references(m, kEvents, 31, 32);
   CHECK(r.variance() > 0.05);  // the pair is far enough apart for the check to mean something
   CHECK(r.variance() < 2.0);
 }
@@ -206,16 +169,7 @@ TEST_CASE("lotka_volterra_ode invalid parameters give clear errors", "[lotka_vol
 TEST_CASE("lotka_volterra_ode exact likelihood equals the joint density (no latent variables)",
           "[lotka_volterra_ode]") {
   const Model& m = lvo();
-  REQUIRE(m.exact_log_likelihood);
-  GoldMiner miner(m);
-  for (std::uint64_t e = 0; e < 20; ++e) {
-    const std::vector<double>& theta = m.reference[e % 2];
-    const Gold& g = miner(theta, 8, e);
-    double grad[4];
-    const double ll = m.exact_log_likelihood(g.x, theta, grad);
-    CHECK(ll == Approx(g.log_p).epsilon(1e-12));
-    for (std::size_t i = 0; i < 4; ++i) CHECK(grad[i] == Approx(g.score[i]).epsilon(1e-10).margin(1e-10));
-  }
+  test::check_exact_likelihood_equals_gold(m, 20, 8);
   std::vector<double> x(20, 1.0);
   x[5] = -1.0;  // outside the log-normal's support
   CHECK(m.exact_log_likelihood(x, m.reference[0], nullptr) == -std::numeric_limits<double>::infinity());

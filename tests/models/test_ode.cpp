@@ -7,11 +7,11 @@
 #include <vector>
 
 #include "lode/models/ode.hpp"
-#include "model_gold_checks.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
 namespace ode = lode::models::ode;
-using lode::model_checks::RunningMean;
+using lode::test::MeanSe;
 
 TEST_CASE("ode::solve integrates with derivatives: exponential decay", "[ode]") {
   // x' = −k·x, x(0) = x0: x(t) = x0·e^{−kt}, ∂x/∂k = −t·x(t), ∂x/∂x0 = e^{−kt}.
@@ -85,15 +85,15 @@ TEST_CASE("ode::lognormal_prior samples and densities agree", "[ode]") {
   CHECK(p.range[1].second == Approx(std::exp(-2.4)));
   // samples: log θ has the stated mean and sd
   Rng rng(5, 0);
-  RunningMean l0, l1;
+  MeanSe l0, l1;
   for (int i = 0; i < 20000; ++i) {
     double th[2];
     p.sample(rng, th);
     l0.add(std::log(th[0]));
     l1.add(std::log(th[1]));
   }
-  CHECK(std::fabs(l0.mean() - std::log(0.4)) <= 4 * l0.standard_error());
-  CHECK(std::fabs(l1.mean() + 3.0) <= 4 * l1.standard_error());
+  CHECK(std::fabs(l0.mean() - std::log(0.4)) <= 4 * l0.se());
+  CHECK(std::fabs(l1.mean() + 3.0) <= 4 * l1.se());
   // sample sd within 4 standard errors (se of the sd ≈ sd/√(2n))
   CHECK(std::fabs(std::sqrt(l0.variance()) - 0.5) <= 4 * 0.5 / std::sqrt(2 * 20000.0));
   CHECK(std::fabs(std::sqrt(l1.variance()) - 0.2) <= 4 * 0.2 / std::sqrt(2 * 20000.0));

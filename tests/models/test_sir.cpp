@@ -10,10 +10,10 @@
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/models/sir.hpp"
-#include "model_gold_checks.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
-using lode::model_checks::RunningMean;
+using lode::test::MeanSe;
 
 namespace {
 
@@ -28,7 +28,7 @@ std::vector<double> observation_times() {
 // (S, I, R) at the observation times by the independent fixed-step RK4 (step 10^-3 days).
 std::vector<std::array<double, 3>> reference_solution(double beta, double gamma) {
   const double n = models::kSirPopulation;
-  return model_checks::rk4<3>(
+  return test::rk4<3>(
       [&](const std::array<double, 3>& x, std::array<double, 3>& d) {
         const double inf = beta * x[0] * x[1] / n;
         d[0] = -inf;
@@ -133,54 +133,15 @@ TEST_CASE("sir model description and prior", "[sir]") {
 }
 
 TEST_CASE("sir joint score matches finite differences of replayed log p", "[sir]") {
-  const Model& m = sir();
-  GoldMiner miner(m);
-  Rng rng(99, 0);
-  double worst = 0.0;
   // 100 events at reference[0] and 50 at parameters drawn from the prior
-  for (std::uint64_t e = 0; e < 150; ++e) {
-    std::vector<double> theta = m.reference[0];
-    if (e >= 100) m.prior.sample(rng, theta.data());
-    const Gold& g = miner(theta, 5, e);
-    const ReplayResult same = replay(m, g.trace, theta, true);
-    CHECK(same.log_p == g.log_p);
-    for (std::size_t i = 0; i < 2; ++i) {
-      CHECK(same.score[i] == g.score[i]);
-      const double fd = model_checks::fd_score(m, g.trace, theta, i, 1e-4 * theta[i]);
-      const double err = std::fabs(fd - g.score[i]) / std::max(1.0, std::fabs(g.score[i]));
-      worst = std::max(worst, err);
-      CAPTURE(worst);
-      INFO("event " << e << " theta (" << theta[0] << ", " << theta[1] << ") parameter " << i << ": score "
-                    << g.score[i] << ", finite differences " << fd);
-      CHECK(err <= 1e-5);
-    }
-  }
-  INFO("worst relative error " << worst);
-  CHECK(worst <= 1e-5);
+  test::check_score_fd_at_reference_and_prior(sir(), 99, 5);
 }
 
 TEST_CASE("sir gold identities: E[t] = 0 and E[r] = 1", "[sir]") {
   const Model& m = sir();
   constexpr int kEvents = 4000;
-  GoldMiner miner(m);
-  std::array<RunningMean, 2> t;
-  for (std::uint64_t e = 0; e < kEvents; ++e) {
-    const Gold& g = miner(m.reference[0], 21, e);
-    for (std::size_t i = 0; i < 2; ++i) t[i].add(g.score[i]);
-  }
-  for (std::size_t i = 0; i < 2; ++i) {
-    INFO("parameter " << i << ": mean score " << t[i].mean() << " +- " << t[i].standard_error());
-    CHECK(std::fabs(t[i].mean()) <= 4.0 * t[i].standard_error());
-  }
-  // events drawn at θ1 = reference[1], the denominator of r = p(x|θ0)/p(x|θ1)
-  const std::vector<std::vector<double>> at = {m.reference[0]};
-  RunningMean r;
-  for (std::uint64_t e = 0; e < kEvents; ++e) {
-    const Gold& g = miner(m.reference[1], 22, e, at);
-    r.add(std::exp(g.log_p_at[0] - g.log_p));
-  }
-  INFO("E[r] = " << r.mean() << " +- " << r.standard_error());
-  CHECK(std::fabs(r.mean() - 1.0) <= 4.0 * r.standard_error());
+  // E[r] over events drawn at θ1 = reference[1], the denominator of r = p(x|θ0)/p(x|θ1)
+  const MeanSe r = test::check_gold_identities_at_references(m, kEvents, 21, 22);
   CHECK(r.variance() > 0.05);  // the pair is far enough apart for the check to mean something
   CHECK(r.variance() < 2.0);
 }
@@ -206,16 +167,7 @@ TEST_CASE("sir invalid parameters give clear errors", "[sir]") {
 
 TEST_CASE("sir exact likelihood equals the joint density (no latent variables)", "[sir]") {
   const Model& m = sir();
-  REQUIRE(m.exact_log_likelihood);
-  GoldMiner miner(m);
-  for (std::uint64_t e = 0; e < 20; ++e) {
-    const std::vector<double>& theta = m.reference[e % 2];
-    const Gold& g = miner(theta, 8, e);
-    double grad[2];
-    const double ll = m.exact_log_likelihood(g.x, theta, grad);
-    CHECK(ll == Approx(g.log_p).epsilon(1e-12));
-    for (std::size_t i = 0; i < 2; ++i) CHECK(grad[i] == Approx(g.score[i]).epsilon(1e-10).margin(1e-10));
-  }
+  test::check_exact_likelihood_equals_gold(m, 20, 8);
   std::vector<double> x(10, 0.0);
   x[2] = 1001;  // more successes than trials
   CHECK(m.exact_log_likelihood(x, m.reference[0], nullptr) == -std::numeric_limits<double>::infinity());

@@ -5,7 +5,7 @@
 
 #include "lode/driver.hpp"
 #include "lode/models/slcp.hpp"
-#include "models/gold_identity_checks.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
 using lode::test::MeanSe;
@@ -65,17 +65,12 @@ TEST_CASE("slcp gold equals the exact likelihood and its gradient", "[slcp]") {
 
 TEST_CASE("slcp joint score matches finite differences of replayed log p", "[slcp]") {
   const Model& m = slcp_model();
-  for (const auto& theta : m.reference) {
-    const double err = test::score_fd_error(m, theta, 200, 13, 1e-6);
-    INFO("max relative error " << err);
-    CHECK(err <= 1e-5);
-  }
+  test::check_score_fd(m, m.reference, 200, 13, 1e-6, 1e-5);
 }
 
 TEST_CASE("slcp joint score has mean zero and joint ratio mean one", "[slcp]") {
   const Model& m = slcp_model();
-  test::check_mean_score_zero(m, m.reference[0], 40000, 24);
-  test::check_mean_ratio_one(m, m.reference[0], m.reference[1], 40000, 25);
+  test::check_gold_identities_at_references(m, 40000, 24, 25);
 }
 
 TEST_CASE("slcp sample covariance matches Sigma(theta)", "[slcp]") {

@@ -8,7 +8,7 @@
 
 #include "lode/driver.hpp"
 #include "lode/models/two_moons.hpp"
-#include "models/gold_identity_checks.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
 using lode::test::MeanSe;

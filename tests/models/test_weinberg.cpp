@@ -8,7 +8,7 @@
 #include "lode/driver.hpp"
 #include "lode/lode.hpp"
 #include "lode/models/weinberg.hpp"
-#include "models/gold_identity_checks.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
 using lode::test::MeanSe;
@@ -153,11 +153,7 @@ TEST_CASE("weinberg exact likelihood against 2-D quadrature and finite differenc
 TEST_CASE("weinberg joint score matches finite differences of replayed log p", "[weinberg]") {
   const Model& m = weinberg_model();
   // (at θ = 0.25, c_V = 0 and dA_FB/dθ = 0: every joint score vanishes there, so test elsewhere)
-  for (double t : {0.205, 0.2312, 0.245}) {
-    const double err = test::score_fd_error(m, {t}, 200, 11, 1e-6);
-    INFO("max relative error " << err);
-    CHECK(err <= 1e-5);
-  }
+  test::check_score_fd(m, {{0.205}, {0.2312}, {0.245}}, 200, 11, 1e-6, 1e-5);
 }
 
 TEST_CASE("weinberg joint score has mean zero and joint ratio mean one", "[weinberg]") {

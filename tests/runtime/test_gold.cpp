@@ -10,8 +10,11 @@
 #include "lode/distributions.hpp"
 #include "lode/driver.hpp"
 #include "lode/models/galton.hpp"
+#include "support/gold_checks.hpp"
 
 using namespace lode;
+using lode::test::FdStencil;
+using lode::test::MeanSe;
 
 namespace {
 
@@ -48,30 +51,6 @@ const Model& branchy() {
   return m;
 }
 
-// Central finite difference of replayed log p with respect to θ_i.
-double fd_score(const Model& m, const Trace& t, std::vector<double> theta, std::size_t i, double h) {
-  theta[i] += h;
-  const double up = replay(m, t, theta).log_p;
-  theta[i] -= 2 * h;
-  const double down = replay(m, t, theta).log_p;
-  return (up - down) / (2 * h);
-}
-
-struct MeanSe {
-  double sum = 0, sum2 = 0;
-  std::size_t n = 0;
-  void add(double v) {
-    sum += v;
-    sum2 += v * v;
-    ++n;
-  }
-  double mean() const { return sum / static_cast<double>(n); }
-  double se() const {
-    const double m = mean();
-    return std::sqrt((sum2 / static_cast<double>(n) - m * m) / static_cast<double>(n - 1));
-  }
-};
-
 }  // namespace
 
 TEST_CASE("galton joint score equals finite differences of replayed log p", "[gold]") {
@@ -79,7 +58,7 @@ TEST_CASE("galton joint score equals finite differences of replayed log p", "[go
   for (std::uint64_t e = 0; e < 200; ++e) {
     const std::vector<double> theta = {-0.8};
     const Gold& g = miner(theta, 7, e);
-    const double fd = fd_score(galton(), g.trace, theta, 0, 1e-5);
+    const double fd = test::fd_score(galton(), g.trace, theta, 0, 1e-5, FdStencil::second_order);
     INFO("event " << e);
     CHECK(std::fabs(g.score[0] - fd) <= 1e-6 * std::max(1.0, std::fabs(fd)));
     // replaying at θ itself reproduces log p exactly
@@ -97,7 +76,7 @@ TEST_CASE("θ-dependent control flow: score by finite differences, impossible re
     branch_z1 += g.trace.find("z1") >= 0;
     with_loop += g.trace.find({"loop", 0}) >= 0;
     for (std::size_t i = 0; i < 2; ++i) {
-      const double fd = fd_score(m, g.trace, theta, i, 1e-6);
+      const double fd = test::fd_score(m, g.trace, theta, i, 1e-6, FdStencil::second_order);
       INFO("event " << e << " parameter " << i);
       CHECK(std::fabs(g.score[i] - fd) <= 1e-5 * std::max(1.0, std::fabs(fd)));
     }
@@ -134,7 +113,7 @@ TEST_CASE("E[t] = 0 and E[r] = 1 for galton within 4 sigma over 1e5 events", "[g
   double fisher_x = 0;
   for (std::size_t k = 0; k < ex.p.size(); ++k)
     if (ex.p[k] > 0) fisher_x += ex.dp[k] * ex.dp[k] / ex.p[k];
-  CHECK(t.sum2 / static_cast<double>(t.n) >= fisher_x);
+  CHECK(t.mean_square() >= fisher_x);
 }
 
 TEST_CASE("E[t] = 0 and E[r] = 1 for the branchy toy", "[gold][statistics]") {

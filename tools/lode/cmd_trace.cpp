@@ -14,12 +14,11 @@
 #include "common.hpp"
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
+#include "trace_print.hpp"
 
 namespace lode::cli {
 
 namespace {
-
-using Json = nlohmann::ordered_json;  // keys in the documented order
 
 struct TraceOptions {
   std::string model, theta, seed = "1", event = "0";
@@ -27,58 +26,12 @@ struct TraceOptions {
   bool json = false;
 };
 
-// A finite number, or JSON null for ±inf and NaN.
-Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
-
-// A value of one entry as a number, of several as an array.
-Json number_or_array(std::span<const double> v) {
-  if (v.size() == 1) return number(v[0]);
-  Json a = Json::array();
-  for (double e : v) a.push_back(number(e));
-  return a;
-}
-
-// The distribution parameters a detailed trace recorded for choice c.
-std::vector<std::pair<std::string, std::span<const double>>> parameters_of(const Trace& t, const Choice& c) {
-  std::vector<std::pair<std::string, std::span<const double>>> out;
-  for (std::uint32_t j = 0; j < c.param_count; ++j) {
-    const TraceParam& p = t.params[c.param_begin + j];
-    out.emplace_back(p.name, std::span<const double>(t.param_values.data() + p.begin, p.size));
-  }
-  return out;
-}
-
-// ∂log p/∂θ of choice c. An output has no density: its contribution is zero (the trace
-// records the output's own derivative there, which gold mining requires to be zero).
-std::vector<double> score_of(const Trace& t, const Choice& c) {
-  if (c.kind == Kind::output) return std::vector<double>(static_cast<std::size_t>(t.num_parameters), 0.0);
-  const auto g = t.gradient(c);
-  return {g.begin(), g.end()};
-}
-
-std::string short_values(std::span<const double> v) {
-  if (v.size() == 1) return format_short(v[0]);
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + format_short(v[i]);
-  return s + "]";
-}
+Json number(double v) { return json_number(v); }
 
 Json trace_json(const Model& model, std::span<const double> theta, std::uint64_t seed,
                 std::uint64_t event, const std::vector<std::vector<double>>& at, const Gold& g) {
   const Trace& t = g.trace;
-  Json choices = Json::array();
-  for (const Choice& c : t.choices) {
-    Json params = Json::object();
-    for (const auto& [name, v] : parameters_of(t, c)) params[name] = number_or_array(v);
-    choices.push_back({{"address", c.address.str()},
-                       {"kind", to_string(c.kind)},
-                       {"distribution", c.distribution},
-                       {"parameters", params},
-                       {"value", number_or_array(t.value(c))},
-                       {"log_p", number(c.log_p)},
-                       {"score", score_of(t, c)},
-                       {"running", number(c.running)}});
-  }
+  const Json choices = choices_json(t);
   Json ratios = Json::array();
   for (std::size_t k = 0; k < at.size(); ++k) {
     Json r = {{"theta", at[k]}, {"log_p", number(g.log_p_at[k])}, {"log_r", number(g.log_p - g.log_p_at[k])}};
@@ -96,31 +49,7 @@ std::string trace_text(const Model& model, std::span<const double> theta, std::u
   const Trace& t = g.trace;
   std::string out = fmt::format("{} at theta = {}, seed {}, event {}: {} choices\n\n", model.name,
                                 format_point(theta), seed, event, t.size());
-  std::vector<std::string> headers = {"#", "address", "kind", "distribution", "value", "log p"};
-  std::vector<Table::Align> align = {Table::Align::right, Table::Align::left,  Table::Align::left,
-                                     Table::Align::left,  Table::Align::right, Table::Align::right};
-  for (const std::string& p : model.parameters) {
-    headers.push_back("dlogp/d" + p);
-    align.push_back(Table::Align::right);
-  }
-  headers.push_back("running");
-  align.push_back(Table::Align::right);
-  Table table(headers, align);
-  for (std::size_t i = 0; i < t.size(); ++i) {
-    const Choice& c = t.choices[i];
-    std::string dist = c.distribution;
-    if (c.param_count > 0) {
-      std::string ps;
-      for (const auto& [name, v] : parameters_of(t, c)) ps += (ps.empty() ? "" : ", ") + name + "=" + short_values(v);
-      dist += "(" + ps + ")";
-    }
-    std::vector<std::string> row = {std::to_string(i),     c.address.str(), to_string(c.kind), dist,
-                                    short_values(t.value(c)), format_short(c.log_p)};
-    for (double d : score_of(t, c)) row.push_back(format_short(d));
-    row.push_back(format_short(c.running));
-    table.add(std::move(row));
-  }
-  out += table.str();
+  out += choices_table(model, t);
   out += fmt::format("\nx                  = {}\n", format_list(g.x));
   out += fmt::format("log p(x,z|theta)   = {}\n", format_number(g.log_p));
   out += fmt::format("score t(x,z|theta) = {}\n", format_list(g.score));

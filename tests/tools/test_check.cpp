@@ -94,6 +94,17 @@ TEST_CASE("lode check names the address of a wrong score", "[cli][check]") {
   }
 }
 
+TEST_CASE("lode check names the first non-finite contribution", "[cli][check]") {
+  const Result r = check({"test_veto", "-n", "200", "--json"}, true);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.status == 1);
+  const json j = parse(r);
+  REQUIRE(!j["finite_differences"]["failures"].empty());
+  for (const json& f : j["finite_differences"]["failures"]) CHECK(f["nonfinite_address"] == "veto");
+  const Result t = check({"test_veto", "-n", "200"}, true);
+  CHECK(t.out.find("first non-finite contribution: 'veto'") != std::string::npos);
+}
+
 TEST_CASE("lode check fails a model whose gold is refused, naming the output", "[cli][check]") {
   const Result r = check({"test_shifted_output", "-n", "100", "--json"}, true);
   INFO("stdout: " << r.out << "\nstderr: " << r.err);

@@ -157,7 +157,8 @@ void locate(const Model& model, const Trace& trace, std::span<const double> thet
     const double fd = (-lp[0] + 8 * lp[1] - 8 * lp[2] + lp[3]) / (12 * h);
     const auto g = trace.gradient(c);
     const double score = g.size() > i ? g[i] : 0.0;
-    const double tol = 1e-5 * std::max(1.0, std::fabs(fd)) + 1e3 * kEps * std::fabs(c.log_p) / h;
+    const double tol = 1e-5 * std::max(1.0, std::fabs(fd)) +
+                      (std::isfinite(c.log_p) ? 1e3 * kEps * std::fabs(c.log_p) / h : 0.0);
     if (!(std::fabs(score - fd) <= tol)) {
       f.address = c.address.str();
       f.address_score = score;
@@ -216,7 +217,8 @@ void check_finite_differences(const Model& model, std::span<const double> theta,
         continue;
       }
       ++r.checked;
-      const double tol = 1e-5 * std::max(1.0, std::fabs(fd)) + 1e3 * kEps * std::fabs(g->log_p) / h;
+      const double tol = 1e-5 * std::max(1.0, std::fabs(fd)) +
+                        (std::isfinite(g->log_p) ? 1e3 * kEps * std::fabs(g->log_p) / h : 0.0);
       const double err = std::fabs(score - fd);
       if (std::isfinite(err)) r.max_ratio = std::max(r.max_ratio, err / tol);
       if (err <= tol) continue;

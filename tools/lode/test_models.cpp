@@ -7,6 +7,7 @@
 //   test_bad_gradient   — a model-defined distribution (BrokenExponential) whose log density
 //                         has the right value but a wrong θ-gradient (choice 'wait').
 //   test_shifted_output — an output x = z + θ that depends on θ at fixed z: gold refused.
+//   test_veto           — a factor 'veto' of −∞ for some events (log p not finite there).
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -66,6 +67,13 @@ void shifted_output(Run& run) {
   run.output("x", z + run.parameter(0));
 }
 
+void veto(Run& run) {
+  const Real theta = run.parameter(0);
+  const double z = run.sample("z", Normal(theta, 1.0));
+  run.factor("veto", z > 1.0 ? Real(-kInf) : theta * 0.0);
+  run.observe("x", Normal(z, 0.5));
+}
+
 bool register_test_models() {
   const char* v = std::getenv("LODE_TEST_MODELS");
   if (v == nullptr || std::strcmp(v, "1") != 0) return false;
@@ -73,6 +81,7 @@ bool register_test_models() {
   r.add(toy("test_double_param", "test model: a scale computed in plain double (wrong score at 'spread')",
             double_param));
   r.add(toy("test_bad_gradient", "test model: a distribution with a wrong gradient (at 'wait')", bad_gradient));
+  r.add(toy("test_veto", "test model: a factor of -inf for z > 1 (non-finite log p at 'veto')", veto));
   r.add(toy("test_shifted_output", "test model: output x = z + theta (gold refused)", shifted_output));
   return true;
 }

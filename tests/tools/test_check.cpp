@@ -130,3 +130,19 @@ TEST_CASE("lode check: bad command lines exit with status 2; toy models are hidd
   CHECK(check({"galton", "--at", "abc"}).status == 2);
   CHECK(check({"test_double_param"}).status == 2);
 }
+
+TEST_CASE("lode --help lists check and step; their --help shows the options", "[cli][check][step]") {
+  const Result h = run_lode({"--help"});
+  CHECK(h.status == 0);
+  CHECK(h.out.find("check") != std::string::npos);
+  CHECK(h.out.find("step") != std::string::npos);
+  const Result c = run_lode({"check", "--help"});
+  CHECK(c.status == 0);
+  for (const char* opt : {"--theta", "--at", "--events", "--seed", "--json"}) CHECK(c.out.find(opt) != std::string::npos);
+  const Result s = run_lode({"step", "--help"});
+  CHECK(s.status == 0);
+  for (const char* opt : {"--theta", "--seed", "--event", "--json", "End of input"})
+    CHECK(s.out.find(opt) != std::string::npos);
+  const Result t = run_lode({"trace", "--help"});
+  for (const char* opt : {"--diff", "--theta2", "--seed2", "--event2"}) CHECK(t.out.find(opt) != std::string::npos);
+}

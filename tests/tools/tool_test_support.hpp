@@ -81,8 +81,56 @@ inline Result run_program(const std::string& program, const std::vector<std::str
   return r;
 }
 
+/// Like run_program, with `input` on stdin and `extra_env` ("NAME=value") added to the
+/// environment of the child only.
+inline Result run_program_with(const std::string& program, const std::vector<std::string>& args,
+                               const std::string& input, const std::vector<std::string>& extra_env = {}) {
+  const std::string in_path = scratch("stdin"), out_path = scratch("stdout"), err_path = scratch("stderr");
+  {
+    std::ofstream in(in_path, std::ios::binary);
+    in << input;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> storage{program};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage(extra_env);
+  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
+  std::vector<char*> envp;
+  for (std::string& s : env_storage) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  Result r;
+  if (rc != 0) {
+    r.status = 127;
+    return r;
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_text(out_path);
+  r.err = read_text(err_path);
+  return r;
+}
+
 /// Runs the lode binary under test.
 inline Result run_lode(const std::vector<std::string>& args) { return run_program(LODE_CLI, args); }
+
+/// Runs the lode binary with `input` on stdin; with `test_models`, LODE_TEST_MODELS=1
+/// registers the broken toy models of tools/lode/test_models.cpp in the child.
+inline Result run_lode_with(const std::vector<std::string>& args, const std::string& input,
+                            bool test_models = false) {
+  return run_program_with(LODE_CLI, args, input,
+                          test_models ? std::vector<std::string>{"LODE_TEST_MODELS=1"} : std::vector<std::string>{});
+}
 
 /// A python3 that can import numpy: the one in PATH, else the system's /usr/bin/python3
 /// (a PATH python from pyenv or a venv may lack numpy). Empty when there is none.

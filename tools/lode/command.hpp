@@ -95,5 +95,7 @@ void add_models(Application& app);    ///< lode models: the registered models
 void add_simulate(Application& app);  ///< lode simulate: plain simulations into a .npy file
 void add_trace(Application& app);     ///< lode trace: one run's trace and gold
 void add_demo(Application& app);      ///< lode demo: the main job
+void add_check(Application& app);     ///< lode check: verify a model's gold
+void add_step(Application& app);      ///< lode step: interactive step-through
 
 }  // namespace lode::cli

@@ -15,5 +15,7 @@ int main(int argc, char** argv) {
   lode::cli::add_simulate(app);
   lode::cli::add_trace(app);
   lode::cli::add_demo(app);
+  lode::cli::add_check(app);
+  lode::cli::add_step(app);
   return app.run(argc, argv);
 }

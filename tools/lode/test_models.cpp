@@ -1,0 +1,93 @@
+// test_models.cpp — deliberately broken toy models for the tests of `lode check` and
+// `lode step`. They are registered only when the environment variable LODE_TEST_MODELS=1
+// is set when `lode` starts, so users never see them.
+//
+//   test_double_param   — a scale computed from θ in plain double: the choice 'spread'
+//                         loses its θ-dependence in the score (joint score wrong).
+//   test_bad_gradient   — a model-defined distribution (BrokenExponential) whose log density
+//                         has the right value but a wrong θ-gradient (choice 'wait').
+//   test_shifted_output — an output x = z + θ that depends on θ at fixed z: gold refused.
+//   test_veto           — a factor 'veto' of −∞ for some events (log p not finite there).
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "lode/lode.hpp"
+
+namespace lode::cli {
+
+namespace {
+
+Model toy(const char* name, const char* description, std::function<void(Run&)> f) {
+  Model m;
+  m.name = name;
+  m.description = description;
+  m.parameters = {"theta"};
+  m.observables = {"x"};
+  m.reference = {{0.3}, {0.5}};
+  m.prior = Prior::uniform({{-1.0, 1.0}});
+  m.simulate = std::move(f);
+  return m;
+}
+
+// Exponential(rate) whose log density log(rate) − rate·x drops the derivative of log(rate).
+class BrokenExponential final : public ScalarDistribution<BrokenExponential, double> {
+ public:
+  static constexpr const char* kName = "BrokenExponential";
+  explicit BrokenExponential(Real rate) : rate_(std::move(rate)) {}
+  void check_parameters() const { check::positive(kName, "rate", rate_.value()); }
+  double sample(Rng& rng) const { return -std::log1p(-rng.uniform()) / rate_.value(); }
+  Real log_prob(double x) const {
+    if (x < 0.0) return Real(-kInf);
+    return Real(std::log(rate_.value())) - rate_ * x;  // wrong: log(rate) taken as a constant
+  }
+  void parameters(ParamSink& sink) const { sink.add("rate", rate_); }
+
+ private:
+  Real rate_;
+};
+
+void double_param(Run& run) {
+  const Real theta = run.parameter(0);
+  const double z = run.sample("z", Normal(theta, 1.0));                 // fine
+  const double spread = std::exp(theta.value());                        // bug: plain double
+  const double y = run.sample("spread", Normal(0.0, spread));
+  run.observe("x", Normal(z + y, 0.5));
+}
+
+void bad_gradient(Run& run) {
+  const Real theta = run.parameter(0);
+  const double z = run.sample("z", Normal(theta, 1.0));
+  const double w = run.sample("wait", BrokenExponential(exp(theta)));
+  run.observe("x", Normal(z + w, 0.5));
+}
+
+void shifted_output(Run& run) {
+  const double z = run.sample("z", Normal(0.0, 1.0));
+  run.output("x", z + run.parameter(0));
+}
+
+void veto(Run& run) {
+  const Real theta = run.parameter(0);
+  const double z = run.sample("z", Normal(theta, 1.0));
+  run.factor("veto", z > 1.0 ? Real(-kInf) : theta * 0.0);
+  run.observe("x", Normal(z, 0.5));
+}
+
+bool register_test_models() {
+  const char* v = std::getenv("LODE_TEST_MODELS");
+  if (v == nullptr || std::strcmp(v, "1") != 0) return false;
+  auto& r = Registry::global();
+  r.add(toy("test_double_param", "test model: a scale computed in plain double (wrong score at 'spread')",
+            double_param));
+  r.add(toy("test_bad_gradient", "test model: a distribution with a wrong gradient (at 'wait')", bad_gradient));
+  r.add(toy("test_veto", "test model: a factor of -inf for z > 1 (non-finite log p at 'veto')", veto));
+  r.add(toy("test_shifted_output", "test model: output x = z + theta (gold refused)", shifted_output));
+  return true;
+}
+
+const bool registered = register_test_models();
+
+}  // namespace
+
+}  // namespace lode::cli

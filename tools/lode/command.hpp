@@ -95,5 +95,6 @@ void add_models(Application& app);    ///< lode models: the registered models
 void add_simulate(Application& app);  ///< lode simulate: plain simulations into a .npy file
 void add_trace(Application& app);     ///< lode trace: one run's trace and gold
 void add_demo(Application& app);      ///< lode demo: the main job
+void add_mine(Application& app);      ///< lode mine: gold-mined datasets (SPEC §4)
 
 }  // namespace lode::cli

@@ -15,5 +15,6 @@ int main(int argc, char** argv) {
   lode::cli::add_simulate(app);
   lode::cli::add_trace(app);
   lode::cli::add_demo(app);
+  lode::cli::add_mine(app);
   return app.run(argc, argv);
 }

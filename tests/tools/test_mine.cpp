@@ -264,3 +264,70 @@ TEST_CASE("lode mine refuses an existing dataset and bad input", "[cli][mine]") 
   check_fails({"galton", "--for", "local", "--theta", "-0.8", "-n", "10", "--out", "/proc/lode-mine-test"},
               {"/proc/lode-mine-test"});
 }
+
+TEST_CASE("lode mine skips failing events (listed in meta.json); --strict stops", "[cli][mine]") {
+  // two_moons refuses gold for every event (x depends on theta at fixed latents).
+  const std::string dir = scratch("skips");
+  require_ok(mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40", "--threads",
+                   "2", "--out", dir}));
+  const json meta = json::parse(read_text(dir + "/meta.json"));
+  CHECK(meta.at("rows") == 0);
+  CHECK(meta.at("skipped").at("count") == 150);
+  REQUIRE(meta.at("skipped").at("events").size() == 100);  // the list is capped
+  CHECK(meta.at("skipped").at("events")[0].at("event") == 0);
+  CHECK(meta.at("skipped").at("events")[99].at("event") == 99);
+  CHECK(meta.at("skipped").at("events")[0].at("reason").get<std::string>().find("depends on theta") !=
+        std::string::npos);
+  CHECK(lode::npy::read(dir + "/x.npy").shape == std::vector<std::size_t>{0, 2});
+
+  const std::string strict = scratch("strict");
+  const Result r = mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40",
+                         "--strict", "--out", strict});
+  INFO(r.err);
+  CHECK(r.status == 1);
+  CHECK(r.err.find("--strict") != std::string::npos);
+  CHECK(r.err.find("event 0") != std::string::npos);
+  CHECK_FALSE(fs::exists(fs::path(strict) / "meta.json"));
+}
+
+TEST_CASE("lode mine: a write error (file size limit) is reported, finished shards survive", "[cli][mine]") {
+  // RLIMIT_FSIZE makes write() fail with EFBIG (SIGXFSZ ignored): a stand-in for a full disk.
+  const std::string dir = scratch("limit");
+  const auto limited = [&](const std::string& blocks, std::vector<std::string> args) {
+    std::vector<std::string> sh = {"-c", "trap '' XFSZ; ulimit -f " + blocks + "; exec \"$0\" \"$@\"", LODE_CLI,
+                                   "mine"};
+    sh.insert(sh.end(), args.begin(), args.end());
+    return run_program("/bin/sh", sh);
+  };
+  const std::vector<std::string> args = {"galton", "--for", "local", "--theta", "-0.8", "-n", "20000", "--shard-size",
+                                         "2000", "--out", dir};
+  // Shards (16 kB per file) fit in 100 kB, the final 160 kB arrays do not.
+  const Result r = limited("100", args);
+  INFO(r.err);
+  CHECK(r.status == 1);
+  CHECK(r.err.find(dir + "/x.npy.tmp") != std::string::npos);
+  CHECK(r.err.find("write failed") != std::string::npos);
+  CHECK_FALSE(fs::exists(fs::path(dir) / "x.npy.tmp"));
+  CHECK_FALSE(fs::exists(fs::path(dir) / "meta.json"));
+  CHECK(fs::exists(fs::path(dir) / "shards" / "000009.json"));
+
+  // Shards themselves too large: nothing half-written is left behind.
+  const std::string small = scratch("limit-small");
+  std::vector<std::string> args2 = args;
+  args2.back() = small;
+  const Result r2 = limited("8", args2);
+  INFO(r2.err);
+  CHECK(r2.status == 1);
+  CHECK(r2.err.find(small + "/shards/") != std::string::npos);
+  for (const auto& e : fs::directory_iterator(fs::path(small) / "shards"))
+    CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
+
+  std::vector<std::string> resume = args;
+  resume.push_back("--resume");
+  require_ok(mine(resume));
+  const std::string clean = scratch("limit-clean");
+  std::vector<std::string> args3 = args;
+  args3.back() = clean;
+  require_ok(mine(args3));
+  CHECK(snapshot(dir) == snapshot(clean));
+}

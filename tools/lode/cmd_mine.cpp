@@ -666,9 +666,9 @@ int mine(const MineOptions& o) {
     try {
       std::rethrow_exception(error);
     } catch (const RunError& e) {
-      throw RunError(fmt::format("--strict: model '{}'", model.name), e.address(),
-                     fmt::format("{} (finished shards are kept in '{}': fix and use --resume, or drop --strict)",
-                                 e.what(), job.shard_dir.string()));
+      throw Error(fmt::format("--strict: {} (finished shards are kept in '{}': continue with --resume, or drop "
+                              "--strict to skip failing events)",
+                              e.what(), job.shard_dir.string()));
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

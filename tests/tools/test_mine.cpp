@@ -331,9 +331,15 @@ TEST_CASE("lode mine: a write error (file size limit) is reported, finished shar
   for (const auto& e : fs::directory_iterator(fs::path(small) / "shards"))
     CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
 
+  // Damage two finished shards: a truncated array, a missing marker. --resume mines them again.
+  fs::resize_file(fs::path(dir) / "shards" / "000003.x.npy", 1000);
+  fs::remove(fs::path(dir) / "shards" / "000005.json");
   std::vector<std::string> resume = args;
   resume.push_back("--resume");
-  require_ok(mine(resume));
+  const Result rr = mine(resume);
+  require_ok(rr);
+  CHECK(rr.err.find("shard 3 is incomplete") != std::string::npos);
+  CHECK(rr.err.find("8 of 10 shards already complete") != std::string::npos);
   const std::string clean = scratch("limit-clean");
   std::vector<std::string> args3 = args;
   args3.back() = clean;

@@ -556,6 +556,7 @@ int mine(const MineOptions& o) {
         throw UsageError(fmt::format("--resume: '{}' holds a different job ({}), this one is {}: choose another directory",
                                      id_path.string(), old_id.dump(), job.identity.dump()));
       if (has_meta) {
+        if (has_shards) fs::remove_all(job.shard_dir, ec);  // left over by a crash after meta.json
         fmt::print(stderr, "lode mine: '{}' is already complete ({} rows); nothing to do\n", job.dir.string(),
                    old.value("rows", std::uint64_t{0}));
         return kExitOk;

@@ -623,7 +623,9 @@ int mine(const MineOptions& o) {
         try {
           sm.run(k, stop, done, results[k]);
         } catch (const RunError&) {
-          record_error(job.first(k));  // the lowest shard's error wins: the same for any T
+          // Of the errors seen, the lowest shard's is reported (with several threads a later
+          // shard may fail first and stop the others: the message may name another event).
+          record_error(job.first(k));
         } catch (...) {
           record_error(job.first(k));
         }

@@ -274,7 +274,7 @@ TEST_CASE("lode mine refuses an existing dataset and bad input", "[cli][mine]") 
               {"/proc/lode-mine-test"});
 }
 
-TEST_CASE("lode mine skips failing events (listed in meta.json); --strict stops", "[cli][mine]") {
+TEST_CASE("lode mine skips failing events (listed in meta.json), --strict stops", "[cli][mine]") {
   // two_moons refuses gold for every event (x depends on theta at fixed latents).
   const std::string dir = scratch("skips");
   require_ok(mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40", "--threads",

@@ -97,5 +97,6 @@ void add_trace(Application& app);     ///< lode trace: one run's trace and gold
 void add_demo(Application& app);      ///< lode demo: the main job
 void add_check(Application& app);     ///< lode check: verify a model's gold
 void add_step(Application& app);      ///< lode step: interactive step-through
+void add_mine(Application& app);      ///< lode mine: gold-mined datasets (SPEC §4)
 
 }  // namespace lode::cli

@@ -17,5 +17,6 @@ int main(int argc, char** argv) {
   lode::cli::add_demo(app);
   lode::cli::add_check(app);
   lode::cli::add_step(app);
+  lode::cli::add_mine(app);
   return app.run(argc, argv);
 }

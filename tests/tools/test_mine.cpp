@@ -1,0 +1,348 @@
+// lode mine end to end: the dataset's shapes and values, independence of the thread count,
+// crash + --resume, refusal of an existing dataset, bad input.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lode/driver.hpp"
+#include "lode/rng.hpp"
+#include "npy.hpp"
+#include "tool_test_support.hpp"
+
+using namespace lode_test;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kRatioFiles = {"x", "theta0", "theta1", "y", "r_xz", "t_xz0", "t_xz1"};
+const std::vector<std::string> kLocalFiles = {"x", "theta", "t_xz"};
+
+Result mine(std::vector<std::string> args) {
+  args.insert(args.begin(), "mine");
+  return run_lode(args);
+}
+
+void require_ok(const Result& r) {
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.status == 0);
+}
+
+// name -> bytes of every file of a dataset directory (recursively).
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out[fs::relative(e.path(), dir).string()] = read_text(e.path().string());
+  return out;
+}
+
+void check_fails(const std::vector<std::string>& args, const std::vector<std::string>& needles) {
+  const Result r = mine(args);
+  std::string cmd = "lode mine";
+  for (const auto& a : args) cmd += " " + a;
+  INFO(cmd << "\nstderr: " << r.err);
+  CHECK(r.status != 0);
+  for (const std::string& n : needles) CHECK(r.err.find(n) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("lode mine --for ratio: files, shapes, conventions and values", "[cli][mine]") {
+  const std::string dir = scratch("ratio");
+  const std::uint64_t n = 3001, seed = 3;
+  require_ok(mine({"galton", "--for", "ratio", "--theta0", "-0.8", "--theta1", "uniform:-1..-0.4", "-n",
+                   std::to_string(n), "--shard-size", "500", "--seed", std::to_string(seed), "--out", dir}));
+  CHECK_FALSE(fs::exists(fs::path(dir) / "shards"));
+
+  std::map<std::string, lode::npy::Array> a;
+  for (const std::string& f : kRatioFiles) {
+    a[f] = lode::npy::read(dir + "/" + f + ".npy");
+    INFO(f);
+    CHECK(a[f].shape == std::vector<std::size_t>{n, 1});  // galton: one parameter, one observable
+  }
+  const json meta = json::parse(read_text(dir + "/meta.json"));
+  CHECK(meta.at("model") == "galton");
+  CHECK(meta.at("mode") == "ratio");
+  CHECK(meta.at("rows") == n);
+  CHECK(meta.at("seed") == seed);
+  CHECK(meta.at("skipped").at("count") == 0);
+  CHECK(meta.at("theta").at("theta1") == "uniform:-1..-0.4");
+  CHECK(meta.at("shards").at("count") == 7);
+  CHECK(meta.at("files").at("r_xz").at("shape") == json::array({n, 1}));
+
+  const lode::Model& model = lode::Registry::global().get("galton");
+  lode::GoldMiner miner(model);
+  for (std::uint64_t i : {0u, 1u, 2u, 3u, 999u, 1000u, 3000u}) {
+    INFO("row " << i);
+    const std::vector<double> th0 = {-0.8};
+    lode::Rng rng(seed, i, 2);
+    const std::vector<double> th1 = {-1.0 + 0.6 * rng.uniform()};
+    const bool y = i % 2 == 1;
+    const lode::Gold& g = miner(y ? th1 : th0, seed, i);
+    const lode::ReplayResult other = lode::replay(model, g.trace, y ? th0 : th1, true, seed, i);
+    REQUIRE(other.score.size() == 1);
+    CHECK(a["x"](i, 0) == g.x[0]);
+    CHECK(a["theta0"](i, 0) == th0[0]);
+    CHECK(a["theta1"](i, 0) == th1[0]);
+    CHECK(a["y"](i, 0) == (y ? 1.0 : 0.0));
+    CHECK(a["r_xz"](i, 0) == std::exp(y ? other.log_p - g.log_p : g.log_p - other.log_p));
+    CHECK(a["t_xz0"](i, 0) == (y ? other.score[0] : g.score[0]));
+    CHECK(a["t_xz1"](i, 0) == (y ? g.score[0] : other.score[0]));
+  }
+
+  if (const std::string& python = numpy_python(); !python.empty()) {
+    const Result py = run_program(python, {"-c",
+                                           "import sys, numpy\n"
+                                           "for f in ['x','theta0','theta1','y','r_xz','t_xz0','t_xz1']:\n"
+                                           "    a = numpy.load(sys.argv[1] + '/' + f + '.npy')\n"
+                                           "    print(f, a.shape, a.dtype)\n",
+                                           dir});
+    INFO(py.err);
+    CHECK(py.status == 0);
+    CHECK(py.out.find("r_xz (3001, 1) float64") != std::string::npos);
+    CHECK(py.out.find("t_xz1 (3001, 1) float64") != std::string::npos);
+  } else {
+    WARN("python3 with numpy is not available: numpy.load check skipped");
+  }
+}
+
+TEST_CASE("lode mine --for local and --for density", "[cli][mine]") {
+  const lode::Model& model = lode::Registry::global().get("galton");
+  lode::GoldMiner miner(model);
+  const std::uint64_t seed = 11;
+
+  const std::string local = scratch("local");
+  require_ok(mine({"galton", "--for", "local", "--theta=-0.7", "-n", "500", "--shard-size", "128", "--seed",
+                   std::to_string(seed), "--out", local}));
+  std::map<std::string, lode::npy::Array> a;
+  for (const std::string& f : kLocalFiles) a[f] = lode::npy::read(local + "/" + f + ".npy");
+  REQUIRE(a["x"].shape == std::vector<std::size_t>{500, 1});
+  REQUIRE(a["t_xz"].shape == std::vector<std::size_t>{500, 1});
+  for (std::uint64_t i : {0u, 127u, 128u, 499u}) {
+    const lode::Gold& g = miner(std::vector<double>{-0.7}, seed, i);
+    CHECK(a["x"](i, 0) == g.x[0]);
+    CHECK(a["theta"](i, 0) == -0.7);
+    CHECK(a["t_xz"](i, 0) == g.score[0]);
+  }
+
+  // A grid: row i takes grid point i mod 3.
+  const std::string grid = scratch("grid");
+  require_ok(mine({"galton", "--for", "density", "--theta", "grid:-1..-0.5:3", "-n", "300", "--seed",
+                   std::to_string(seed), "--out", grid}));
+  const lode::npy::Array th = lode::npy::read(grid + "/theta.npy"), t = lode::npy::read(grid + "/t_xz.npy");
+  REQUIRE(th.shape == std::vector<std::size_t>{300, 1});
+  for (std::uint64_t i : {0u, 1u, 2u, 3u, 299u}) {
+    const double expected = std::vector<double>{-1.0, -0.75, -0.5}[i % 3];
+    CHECK(th(i, 0) == expected);
+    CHECK(t(i, 0) == miner(std::vector<double>{expected}, seed, i).score[0]);
+  }
+
+  // The prior: θ of row i from stream (seed, i, 1).
+  const std::string prior = scratch("prior");
+  require_ok(mine({"galton", "--for", "density", "--theta", "prior", "-n", "50", "--seed", std::to_string(seed),
+                   "--out", prior}));
+  const lode::npy::Array tp = lode::npy::read(prior + "/theta.npy");
+  for (std::uint64_t i : {0u, 49u}) {
+    lode::Rng rng(seed, i, 1);
+    double v = 0;
+    model.prior.sample(rng, &v);
+    CHECK(tp(i, 0) == v);
+  }
+}
+
+TEST_CASE("lode mine: 1 and 2 threads give identical files", "[cli][mine]") {
+  const std::string one = scratch("j1"), two = scratch("j2");
+  const std::vector<std::string> args = {"galton", "--for", "ratio", "--theta0", "prior", "--theta1", "-0.6",
+                                         "-n", "20000", "--shard-size", "2000", "--seed", "5"};
+  std::vector<std::string> a1 = args, a2 = args;
+  a1.insert(a1.end(), {"--threads", "1", "--out", one});
+  a2.insert(a2.end(), {"--threads", "2", "--out", two});
+  require_ok(mine(a1));
+  require_ok(mine(a2));
+  const auto s1 = snapshot(one), s2 = snapshot(two);
+  CHECK(s1.size() == kRatioFiles.size() + 1);
+  CHECK(s1 == s2);
+
+  // Another shard size gives the same arrays (meta.json records the layout, so it differs).
+  const std::string other = scratch("k3000");
+  std::vector<std::string> a3 = args;
+  a3[a3.size() - 3] = "3000";
+  a3.insert(a3.end(), {"--threads", "2", "--out", other});
+  require_ok(mine(a3));
+  for (const std::string& f : kRatioFiles)
+    CHECK(read_text(other + "/" + f + ".npy") == read_text(one + "/" + f + ".npy"));
+}
+
+TEST_CASE("lode mine: killed half-way, --resume gives the uninterrupted dataset", "[cli][mine]") {
+  const std::string full = scratch("full"), crashed = scratch("crashed");
+  const std::vector<std::string> args = {"mine", "galton", "--for", "ratio", "--theta0", "-0.8", "--theta1",
+                                         "uniform:-1..-0.4", "-n", "60000", "--shard-size", "2000", "--seed", "9"};
+  // The interrupted run: SIGKILL once its first shard is complete.
+  std::vector<std::string> storage = {LODE_CLI};
+  storage.insert(storage.end(), args.begin(), args.end());
+  storage.insert(storage.end(), {"--out", crashed});
+  std::vector<char*> argv;
+  for (std::string& s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 2);
+    ::execv(LODE_CLI, argv.data());
+    ::_exit(127);
+  }
+  const fs::path marker = fs::path(crashed) / "shards" / "000000.json";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!fs::exists(marker) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(fs::exists(marker));
+  const bool interrupted = WIFSIGNALED(status);
+  if (!interrupted) WARN("the run finished before it could be killed");
+  if (interrupted) CHECK_FALSE(fs::exists(fs::path(crashed) / "meta.json"));
+
+  // Without --resume the partial job is refused and left alone.
+  if (interrupted) {
+    const auto before = snapshot(crashed);
+    std::vector<std::string> again(args.begin() + 1, args.end());
+    again.insert(again.end(), {"--out", crashed});
+    check_fails(again, {"already holds a dataset", crashed, "--resume"});
+    CHECK(snapshot(crashed) == before);
+  }
+
+  std::vector<std::string> resume(args.begin() + 1, args.end());
+  resume.insert(resume.end(), {"--out", crashed, "--resume", "--threads", "2"});
+  const Result r = mine(resume);
+  require_ok(r);
+  if (interrupted) CHECK(r.err.find("already complete") != std::string::npos);
+  std::vector<std::string> plain(args.begin() + 1, args.end());
+  plain.insert(plain.end(), {"--out", full});
+  require_ok(mine(plain));
+  CHECK(snapshot(crashed) == snapshot(full));
+
+  // A resumed job must be the same job.
+  std::vector<std::string> other(args.begin() + 1, args.end());
+  other.insert(other.end(), {"--out", crashed, "--resume"});
+  other[other.size() - 4] = "10";  // --seed 10
+  check_fails(other, {"different job"});
+}
+
+TEST_CASE("lode mine refuses an existing dataset and bad input", "[cli][mine]") {
+  const std::string dir = scratch("existing");
+  require_ok(mine({"galton", "--for", "local", "--theta", "-0.8", "-n", "100", "--out", dir}));
+  const auto before = snapshot(dir);
+  check_fails({"galton", "--for", "local", "--theta", "-0.7", "-n", "100", "--out", dir},
+              {"already holds a dataset", dir, "meta.json"});
+  CHECK(snapshot(dir) == before);
+  // --resume of a complete dataset: nothing to do.
+  const Result again = mine({"galton", "--for", "local", "--theta", "-0.8", "-n", "100", "--out", dir, "--resume"});
+  CHECK(again.status == 0);
+  CHECK(snapshot(dir) == before);
+
+  const std::string out = scratch("bad");
+  check_fails({"nosuchmodel", "--for", "local", "--theta", "0", "-n", "10", "--out", out}, {"nosuchmodel"});
+  check_fails({"galton", "--for", "ratio", "--theta0", "abc", "--theta1", "-0.6", "-n", "10", "--out", out},
+              {"--theta0", "abc"});
+  check_fails({"galton", "--for", "ratio", "--theta0", "-0.8", "-n", "10", "--out", out}, {"--theta1", "missing"});
+  check_fails({"galton", "--for", "ratio", "--theta0", "-0.8,0.1", "--theta1", "-0.6", "-n", "10", "--out", out},
+              {"--theta0", "1 parameter"});
+  check_fails({"galton", "--for", "density", "--theta", "uniform:-1", "-n", "10", "--out", out},
+              {"--theta", "uniform:-1", "LO..HI"});
+  check_fails({"galton", "--for", "density", "--theta", "grid:-1..0", "-n", "10", "--out", out},
+              {"--theta", "grid:-1..0", "LO..HI:N"});
+  check_fails({"galton", "--for", "density", "--theta", "uniform:-1..0,0..1", "-n", "10", "--out", out},
+              {"--theta", "1 parameter"});
+  check_fails({"galton", "--for", "local", "--theta", "prior", "-n", "10", "--out", out}, {"--theta", "one point"});
+  check_fails({"galton", "--for", "sideways", "--theta", "0", "-n", "10", "--out", out}, {"--for", "sideways"});
+  CHECK_FALSE(fs::exists(out));
+
+  // An unwritable place.
+  check_fails({"galton", "--for", "local", "--theta", "-0.8", "-n", "10", "--out", "/proc/lode-mine-test"},
+              {"/proc/lode-mine-test"});
+}
+
+TEST_CASE("lode mine skips failing events (listed in meta.json), --strict stops", "[cli][mine]") {
+  // two_moons refuses gold for every event (x depends on theta at fixed latents).
+  const std::string dir = scratch("skips");
+  require_ok(mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40", "--threads",
+                   "2", "--out", dir}));
+  const json meta = json::parse(read_text(dir + "/meta.json"));
+  CHECK(meta.at("rows") == 0);
+  CHECK(meta.at("skipped").at("count") == 150);
+  REQUIRE(meta.at("skipped").at("events").size() == 100);  // the list is capped
+  CHECK(meta.at("skipped").at("events")[0].at("event") == 0);
+  CHECK(meta.at("skipped").at("events")[99].at("event") == 99);
+  CHECK(meta.at("skipped").at("events")[0].at("reason").get<std::string>().find("depends on theta") !=
+        std::string::npos);
+  CHECK(lode::npy::read(dir + "/x.npy").shape == std::vector<std::size_t>{0, 2});
+
+  const std::string strict = scratch("strict");
+  const Result r = mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40",
+                         "--strict", "--out", strict});
+  INFO(r.err);
+  CHECK(r.status == 1);
+  CHECK(r.err.find("--strict") != std::string::npos);
+  CHECK(r.err.find("event 0") != std::string::npos);
+  CHECK_FALSE(fs::exists(fs::path(strict) / "meta.json"));
+}
+
+TEST_CASE("lode mine: a write error (file size limit) is reported, finished shards survive", "[cli][mine]") {
+  // RLIMIT_FSIZE makes write() fail with EFBIG (SIGXFSZ ignored): a stand-in for a full disk.
+  const std::string dir = scratch("limit");
+  const auto limited = [&](const std::string& blocks, std::vector<std::string> args) {
+    std::vector<std::string> sh = {"-c", "trap '' XFSZ; ulimit -f " + blocks + "; exec \"$0\" \"$@\"", LODE_CLI,
+                                   "mine"};
+    sh.insert(sh.end(), args.begin(), args.end());
+    return run_program("/bin/sh", sh);
+  };
+  const std::vector<std::string> args = {"galton", "--for", "local", "--theta", "-0.8", "-n", "20000", "--shard-size",
+                                         "2000", "--out", dir};
+  // Shards (16 kB per file) fit in 100 kB, the final 160 kB arrays do not.
+  const Result r = limited("100", args);
+  INFO(r.err);
+  CHECK(r.status == 1);
+  CHECK(r.err.find(dir + "/x.npy.tmp") != std::string::npos);
+  CHECK(r.err.find("write failed") != std::string::npos);
+  CHECK_FALSE(fs::exists(fs::path(dir) / "x.npy.tmp"));
+  CHECK_FALSE(fs::exists(fs::path(dir) / "meta.json"));
+  CHECK(fs::exists(fs::path(dir) / "shards" / "000009.json"));
+
+  // Shards themselves too large: nothing half-written is left behind.
+  const std::string small = scratch("limit-small");
+  std::vector<std::string> args2 = args;
+  args2.back() = small;
+  const Result r2 = limited("8", args2);
+  INFO(r2.err);
+  CHECK(r2.status == 1);
+  CHECK(r2.err.find(small + "/shards/") != std::string::npos);
+  for (const auto& e : fs::directory_iterator(fs::path(small) / "shards"))
+    CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
+
+  // Damage two finished shards: a truncated array, a missing marker. --resume mines them again.
+  fs::resize_file(fs::path(dir) / "shards" / "000003.x.npy", 1000);
+  fs::remove(fs::path(dir) / "shards" / "000005.json");
+  std::vector<std::string> resume = args;
+  resume.push_back("--resume");
+  const Result rr = mine(resume);
+  require_ok(rr);
+  CHECK(rr.err.find("shard 3 is incomplete") != std::string::npos);
+  CHECK(rr.err.find("8 of 10 shards already complete") != std::string::npos);
+  const std::string clean = scratch("limit-clean");
+  std::vector<std::string> args3 = args;
+  args3.back() = clean;
+  require_ok(mine(args3));
+  CHECK(snapshot(dir) == snapshot(clean));
+}

@@ -208,6 +208,19 @@ ReplayResult replay(const Model& model, const Trace& trace, std::span<const doub
   return context(model, theta, score, seed, event);
 }
 
+Replayer::Replayer(const Model& model) : model_(&model) {}
+Replayer::~Replayer() = default;
+
+ReplayResult Replayer::operator()(const Trace& trace, std::span<const double> theta, bool score, std::uint64_t seed,
+                                  std::uint64_t event) {
+  check_theta(*model_, theta);
+  if (!context_)
+    context_ = std::make_unique<ReplayContext>(trace);
+  else
+    context_->replay.set_trace(trace);
+  return (*context_)(*model_, theta, score, seed, event);
+}
+
 // ---------------------------------------------------------------------------------------
 // Stepper
 

@@ -326,7 +326,9 @@ std::vector<std::string> prefixed(const std::string& prefix, const std::vector<s
 class ShardMiner {
  public:
   explicit ShardMiner(const Job& job)
-      : job_(job), miner_(*job.model, GoldOptions{.score = true, .keep_trace = job.mode == Mode::ratio}) {}
+      : job_(job),
+        miner_(*job.model, GoldOptions{.score = true, .keep_trace = job.mode == Mode::ratio}),
+        replayer_(*job.model) {}
 
   // Returns false when `stop` was raised before the shard was complete (nothing written).
   // Throws RunError (with --strict) and file errors.
@@ -350,7 +352,7 @@ class ShardMiner {
           const bool y = i % 2 == 1;
           const Gold& g = miner_(y ? th1 : th0, job_.seed, i);
           check_x(g.x, dx, i);
-          const ReplayResult other = replay(model, g.trace, y ? th0 : th1, /*score=*/true, job_.seed, i);
+          const ReplayResult other = replayer_(g.trace, y ? th0 : th1, /*score=*/true, job_.seed, i);
           const bool possible = other.log_p != -std::numeric_limits<double>::infinity() && other.score.size() == d;
           if (!possible) ++result.impossible;
           const double lp0 = y ? other.log_p : g.log_p, lp1 = y ? g.log_p : other.log_p;
@@ -410,6 +412,7 @@ class ShardMiner {
 
   const Job& job_;
   GoldMiner miner_;
+  Replayer replayer_;  // the other point's log p and score, by replay
   std::vector<std::vector<double>> buffers_;
 };
 

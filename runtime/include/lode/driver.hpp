@@ -90,6 +90,23 @@ struct ReplayResult {
   std::string address;        ///< the address at fault, if any
 };
 
+/// Replays recorded traces of one model at other points, reusing its run, handlers and
+/// fiber stack between calls (keep one per thread when replaying many traces).
+class Replayer {
+ public:
+  explicit Replayer(const Model& model);
+  ~Replayer();
+  Replayer(const Replayer&) = delete;
+  Replayer& operator=(const Replayer&) = delete;
+  /// log p(x, z | θ) (and with `score`, its gradient) of the choices recorded in `trace`.
+  ReplayResult operator()(const Trace& trace, std::span<const double> theta, bool score = false,
+                          std::uint64_t seed = 0, std::uint64_t event = 0);
+
+ private:
+  const Model* model_;
+  std::unique_ptr<ReplayContext> context_;
+};
+
 /// log p(x, z | θ) of the recorded choices in `trace` (recorded by a run of `model`).
 ReplayResult replay(const Model& model, const Trace& trace, std::span<const double> theta, bool score = false,
                     std::uint64_t seed = 0, std::uint64_t event = 0);

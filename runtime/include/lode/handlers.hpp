@@ -47,6 +47,8 @@ class LogJointHandler final : public Handler {
 class ReplayHandler final : public Handler {
  public:
   explicit ReplayHandler(const Trace& trace) : trace_(&trace) {}
+  /// Replays another trace from the next run on.
+  void set_trace(const Trace& trace) noexcept { trace_ = &trace; }
   void begin(Run&) override;
   void process(Message& m, Run& run) override;
   void postprocess(const Message& m, Run& run) override;

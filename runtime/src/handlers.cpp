@@ -91,6 +91,7 @@ void ReplayHandler::process(Message& m, Run&) {
   }
   const auto idx = static_cast<std::size_t>(i);
   cursor_ = idx + 1;
+  current_ = idx;
   const Choice& c = cs[idx];
   if (seen_[idx]) throw ReplayMismatch(m.address->str(), "address reached twice in one run");
   seen_[idx] = 1;
@@ -112,8 +113,7 @@ void ReplayHandler::process(Message& m, Run&) {
 
 void ReplayHandler::postprocess(const Message& m, Run&) {
   if (m.kind != Kind::output) return;
-  const std::ptrdiff_t i = trace_->find(*m.address);
-  const Choice& c = trace_->choices[static_cast<std::size_t>(i)];
+  const Choice& c = trace_->choices[current_];  // located by process() (no index lookup)
   const double* v = trace_->values.data() + c.value_begin;
   for (std::uint32_t k = 0; k < m.size; ++k)
     if (!(v[k] == m.value[k]))

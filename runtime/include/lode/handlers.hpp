@@ -57,6 +57,7 @@ class ReplayHandler final : public Handler {
  private:
   const Trace* trace_;
   std::size_t cursor_ = 0;
+  std::size_t current_ = 0;  // the record of the message being handled
   std::size_t used_ = 0;
   std::vector<unsigned char> seen_;
 };

@@ -5,6 +5,7 @@
 
 #include <boost/context/fiber.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <new>
 
@@ -152,6 +153,27 @@ struct ReplayContext {
 
 GoldMiner::~GoldMiner() = default;
 
+// Ratios::automatic alternates the two paths over the first 2·kTrials events that have ratio
+// points, timing each, then keeps the faster one.
+bool GoldMiner::use_lockstep(bool& timing) noexcept {
+  switch (options_.ratios) {
+    case GoldOptions::Ratios::lockstep: return true;
+    case GoldOptions::Ratios::replay: return false;
+    case GoldOptions::Ratios::automatic: break;
+  }
+  if (trials_[0] < kTrials || trials_[1] < kTrials) {
+    timing = true;
+    return trials_[1] <= trials_[0];  // alternate, lock-step first
+  }
+  return trial_seconds_[1] <= trial_seconds_[0];
+}
+
+void GoldMiner::record_trial(bool lockstep, double seconds) noexcept {
+  const int k = lockstep ? 1 : 0;
+  ++trials_[k];
+  trial_seconds_[k] += seconds;
+}
+
 const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
                                   std::span<const std::vector<double>> at) {
   // The trace is recorded when asked for, and always when ratios need it for replay.
@@ -167,7 +189,10 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   }
   if (!record) gold_.trace.clear();
   // Lock-step: log p at the first kMaxPoints extra points in the same pass.
-  const std::size_t lockstep = options_.lockstep ? std::min<std::size_t>(at.size(), kMaxPoints) : 0;
+  bool timing = false;
+  const bool use = !at.empty() && use_lockstep(timing);
+  const auto started = timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  const std::size_t lockstep = use ? std::min<std::size_t>(at.size(), kMaxPoints) : 0;
   for (std::size_t k = 0; k < lockstep; ++k) check_theta(*model_, at[k]);
   run_->set_points(at.first(lockstep));
   struct EndTracking {
@@ -198,6 +223,7 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
     gold_.log_p_at[k] = r.log_p;
     gold_.reason_at[k] = r.reason;
   }
+  if (timing) record_trial(use, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return gold_;
 }
 

@@ -82,9 +82,10 @@ TEST_CASE("every model's joint score equals finite differences of replayed log p
 TEST_CASE("every model's lock-step ratios equal replayed ratios", "[models][lockstep]") {
   for (const Model* m : Registry::global().all()) {
     if (refuses_gold(*m)) continue;
-    GoldOptions off;
-    off.lockstep = false;
-    GoldMiner a(*m), b(*m, off);
+    GoldOptions on, off;
+    on.ratios = GoldOptions::Ratios::lockstep;
+    off.ratios = GoldOptions::Ratios::replay;
+    GoldMiner a(*m, on), b(*m, off);
     const std::vector<std::vector<double>> at(m->reference.begin() + 1, m->reference.end());
     for (std::uint64_t e = 0; e < 10; ++e) {
       const Gold& ga = a(m->reference[0], 5, e, at);

@@ -26,7 +26,8 @@ Model make(std::string name, std::function<void(Run&)> f, std::vector<std::vecto
 std::uint64_t compare(const Model& m, const std::vector<double>& theta, const std::vector<std::vector<double>>& at,
                       int events) {
   GoldOptions on, off;
-  off.lockstep = false;
+  on.ratios = GoldOptions::Ratios::lockstep;
+  off.ratios = GoldOptions::Ratios::replay;
   GoldMiner a(m, on), b(m, off);
   for (int e = 0; e < events; ++e) {
     const Gold& ga = a(theta, 17, static_cast<std::uint64_t>(e), at);
@@ -127,4 +128,22 @@ TEST_CASE("invalid parameters at a lock-step point fall back to replay, which re
   const std::vector<double> th = {0.5};
   CHECK_THROWS_AS(miner(th, 1, 1, std::vector<std::vector<double>>{{-1.0}}), RunError);
   CHECK(std::isfinite(miner(th, 1, 1, std::vector<std::vector<double>>{{1.0}}).log_p_at[0]));
+}
+
+TEST_CASE("automatic ratios try both paths, then keep one, with identical results", "[lockstep]") {
+  const Model& g = Registry::global().get("galton");
+  GoldOptions off;
+  off.ratios = GoldOptions::Ratios::replay;
+  GoldMiner automatic(g), replayed(g, off);
+  const std::vector<std::vector<double>> at = {{-0.6}};
+  for (std::uint64_t e = 0; e < 200; ++e) {
+    const double a = automatic(std::vector<double>{-0.8}, 2, e, at).log_p_at[0];
+    const double b = replayed(std::vector<double>{-0.8}, 2, e, at).log_p_at[0];
+    INFO("event " << e);
+    REQUIRE(a == b);
+  }
+  // the trial phase used lock-step on half of the first 32 events, and then one path for all
+  const std::uint64_t used = automatic.lockstep_points();
+  CHECK(used >= 16);
+  CHECK((used == 16 || used == 200 - 16));
 }

@@ -88,7 +88,7 @@ void galton_score_no_trace(benchmark::State& state) {
 
 void galton_ratios(benchmark::State& state) {
   GoldOptions opt;
-  opt.lockstep = state.range(1) == 1;
+  opt.ratios = state.range(1) == 1 ? GoldOptions::Ratios::lockstep : GoldOptions::Ratios::replay;
   GoldMiner miner(galton(), opt);
   const std::vector<double> th = {-0.8};
   std::vector<std::vector<double>> at;
@@ -117,7 +117,7 @@ void lv_simulate(benchmark::State& state) {
 void lv_gold(benchmark::State& state) {
   const Model& m = Registry::global().get("lotka_volterra");
   GoldOptions opt;
-  opt.lockstep = state.range(0) == 1;
+  opt.ratios = state.range(0) == 1 ? GoldOptions::Ratios::lockstep : GoldOptions::Ratios::replay;
   GoldMiner miner(m, opt);
   const std::vector<std::vector<double>> at = {m.reference[1]};
   std::uint64_t e = 0, failed = 0;

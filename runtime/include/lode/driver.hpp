@@ -43,9 +43,12 @@ struct GoldOptions {
   bool score = true;         ///< compute t(x,z|θ)
   bool keep_trace = true;    ///< expose the trace in Gold::trace (always recorded when ratios are asked for)
   bool detailed = false;     ///< record distribution parameters and per-choice gradients
-  /// Evaluate up to kMaxPoints ratio points in lock-step with the primary run (one pass)
-  /// where provably equivalent to a replay; otherwise, and beyond kMaxPoints, replay.
-  bool lockstep = true;
+  /// How ratio points are computed. Lock-step evaluates up to kMaxPoints of them in the
+  /// same pass as the primary run, falling back to replay wherever it cannot prove the
+  /// result equal to a replay; replay re-runs the model on the recorded choices. Both give
+  /// the same numbers. `automatic` times both on the first events and keeps the faster.
+  enum class Ratios { automatic, lockstep, replay };
+  Ratios ratios = Ratios::automatic;
 };
 
 struct Gold {
@@ -81,6 +84,12 @@ class GoldMiner {
   std::optional<Run> run_;
   std::unique_ptr<ReplayContext> replay_;
   std::uint64_t lockstep_used_ = 0;
+  // GoldOptions::Ratios::automatic: events with ratio points timed per path.
+  static constexpr int kTrials = 16;
+  int trials_[2] = {0, 0};
+  double trial_seconds_[2] = {0.0, 0.0};
+  bool use_lockstep(bool& timing) noexcept;
+  void record_trial(bool lockstep, double seconds) noexcept;
 };
 
 struct ReplayResult {

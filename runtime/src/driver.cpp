@@ -299,8 +299,9 @@ struct Stepper::Impl final : Handler {
     }
   }
 
-  void start() {
-    run.emplace(model->name, theta, 0, 0, true, hs);
+  void start(std::uint64_t seed, std::uint64_t event) {
+    run.emplace(model->name, theta, seed, event, true, hs);
+    run->set_max_steps(model->max_steps);
     fiber = ctx::fiber{std::allocator_arg, StackAllocator{}, [this](ctx::fiber&& caller) {
                          run->fiber_caller = &caller;
                          try {
@@ -331,9 +332,7 @@ Stepper::Stepper(const Model& model, std::vector<double> theta, std::uint64_t se
   check_theta(model, theta);
   impl_->model = &model;
   impl_->theta = std::move(theta);
-  impl_->start();
-  impl_->run->reset(impl_->theta, seed, event, true, impl_->hs);
-  impl_->run->set_max_steps(model.max_steps);
+  impl_->start(seed, event);
   impl_->resume();
 }
 

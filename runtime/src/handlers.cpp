@@ -39,16 +39,17 @@ void TraceHandler::begin(Run& run) {
 
 void TraceHandler::postprocess(const Message& m, Run& run) {
   Trace& t = *trace_;
-  Choice c;
-  c.address = *m.address;
-  c.kind = m.kind;
-  c.distribution = m.distribution ? m.distribution->name() : "";
-  c.value_begin = static_cast<std::uint32_t>(t.values.size());
-  c.value_size = m.size;
+  const auto value_begin = static_cast<std::uint32_t>(t.values.size());
   if (m.size == 1)
     t.values.push_back(m.value[0]);
   else
     t.values.insert(t.values.end(), m.value, m.value + m.size);
+  Choice& c = t.choices.emplace_back();  // filled in place
+  c.address = *m.address;
+  c.kind = m.kind;
+  c.distribution = m.distribution ? m.distribution->name() : "";
+  c.value_begin = value_begin;
+  c.value_size = m.size;
   c.log_p = m.kind == Kind::output ? 0.0 : m.log_p.value();
   running_ += c.log_p;
   c.running = running_;
@@ -63,7 +64,6 @@ void TraceHandler::postprocess(const Message& m, Run& run) {
     const Real& g = m.kind == Kind::output ? m.out : m.log_p;
     for (int i = 0; i < t.num_parameters; ++i) t.grads.push_back(g.d(i));
   }
-  t.choices.push_back(c);
   if (!t.insert_index(static_cast<std::uint32_t>(t.choices.size() - 1))) {
     const std::string a = m.address->str();
     t.choices.pop_back();

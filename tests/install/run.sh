@@ -6,7 +6,8 @@
 #  3. runs the installed lode with --plugin on it: models, check, trace, mine;
 #  4. builds a program that includes every installed lode::runtime header and links only
 #     lode::runtime: no LibTorch header is compiled in (dependency list) and no LibTorch
-#     library is linked (ldd).
+#     library is linked (ldd); and one linking lode::models without calling it: the
+#     reference models are registered all the same.
 set -euo pipefail
 SRC=$(cd "${1:?usage: run.sh SOURCE_DIR BUILD_DIR}" && pwd)
 BUILD=$(cd "${2:?usage: run.sh SOURCE_DIR BUILD_DIR}" && pwd)
@@ -86,7 +87,8 @@ cmake -S "$TMP/runtime_only" -B "$TMP/runtime_only/build" "${GEN[@]}" -DCMAKE_BU
   -DCMAKE_PREFIX_PATH="$P" > "$TMP/cmake2.log" || { cat "$TMP/cmake2.log"; fail "configure"; }
 cmake --build "$TMP/runtime_only/build" -j 2 > "$TMP/build2.log" || { cat "$TMP/build2.log"; fail "build"; }
 "$TMP/runtime_only/build/runtime_only" > /dev/null || fail "runtime_only run"
-# every header main.cpp compiled (ninja keeps them in its deps log; make in .d files)
+"$TMP/runtime_only/build/models_only" > /dev/null || fail "a program linking lode::models does not see the 10 models"
+# every header the programs compiled (ninja keeps them in its deps log; make in .d files)
 if [ ${#GEN[@]} -gt 0 ]; then
   deps=$(ninja -C "$TMP/runtime_only/build" -t deps)
 else

@@ -20,16 +20,19 @@ PY=python3
 $PY -c "import numpy" 2> /dev/null || PY=/usr/bin/python3
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# the library directory the build installs into (lib, or lib/x86_64-linux-gnu for /usr)
+LIBDIR=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+LIBDIR=${LIBDIR:-lib}
 step "install into $P"
 cmake --install "$BUILD" --prefix "$P" > "$TMP/install.log"
 for f in bin/lode include/lode/lode.hpp include/lode/models/galton.hpp \
-         lib/liblode_runtime.so lib/liblode_models.so lib/cmake/lode/lodeConfig.cmake \
-         lib/cmake/lode/lodeConfigVersion.cmake lib/cmake/lode/lodeTargets.cmake lib/pkgconfig/lode.pc; do
+         $LIBDIR/liblode_runtime.so $LIBDIR/liblode_models.so $LIBDIR/cmake/lode/lodeConfig.cmake \
+         $LIBDIR/cmake/lode/lodeConfigVersion.cmake $LIBDIR/cmake/lode/lodeTargets.cmake $LIBDIR/pkgconfig/lode.pc; do
   [ -e "$P/$f" ] || fail "not installed: $f"
 done
 LODE=$P/bin/lode
 # the installed tool uses the installed libraries (RPATH $ORIGIN/../lib), not the build tree
-ldd "$LODE" | grep -Eq "$P/(bin/\.\./)?lib/liblode_runtime.so" || { ldd "$LODE"; fail "installed lode does not use $P/lib"; }
+ldd "$LODE" | grep -Eq "$P/(bin/\.\./)?$LIBDIR/liblode_runtime.so" || { ldd "$LODE"; fail "installed lode does not use $P/$LIBDIR"; }
 n=$("$LODE" models --json | $PY -c 'import json, sys; print(len(json.load(sys.stdin)))')
 [ "$n" -ge 10 ] || fail "installed lode lists $n models, expected the 10 built-in ones"
 
@@ -44,7 +47,7 @@ PLUGIN=$TMP/mysim-cmake/libmysim.so
 
 step "example plugin with pkg-config"
 mkdir -p "$TMP/mysim-pc"
-PKG_CONFIG_PATH="$P/lib/pkgconfig" make -s -f "$SRC/examples/mysim/Makefile" OUT="$TMP/mysim-pc"
+PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" make -s -f "$SRC/examples/mysim/Makefile" OUT="$TMP/mysim-pc"
 [ -f "$TMP/mysim-pc/libmysim.so" ] || fail "no libmysim.so from pkg-config"
 "$LODE" --plugin "$TMP/mysim-pc/libmysim.so" models | grep -q mysim || fail "pkg-config plugin: no model mysim"
 

@@ -19,6 +19,7 @@ step() { echo "== $*"; }
 PY=python3
 $PY -c "import numpy" 2> /dev/null || PY=/usr/bin/python3
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# (no `cmd | grep -q`: under pipefail, grep -q quitting early gives cmd SIGPIPE: a failure)
 
 # the library directory the build installs into (lib, or lib/x86_64-linux-gnu for /usr)
 LIBDIR=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
@@ -32,7 +33,7 @@ for f in bin/lode include/lode/lode.hpp include/lode/models/galton.hpp \
 done
 LODE=$P/bin/lode
 # the installed tool uses the installed libraries (RPATH $ORIGIN/../lib), not the build tree
-ldd "$LODE" | grep -Eq "$P/(bin/\.\./)?$LIBDIR/liblode_runtime.so" || { ldd "$LODE"; fail "installed lode does not use $P/$LIBDIR"; }
+grep -Eq "$P/(bin/\.\./)?$LIBDIR/liblode_runtime.so" <<< "$(ldd "$LODE")" || { ldd "$LODE"; fail "installed lode does not use $P/$LIBDIR"; }
 n=$("$LODE" models --json | $PY -c 'import json, sys; print(len(json.load(sys.stdin)))')
 [ "$n" -ge 10 ] || fail "installed lode lists $n models, expected the 10 built-in ones"
 
@@ -49,7 +50,7 @@ step "example plugin with pkg-config"
 mkdir -p "$TMP/mysim-pc"
 PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" make -s -f "$SRC/examples/mysim/Makefile" OUT="$TMP/mysim-pc"
 [ -f "$TMP/mysim-pc/libmysim.so" ] || fail "no libmysim.so from pkg-config"
-"$LODE" --plugin "$TMP/mysim-pc/libmysim.so" models | grep -q mysim || fail "pkg-config plugin: no model mysim"
+grep -q mysim <<< "$("$LODE" --plugin "$TMP/mysim-pc/libmysim.so" models)" || fail "pkg-config plugin: no model mysim"
 
 step "lode --plugin ... models / check / trace / mine"
 "$LODE" --plugin "$PLUGIN" models --json > "$TMP/models.json"
@@ -100,8 +101,9 @@ fi
 grep -q "$P/include/lode/driver.hpp" <<< "$deps" || fail "no header dependencies of main.cpp found"
 grep -q "/Random123/" <<< "$deps" || fail "header dependencies look incomplete (no Random123)"
 if grep -Eq '/(torch|ATen|c10)/' <<< "$deps"; then fail "a runtime header includes LibTorch"; fi
-if ldd "$TMP/runtime_only/build/runtime_only" | grep -Eiq 'libtorch|libc10'; then
+libs=$(ldd "$TMP/runtime_only/build/runtime_only")
+if grep -Eiq 'libtorch|libc10' <<< "$libs"; then
   ldd "$TMP/runtime_only/build/runtime_only"; fail "lode::runtime pulls in LibTorch"
 fi
-ldd "$TMP/runtime_only/build/runtime_only" | grep -q liblode_runtime || fail "not linked to liblode_runtime"
+grep -q liblode_runtime <<< "$libs" || fail "not linked to liblode_runtime"
 echo "install test: all passed"

@@ -19,6 +19,7 @@ PACKAGES=(
   libbenchmark-dev                               # micro-benchmarks
   gnuplot-nox                                    # plots as PNG images
   python3-numpy                                  # tests check that .npy files load in numpy
+  make                                           # the install test builds examples/mysim with its Makefile (pkg-config)
 )
 
 missing=()

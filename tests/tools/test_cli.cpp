@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -264,4 +265,16 @@ TEST_CASE("bad input fails with a message naming it", "[cli]") {
   const std::string unwritable = (scratch_dir() / "no-such-dir" / "x.npy").string();
   check_fails({"simulate", "galton", "-n", "5", "--out", unwritable}, 2, {"--out", unwritable});
   CHECK_FALSE(fs::exists(unwritable + ".tmp"));
+}
+
+TEST_CASE("lode --plugin names the library and the reason when it cannot load it", "[cli]") {
+  // (loading a working plugin is tested against an installed lode: tests/install/run.sh)
+  const std::string missing = (scratch_dir() / "no-such-plugin.so").string();
+  check_fails({"--plugin", missing, "models"}, 1, {"cannot load plugin", missing, "No such file"});
+  check_fails({"--plugin=" + missing, "models"}, 1, {"cannot load plugin", missing});
+  const std::string not_a_library = scratch("not-a-library.so");
+  { std::ofstream(not_a_library) << "not an ELF file\n"; }
+  check_fails({"--plugin", not_a_library, "trace", "galton"}, 1, {"cannot load plugin", not_a_library});
+  check_fails({"--plugin"}, 2, {"--plugin needs a library"});
+  check_fails({"--plugin=", "models"}, 2, {"--plugin needs a library"});
 }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <dlfcn.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 
@@ -56,6 +58,15 @@ Command& Command::action(std::function<int()> run) {
 Application::Application(const std::string& description, const std::string& version)
     : app_(std::make_unique<CLI::App>(description, "lode")) {
   app_->set_version_flag("--version", "lode " + version, "Print the version and exit");
+  // Handled by run_args() before parsing (see take_plugins); declared here for --help.
+  app_->add_option("--plugin", plugins_,
+                   "Load a shared library before running the command; the models it registers with "
+                   "LODE_REGISTER_MODEL become available (repeatable; a name without '/' is searched "
+                   "like dlopen does, e.g. in LD_LIBRARY_PATH)")
+      ->type_name("LIB.so")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app_->require_subcommand(1);
 }
 
@@ -75,7 +86,42 @@ int Application::run(int argc, const char* const* argv) noexcept {
   }
 }
 
+// `--plugin LIB` / `--plugin=LIB` before the command name: dlopen()s each library, in
+// command-line order, so that its static LODE_REGISTER_MODEL registrations run before the
+// command looks its model up. Removes them from `args`. Throws lode::Error naming the
+// library and dlerror() when one cannot be loaded.
+static std::vector<std::string> take_plugins(std::vector<std::string>& args) {
+  std::vector<std::string> plugins, rest;
+  bool command_seen = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (!command_seen && a == "--plugin") {
+      if (i + 1 == args.size()) throw UsageError("--plugin needs a library (--plugin LIB.so)");
+      plugins.push_back(args[++i]);
+    } else if (!command_seen && a.rfind("--plugin=", 0) == 0) {
+      plugins.push_back(a.substr(9));
+    } else {
+      if (!a.empty() && a[0] != '-') command_seen = true;
+      rest.push_back(a);
+    }
+  }
+  args = std::move(rest);
+  return plugins;
+}
+
+static void load_plugin(const std::string& path) {
+  if (path.empty()) throw UsageError("--plugin needs a library (--plugin LIB.so)");
+  dlerror();
+  // RTLD_GLOBAL: a plugin may itself rely on symbols of plugins loaded before it.
+  if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* why = dlerror();
+    throw Error(fmt::format("cannot load plugin '{}': {}", path, why ? why : "unknown dlopen error"));
+  }
+}
+
 int Application::run_args(std::vector<std::string> args) {
+  for (const std::string& p : take_plugins(args)) load_plugin(p);
+
   // Set here, not in the constructor: CLI11 subcommands inherit the footer set before them.
   app_->footer("Run 'lode COMMAND --help' for the arguments of a command.");
   if (args.empty()) {

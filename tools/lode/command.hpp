@@ -69,7 +69,9 @@ class Command {
   std::function<int()> run_;
 };
 
-/// The `lode` program: global options (--help, --version) and the subcommands.
+/// The `lode` program: global options (--help, --version, --plugin LIB.so) and the
+/// subcommands. `--plugin` libraries are dlopen()ed before parsing, so the models they
+/// register are known to every command.
 class Application {
  public:
   Application(const std::string& description, const std::string& version);
@@ -88,6 +90,7 @@ class Application {
   int run_args(std::vector<std::string> args);
   std::unique_ptr<CLI::App> app_;
   std::vector<std::unique_ptr<Command>> commands_;
+  std::vector<std::string> plugins_;  ///< --plugin (only for --help; run_args loads them)
 };
 
 // ---- the subcommands (tools/lode/cmd_NAME.cpp) ----

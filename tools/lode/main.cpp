@@ -1,8 +1,9 @@
 // lode — the command-line tool: list models, simulate, inspect traces and their gold.
 //
 // Each subcommand is defined in its own file (tools/lode/cmd_NAME.cpp, see command.hpp);
-// this file only lists them. The models link in as a whole archive and register
-// themselves, so every built-in model is available.
+// this file only lists them. The reference models (liblode_models, linked with
+// --no-as-needed) register themselves when the library loads, so every built-in model is
+// available; `lode --plugin LIB.so COMMAND` loads more (command.cpp).
 #include "command.hpp"
 
 #ifndef LODE_VERSION

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "lode/driver.hpp"
-#include "npy.hpp"
+#include "lode/npy.hpp"
 #include "tool_test_support.hpp"
 
 using namespace lode_test;

@@ -16,7 +16,7 @@
 
 #include "lode/driver.hpp"
 #include "lode/rng.hpp"
-#include "npy.hpp"
+#include "lode/npy.hpp"
 #include "tool_test_support.hpp"
 
 using namespace lode_test;

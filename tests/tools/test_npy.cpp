@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "npy.hpp"
+#include "lode/npy.hpp"
 #include "tool_test_support.hpp"
 
 using namespace lode_test;

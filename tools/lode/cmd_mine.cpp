@@ -57,7 +57,7 @@
 #include "common.hpp"
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
-#include "npy.hpp"
+#include "lode/npy.hpp"
 
 #ifndef LODE_VERSION
 #error "LODE_VERSION must be defined (the CMake project version)"

@@ -14,7 +14,7 @@
 #include "common.hpp"
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
-#include "npy.hpp"
+#include "lode/npy.hpp"
 
 namespace lode::cli {
 

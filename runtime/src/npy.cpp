@@ -1,4 +1,4 @@
-#include "npy.hpp"
+#include "lode/npy.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -182,9 +182,11 @@ Array read(const std::string& path) {
   const std::string_view dict = std::string_view(bytes).substr(start, len);
 
   const std::string_view descr = dict_value(dict, "descr", path);
-  if (descr.substr(0, 5) != "'<f8'")
-    throw NpyError(fmt::format("'{}': the array is not little-endian float64 ('<f8'), its descr is {}", path,
-                               descr.substr(0, descr.find(','))));
+  const bool f8 = descr.substr(0, 5) == "'<f8'", f4 = descr.substr(0, 5) == "'<f4'";
+  if (!f8 && !f4)
+    throw NpyError(fmt::format("'{}': the array is not little-endian float64 ('<f8') or float32 ('<f4'), its descr is {}",
+                               path, descr.substr(0, descr.find(','))));
+  const std::size_t width = f8 ? 8 : 4;
   if (dict_value(dict, "fortran_order", path).substr(0, 5) != "False")
     throw NpyError(fmt::format("'{}': Fortran-order arrays are not supported", path));
 
@@ -197,11 +199,21 @@ Array read(const std::string& path) {
     count *= d;
   }
   const std::size_t data_start = start + len;
-  if (bytes.size() - data_start != 8 * count)
-    throw NpyError(fmt::format("'{}': {} data bytes, the shape needs {}", path, bytes.size() - data_start, 8 * count));
+  if (bytes.size() - data_start != width * count)
+    throw NpyError(fmt::format("'{}': {} data bytes, the shape needs {}", path, bytes.size() - data_start, width * count));
   a.data.resize(count);
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + data_start);
-  for (std::size_t i = 0; i < count; ++i) a.data[i] = get_double(p + 8 * i);
+  if (f8) {
+    for (std::size_t i = 0; i < count; ++i) a.data[i] = get_double(p + 8 * i);
+  } else {
+    for (std::size_t i = 0; i < count; ++i) {
+      std::uint32_t bits = 0;
+      for (int b = 3; b >= 0; --b) bits = bits << 8 | p[4 * i + b];
+      float f;
+      std::memcpy(&f, &bits, 4);
+      a.data[i] = f;
+    }
+  }
   return a;
 }
 

@@ -1,4 +1,4 @@
-// npy.hpp — NumPy .npy files of float64 matrices, for results a Python user can load with
+// lode/npy.hpp — NumPy .npy files of float64 matrices (mined datasets, simulations), for results a Python user can load with
 // numpy.load().
 //
 // Written files use format version 1.0: the magic "\x93NUMPY", version bytes 1 0, a
@@ -76,7 +76,7 @@ struct Array {
   double operator()(std::size_t r, std::size_t c) const { return data[r * cols() + c]; }
 };
 
-/// Reads a little-endian float64 C-order .npy file (format 1.0, 2.0 or 3.0). Throws
+/// Reads a little-endian float64 or float32 (converted to double) C-order .npy file (format 1.0, 2.0 or 3.0). Throws
 /// NpyError naming the file when it is missing, truncated or of another type.
 Array read(const std::string& path);
 

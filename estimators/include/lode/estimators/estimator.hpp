@@ -1,0 +1,168 @@
+// estimator.hpp — learned likelihood ratios and scores from mined gold (SPEC §5).
+//
+// One interface for every ratio and score estimator. This header does not include
+// LibTorch: the network lives behind a pointer (estimator.cpp), so code that only trains,
+// saves, loads and evaluates estimators compiles in a fraction of a second.
+//
+//   Dataset data = load_dataset("data");                 // x, theta0, theta1, y, r_xz, ...
+//   Settings s; s.method = Method::rascal;
+//   Estimator e = Estimator::train(data, s);            // progress on stderr
+//   e.save("model");                                    // see docs/estimators.md
+//   auto logr = e.log_ratio(x, theta0, theta1);          // one log r̂ per row of x
+//
+// Ratio estimators model log r̂(x|θ0,θ1) = f(x,θ0) − f(x,θ1) with one network f (so that
+// r̂(x|θ,θ) = 1 exactly and r̂(x|θ0,θ1) r̂(x|θ1,θ0) = 1). With a fixed θ1 in the training
+// data the estimator is "single-parameterized" and may only be evaluated at that θ1; with
+// θ1 varying it is "doubly-parameterized" and θ1 is a free input. The estimated score is
+// t̂(x|θ0) = ∇_θ0 log r̂(x|θ0,θ1) = ∇_θ0 f(x,θ0).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lode/error.hpp"
+
+namespace lode::estimators {
+
+/// Bad training data, settings or an estimator directory that cannot be used; the message
+/// names the column, file, setting or value.
+class EstimatorError : public lode::Error {
+ public:
+  using lode::Error::Error;
+};
+
+/// A dense row-major matrix of doubles (rows × cols). An empty matrix (rows == 0) means
+/// "column absent" in a Dataset.
+struct Matrix {
+  std::size_t rows = 0, cols = 0;
+  std::vector<double> data;
+
+  Matrix() = default;
+  Matrix(std::size_t r, std::size_t c, double fill = 0.0) : rows(r), cols(c), data(r * c, fill) {}
+  double& operator()(std::size_t r, std::size_t c) { return data[r * cols + c]; }
+  double operator()(std::size_t r, std::size_t c) const { return data[r * cols + c]; }
+  std::span<const double> row(std::size_t r) const { return {data.data() + r * cols, cols}; }
+  bool empty() const noexcept { return rows == 0; }
+};
+
+/// The columns of a mined dataset (SPEC §4, MadMiner's names). Absent columns are empty.
+struct Dataset {
+  Matrix x;       ///< observations (rows, n_x)
+  Matrix theta0;  ///< ratio data: θ0 of each row (rows, n_θ)
+  Matrix theta1;  ///< ratio data: θ1 of each row (rows, n_θ)
+  Matrix y;       ///< ratio data: 0 = drawn at θ0, 1 = drawn at θ1 (rows, 1)
+  Matrix r_xz;    ///< ratio data: p(x,z|θ0)/p(x,z|θ1) (rows, 1)
+  Matrix t_xz0;   ///< ratio data: t(x,z|θ0) (rows, n_θ)
+  Matrix t_xz1;   ///< ratio data: t(x,z|θ1) (rows, n_θ)
+  Matrix theta;   ///< local / density data: θ of each row (rows, n_θ)
+  Matrix t_xz;    ///< local / density data: t(x,z|θ) (rows, n_θ)
+  std::string source;  ///< where it came from (a directory), for messages
+};
+
+/// Reads a dataset directory written by `lode mine` (or by MadMiner): every NAME.npy of the
+/// columns above that exists (float64 or float32). Throws EstimatorError naming the file
+/// when one is unreadable, and when row counts differ.
+Dataset load_dataset(const std::string& dir);
+
+enum class Method { carl, rolr, rascal, cascal, alice, alices, sally, sallino };
+
+/// "carl", "rolr", ... ; parse_method throws EstimatorError listing the known names.
+std::string to_string(Method m);
+Method parse_method(const std::string& name);
+/// True for SALLY and SALLINO (local score estimators); false for the ratio estimators.
+bool is_score_method(Method m);
+/// True when the method's loss has a score term (α matters): RASCAL, CASCAL, ALICES.
+bool uses_score_term(Method m);
+/// The dataset columns the method needs, e.g. {"x","theta0","theta1","y","r_xz","t_xz0"}.
+std::vector<std::string> required_columns(Method m);
+
+/// Training settings. The defaults are the ones `lode train` uses; see docs/estimators.md
+/// for why they are what they are.
+struct Settings {
+  Method method = Method::rascal;
+  std::vector<int> hidden = {100, 100};  ///< widths of the hidden layers
+  std::string activation = "tanh";       ///< tanh | relu | sigmoid | softplus | elu
+  int epochs = 0;                        ///< 0: automatic (≥ 50 epochs and ≥ min_steps steps)
+  int min_steps = 4000;                  ///< with epochs = 0: at least this many optimizer steps
+  int batch = 128;
+  double lr = 1e-3;                      ///< initial learning rate (Adam)
+  double lr_final = 1e-4;                ///< learning rate of the last epoch (exponential decay)
+  double alpha = -1.0;                   ///< weight of the score term; < 0: the method's default
+  double validation = 0.25;              ///< fraction of rows held out for early stopping
+  int patience = 0;                      ///< epochs without validation improvement before stopping; 0: never stop early (best epoch kept)
+  double clip = 10.0;                    ///< gradient-norm clipping (≤ 0: none)
+  std::uint64_t seed = 1;                ///< initialization, split and batch order
+  int threads = 1;                       ///< intra-op threads of LibTorch
+  std::vector<double> reference;         ///< SALLY/SALLINO: reference θ (default: the data's θ if constant)
+};
+
+/// The default α of a method (documented in docs/estimators.md).
+double default_alpha(Method m);
+
+/// One line of training progress (after each epoch).
+struct Progress {
+  int epoch = 0, epochs = 0;
+  double train_loss = 0, validation_loss = 0, lr = 0;
+  bool improved = false;
+};
+
+/// What training did: epochs run, the best epoch (whose weights are kept), final losses,
+/// and why it stopped ("epochs done", "early stopping", "NaN loss at epoch E, kept epoch B").
+struct TrainReport {
+  int epochs_run = 0, best_epoch = 0;
+  std::size_t train_rows = 0, validation_rows = 0;
+  double best_validation_loss = 0, final_train_loss = 0, seconds = 0;
+  std::string stopped;
+  bool nan = false;
+};
+
+class Estimator {
+ public:
+  /// Trains on `data`. Throws EstimatorError for a missing column, mismatched rows,
+  /// NaN/inf in a column, invalid settings. A loss that turns NaN stops training with the
+  /// last good (best validation) weights kept and the report saying so.
+  static Estimator train(const Dataset& data, const Settings& settings,
+                         const std::function<void(const Progress&)>& progress = {});
+  /// Loads a directory written by save(). Throws EstimatorError naming the directory and
+  /// what is wrong (missing file, another format version, corrupt weights).
+  static Estimator load(const std::string& dir);
+  /// Writes the estimator into `dir` (created if needed): estimator.json (method, settings,
+  /// shapes, standardization, training report) and weights.pt. Files are written to
+  /// temporaries and renamed, so an existing estimator stays intact until the new one is
+  /// complete.
+  void save(const std::string& dir) const;
+
+  Method method() const;
+  std::size_t n_x() const;
+  std::size_t n_theta() const;
+  const Settings& settings() const;
+  const TrainReport& report() const;
+  /// Single-parameterized ratio estimators: the θ1 of the training data; empty otherwise.
+  std::vector<double> fixed_theta1() const;
+  /// SALLY/SALLINO: the reference point.
+  std::vector<double> reference() const;
+
+  /// log r̂(x_i|θ0,θ1) for every row of x (ratio methods). theta1 may be empty for a
+  /// single-parameterized estimator. Throws EstimatorError for wrong sizes, a θ1 other than
+  /// the fixed one, or a score method.
+  std::vector<double> log_ratio(const Matrix& x, std::span<const double> theta0,
+                                std::span<const double> theta1 = {}) const;
+  /// log r̂(x_i|θ0_i,θ1_i) with per-row parameters (theta0/theta1 have x.rows rows).
+  std::vector<double> log_ratio_rows(const Matrix& x, const Matrix& theta0, const Matrix& theta1) const;
+  /// Ratio methods: t̂(x_i|θ0) = ∇_θ0 log r̂(x_i|θ0,θ1), one row per row of x.
+  /// SALLY/SALLINO: t̂(x_i) at the reference point (theta0 ignored).
+  Matrix score(const Matrix& x, std::span<const double> theta0 = {}, std::span<const double> theta1 = {}) const;
+
+ private:
+  struct Impl;
+  explicit Estimator(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace lode::estimators

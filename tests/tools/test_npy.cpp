@@ -167,9 +167,22 @@ TEST_CASE("npy errors name the file", "[npy]") {
     f.push_back(static_cast<char>(d.size() >> 8));
     return f + d + std::string(data_bytes, '\0');
   };
+  const std::string i8 = scratch("i8.npy");
+  { std::ofstream(i8, std::ios::binary) << with_dict("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", 16); }
+  CHECK_THROWS_WITH(npy::read(i8), Catch::Contains("'<i8'"));
+  // float32 (MadMiner writes some arrays so) is read and converted exactly: 1.5f, -0.25f.
   const std::string f4 = scratch("f4.npy");
-  { std::ofstream(f4, std::ios::binary) << with_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8); }
-  CHECK_THROWS_WITH(npy::read(f4), Catch::Contains("'<f4'"));
+  {
+    std::string f = with_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 0);
+    const unsigned char data[8] = {0x00, 0x00, 0xc0, 0x3f, 0x00, 0x00, 0x80, 0xbe};
+    f.append(reinterpret_cast<const char*>(data), 8);
+    std::ofstream(f4, std::ios::binary) << f;
+  }
+  const npy::Array a4 = npy::read(f4);
+  CHECK(a4.data == std::vector<double>{1.5, -0.25});
+  const std::string f4short = scratch("f4short.npy");
+  { std::ofstream(f4short, std::ios::binary) << with_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 8); }
+  CHECK_THROWS_WITH(npy::read(f4short), Catch::Contains("8 data bytes, the shape needs 12"));
   const std::string fortran = scratch("fortran.npy");
   {
     std::ofstream(fortran, std::ios::binary)

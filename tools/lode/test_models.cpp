@@ -8,6 +8,8 @@
 //                         has the right value but a wrong θ-gradient (choice 'wait').
 //   test_shifted_output — an output x = z + θ that depends on θ at fixed z: gold refused.
 //   test_veto           — a factor 'veto' of −∞ for some events (log p not finite there).
+//   test_nan_likelihood — x ~ Normal(θ, 1) with an exact likelihood that is NaN for θ > 0.5
+//                         (a numerically broken likelihood, for `lode infer --exact`).
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -74,6 +76,14 @@ void veto(Run& run) {
   run.observe("x", Normal(z, 0.5));
 }
 
+void normal_x(Run& run) { run.observe("x", Normal(run.parameter(0), 1.0)); }
+
+double nan_likelihood(std::span<const double> x, std::span<const double> theta, double* grad) {
+  if (grad) grad[0] = x[0] - theta[0];
+  if (theta[0] > 0.5) return std::nan("");
+  return -0.5 * (x[0] - theta[0]) * (x[0] - theta[0]) - 0.5 * std::log(2.0 * 3.14159265358979323846);
+}
+
 bool register_test_models() {
   const char* v = std::getenv("LODE_TEST_MODELS");
   if (v == nullptr || std::strcmp(v, "1") != 0) return false;
@@ -82,6 +92,10 @@ bool register_test_models() {
             double_param));
   r.add(toy("test_bad_gradient", "test model: a distribution with a wrong gradient (at 'wait')", bad_gradient));
   r.add(toy("test_veto", "test model: a factor of -inf for z > 1 (non-finite log p at 'veto')", veto));
+  Model nan_model = toy("test_nan_likelihood", "test model: x ~ Normal(theta, 1), exact likelihood NaN for theta > 0.5",
+                        normal_x);
+  nan_model.exact_log_likelihood = nan_likelihood;
+  r.add(std::move(nan_model));
   r.add(toy("test_shifted_output", "test model: output x = z + theta (gold refused)", shifted_output));
   return true;
 }

@@ -1,0 +1,466 @@
+// lode infer (--model MODEL_DIR | --exact MODEL) --observed FILE.npy --grid LO..HI:N[,...]
+//            [--theta1 POINT] [--json] [--plot FILE.png] [--out FILE.json]
+//
+// Inference from a set of observed events (SPEC §6): on every point θ of the grid,
+// L(θ) = Σ_i log r̂(x_i|θ,θ1) with a trained ratio estimator (--model), or Σ_i log p(x_i|θ)
+// with a model's exact likelihood (--exact: a reference for tests and coverage studies);
+// then q(θ) = −2 [L(θ) − max L], the MLE and the 68.27% / 95% confidence sets by Wilks'
+// theorem (lode/estimators/inference.hpp). Identical observed rows are evaluated once and
+// weighted by their count (galton has 32 possible x).
+//
+// Compiled only when the tool links lode::estimators (LODE_WITH_ESTIMATORS).
+#ifdef LODE_WITH_ESTIMATORS
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "command.hpp"
+#include "common.hpp"
+#include "gnuplot.hpp"
+#include "lode/error.hpp"
+#include "lode/estimators/estimator.hpp"
+#include "lode/estimators/inference.hpp"
+#include "lode/npy.hpp"
+
+namespace lode::cli {
+
+namespace {
+
+namespace est = lode::estimators;
+using Json = nlohmann::ordered_json;
+
+struct InferOptions {
+  std::string model_dir, exact, observed, grid, theta1, plot, out;
+  bool json = false;
+};
+
+Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+// The observed events, identical rows merged: unique rows with their multiplicity and the
+// first row (of the file) where each occurs, for messages.
+struct Observed {
+  std::size_t events = 0, cols = 0;
+  est::Matrix unique;
+  std::vector<double> count;
+  std::vector<std::size_t> first_row;
+};
+
+Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who) {
+  if (path.empty()) throw UsageError("--observed: empty file name");
+  npy::Array a;
+  try {
+    a = npy::read(path);
+  } catch (const npy::NpyError& e) {
+    throw UsageError(fmt::format("--observed: {}", e.what()));
+  }
+  if (a.shape.empty() || a.shape.size() > 2)
+    throw UsageError(fmt::format("--observed '{}': an array of {} dimensions; expected (events, {}) or, for one "
+                                 "observable, (events,)",
+                                 path, a.shape.size(), n_x));
+  const std::size_t cols = a.shape.size() == 1 ? 1 : a.shape[1];
+  if (cols != n_x)
+    throw UsageError(fmt::format("--observed '{}': {} column{} per event, but {} has {} observable{}", path, cols,
+                                 cols == 1 ? "" : "s", who, n_x, n_x == 1 ? "" : "s"));
+  if (a.rows() == 0) throw UsageError(fmt::format("--observed '{}': no events (0 rows)", path));
+  for (std::size_t i = 0; i < a.data.size(); ++i)
+    if (!std::isfinite(a.data[i]))
+      throw UsageError(fmt::format("--observed '{}': row {}, column {} is {} (observed values must be finite)", path,
+                                   i / cols, i % cols, a.data[i]));
+  Observed o;
+  o.events = a.rows();
+  o.cols = cols;
+  std::map<std::vector<double>, std::size_t> seen;  // row -> index in unique
+  std::vector<double> values;
+  for (std::size_t r = 0; r < o.events; ++r) {
+    std::vector<double> row(a.data.begin() + static_cast<std::ptrdiff_t>(r * cols),
+                            a.data.begin() + static_cast<std::ptrdiff_t>((r + 1) * cols));
+    const auto [it, inserted] = seen.try_emplace(row, o.count.size());
+    if (inserted) {
+      o.count.push_back(0.0);
+      o.first_row.push_back(r);
+      values.insert(values.end(), row.begin(), row.end());
+    }
+    o.count[it->second] += 1.0;
+  }
+  o.unique = est::Matrix(o.count.size(), cols);
+  o.unique.data = std::move(values);
+  return o;
+}
+
+std::string describe_levels(const est::ConfidenceSet& s) {
+  return fmt::format("{}% CL (q <= {})", s.level == est::kLevel68 ? "68.27" : est::level_name(s.level),
+                     format_short(s.threshold, 4));
+}
+
+std::string summary(const est::ScanResult& r, const std::vector<std::string>& names, const std::string& header) {
+  std::string out = header;
+  const std::size_t dim = r.grid.dim();
+  std::vector<std::string> mle;
+  for (std::size_t d = 0; d < dim; ++d) mle.push_back(fmt::format("{} = {}", names[d], format_short(r.mle[d])));
+  out += fmt::format("MLE: {}", fmt::join(mle, ", "));
+  if (dim == 1 && r.mle_refined)
+    out += fmt::format("  (grid point {}, refined by a parabola through q)", format_short(r.grid.point(r.best)[0]));
+  out += "\n";
+  if (r.mle_at_edge)
+    out += "warning: the maximum is on the edge of the grid; the estimate may lie outside it: widen the grid\n";
+  for (const est::ConfidenceSet& s : r.sets) {
+    if (dim == 1) {
+      std::vector<std::string> parts;
+      for (const est::Interval& iv : s.intervals)
+        parts.push_back(fmt::format("[{}{}, {}{}]", iv.lo_at_edge ? "<=" : "", format_short(iv.lo),
+                                    format_short(iv.hi), iv.hi_at_edge ? "+" : ""));
+      out += fmt::format("{}: {} in {}", describe_levels(s), names[0], fmt::join(parts, " u "));
+      if (!s.intervals.empty()) {
+        const double lo = s.intervals.front().lo, hi = s.intervals.back().hi;
+        if (s.intervals.size() == 1 && r.mle[0] >= lo && r.mle[0] <= hi)
+          out += fmt::format("  (-{} / +{})", format_short(r.mle[0] - lo, 3), format_short(hi - r.mle[0], 3));
+      }
+      out += "\n";
+    } else {
+      out += fmt::format("{}: {} of {} grid points", describe_levels(s), s.points.size(), r.grid.size());
+      std::vector<std::string> box;
+      for (std::size_t d = 0; d < dim; ++d)
+        box.push_back(fmt::format("{} in [{}, {}]", names[d], format_short(s.box_lo[d]), format_short(s.box_hi[d])));
+      out += fmt::format("; {}\n", fmt::join(box, ", "));
+    }
+    if (s.touches_edge)
+      out += fmt::format("  note: the {}% set reaches the edge of the grid and may continue beyond it{}\n",
+                         s.level == est::kLevel68 ? "68.27" : est::level_name(s.level),
+                         dim == 1 ? " (endpoints marked <= or +)" : "");
+    if (dim == 1 && s.intervals.size() > 1)
+      out += fmt::format("  note: the {}% set consists of {} disjoint intervals\n", est::level_name(s.level),
+                         s.intervals.size());
+  }
+  return out;
+}
+
+Json to_json(const est::ScanResult& r, const std::vector<std::string>& names) {
+  Json j;
+  const std::size_t dim = r.grid.dim();
+  j["parameters"] = names;
+  Json axes = Json::array();
+  for (std::size_t d = 0; d < dim; ++d)
+    axes.push_back({{"parameter", names[d]}, {"lo", r.grid.axes[d].lo}, {"hi", r.grid.axes[d].hi},
+                    {"n", r.grid.axes[d].n}});
+  j["axes"] = axes;
+  Json grid = Json::array(), q = Json::array(), L = Json::array();
+  for (std::size_t k = 0; k < r.grid.size(); ++k) {
+    grid.push_back(r.grid.point(k));
+    q.push_back(number(r.q[k]));
+    L.push_back(number(r.log_likelihood[k]));
+  }
+  j["grid"] = std::move(grid);
+  j["q"] = std::move(q);
+  j["log_likelihood"] = std::move(L);
+  j["max_log_likelihood"] = r.max_log_likelihood;
+  j["mle"] = r.mle;
+  j["mle_grid_point"] = r.grid.point(r.best);
+  j["mle_refined"] = r.mle_refined;
+  j["mle_at_edge"] = r.mle_at_edge;
+  Json levels, thresholds, sets, edges, intervals;
+  for (const est::ConfidenceSet& s : r.sets) {
+    const std::string key = est::level_name(s.level);
+    levels[key] = s.level;
+    thresholds[key] = s.threshold;
+    Json points = Json::array();
+    for (const std::size_t k : s.points) points.push_back(r.grid.point(k));
+    sets[key] = std::move(points);
+    edges[key] = s.touches_edge;
+    if (dim == 1) {
+      Json list = Json::array();
+      for (const est::Interval& iv : s.intervals) list.push_back({iv.lo, iv.hi});
+      intervals[key] = std::move(list);
+    }
+  }
+  j["levels"] = levels;
+  j["thresholds"] = thresholds;
+  if (dim == 1) j["intervals"] = intervals;
+  j["sets"] = sets;
+  j["touches_edge"] = edges;
+  return j;
+}
+
+// The q(θ) curve (1-D) or map (2-D) with the thresholds and the MLE, as a PNG.
+void plot(const est::ScanResult& r, const std::vector<std::string>& names, const std::string& title,
+          const std::string& path) {
+  Gnuplot gp;
+  const double t68 = r.sets.at(0).threshold, t95 = r.sets.at(1).threshold;
+  // Show the region around the minimum: q up to 4 × the 95% threshold (or all of it).
+  double q_max = 0;
+  for (const double v : r.q)
+    if (std::isfinite(v)) q_max = std::max(q_max, v);
+  const double top = std::min(q_max > 0 ? q_max * 1.05 : 1.0, 4.0 * t95);
+  std::string script = fmt::format("set title {}\nset grid\n", gnuplot_quote(title));
+  auto value = [](double v) { return std::isfinite(v) ? fmt::format("{:.17g}", v) : std::string("NaN"); };
+  if (r.grid.dim() == 1) {
+    std::string data;
+    for (std::size_t k = 0; k < r.grid.size(); ++k) data += fmt::format("{:.17g} {}\n", r.grid.point(k)[0], value(r.q[k]));
+    const std::string file = gp.data_file("q.dat", data);
+    script += fmt::format(
+        "set xlabel {0}\nset ylabel 'q = -2 [L - max L]'\nset key top center box opaque\n"
+        "set xrange [{1:.17g}:{2:.17g}]\nset yrange [0:{3:.17g}]\n"
+        "set arrow 1 from {4:.17g}, graph 0 to {4:.17g}, graph 1 nohead dashtype 3 linecolor rgb '#555555'\n"
+        "plot {5} using 1:2 with lines linewidth 2 linecolor rgb '#1f4e9c' title 'q({6})', \\\n"
+        "  {7:.17g} with lines dashtype 2 linecolor rgb '#2e8b57' title '68.27% (q = {8})', \\\n"
+        "  {9:.17g} with lines dashtype 2 linecolor rgb '#c0392b' title '95% (q = {10})', \\\n"
+        "  '+' using ({4:.17g}):(0) every ::0::0 with points pointtype 7 pointsize 1.5 linecolor rgb 'black' "
+        "title 'MLE {6} = {11}'\n",
+        gnuplot_quote(names[0]), r.grid.axes[0].lo, r.grid.axes[0].hi, top, r.mle[0], gnuplot_quote(file), names[0], t68,
+        format_short(t68, 4), t95, format_short(t95, 4), format_short(r.mle[0]));
+  } else {
+    // Rows of constant θ_1 separated by blank lines (the grid order: last parameter fastest).
+    std::string data;
+    const std::size_t n2 = r.grid.axes[1].n;
+    for (std::size_t k = 0; k < r.grid.size(); ++k) {
+      const std::vector<double> p = r.grid.point(k);
+      data += fmt::format("{:.17g} {:.17g} {}\n", p[0], p[1], value(r.q[k]));
+      if ((k + 1) % n2 == 0) data += "\n";
+    }
+    const std::string file = gp.data_file("q.dat", data);
+    const std::string contours = (std::filesystem::path(file).parent_path() / "contours.dat").string();
+    script += fmt::format(
+        "set xlabel {0}\nset ylabel {1}\n"
+        "set contour base\nunset surface\nset view map\nset cntrparam levels discrete {2:.17g}, {3:.17g}\n"
+        "set table {4}\nsplot {5} using 1:2:3 notitle\nunset table\nunset contour\n"
+        "set xrange [{6:.17g}:{7:.17g}]\nset yrange [{8:.17g}:{9:.17g}]\n"
+        "set cbrange [0:{10:.17g}]\nset cblabel 'q'\nset palette rgbformulae 30,31,32 negative\n"
+        "set key outside bottom center horizontal\n"
+        "plot {5} using 1:2:3 with image notitle, \\\n"
+        "  {4} using 1:2 with lines linewidth 2 linecolor rgb 'white' title '68.27% / 95% contours (q = {11} / {12})', \\\n"
+        "  '+' using ({13:.17g}):({14:.17g}) every ::0::0 with points pointtype 7 pointsize 1.5 "
+        "linecolor rgb 'black' title 'MLE'\n",
+        gnuplot_quote(names[0]), gnuplot_quote(names[1]), t68, t95, gnuplot_quote(contours), gnuplot_quote(file),
+        r.grid.axes[0].lo, r.grid.axes[0].hi, r.grid.axes[1].lo, r.grid.axes[1].hi, top, format_short(t68, 4),
+        format_short(t95, 4), r.mle[0], r.mle[1]);
+  }
+  gp.render(path, script);
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f) throw Error(fmt::format("--out: cannot create '{}'", tmp));
+    f << text;
+    f.close();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw Error(fmt::format("--out: write to '{}' failed", tmp));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(fmt::format("--out: cannot rename '{}' to '{}'", tmp, path));
+  }
+}
+
+int infer(const InferOptions& o) {
+  if (o.model_dir.empty() == o.exact.empty())
+    throw UsageError(o.exact.empty() ? "give --model MODEL_DIR (a trained ratio estimator) or --exact MODEL"
+                                     : "--model and --exact exclude each other: give one");
+  if (o.grid.empty()) throw UsageError("--grid: required, e.g. --grid -1..-0.4:121");
+  est::Grid grid;
+  try {
+    grid = est::parse_grid(o.grid);
+  } catch (const est::InferenceError& e) {
+    throw UsageError(fmt::format("--grid '{}': {}", o.grid, e.what()));
+  }
+  if (!o.plot.empty() && grid.dim() > 2)
+    throw UsageError(fmt::format("--plot: a {}-dimensional grid cannot be drawn (1-D curves and 2-D maps only)",
+                                 grid.dim()));
+  if (!o.plot.empty() && !std::filesystem::is_directory(std::filesystem::absolute(o.plot).parent_path()))
+    throw UsageError(fmt::format("--plot '{}': the directory does not exist", o.plot));
+
+  std::vector<std::string> names;
+  std::string what;  // "galton (exact likelihood)" or "estimator DIR (rascal)"
+  est::LogLikelihood log_likelihood;
+  Observed obs;
+  std::optional<est::Estimator> estimator;
+  std::vector<double> theta1;
+  const Model* model = nullptr;
+  auto grid_matches = [&](std::size_t n_theta, const std::string& who) {
+    if (grid.dim() != n_theta)
+      throw UsageError(fmt::format("--grid '{}': {} ax{}, but {} has {} parameter{}", o.grid, grid.dim(),
+                                   grid.dim() == 1 ? "is" : "es", who, n_theta, n_theta == 1 ? "" : "s"));
+  };
+
+  if (!o.exact.empty()) {
+    if (!o.theta1.empty()) throw UsageError("--theta1: only used with --model (the exact likelihood needs no reference)");
+    model = &open_model(o.exact);
+    if (!model->exact_log_likelihood)
+      throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood (lode models shows which do)",
+                                   model->name));
+    const std::string who = fmt::format("model '{}'", model->name);
+    grid_matches(model->parameters.size(), who);
+    names = model->parameters;
+    obs = read_observed(o.observed, model->observables.size(), who);
+    what = fmt::format("{} (exact likelihood)", model->name);
+    log_likelihood = [&](std::span<const double> theta) {
+      double sum = 0;
+      for (std::size_t u = 0; u < obs.count.size(); ++u) {
+        const double lp = model->exact_log_likelihood(obs.unique.row(u), theta, nullptr);
+        if (std::isnan(lp) || lp == std::numeric_limits<double>::infinity())
+          throw Error(fmt::format("model '{}': exact log p(x|theta) = {} for observed row {} ({}) at theta = {}",
+                                  model->name, lp, obs.first_row[u], format_list(obs.unique.row(u)),
+                                  format_point(theta)));
+        sum += obs.count[u] * lp;
+      }
+      return sum;
+    };
+  } else {
+    try {
+      estimator.emplace(est::Estimator::load(o.model_dir));
+    } catch (const est::EstimatorError& e) {
+      throw UsageError(fmt::format("--model: {}", e.what()));
+    }
+    const est::Estimator& e = *estimator;
+    if (est::is_score_method(e.method()))
+      throw UsageError(fmt::format("--model '{}': a {} estimator gives scores, not likelihood ratios; lode infer needs "
+                                   "a ratio estimator (carl, rolr, rascal, cascal, alice, alices)",
+                                   o.model_dir, est::to_string(e.method())));
+    const std::string who = fmt::format("estimator '{}'", o.model_dir);
+    grid_matches(e.n_theta(), who);
+    if (e.n_theta() == 1) {
+      names = {"theta"};
+    } else {
+      for (std::size_t d = 0; d < e.n_theta(); ++d) names.push_back(fmt::format("theta_{}", d));
+    }
+    const std::vector<double> fixed = e.fixed_theta1();
+    if (!o.theta1.empty()) {
+      theta1 = parse_numbers("--theta1", o.theta1);
+      if (theta1.size() != e.n_theta())
+        throw UsageError(fmt::format("--theta1 '{}': {} value{}, but {} has {} parameter{}", o.theta1, theta1.size(),
+                                     theta1.size() == 1 ? "" : "s", who, e.n_theta(), e.n_theta() == 1 ? "" : "s"));
+      if (!fixed.empty() && theta1 != fixed)
+        throw UsageError(fmt::format("--theta1 '{}': estimator '{}' was trained with the fixed theta1 = {} and can only "
+                                     "be evaluated there",
+                                     o.theta1, o.model_dir, format_point(fixed)));
+    } else if (!fixed.empty()) {
+      theta1 = fixed;
+    } else {
+      throw UsageError(fmt::format("--theta1: estimator '{}' takes theta1 as an input (doubly parameterized); give the "
+                                   "reference point, e.g. --theta1 {}",
+                                   o.model_dir, format_point(std::vector<double>(e.n_theta(), 0.0))));
+    }
+    obs = read_observed(o.observed, e.n_x(), who);
+    what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, est::to_string(e.method()), format_point(theta1));
+    log_likelihood = [&](std::span<const double> theta) {
+      std::vector<double> logr;
+      try {
+        logr = e.log_ratio(obs.unique, theta, theta1);
+      } catch (const est::EstimatorError& err) {
+        throw Error(fmt::format("estimator '{}' at theta = {}: {}", o.model_dir, format_point(theta), err.what()));
+      }
+      if (logr.size() != obs.count.size())
+        throw Error(fmt::format("estimator '{}' returned {} values for {} rows", o.model_dir, logr.size(),
+                                obs.count.size()));
+      double sum = 0;
+      for (std::size_t u = 0; u < logr.size(); ++u) {
+        if (!std::isfinite(logr[u]))
+          throw Error(fmt::format("estimator '{}': log r(x|theta, theta1) = {} for observed row {} ({}) at theta = {}, "
+                                  "theta1 = {}",
+                                  o.model_dir, logr[u], obs.first_row[u], format_list(obs.unique.row(u)),
+                                  format_point(theta), format_point(theta1)));
+        sum += obs.count[u] * logr[u];
+      }
+      return sum;
+    };
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  est::ScanResult r;
+  try {
+    r = est::scan(grid, log_likelihood);
+  } catch (const est::InferenceError& e) {
+    throw Error(fmt::format("{}: {}", what, e.what()));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  Json j = {{"method", model ? "exact" : "estimator"}};
+  if (model) {
+    j["model"] = model->name;
+  } else {
+    j["estimator"] = o.model_dir;
+    j["estimator_method"] = est::to_string(estimator->method());
+    j["theta1"] = theta1;
+  }
+  j["observed"] = o.observed;
+  j["events"] = obs.events;
+  j["distinct_events"] = obs.count.size();
+  j["grid_spec"] = o.grid;
+  j["quantity"] = model ? "sum_i log p(x_i|theta)" : "sum_i log r(x_i|theta,theta1)";
+  const Json scan_json = to_json(r, names);
+  for (const auto& [key, value] : scan_json.items()) j[key] = value;
+
+  if (o.json) {
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    const std::string header = fmt::format(
+        "lode infer: {}; {} events from {}; grid {} ({} points)\n", what, obs.events, o.observed, o.grid, grid.size());
+    fmt::print("{}", summary(r, names, header));
+  }
+  std::fflush(stdout);
+  fmt::print(stderr, "lode infer: {} events ({} distinct) x {} grid points: {:.3f} s\n", obs.events, obs.count.size(),
+             grid.size(), seconds);
+  if (!o.out.empty()) write_file(o.out, j.dump(2) + "\n");
+  if (!o.plot.empty()) {
+    std::vector<std::string> mle;
+    for (const double v : r.mle) mle.push_back(format_short(v));
+    const std::string title = fmt::format("lode infer: {}, {} events; MLE {}{}{}", model ? model->name : o.model_dir,
+                                          obs.events, mle.size() > 1 ? "(" : "", fmt::join(mle, ", "),
+                                          mle.size() > 1 ? ")" : "");
+    try {
+      plot(r, names, title, o.plot);
+    } catch (const PlotError& e) {
+      throw Error(fmt::format("--plot '{}': {} (the results above are complete)", o.plot, e.what()));
+    }
+    fmt::print(stderr, "lode infer: plot written to {}\n", o.plot);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_infer(Application& app) {
+  auto o = std::make_shared<InferOptions>();
+  app.add("infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets")
+      .option("--model", o->model_dir, "MODEL_DIR", "A trained ratio estimator (lode train); L = sum_i log r(x_i|theta,theta1)")
+      .option("--exact", o->exact, "MODEL",
+              "Use this model's exact likelihood instead of an estimator (a reference): L = sum_i log p(x_i|theta)")
+      .option("--observed", o->observed, "FILE.npy", "Observed events: float64/float32 array (events, dim x)",
+              /*required=*/true)
+      .option("--grid", o->grid, "LO..HI:N[,...]",
+              "Parameter grid, one LO..HI:N per parameter (N >= 2 equally spaced values, LO and HI included; last "
+              "parameter fastest)",
+              /*required=*/true)
+      .option("--theta1", o->theta1, "V[,V...]",
+              "--model: the reference point theta1 (default: the estimator's fixed theta1)")
+      .flag("--json", o->json, "Print one JSON object (grid, q, log_likelihood, mle, intervals, sets, thresholds, ...)")
+      .option("--plot", o->plot, "FILE.png", "Write q(theta) (1-D curve with thresholds, 2-D map with contours) as a PNG via gnuplot")
+      .option("--out", o->out, "FILE.json", "Also write the JSON object to FILE.json (tmp + rename)")
+      .footer(
+          "q(theta) = -2 [L(theta) - max_grid L]; the MLE is the best grid point, refined in 1-D by a parabola\n"
+          "through q at the three points around it. Confidence sets by Wilks' theorem with dim theta degrees of\n"
+          "freedom: q <= 1 (68.27%) and q <= 3.841 (95%) in 1-D, 2.296 and 5.991 in 2-D. In 1-D the sets are\n"
+          "intervals whose ends interpolate q linearly between grid points; a set reaching the grid edge is\n"
+          "flagged (widen the grid). In n-D the grid points inside are listed (JSON 'sets').\n\n"
+          "Examples:\n"
+          "  lode simulate galton --theta -0.7 -n 100 --seed 5 --out obs.npy\n"
+          "  lode infer --exact galton --observed obs.npy --grid -1..-0.4:121 --plot q.png\n"
+          "  lode infer --model model --observed obs.npy --grid -1..-0.4:121 --json > result.json")
+      .action([o] { return infer(*o); });
+}
+
+}  // namespace lode::cli
+
+#endif  // LODE_WITH_ESTIMATORS

@@ -58,9 +58,9 @@ for r in $(seq 1 "$reps"); do
   "$lode" simulate "$sim_model" --theta "$theta" -n "$events" --seed "$r" --out "$work/obs.npy" 2>"$work/err" &&
     "$lode" infer "${how[@]}" --observed "$work/obs.npy" --grid "$grid" --json >"$work/infer-$r.json" 2>"$work/err" ||
     { printf '\ncoverage.sh: repetition %d failed:\n' "$r" >&2; cat "$work/err" >&2; exit 1; }
-  printf '\rcoverage.sh: %d/%d' "$r" "$reps" >&2
+  [ -t 2 ] && printf '\rcoverage.sh: %d/%d' "$r" "$reps" >&2
 done
-printf '\n' >&2
+[ -t 2 ] && printf '\n' >&2
 
 "$python" - "$work" "$reps" "$theta" "$events" "$sim_model" "$grid" "$what" "$keep" <<'PY'
 import json, math, sys

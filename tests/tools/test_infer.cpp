@@ -321,6 +321,9 @@ TEST_CASE("lode infer: bad input gets a message naming the option, file or value
   check_fails({"--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:5,0..1:5"},
               {"--grid", "2 axes", "model 'galton' has 1 parameter"});
 
+  check_fails({"--exact", "galton", "--observed", obs, "--grid", grid, "--out", "/nonexistent/dir/r.json"},
+              {"--out '/nonexistent/dir/r.json'", "directory does not exist"});
+
   // Model choice.
   check_fails({"--observed", obs, "--grid", grid}, {"--model", "--exact"});
   check_fails({"--exact", "galton", "--model", "somewhere", "--observed", obs, "--grid", grid}, {"exclude each other"});

@@ -280,6 +280,8 @@ int infer(const InferOptions& o) {
                                  grid.dim()));
   if (!o.plot.empty() && !std::filesystem::is_directory(std::filesystem::absolute(o.plot).parent_path()))
     throw UsageError(fmt::format("--plot '{}': the directory does not exist", o.plot));
+  if (!o.out.empty() && !std::filesystem::is_directory(std::filesystem::absolute(o.out).parent_path()))
+    throw UsageError(fmt::format("--out '{}': the directory does not exist", o.out));
 
   std::vector<std::string> names;
   std::string what;  // "galton (exact likelihood)" or "estimator DIR (rascal)"

@@ -101,5 +101,7 @@ void add_demo(Application& app);      ///< lode demo: the main job
 void add_check(Application& app);     ///< lode check: verify a model's gold
 void add_step(Application& app);      ///< lode step: interactive step-through
 void add_mine(Application& app);      ///< lode mine: gold-mined datasets (SPEC §4)
+void add_train(Application& app);     ///< lode train: train an estimator (needs lode::estimators)
+void add_evaluate(Application& app);  ///< lode evaluate: evaluate a trained estimator
 
 }  // namespace lode::cli

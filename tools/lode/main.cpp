@@ -19,5 +19,9 @@ int main(int argc, char** argv) {
   lode::cli::add_check(app);
   lode::cli::add_step(app);
   lode::cli::add_mine(app);
+#ifdef LODE_WITH_ESTIMATORS
+  lode::cli::add_train(app);
+  lode::cli::add_evaluate(app);
+#endif
   return app.run(argc, argv);
 }

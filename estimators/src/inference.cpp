@@ -36,6 +36,9 @@ std::string format_theta(std::span<const double> theta) {
   return theta.size() == 1 ? s : s + ")";
 }
 
+// A value for messages: "nan" whatever the NaN's sign bit.
+std::string value_text(double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); }
+
 }  // namespace
 
 double GridAxis::at(std::size_t i) const noexcept {
@@ -146,7 +149,7 @@ ScanResult analyse(const Grid& grid, std::vector<double> log_likelihood, std::sp
   for (std::size_t k = 0; k < size; ++k) {
     const double L = log_likelihood[k];
     if (std::isnan(L) || L == std::numeric_limits<double>::infinity())
-      throw InferenceError(fmt::format("the log-likelihood at theta = {} is {}", format_theta(grid.point(k)), L));
+      throw InferenceError(fmt::format("the log-likelihood at theta = {} is {}", format_theta(grid.point(k)), value_text(L)));
     if (std::isfinite(L) && (!any_finite || L > log_likelihood[r.best])) r.best = k;
     any_finite = any_finite || std::isfinite(L);
   }
@@ -228,7 +231,7 @@ ScanResult scan(const Grid& grid, const LogLikelihood& log_likelihood, std::span
     const std::vector<double> theta = grid.point(k);
     values[k] = log_likelihood(theta);
     if (std::isnan(values[k]) || values[k] == std::numeric_limits<double>::infinity())
-      throw InferenceError(fmt::format("the log-likelihood at theta = {} is {}", format_theta(theta), values[k]));
+      throw InferenceError(fmt::format("the log-likelihood at theta = {} is {}", format_theta(theta), value_text(values[k])));
   }
   return analyse(grid, std::move(values), levels);
 }

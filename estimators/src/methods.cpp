@@ -51,5 +51,6 @@ bool is_score_method(Method m) { return info(m).score_method; }
 bool uses_score_term(Method m) { return info(m).score_term; }
 std::vector<std::string> required_columns(Method m) { return info(m).columns; }
 double default_alpha(Method m) { return info(m).alpha; }
+int default_min_steps(Method m) { return info(m).score_term || info(m).score_method ? 4000 : 0; }
 
 }  // namespace lode::estimators

@@ -1,6 +1,8 @@
 // lode infer end to end with --exact (the model's exact likelihood): the MLE and intervals
 // on galton events against the Fisher information, the JSON fields against a likelihood
-// computed here, 2-D sets, plots (PNG), missing gnuplot, and bad input.
+// computed here, 2-D sets, plots (PNG), missing gnuplot, and bad input; with --model (a
+// small trained estimator): L against `lode evaluate`, θ1 handling, estimators that
+// cannot be used (score method, doubly parameterized without θ1, NaN outputs).
 //
 // Only when the tool links lode::estimators (which provides `lode infer`).
 #ifdef LODE_WITH_ESTIMATORS
@@ -11,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -78,6 +81,20 @@ std::string fmt_grid(double lo, double hi, int n) {
 bool is_png(const std::string& path) {
   const std::string bytes = read_text(path);
   return bytes.size() > 1000 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
+}
+
+// A small RASCAL estimator on galton (θ0 uniform in [-1, -0.4], fixed θ1 = -0.6), trained
+// once; or, with `doubly`, one with θ1 uniform too.
+const std::string& galton_estimator(bool doubly = false) {
+  static std::map<bool, std::string> cache;
+  if (auto it = cache.find(doubly); it != cache.end()) return it->second;
+  const std::string data = scratch(doubly ? "data-doubly" : "data");
+  require_ok(run_lode({"mine", "galton", "--for", "ratio", "--theta0", "uniform:-1..-0.4", "--theta1",
+                       doubly ? "uniform:-1..-0.4" : "-0.6", "-n", "2000", "--seed", "4", "--out", data}));
+  const std::string model = scratch(doubly ? "rascal-doubly" : "rascal");
+  require_ok(run_lode({"train", "rascal", "--data", data, "--out", model, "--epochs", "10", "--hidden", "16,16",
+                       "--seed", "3"}));
+  return cache[doubly] = model;
 }
 
 }  // namespace
@@ -345,6 +362,95 @@ TEST_CASE("lode infer: bad input gets a message naming the option, file or value
                                   "", true);
   require_ok(ok);
   CHECK(json::parse(ok.out).at("mle").at(0).get<double>() == Approx(0.2 / 3.0).margin(1e-10));
+}
+
+TEST_CASE("lode infer --model: L is the sum of lode evaluate's log r over the events", "[cli][infer][model]") {
+  const std::string model = galton_estimator();
+  const int n = 300;
+  const std::string obs = galton_events("-0.7", n, 7);
+  const std::string grid = "-1..-0.4:13";  // steps of 0.05
+  const Result r = run_lode({"infer", "--model", model, "--observed", obs, "--grid", grid, "--json"});
+  require_ok(r);
+  const json j = json::parse(r.out);
+  CHECK(j.at("method") == "estimator");
+  CHECK(j.at("estimator") == model);
+  CHECK(j.at("estimator_method") == "rascal");
+  CHECK(j.at("theta1") == json::array({-0.6}));
+  CHECK(j.at("events") == n);
+  REQUIRE(j.at("log_likelihood").size() == 13);
+  for (const std::size_t k : {0, 5, 12}) {
+    const double theta = j.at("grid").at(k).at(0);
+    const std::string out = scratch("logr.npy");
+    char text[64];
+    std::snprintf(text, sizeof text, "%.17g", theta);
+    require_ok(run_lode({"evaluate", "--model", model, "--x", obs, "--theta0", text, "--out", out}));
+    const lode::npy::Array logr = lode::npy::read(out);
+    REQUIRE(logr.rows() == static_cast<std::size_t>(n));
+    double sum = 0, size = 0;
+    for (const double v : logr.data) sum += v, size += std::abs(v);
+    INFO("theta " << theta);
+    // lode infer evaluates each distinct x once (weighted by its count): the same network,
+    // other batch shapes, so agreement to float32 rounding of the network (~1e-6 relative).
+    CHECK(j.at("log_likelihood").at(k).get<double>() == Approx(sum).margin(1e-5 * size + 1e-9));
+  }
+  // θ1 given explicitly equal to the fixed one: the same result.
+  const Result same = run_lode({"infer", "--model", model, "--observed", obs, "--grid", grid, "--theta1", "-0.6", "--json"});
+  require_ok(same);
+  CHECK(json::parse(same.out).at("q") == j.at("q"));
+  // Another θ1, or the wrong number of values, is refused.
+  check_fails({"--model", model, "--observed", obs, "--grid", grid, "--theta1", "-0.5"},
+              {"--theta1 '-0.5'", "fixed theta1 = -0.6"});
+  check_fails({"--model", model, "--observed", obs, "--grid", grid, "--theta1", "-0.6,1"},
+              {"--theta1 '-0.6,1'", "2 values", "1 parameter"});
+  // Dimensions: the grid and the observed columns must fit the estimator.
+  check_fails({"--model", model, "--observed", obs, "--grid", "-1..-0.4:5,0..1:3"},
+              {"--grid", "2 axes", "estimator '" + model + "' has 1 parameter"});
+  const std::string two = scratch("two.npy");
+  lode::npy::write(two, 2, 2, std::vector<double>{1, 2, 3, 4});
+  check_fails({"--model", model, "--observed", two, "--grid", grid},
+              {"--observed '" + two + "'", "2 columns", "estimator '" + model + "' has 1 observable"});
+  // The text summary names the estimator.
+  const Result text = run_lode({"infer", "--model", model, "--observed", obs, "--grid", grid});
+  require_ok(text);
+  CHECK(text.out.find("estimator " + model + " (rascal), theta1 = -0.6") != std::string::npos);
+}
+
+TEST_CASE("lode infer --model: estimators that cannot be used", "[cli][infer][model]") {
+  const std::string obs = galton_events("-0.7", 300, 7);
+  const std::string grid = "-1..-0.4:13";
+
+  // Doubly parameterized: θ1 must be given, then it works.
+  const std::string doubly = galton_estimator(true);
+  check_fails({"--model", doubly, "--observed", obs, "--grid", grid}, {"--theta1", "doubly parameterized"});
+  require_ok(run_lode({"infer", "--model", doubly, "--observed", obs, "--grid", grid, "--theta1", "-0.6"}));
+
+  // A local score estimator (SALLY) gives no ratios.
+  const std::string local = scratch("local-data");
+  require_ok(run_lode({"mine", "galton", "--for", "local", "--theta", "-0.8", "-n", "500", "--seed", "2", "--out",
+                       local}));
+  const std::string sally = scratch("sally");
+  require_ok(run_lode({"train", "sally", "--data", local, "--out", sally, "--epochs", "2", "--hidden", "8"}));
+  check_fails({"--model", sally, "--observed", obs, "--grid", grid}, {"--model '" + sally + "'", "sally", "ratio estimator"});
+
+  // A network whose output overflows: f = +inf for every input, log r = inf - inf = NaN.
+  // Hidden biases of 1e300 saturate every tanh unit at 1; output weights of 1e308 add up
+  // to +inf.
+  const std::string broken = scratch("broken");
+  fs::copy(galton_estimator(), broken, fs::copy_options::recursive);
+  json e = json::parse(read_text(broken + "/estimator.json"));
+  for (json& p : e.at("members").at(0).at("parameters")) {
+    const std::string name = p.at("name");
+    if (name.rfind("hidden", 0) == 0 && name.find(".bias") != std::string::npos)
+      for (json& v : p.at("data")) v = 1e300;
+    if (name == "output.weight")
+      for (json& v : p.at("data")) v = 1e308;
+  }
+  {
+    std::ofstream out(broken + "/estimator.json");
+    out << e.dump();
+  }
+  check_fails({"--model", broken, "--observed", obs, "--grid", grid},
+              {"estimator '" + broken + "'", "log r(x|theta, theta1) = nan", "observed row 0", "theta = -1"}, 1);
 }
 
 #endif  // LODE_WITH_ESTIMATORS

@@ -8,11 +8,11 @@
 // theorem (lode/estimators/inference.hpp). Identical observed rows are evaluated once and
 // weighted by their count (galton has 32 possible x).
 //
-// Compiled only when the tool links lode::estimators (LODE_WITH_ESTIMATORS).
-#ifdef LODE_WITH_ESTIMATORS
+// Compiled only when the tool links lode::estimators (tools/CMakeLists.txt).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -46,6 +46,9 @@ struct InferOptions {
 
 Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
+// A value for messages: "nan" whatever the NaN's sign bit.
+std::string value_text(double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); }
+
 // The observed events, identical rows merged: unique rows with their multiplicity and the
 // first row (of the file) where each occurs, for messages.
 struct Observed {
@@ -75,7 +78,7 @@ Observed read_observed(const std::string& path, std::size_t n_x, const std::stri
   for (std::size_t i = 0; i < a.data.size(); ++i)
     if (!std::isfinite(a.data[i]))
       throw UsageError(fmt::format("--observed '{}': row {}, column {} is {} (observed values must be finite)", path,
-                                   i / cols, i % cols, a.data[i]));
+                                   i / cols, i % cols, value_text(a.data[i])));
   Observed o;
   o.events = a.rows();
   o.cols = cols;
@@ -313,7 +316,7 @@ int infer(const InferOptions& o) {
         const double lp = model->exact_log_likelihood(obs.unique.row(u), theta, nullptr);
         if (std::isnan(lp) || lp == std::numeric_limits<double>::infinity())
           throw Error(fmt::format("model '{}': exact log p(x|theta) = {} for observed row {} ({}) at theta = {}",
-                                  model->name, lp, obs.first_row[u], format_list(obs.unique.row(u)),
+                                  model->name, value_text(lp), obs.first_row[u], format_list(obs.unique.row(u)),
                                   format_point(theta)));
         sum += obs.count[u] * lp;
       }
@@ -343,7 +346,10 @@ int infer(const InferOptions& o) {
       if (theta1.size() != e.n_theta())
         throw UsageError(fmt::format("--theta1 '{}': {} value{}, but {} has {} parameter{}", o.theta1, theta1.size(),
                                      theta1.size() == 1 ? "" : "s", who, e.n_theta(), e.n_theta() == 1 ? "" : "s"));
-      if (!fixed.empty() && theta1 != fixed)
+      bool same = true;  // the estimator's own tolerance (estimator.cpp: resolve_theta1)
+      for (std::size_t k = 0; k < fixed.size(); ++k)
+        same = same && std::abs(theta1[k] - fixed[k]) <= 1e-9 * std::max(1.0, std::abs(fixed[k]));
+      if (!fixed.empty() && !same)
         throw UsageError(fmt::format("--theta1 '{}': estimator '{}' was trained with the fixed theta1 = {} and can only "
                                      "be evaluated there",
                                      o.theta1, o.model_dir, format_point(fixed)));
@@ -371,7 +377,7 @@ int infer(const InferOptions& o) {
         if (!std::isfinite(logr[u]))
           throw Error(fmt::format("estimator '{}': log r(x|theta, theta1) = {} for observed row {} ({}) at theta = {}, "
                                   "theta1 = {}",
-                                  o.model_dir, logr[u], obs.first_row[u], format_list(obs.unique.row(u)),
+                                  o.model_dir, value_text(logr[u]), obs.first_row[u], format_list(obs.unique.row(u)),
                                   format_point(theta), format_point(theta1)));
         sum += obs.count[u] * logr[u];
       }
@@ -464,5 +470,3 @@ void add_infer(Application& app) {
 }
 
 }  // namespace lode::cli
-
-#endif  // LODE_WITH_ESTIMATORS

@@ -101,8 +101,8 @@ void add_demo(Application& app);      ///< lode demo: the main job
 void add_check(Application& app);     ///< lode check: verify a model's gold
 void add_step(Application& app);      ///< lode step: interactive step-through
 void add_mine(Application& app);      ///< lode mine: gold-mined datasets (SPEC §4)
-#ifdef LODE_WITH_ESTIMATORS
+void add_train(Application& app);     ///< lode train: train an estimator (needs lode::estimators)
+void add_evaluate(Application& app);  ///< lode evaluate: evaluate a trained estimator
 void add_infer(Application& app);     ///< lode infer: MLE and confidence sets on a grid (SPEC §6)
-#endif
 
 }  // namespace lode::cli

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   lode::cli::add_step(app);
   lode::cli::add_mine(app);
 #ifdef LODE_WITH_ESTIMATORS
+  lode::cli::add_train(app);
+  lode::cli::add_evaluate(app);
   lode::cli::add_infer(app);
 #endif
   return app.run(argc, argv);

@@ -89,7 +89,7 @@ struct Settings {
   std::vector<int> hidden = {100, 100};  ///< widths of the hidden layers
   std::string activation = "tanh";       ///< tanh | relu | sigmoid | softplus | elu
   int epochs = 0;                        ///< 0: automatic (≥ 50 epochs and ≥ min_steps steps)
-  int min_steps = 4000;                  ///< with epochs = 0: at least this many optimizer steps
+  int min_steps = -1;                    ///< with epochs = 0: at least this many optimizer steps; < 0: the method's default
   int batch = 128;
   double lr = 1e-3;                      ///< initial learning rate (Adam)
   double lr_final = 1e-4;                ///< learning rate of the last epoch (exponential decay)
@@ -100,10 +100,15 @@ struct Settings {
   std::uint64_t seed = 1;                ///< initialization, split and batch order
   int threads = 1;                       ///< intra-op threads of LibTorch
   std::vector<double> reference;         ///< SALLY/SALLINO: reference θ (default: the data's θ if constant)
+  int ensemble = 1;                      ///< number of independently seeded members (seeds seed, seed+1, ...)
 };
 
 /// The default α of a method (documented in docs/estimators.md).
 double default_alpha(Method m);
+/// The default minimum number of optimizer steps with automatic epochs: 4000 for methods
+/// with a score term (the score labels regularize, longer training keeps improving), 0 for
+/// the others (plain classifiers and regressors overfit small samples: 50 epochs).
+int default_min_steps(Method m);
 
 /// One line of training progress (after each epoch).
 struct Progress {
@@ -118,9 +123,27 @@ struct TrainReport {
   int epochs_run = 0, best_epoch = 0;
   std::size_t train_rows = 0, validation_rows = 0;
   double best_validation_loss = 0, final_train_loss = 0, seconds = 0;
+  double samples_per_second = 0;  ///< training rows processed per second (optimizer steps only)
   std::string stopped;
   bool nan = false;
 };
+
+/// The loss of one batch, split into its terms (SPEC §5): `main` is the method's own term
+/// (BCE, ROLR's squared errors, SALLY's squared error), `score` the score term L_t before
+/// weighting, total = main + α·score. Every term is a mean over rows.
+struct LossValue {
+  double total = 0, main = 0, score = 0;
+};
+
+/// The training loss of `method` for given network outputs, computed by the same code that
+/// training uses (for tests and for people checking conventions). Ratio methods: log_r_hat
+/// (one per row), t_hat0 = ∇_θ0 log r̂ (rows × n_θ), t_hat1 = ∇_θ1 log r̂⁻¹ (empty for a
+/// single-parameterized model), and the labels y, r_xz, t_xz0, t_xz1 (t_xz1 used only when
+/// t_hat1 is given). SALLY/SALLINO: t_hat0 is the estimated score and t_xz0 its label; the
+/// other arguments are ignored.
+LossValue loss_value(Method method, double alpha, std::span<const double> log_r_hat, const Matrix& t_hat0,
+                     const Matrix& t_hat1, std::span<const double> y, std::span<const double> r_xz, const Matrix& t_xz0,
+                     const Matrix& t_xz1);
 
 class Estimator {
  public:
@@ -142,7 +165,9 @@ class Estimator {
   std::size_t n_x() const;
   std::size_t n_theta() const;
   const Settings& settings() const;
+  /// The report of the first member's training (all of them: reports()).
   const TrainReport& report() const;
+  const std::vector<TrainReport>& reports() const;
   /// Single-parameterized ratio estimators: the θ1 of the training data; empty otherwise.
   std::vector<double> fixed_theta1() const;
   /// SALLY/SALLINO: the reference point.
@@ -155,6 +180,11 @@ class Estimator {
                                 std::span<const double> theta1 = {}) const;
   /// log r̂(x_i|θ0_i,θ1_i) with per-row parameters (theta0/theta1 have x.rows rows).
   std::vector<double> log_ratio_rows(const Matrix& x, const Matrix& theta0, const Matrix& theta1) const;
+  /// Ensembles: the standard deviation of the members' log r̂ (zeros for one member).
+  std::vector<double> log_ratio_spread(const Matrix& x, std::span<const double> theta0,
+                                       std::span<const double> theta1 = {}) const;
+  /// Number of ensemble members.
+  std::size_t members() const;
   /// Ratio methods: t̂(x_i|θ0) = ∇_θ0 log r̂(x_i|θ0,θ1), one row per row of x.
   /// SALLY/SALLINO: t̂(x_i) at the reference point (theta0 ignored).
   Matrix score(const Matrix& x, std::span<const double> theta0 = {}, std::span<const double> theta1 = {}) const;

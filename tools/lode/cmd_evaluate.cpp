@@ -1,0 +1,128 @@
+// lode evaluate --model MODEL_DIR --x FILE.npy --theta0 POINT [--theta1 POINT] --out FILE.npy
+//
+// Evaluates a trained estimator on the rows of x: log r̂(x|θ0,θ1) for ratio estimators
+// (shape (N, 1)), the score t̂ (N, n_θ) for SALLY/SALLINO or with --score.
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "command.hpp"
+#include "common.hpp"
+#include "lode/estimators/estimator.hpp"
+#include "lode/npy.hpp"
+
+namespace lode::cli {
+
+namespace {
+
+namespace est = lode::estimators;
+
+struct EvaluateOptions {
+  std::string model, exact, x, theta0, theta1, out, spread;
+  bool score = false;
+};
+
+est::Matrix read_matrix(const std::string& option, const std::string& path) {
+  npy::Array a;
+  try {
+    a = npy::read(path);
+  } catch (const npy::NpyError& e) {
+    throw UsageError(fmt::format("{}: {}", option, e.what()));
+  }
+  est::Matrix m;
+  m.rows = a.rows();
+  m.cols = a.cols();
+  m.data = std::move(a.data);
+  return m;
+}
+
+// --exact MODEL: the model's exact log p(x|θ0) (and log r = log p(x|θ0) − log p(x|θ1) with
+// --theta1), the reference estimators are compared with.
+int evaluate_exact(const EvaluateOptions& o) {
+  const Model& model = open_model(o.exact);
+  if (!model.exact_log_likelihood)
+    throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood", model.name));
+  const est::Matrix x = read_matrix("--x", o.x);
+  if (x.cols != model.observables.size())
+    throw UsageError(fmt::format("--x '{}': {} columns, model '{}' has {} observables", o.x, x.cols, model.name,
+                                 model.observables.size()));
+  if (o.theta0.empty()) throw UsageError("--theta0 is required");
+  const std::vector<double> t0 = parse_point(model, "--theta0", o.theta0);
+  const std::vector<double> t1 = o.theta1.empty() ? std::vector<double>{} : parse_point(model, "--theta1", o.theta1);
+  std::vector<double> out(x.rows);
+  for (std::size_t r = 0; r < x.rows; ++r) {
+    out[r] = model.exact_log_likelihood(x.row(r), t0, nullptr);
+    if (!t1.empty()) out[r] -= model.exact_log_likelihood(x.row(r), t1, nullptr);
+  }
+  npy::write(o.out, out.size(), 1, out);
+  fmt::print(stderr, "lode evaluate: {} exact values of {} from model {} -> {}\n", out.size(),
+             t1.empty() ? fmt::format("log p(x|{})", format_point(t0))
+                        : fmt::format("log r(x|{}, {})", format_point(t0), format_point(t1)),
+             model.name, o.out);
+  return kExitOk;
+}
+
+int evaluate(const EvaluateOptions& o) {
+  if (o.out.empty()) throw UsageError("--out: empty file name");
+  if (!o.exact.empty() && !o.model.empty()) throw UsageError("give either --model or --exact, not both");
+  if (!o.exact.empty()) return evaluate_exact(o);
+  if (o.model.empty()) throw UsageError("--model MODEL_DIR (or --exact MODEL) is required");
+  const est::Estimator e = est::Estimator::load(o.model);
+  const est::Matrix x = read_matrix("--x", o.x);
+  if (x.cols != e.n_x())
+    throw UsageError(fmt::format("--x '{}': {} columns, the estimator in '{}' takes {}", o.x, x.cols, o.model, e.n_x()));
+  const auto point = [&](const char* option, const std::string& text) {
+    std::vector<double> p;
+    if (text.empty()) return p;
+    p = parse_numbers(option, text);
+    if (p.size() != e.n_theta())
+      throw UsageError(fmt::format("{}: '{}' has {} values, the estimator has {} parameters", option, text, p.size(),
+                                   e.n_theta()));
+    return p;
+  };
+  const std::vector<double> t0 = point("--theta0", o.theta0), t1 = point("--theta1", o.theta1);
+  const bool score_method = est::is_score_method(e.method());
+  if (!score_method && t0.empty()) throw UsageError("--theta0 is required for a ratio estimator");
+  if (score_method && !o.spread.empty()) throw UsageError("--spread: only for ratio estimators");
+  if (o.out.empty()) throw UsageError("--out: empty file name");
+
+  if (score_method || o.score) {
+    const est::Matrix t = e.score(x, t0, t1);
+    npy::write(o.out, t.rows, t.cols, t.data);
+    fmt::print(stderr, "lode evaluate: {} score vectors from {} ({}) -> {}\n", t.rows, o.model, est::to_string(e.method()),
+               o.out);
+    return kExitOk;
+  }
+  const std::vector<double> logr = e.log_ratio(x, t0, t1);
+  npy::write(o.out, logr.size(), 1, logr);
+  if (!o.spread.empty()) {
+    const std::vector<double> sd = e.log_ratio_spread(x, t0, t1);
+    npy::write(o.spread, sd.size(), 1, sd);
+  }
+  fmt::print(stderr, "lode evaluate: {} values of log r(x|{}, {}) from {} ({}{}) -> {}\n", logr.size(), format_point(t0),
+             t1.empty() ? format_point(e.fixed_theta1()) : format_point(t1), o.model, est::to_string(e.method()),
+             e.members() > 1 ? fmt::format(", mean of {} members", e.members()) : "", o.out);
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_evaluate(Application& app) {
+  auto o = std::make_shared<EvaluateOptions>();
+  app.add("evaluate", "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x")
+      .option("-m,--model", o->model, "MODEL_DIR", "Estimator directory written by lode train")
+      .option("--exact", o->exact, "MODEL",
+              "Instead of an estimator: the model's exact log r(x|θ0,θ1), or log p(x|θ0) without --theta1")
+      .option("--x", o->x, "FILE.npy", "Observations, shape (N, dim x)", /*required=*/true)
+      .option("--theta0", o->theta0, "V[,V...]", "Numerator point θ0 (ratio estimators; the score's point)")
+      .option("--theta1", o->theta1, "V[,V...]",
+              "Denominator point θ1 (default: the fixed θ1 of a single-parameterized estimator)")
+      .option("-o,--out", o->out, "FILE.npy",
+              "Output: log r̂ as (N, 1), or score vectors as (N, n_θ) for sally/sallino and with --score",
+              /*required=*/true)
+      .option("--spread", o->spread, "FILE.npy", "Ensembles: also write the members' standard deviation of log r̂")
+      .flag("--score", o->score, "Ratio estimators: write t̂(x|θ0) = ∇_θ0 log r̂ instead of log r̂")
+      .action([o] { return evaluate(*o); });
+}
+
+}  // namespace lode::cli

@@ -1,0 +1,161 @@
+// lode train METHOD --data DIR --out MODEL_DIR [settings...]
+//
+// Trains a ratio or score estimator (lode::estimators) on a mined dataset directory and
+// saves it to MODEL_DIR/estimator.json (docs/estimators.md). A progress line per epoch on
+// stderr (updated in place on a terminal, every tenth of the run otherwise).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <memory>
+
+#include "command.hpp"
+#include "common.hpp"
+#include "lode/estimators/estimator.hpp"
+
+namespace lode::cli {
+
+namespace {
+
+namespace est = lode::estimators;
+
+struct TrainOptions {
+  std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
+      patience, clip, seed, threads, ensemble, reference;
+  bool quiet = false;
+};
+
+int parse_int(std::string_view option, const std::string& text, int min) {
+  const std::uint64_t v = parse_count(option, text);
+  if (v > 1'000'000'000 || static_cast<int>(v) < min)
+    throw UsageError(fmt::format("{}: '{}' must be an integer ≥ {}", option, text, min));
+  return static_cast<int>(v);
+}
+
+double parse_one(std::string_view option, const std::string& text) {
+  const auto v = parse_numbers(option, text);
+  if (v.size() != 1) throw UsageError(fmt::format("{}: expected one number, got '{}'", option, text));
+  return v[0];
+}
+
+est::Settings settings_from(const TrainOptions& o) {
+  est::Settings s;
+  try {
+    s.method = est::parse_method(o.method);
+  } catch (const est::EstimatorError& e) {
+    throw UsageError(fmt::format("METHOD: {}", e.what()));
+  }
+  if (!o.hidden.empty()) {
+    s.hidden.clear();
+    for (double v : parse_numbers("--hidden", o.hidden)) {
+      if (v < 1 || v != std::floor(v) || v > 100000)
+        throw UsageError(fmt::format("--hidden: '{}' is not a list of layer widths (positive integers)", o.hidden));
+      s.hidden.push_back(static_cast<int>(v));
+    }
+  }
+  if (!o.activation.empty()) s.activation = o.activation;
+  if (!o.epochs.empty()) s.epochs = parse_int("--epochs", o.epochs, 0);
+  if (!o.min_steps.empty()) s.min_steps = parse_int("--min-steps", o.min_steps, 0);
+  if (!o.batch.empty()) s.batch = parse_int("--batch", o.batch, 1);
+  if (!o.lr.empty()) s.lr = parse_one("--lr", o.lr);
+  if (!o.lr_final.empty()) s.lr_final = parse_one("--lr-final", o.lr_final);
+  if (!o.alpha.empty()) {
+    s.alpha = parse_one("--alpha", o.alpha);
+    if (s.alpha < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha));
+  }
+  if (!o.validation.empty()) s.validation = parse_one("--validation", o.validation);
+  if (!o.patience.empty()) s.patience = parse_int("--patience", o.patience, 0);
+  if (!o.clip.empty()) s.clip = parse_one("--clip", o.clip);
+  if (!o.seed.empty()) s.seed = parse_count("--seed", o.seed);
+  if (!o.threads.empty()) s.threads = parse_int("--threads", o.threads, 1);
+  if (!o.ensemble.empty()) s.ensemble = parse_int("--ensemble", o.ensemble, 1);
+  if (!o.reference.empty()) s.reference = parse_numbers("--reference", o.reference);
+  if (!(s.lr > 0)) throw UsageError(fmt::format("--lr: '{}' must be > 0", o.lr));
+  if (!(s.lr_final > 0)) throw UsageError(fmt::format("--lr-final: '{}' must be > 0", o.lr_final));
+  if (!(s.validation >= 0 && s.validation < 1))
+    throw UsageError(fmt::format("--validation: '{}' must be in [0, 1)", o.validation));
+  return s;
+}
+
+int train(const TrainOptions& o) {
+  const est::Settings s = settings_from(o);
+  if (o.out.empty()) throw UsageError("--out: empty directory name");
+  const est::Dataset data = est::load_dataset(o.data);
+  const bool tty = ::isatty(2) != 0;
+  int member = 0;
+  const auto progress = [&](const est::Progress& p) {
+    if (o.quiet) return;
+    const int every = std::max(1, p.epochs / 10);
+    const std::string line =
+        fmt::format("lode train {}{}: epoch {}/{}  train loss {:.6g}  validation loss {:.6g}{}  lr {:.2e}", o.method,
+                    s.ensemble > 1 ? fmt::format(" [member {}/{}]", member + 1, s.ensemble) : "", p.epoch, p.epochs,
+                    p.train_loss, p.validation_loss, p.improved ? " *" : "  ", p.lr);
+    if (tty) {
+      fmt::print(stderr, "\r{}\x1b[K", line);
+      if (p.epoch == p.epochs) fmt::print(stderr, "\n");
+    } else if (p.epoch % every == 0 || p.epoch == p.epochs || p.epoch == 1) {
+      fmt::print(stderr, "{}\n", line);
+    }
+    if (p.epoch == p.epochs) ++member;
+  };
+  const est::Estimator e = est::Estimator::train(data, s, progress);
+  if (tty && !o.quiet) fmt::print(stderr, "\n");
+  e.save(o.out);
+  bool nan = false;
+  for (std::size_t m = 0; m < e.members(); ++m) {
+    const est::TrainReport& r = e.reports()[m];
+    nan = nan || r.nan;
+    fmt::print(stderr,
+               "lode train {}: {}{} rows ({} train, {} validation), {} epochs, best epoch {} (validation loss {:.6g}), "
+               "{:.1f} s, {:.0f} samples/s; {}\n",
+               o.method, e.members() > 1 ? fmt::format("member {}: ", m + 1) : "", r.train_rows + r.validation_rows,
+               r.train_rows, r.validation_rows, r.epochs_run, r.best_epoch, r.best_validation_loss, r.seconds,
+               r.samples_per_second, r.stopped);
+  }
+  fmt::print(stderr, "lode train {}: saved to {}/estimator.json\n", o.method, o.out);
+  if (nan) {
+    fmt::print(stderr,
+               "lode train {}: error: the loss became NaN or infinite; the last good weights were kept and saved "
+               "(see above). Lower --lr, or check the data.\n",
+               o.method);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_train(Application& app) {
+  auto o = std::make_shared<TrainOptions>();
+  app.add("train", "Train a ratio or score estimator on a mined dataset")
+      .positional("METHOD", o->method, "carl | rolr | rascal | cascal | alice | alices | sally | sallino")
+      .option("-d,--data", o->data, "DIR", "Dataset directory written by lode mine (or MadMiner)", /*required=*/true)
+      .option("-o,--out", o->out, "MODEL_DIR", "Where to save the estimator (MODEL_DIR/estimator.json)",
+              /*required=*/true)
+      .option("--hidden", o->hidden, "W[,W...]", "Hidden layer widths (default: 100,100)")
+      .option("--activation", o->activation, "NAME", "tanh (default), relu, sigmoid, softplus or elu")
+      .option("--epochs", o->epochs, "E",
+              "Epochs (default 0: automatic, at least 50 epochs and at least --min-steps optimizer steps)")
+      .option("--min-steps", o->min_steps, "K", "With automatic epochs: minimum optimizer steps (default: 4000 for rascal, cascal, alices, sally, sallino; 0 for the others)")
+      .option("--batch", o->batch, "B", "Batch size (default: 128)")
+      .option("--lr", o->lr, "L", "Initial learning rate of Adam (default: 1e-3)")
+      .option("--lr-final", o->lr_final, "L", "Learning rate of the last epoch, exponential decay (default: 1e-4)")
+      .option("--alpha", o->alpha, "A", "Weight of the score term (rascal, cascal, alices; default: 1)")
+      .option("--validation", o->validation, "F", "Fraction held out for early stopping (default: 0.25)")
+      .option("--patience", o->patience, "P",
+              "Stop after P epochs without validation improvement (default 0: run all epochs; the best epoch is kept)")
+      .option("--clip", o->clip, "C", "Gradient-norm clipping (default: 10; 0: none)")
+      .option("-s,--seed", o->seed, "S", "Seed of initialization, split and batch order (default: 1)")
+      .option("--threads", o->threads, "T", "LibTorch threads (default: 1)")
+      .option("--ensemble", o->ensemble, "K", "Train K independently seeded members (seeds S..S+K-1; default: 1)")
+      .option("--reference", o->reference, "V[,V...]", "sally/sallino: the reference point (default: the data's θ)")
+      .flag("-q,--quiet", o->quiet, "No progress lines")
+      .footer(
+          "\nExamples:\n"
+          "  lode mine galton --for ratio --theta0 uniform:-1..-0.4 --theta1 -0.6 -n 10000 --out data\n"
+          "  lode train rascal --data data --out model\n"
+          "  lode mine galton --for local --theta -0.8 -n 10000 --out local && lode train sally --data local --out sally\n")
+      .action([o] { return train(*o); });
+}
+
+}  // namespace lode::cli

@@ -775,6 +775,28 @@ Matrix Estimator::score(const Matrix& x, std::span<const double> theta0, std::sp
   return to_matrix(torch::stack(out, 0).mean(0));
 }
 
+Matrix Estimator::score_by_autograd(const Matrix& x, std::span<const double> theta0,
+                                    std::span<const double> theta1) const {
+  check_ratio(*this, "score_by_autograd");
+  const Impl& I = *impl_;
+  if (I.settings.method == Method::sallino)
+    throw EstimatorError("score_by_autograd: SALLINO's ratio comes from histograms, it has no gradient");
+  check_x(x, I.n_x);
+  const auto t0 = point(theta0, I.n_theta, "theta0");
+  const auto t1 = I.resolve_theta1(theta1);
+  const Tensor xs = I.standardize_x(x), tm = vec_tensor(I.theta_mean), ts = vec_tensor(I.theta_std);
+  const Tensor T1 = to_tensor(repeat_rows(t1, x.rows));
+  std::vector<Tensor> out;
+  for (const Net& n : I.nets) {
+    Net net = n;
+    Tensor T0 = to_tensor(repeat_rows(t0, x.rows)).requires_grad_(true);
+    const Tensor logr = I.ratio_forward(net, xs, T0, T1, false, Tensor(), tm, ts).log_r;
+    // Rows are independent: the gradient of the sum gives each row's ∂ log r̂ / ∂θ0.
+    out.push_back(torch::autograd::grad({logr.sum()}, {T0})[0].detach());
+  }
+  return to_matrix(torch::stack(out, 0).mean(0));
+}
+
 Tensor Estimator::Impl::sally_scores(const Matrix& x) const {
   torch::NoGradGuard no_grad;
   const Tensor xs = standardize_x(x);

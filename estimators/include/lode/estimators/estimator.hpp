@@ -193,6 +193,10 @@ class Estimator {
   /// Ratio methods: t̂(x_i|θ0) = ∇_θ0 log r̂(x_i|θ0,θ1), one row per row of x.
   /// SALLY/SALLINO: t̂(x_i) at the reference point (theta0 ignored).
   Matrix score(const Matrix& x, std::span<const double> theta0 = {}, std::span<const double> theta1 = {}) const;
+  /// Ratio methods: the same t̂(x_i|θ0), computed instead by torch::autograd::grad of log r̂
+  /// with respect to θ0 (reverse mode, as MadMiner does). For tests and cross-checks:
+  /// score() uses forward-mode tangents, which training differentiates once more.
+  Matrix score_by_autograd(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1 = {}) const;
 
  private:
   struct Impl;

@@ -3,18 +3,18 @@
 # default model (galton):
 #   1. the gold of one event and the identities E[t] = 0, E[r] = 1 (lode demo);
 #   2. mine a training set with ratio and score (θ0 ~ U[-1,-0.4], θ1 = -0.6);
-#   3. train an estimator (ALICES, lode's default settings);
+#   3. train an estimator (RASCAL, lode's default settings);
 #   4. simulate 100 observed events at a true θ that the estimator is never told;
 #   5. infer θ: MLE, 68% and 95% confidence intervals (Wilks), the q(θ) plot; and the same
 #      with the exact likelihood, the reference the learned one is judged against.
 # Results go to OUT (default: main-job/): data/, model/, observed.npy, inference.json, q.png.
-#   scripts/run-main.sh [OUT]       env: METHOD (default alices), EVENTS (20000), TRUE_THETA (-0.7)
+#   scripts/run-main.sh [OUT]       env: METHOD (default rascal), EVENTS (20000), TRUE_THETA (-0.7)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
 LODE=build/tools/lode
 OUT=${1:-main-job}
-METHOD=${METHOD:-alices}
+METHOD=${METHOD:-rascal}
 EVENTS=${EVENTS:-20000}
 TRUE_THETA=${TRUE_THETA:--0.7}
 GRID=-1..-0.4:121

@@ -6,6 +6,7 @@
 #
 #   scripts/efficiency-study.sh [OUT_DIR] (env: METHODS, SIZES, SEEDS, JOBS, LODE)
 #
+# Re-running it in the same OUT_DIR redoes only the trainings that did not finish.
 # Writes OUT_DIR/results.csv (method,n,seed,mse), OUT_DIR/summary.md (mean ± standard error
 # per method and N) and OUT_DIR/efficiency.png.
 set -euo pipefail
@@ -28,13 +29,10 @@ $PY -c "import numpy as np; np.save('$W/x.npy', np.arange(32, dtype=float).resha
 
 one() {  # one() METHOD N SEED: mine (cached per N and seed), train, evaluate, print the MSE
   local m=$1 n=$2 s=$3 d="$W/data-$2-$3" e="$W/est-$1-$2-$3"
-  if [ ! -f "$d/meta.json" ]; then
-    "$LODE" mine galton --for ratio --theta0 uniform:-1..-0.4 --theta1 -0.6 -n "$n" --seed "$s" --out "$d.$m" \
-      > /dev/null 2>&1 && mv -T "$d.$m" "$d" 2> /dev/null || rm -rf "$d.$m"
-  fi
+  [ -s "$e.csv" ] && return 0  # done in an earlier (interrupted) run of the study
   "$LODE" train "$m" --data "$d" --out "$e" --seed "$s" --quiet 2> "$e.log" || { cat "$e.log" >&2; return 1; }
   "$LODE" evaluate --model "$e" --x "$W/x.npy" --theta0 -0.8 --out "$e/logr.npy" 2> /dev/null
-  $PY - "$W" "$e/logr.npy" "$m" "$n" "$s" > "$e.csv" <<'PY'
+  $PY - "$W" "$e/logr.npy" "$m" "$n" "$s" > "$e.csv.tmp" <<'PY'
 import numpy as np, sys
 w, est, m, n, s = sys.argv[1:]
 r = np.load(w + "/exact_logr.npy")[:, 0]
@@ -43,6 +41,7 @@ e = np.load(est)[:, 0]
 ok = p > 0
 print(f"{m},{n},{s},{np.sum(p[ok] * (e[ok] - r[ok]) ** 2):.6g}")
 PY
+  mv "$e.csv.tmp" "$e.csv"
 }
 export -f one
 export LODE PY W

@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "lode/estimators/estimator.hpp"
 #include "lode/npy.hpp"
@@ -40,6 +42,11 @@ Dataset load_dataset(const std::string& dir) {
       throw EstimatorError(fmt::format("dataset '{}': {} has {} rows but {} has {}", dir, path.filename().string(),
                                        m->rows, first, rows));
     }
+  }
+  // meta.json (lode mine) names the model; a dataset from elsewhere may lack it.
+  if (std::ifstream meta(fs::path(dir) / "meta.json"); meta) {
+    const nlohmann::json j = nlohmann::json::parse(meta, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("model") && j["model"].is_string()) d.model = j["model"].get<std::string>();
   }
   if (d.x.empty()) throw EstimatorError(fmt::format("dataset '{}': no x.npy (or it has no rows)", dir));
   return d;

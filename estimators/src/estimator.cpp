@@ -25,7 +25,9 @@
 #include <numeric>
 #include <random>
 
+#include "lode/driver.hpp"
 #include "lode/estimators/estimator.hpp"
+#include "lode/model.hpp"
 
 namespace lode::estimators {
 
@@ -269,6 +271,9 @@ struct Estimator::Impl {
   }
 
   Tensor member_log_ratios(const Matrix& x, const Matrix& th0, const Matrix& th1) const;
+  std::vector<double> sallino_log_ratio(const Matrix& x, const std::vector<double>& t0,
+                                        const std::vector<double>& t1) const;
+  Tensor sally_scores(const Matrix& x) const;
   std::vector<double> resolve_theta1(std::span<const double> theta1) const;
 
   Tensor sally_forward(Net& net, const Tensor& xs) const {
@@ -433,6 +438,23 @@ Estimator Estimator::train(const Dataset& data, const Settings& settings,
       std::iota(rows.begin(), rows.end(), 0);
     }
     I.reference = ref;
+    if (m == Method::sallino) {
+      I.settings.model = settings.model.empty() ? data.model : settings.model;
+      if (I.settings.model.empty())
+        throw EstimatorError(fmt::format(
+            "{}: SALLINO simulates its histograms, but the dataset does not name its model (no meta.json); give the "
+            "model",
+            where(data)));
+      try {
+        Registry::global().get(I.settings.model);
+      } catch (const std::exception& e) {
+        throw EstimatorError(fmt::format("SALLINO: {}", e.what()));
+      }
+      if (settings.sallino_events < 10 || settings.sallino_bins < 2)
+        throw EstimatorError(fmt::format("SALLINO: {} events and {} bins per histogram; need ≥ 10 and ≥ 2",
+                                         settings.sallino_events, settings.sallino_bins));
+      I.fixed_theta1 = ref;
+    }
   }
 
   // Train / validation split (deterministic in the seed).
@@ -662,9 +684,9 @@ Tensor Estimator::Impl::member_log_ratios(const Matrix& x, const Matrix& th0, co
 
 namespace {
 void check_ratio(const Estimator& e, const char* what) {
-  if (is_score_method(e.method()))
+  if (e.method() == Method::sally)
     throw EstimatorError(fmt::format("{} is a {} estimator (a local score); {} needs a ratio estimator "
-                                     "(carl, rolr, rascal, cascal, alice, alices)",
+                                     "(carl, rolr, rascal, cascal, alice, alices, sallino)",
                                      what, to_string(e.method()), what));
 }
 
@@ -677,6 +699,8 @@ Matrix repeat_rows(const std::vector<double>& p, std::size_t rows) {
 
 std::vector<double> Estimator::Impl::resolve_theta1(std::span<const double> theta1) const {
   const Impl& I = *this;
+  if (settings.method == Method::sallino)  // histograms at any θ1; default: the reference point
+    return theta1.empty() ? reference : point(theta1, n_theta, "theta1");
   if (theta1.empty()) {
     if (I.doubly)
       throw EstimatorError("this estimator is doubly parameterized (θ1 varied in its training data): give θ1");
@@ -699,6 +723,7 @@ std::vector<double> Estimator::log_ratio(const Matrix& x, std::span<const double
   const auto t0 = point(theta0, I.n_theta, "theta0");
   const auto t1 = I.resolve_theta1(theta1);
   if (x.rows == 0) return {};
+  if (I.settings.method == Method::sallino) return I.sallino_log_ratio(x, t0, t1);
   return to_vector(I.member_log_ratios(x, repeat_rows(t0, x.rows), repeat_rows(t1, x.rows)).mean(0));
 }
 
@@ -710,12 +735,14 @@ std::vector<double> Estimator::log_ratio_spread(const Matrix& x, std::span<const
   const auto t0 = point(theta0, I.n_theta, "theta0");
   const auto t1 = I.resolve_theta1(theta1);
   if (x.rows == 0) return {};
-  if (I.nets.size() < 2) return std::vector<double>(x.rows, 0.0);
+  if (I.nets.size() < 2 || I.settings.method == Method::sallino) return std::vector<double>(x.rows, 0.0);
   return to_vector(I.member_log_ratios(x, repeat_rows(t0, x.rows), repeat_rows(t1, x.rows)).std(0, /*unbiased=*/true));
 }
 
 std::vector<double> Estimator::log_ratio_rows(const Matrix& x, const Matrix& theta0, const Matrix& theta1) const {
   check_ratio(*this, "log_ratio_rows");
+  if (method() == Method::sallino)
+    throw EstimatorError("log_ratio_rows: SALLINO builds histograms per parameter point; use log_ratio()");
   const Impl& I = *impl_;
   check_x(x, I.n_x);
   if (theta0.rows != x.rows || theta0.cols != I.n_theta || theta1.rows != x.rows || theta1.cols != I.n_theta)
@@ -734,10 +761,7 @@ Matrix Estimator::score(const Matrix& x, std::span<const double> theta0, std::sp
   const Tensor xs = I.standardize_x(x);
   std::vector<Tensor> out;
   if (!I.ratio()) {
-    for (const Net& n : I.nets) {
-      Net net = n;
-      out.push_back(I.sally_forward(net, xs));
-    }
+    return to_matrix(I.sally_scores(x));
   } else {
     const auto t0 = point(theta0, I.n_theta, "theta0");
     const auto t1 = I.resolve_theta1(theta1);
@@ -749,6 +773,116 @@ Matrix Estimator::score(const Matrix& x, std::span<const double> theta0, std::sp
     }
   }
   return to_matrix(torch::stack(out, 0).mean(0));
+}
+
+Matrix Estimator::score_by_autograd(const Matrix& x, std::span<const double> theta0,
+                                    std::span<const double> theta1) const {
+  check_ratio(*this, "score_by_autograd");
+  const Impl& I = *impl_;
+  if (I.settings.method == Method::sallino)
+    throw EstimatorError("score_by_autograd: SALLINO's ratio comes from histograms, it has no gradient");
+  check_x(x, I.n_x);
+  const auto t0 = point(theta0, I.n_theta, "theta0");
+  const auto t1 = I.resolve_theta1(theta1);
+  const Tensor xs = I.standardize_x(x), tm = vec_tensor(I.theta_mean), ts = vec_tensor(I.theta_std);
+  const Tensor T1 = to_tensor(repeat_rows(t1, x.rows));
+  std::vector<Tensor> out;
+  for (const Net& n : I.nets) {
+    Net net = n;
+    Tensor T0 = to_tensor(repeat_rows(t0, x.rows)).requires_grad_(true);
+    const Tensor logr = I.ratio_forward(net, xs, T0, T1, false, Tensor(), tm, ts).log_r;
+    // Rows are independent: the gradient of the sum gives each row's ∂ log r̂ / ∂θ0.
+    out.push_back(torch::autograd::grad({logr.sum()}, {T0})[0].detach());
+  }
+  return to_matrix(torch::stack(out, 0).mean(0));
+}
+
+Tensor Estimator::Impl::sally_scores(const Matrix& x) const {
+  torch::NoGradGuard no_grad;
+  const Tensor xs = standardize_x(x);
+  std::vector<Tensor> out;
+  for (const Net& n : nets) {
+    Net net = n;
+    out.push_back(sally_forward(net, xs));
+  }
+  return torch::stack(out, 0).mean(0).to(torch::kDouble);
+}
+
+// SALLINO: the scalar ĥ(x) = t̂(x)·u along u = (θ0 − θ1)/|θ0 − θ1|, t̂ SALLY's estimated
+// score at the reference point; its densities at θ0 and at θ1 are histograms of ĥ over
+// `sallino_events` simulated events at each point (the same random streams at both points:
+// common random numbers), and log r̂(x|θ0,θ1) = log p̂(ĥ(x)|θ0) − log p̂(ĥ(x)|θ1). Bins: one per
+// distinct value when ĥ takes at most `sallino_bins` values (discrete x), else quantiles of
+// the pooled simulated ĥ; counts get +1/2 so that an empty bin gives a finite ratio.
+std::vector<double> Estimator::Impl::sallino_log_ratio(const Matrix& x, const std::vector<double>& t0,
+                                                       const std::vector<double>& t1) const {
+  std::vector<double> out(x.rows, 0.0);
+  std::vector<double> u(n_theta);
+  double norm = 0;
+  for (std::size_t k = 0; k < n_theta; ++k) {
+    u[k] = t0[k] - t1[k];
+    norm += u[k] * u[k];
+  }
+  if (norm == 0) return out;
+  norm = std::sqrt(norm);
+  for (double& v : u) v /= norm;
+  const Model* model = nullptr;
+  try {
+    model = &Registry::global().get(settings.model);
+  } catch (const std::exception& e) {
+    throw EstimatorError(fmt::format("SALLINO needs its simulator: {}", e.what()));
+  }
+  const auto simulate = [&](const std::vector<double>& theta) {
+    Simulator sim(*model);
+    Matrix xs(0, n_x);
+    for (int i = 0; i < settings.sallino_events; ++i) {
+      try {
+        const std::vector<double>& xi = sim(theta, settings.seed, static_cast<std::uint64_t>(i));
+        xs.data.insert(xs.data.end(), xi.begin(), xi.end());
+        ++xs.rows;
+      } catch (const lode::Error&) {
+        // a failed run (step budget, impossible value) is left out of the histogram
+      }
+    }
+    if (xs.rows == 0)
+      throw EstimatorError(fmt::format("SALLINO: every simulation of '{}' at θ = {} failed", settings.model, fmt_vec(theta)));
+    return xs;
+  };
+  const auto h = [&](const Matrix& xs) {
+    const std::vector<double> t = to_vector(sally_scores(xs));
+    std::vector<double> v(xs.rows);
+    for (std::size_t r = 0; r < xs.rows; ++r)
+      for (std::size_t k = 0; k < n_theta; ++k) v[r] += t[r * n_theta + k] * u[k];
+    return v;
+  };
+  const std::vector<double> ha = h(simulate(t0)), hb = h(simulate(t1)), hx = h(x);
+  std::vector<double> pooled(ha);
+  pooled.insert(pooled.end(), hb.begin(), hb.end());
+  std::sort(pooled.begin(), pooled.end());
+  std::vector<double> distinct(pooled);
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  std::vector<double> edges;  // bin b holds edges[b-1] < h ≤ edges[b]; open at both ends
+  const std::size_t bins = static_cast<std::size_t>(settings.sallino_bins);
+  if (distinct.size() <= bins) {
+    for (std::size_t i = 1; i < distinct.size(); ++i) edges.push_back(0.5 * (distinct[i - 1] + distinct[i]));
+  } else {
+    for (std::size_t b = 1; b < bins; ++b) edges.push_back(pooled[b * pooled.size() / bins]);
+    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  }
+  const auto bin = [&](double v) {
+    return static_cast<std::size_t>(std::lower_bound(edges.begin(), edges.end(), v) - edges.begin());
+  };
+  const std::size_t nb = edges.size() + 1;
+  const auto log_density = [&](const std::vector<double>& hs) {
+    std::vector<double> c(nb, 0.5);
+    for (double v : hs) c[bin(v)] += 1;
+    const double total = static_cast<double>(hs.size()) + 0.5 * static_cast<double>(nb);
+    for (double& v : c) v = std::log(v / total);
+    return c;
+  };
+  const std::vector<double> la = log_density(ha), lb = log_density(hb);
+  for (std::size_t r = 0; r < x.rows; ++r) out[r] = la[bin(hx[r])] - lb[bin(hx[r])];
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -801,7 +935,8 @@ void Estimator::save(const std::string& dir) const {
                    {"min_steps", s.min_steps}, {"batch", s.batch},     {"lr", s.lr},
                    {"lr_final", s.lr_final}, {"alpha", s.alpha},       {"validation", s.validation},
                    {"patience", s.patience}, {"clip", s.clip},         {"seed", s.seed},
-                   {"ensemble", s.ensemble}};
+                   {"ensemble", s.ensemble}, {"sallino_events", s.sallino_events},
+                   {"sallino_bins", s.sallino_bins}, {"model", s.model}};
   j["standardization"] = {{"x_mean", I.x_mean},         {"x_std", I.x_std}, {"theta_mean", I.theta_mean},
                           {"theta_std", I.theta_std}, {"t_mean", I.t_mean}, {"t_std", I.t_std}};
   nlohmann::json members = nlohmann::json::array();
@@ -872,6 +1007,9 @@ Estimator Estimator::load(const std::string& dir) {
     s.clip = js.at("clip");
     s.seed = js.at("seed");
     s.ensemble = js.at("ensemble");
+    s.sallino_events = js.at("sallino_events");
+    s.sallino_bins = js.at("sallino_bins");
+    s.model = js.at("model");
     I.act = parse_activation(s.activation);
     I.n_x = j.at("n_x");
     I.n_theta = j.at("n_theta");

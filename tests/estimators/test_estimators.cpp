@@ -138,6 +138,10 @@ TEST_CASE("estimated score is the derivative of the estimated log ratio", "[esti
     const double h = 1e-2;
     for (double t0 : {-0.7, 0.2}) {
       const Matrix t = e.score(x, std::vector<double>{t0});
+      // The same derivative by reverse-mode autograd (MadMiner's way): equal to float32
+      // rounding of the different operation order.
+      const Matrix ta = e.score_by_autograd(x, std::vector<double>{t0});
+      for (std::size_t i = 0; i < x.rows; ++i) CHECK(t(i, 0) == Approx(ta(i, 0)).epsilon(1e-5).margin(1e-6));
       const auto up = e.log_ratio(x, std::vector<double>{t0 + h}), down = e.log_ratio(x, std::vector<double>{t0 - h});
       for (std::size_t i = 0; i < x.rows; ++i) {
         INFO(act << " theta0 " << t0 << " x " << x.data[i]);
@@ -336,4 +340,51 @@ TEST_CASE("a loss that becomes infinite stops training and keeps the last good w
   CHECK(e.report().best_epoch == 0);
   CHECK_THAT(e.report().stopped, Catch::Contains("non-finite") && Catch::Contains("kept the weights of epoch 0"));
   for (double v : e.log_ratio(grid(-1, 1, 5), std::vector<double>{0.0})) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("two parameters: forward-mode score equals autograd, per component", "[estimators]") {
+  // x ∈ R², θ ∈ R², x ~ N(θ, I); doubly parameterized (θ1 varies) so both score terms train.
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> u(-1, 1);
+  const std::size_t n = 400;
+  est::Dataset d;
+  d.x = Matrix(n, 2);
+  d.theta0 = Matrix(n, 2);
+  d.theta1 = Matrix(n, 2);
+  d.y = Matrix(n, 1);
+  d.r_xz = Matrix(n, 1);
+  d.t_xz0 = Matrix(n, 2);
+  d.t_xz1 = Matrix(n, 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double y = static_cast<double>(i % 2);
+    double lr = 0;
+    for (std::size_t k = 0; k < 2; ++k) {
+      d.theta0(i, k) = u(rng);
+      d.theta1(i, k) = u(rng);
+      d.x(i, k) = (y == 0 ? d.theta0(i, k) : d.theta1(i, k)) + normal(rng);
+      d.t_xz0(i, k) = d.x(i, k) - d.theta0(i, k);
+      d.t_xz1(i, k) = d.x(i, k) - d.theta1(i, k);
+      lr += -0.5 * d.t_xz0(i, k) * d.t_xz0(i, k) + 0.5 * d.t_xz1(i, k) * d.t_xz1(i, k);
+    }
+    d.y.data[i] = y;
+    d.r_xz.data[i] = std::exp(lr);
+  }
+  const est::Estimator e = est::Estimator::train(d, quick(est::Method::rascal, 2));
+  CHECK(e.n_theta() == 2);
+  Matrix x(5, 2);
+  for (std::size_t i = 0; i < x.data.size(); ++i) x.data[i] = -1.0 + 0.23 * static_cast<double>(i);
+  const std::vector<double> a{0.3, -0.2}, b{-0.5, 0.4};
+  const Matrix t = e.score(x, a, b), ta = e.score_by_autograd(x, a, b);
+  REQUIRE(t.cols == 2);
+  for (std::size_t i = 0; i < t.data.size(); ++i) CHECK(t.data[i] == Approx(ta.data[i]).epsilon(1e-5).margin(1e-6));
+  // and finite differences per component
+  const double h = 1e-2;
+  for (std::size_t k = 0; k < 2; ++k) {
+    std::vector<double> up = a, down = a;
+    up[k] += h;
+    down[k] -= h;
+    const auto lu = e.log_ratio(x, up, b), ld = e.log_ratio(x, down, b);
+    for (std::size_t i = 0; i < x.rows; ++i) CHECK(t(i, k) == Approx((lu[i] - ld[i]) / (2 * h)).margin(2e-3));
+  }
 }

@@ -136,3 +136,33 @@ TEST_CASE("lode train / evaluate: bad input", "[cli][estimators][errors]") {
   lode::npy::write(xs, 2, 2, std::vector<double>{14, 15, 1, 2});
   check_fails({"evaluate", "--model", sally, "--x", xs, "--out", scratch("o.npy")}, "2 columns");
 }
+
+TEST_CASE("SALLINO on galton: histograms of SALLY's score give the likelihood ratio", "[cli][estimators][slow]") {
+  // Local data at θ_ref = −0.6; log r̂(x|−0.8, −0.6) from histograms of ĥ = t̂(x) over 10⁴
+  // simulated events per point. Its p(x|θ1)-weighted MSE against the exact ratio measured
+  // 0.002 (histogram noise ~sqrt(2/count) per bin, and t̂ merging x values with equal
+  // scores); 0.01 is 5× that and 6× below E[log r²] = 0.063, the MSE of log r̂ = 0.
+  const std::string local = scratch("sallino-data"), model = scratch("sallino"), xs = scratch("x.npy"),
+                    out = scratch("logr.npy"), exact = scratch("exact.npy"), logp1 = scratch("logp1.npy");
+  require_ok(run_lode({"mine", "galton", "--for", "local", "--theta", "-0.6", "-n", "6000", "--seed", "2", "--out", local}));
+  require_ok(run_lode({"train", "sallino", "--data", local, "--out", model, "-q"}));
+  std::vector<double> xv(32);
+  for (int i = 0; i < 32; ++i) xv[i] = i;
+  lode::npy::write(xs, 32, 1, xv);
+  require_ok(run_lode({"evaluate", "--model", model, "--x", xs, "--theta0", "-0.8", "--out", out}));
+  require_ok(run_lode({"evaluate", "--exact", "galton", "--x", xs, "--theta0", "-0.8", "--theta1", "-0.6", "--out", exact}));
+  require_ok(run_lode({"evaluate", "--exact", "galton", "--x", xs, "--theta0", "-0.6", "--out", logp1}));
+  const auto e = lode::npy::read(out).data, r = lode::npy::read(exact).data, lp = lode::npy::read(logp1).data;
+  double mse = 0, norm = 0;
+  for (int i = 0; i < 32; ++i) {
+    const double p = std::exp(lp[i]);
+    if (p == 0) continue;
+    mse += p * (e[i] - r[i]) * (e[i] - r[i]);
+    norm += p;
+  }
+  CHECK(norm == Approx(1.0).epsilon(1e-9));
+  CHECK(mse < 0.01);
+  // At θ0 = θ1 the ratio is 1.
+  require_ok(run_lode({"evaluate", "--model", model, "--x", xs, "--theta0", "-0.6", "--out", out}));
+  for (double v : lode::npy::read(out).data) CHECK(v == 0.0);
+}

@@ -84,7 +84,7 @@ grep -q "cannot load plugin '$TMP/nonexistent.so'" "$TMP/err.txt" || { cat "$TMP
 
 step "a program using only lode::runtime: no LibTorch"
 cp -r "$SRC/tests/install/runtime_only" "$TMP/runtime_only"
-(cd "$P/include" && find lode -name '*.hpp' -not -path 'lode/models/*' | sort | sed 's/.*/#include "&"/') \
+(cd "$P/include" && find lode -name '*.hpp' -not -path 'lode/models/*' -not -path 'lode/estimators/*' | sort | sed 's/.*/#include "&"/') \
   > "$TMP/runtime_only/headers.inc"
 [ "$(wc -l < "$TMP/runtime_only/headers.inc")" -ge 10 ] || fail "few runtime headers installed"
 cmake -S "$TMP/runtime_only" -B "$TMP/runtime_only/build" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
@@ -106,4 +106,24 @@ if grep -Eiq 'libtorch|libc10' <<< "$libs"; then
   ldd "$TMP/runtime_only/build/runtime_only"; fail "lode::runtime pulls in LibTorch"
 fi
 grep -q liblode_runtime <<< "$libs" || fail "not linked to liblode_runtime"
+
+if [ -e "$P/$LIBDIR/liblode_estimators.so" ]; then
+  step "a program using lode::estimators (find_package and pkg-config): no LibTorch headers needed"
+  [ -e "$P/$LIBDIR/pkgconfig/lode-estimators.pc" ] || fail "not installed: lode-estimators.pc"
+  [ -e "$P/include/lode/estimators/estimator.hpp" ] || fail "not installed: lode/estimators/estimator.hpp"
+  cp -r "$SRC/tests/install/estimators_user" "$TMP/estimators_user"
+  cmake -S "$TMP/estimators_user" -B "$TMP/estimators_user/build" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$P" > "$TMP/cmake3.log" || { cat "$TMP/cmake3.log"; fail "configure"; }
+  cmake --build "$TMP/estimators_user/build" -j 2 > "$TMP/build3.log" || { cat "$TMP/build3.log"; fail "build"; }
+  "$TMP/estimators_user/build/estimators_user" "$TMP/est-cmake" || fail "estimators_user (find_package)"
+  if [ ${#GEN[@]} -gt 0 ]; then
+    deps=$(ninja -C "$TMP/estimators_user/build" -t deps)
+    grep -q "$P/include/lode/estimators/estimator.hpp" <<< "$deps" || fail "no header dependencies found"
+    if grep -Eq '/(torch|ATen|c10)/' <<< "$deps"; then fail "an estimators header includes LibTorch"; fi
+  fi
+  # pkg-config, plain g++, no LibTorch include path
+  g++ -O1 "$TMP/estimators_user/main.cpp" $(PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" pkg-config --cflags --libs lode-estimators) \
+    -o "$TMP/estimators_user_pc" || fail "build with pkg-config lode-estimators"
+  "$TMP/estimators_user_pc" "$TMP/est-pc" || fail "estimators_user (pkg-config)"
+fi
 echo "install test: all passed"

@@ -1,7 +1,7 @@
 // lode evaluate --model MODEL_DIR --x FILE.npy --theta0 POINT [--theta1 POINT] --out FILE.npy
 //
 // Evaluates a trained estimator on the rows of x: log r̂(x|θ0,θ1) for ratio estimators
-// (shape (N, 1)), the score t̂ (N, n_θ) for SALLY/SALLINO or with --score.
+// (shape (N, 1), also SALLINO's), the score t̂ (N, n_θ) for SALLY or with --score.
 #include <fmt/format.h>
 
 #include <memory>
@@ -81,7 +81,7 @@ int evaluate(const EvaluateOptions& o) {
     return p;
   };
   const std::vector<double> t0 = point("--theta0", o.theta0), t1 = point("--theta1", o.theta1);
-  const bool score_method = est::is_score_method(e.method());
+  const bool score_method = e.method() == est::Method::sally;  // SALLINO gives log r̂ like the ratio methods
   if (!score_method && t0.empty()) throw UsageError("--theta0 is required for a ratio estimator");
   if (score_method && !o.spread.empty()) throw UsageError("--spread: only for ratio estimators");
   if (o.out.empty()) throw UsageError("--out: empty file name");
@@ -118,7 +118,7 @@ void add_evaluate(Application& app) {
       .option("--theta1", o->theta1, "V[,V...]",
               "Denominator point θ1 (default: the fixed θ1 of a single-parameterized estimator)")
       .option("-o,--out", o->out, "FILE.npy",
-              "Output: log r̂ as (N, 1), or score vectors as (N, n_θ) for sally/sallino and with --score",
+              "Output: log r̂ as (N, 1), or score vectors as (N, n_θ) for sally and with --score",
               /*required=*/true)
       .option("--spread", o->spread, "FILE.npy", "Ensembles: also write the members' standard deviation of log r̂")
       .flag("--score", o->score, "Ratio estimators: write t̂(x|θ0) = ∇_θ0 log r̂ instead of log r̂")

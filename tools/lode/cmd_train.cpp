@@ -21,7 +21,7 @@ namespace est = lode::estimators;
 
 struct TrainOptions {
   std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
-      patience, clip, seed, threads, ensemble, reference;
+      patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins;
   bool quiet = false;
 };
 
@@ -70,6 +70,9 @@ est::Settings settings_from(const TrainOptions& o) {
   if (!o.threads.empty()) s.threads = parse_int("--threads", o.threads, 1);
   if (!o.ensemble.empty()) s.ensemble = parse_int("--ensemble", o.ensemble, 1);
   if (!o.reference.empty()) s.reference = parse_numbers("--reference", o.reference);
+  if (!o.model.empty()) s.model = o.model;
+  if (!o.sallino_events.empty()) s.sallino_events = parse_int("--sallino-events", o.sallino_events, 10);
+  if (!o.sallino_bins.empty()) s.sallino_bins = parse_int("--sallino-bins", o.sallino_bins, 2);
   if (!(s.lr > 0)) throw UsageError(fmt::format("--lr: '{}' must be > 0", o.lr));
   if (!(s.lr_final > 0)) throw UsageError(fmt::format("--lr-final: '{}' must be > 0", o.lr_final));
   if (!(s.validation >= 0 && s.validation < 1))
@@ -149,6 +152,9 @@ void add_train(Application& app) {
       .option("--threads", o->threads, "T", "LibTorch threads (default: 1)")
       .option("--ensemble", o->ensemble, "K", "Train K independently seeded members (seeds S..S+K-1; default: 1)")
       .option("--reference", o->reference, "V[,V...]", "sally/sallino: the reference point (default: the data's θ)")
+      .option("--model", o->model, "MODEL", "sallino: the simulator for its histograms (default: the dataset's model)")
+      .option("--sallino-events", o->sallino_events, "M", "sallino: simulated events per parameter point (default: 10000)")
+      .option("--sallino-bins", o->sallino_bins, "K", "sallino: histogram bins (default: 20)")
       .flag("-q,--quiet", o->quiet, "No progress lines")
       .footer(
           "\nExamples:\n"

@@ -63,6 +63,7 @@ struct Dataset {
   Matrix theta;   ///< local / density data: θ of each row (rows, n_θ)
   Matrix t_xz;    ///< local / density data: t(x,z|θ) (rows, n_θ)
   std::string source;  ///< where it came from (a directory), for messages
+  std::string model;   ///< the simulator that mined it (meta.json's "model"; "" if unknown)
 };
 
 /// Reads a dataset directory written by `lode mine` (or by MadMiner): every NAME.npy of the
@@ -101,6 +102,9 @@ struct Settings {
   int threads = 1;                       ///< intra-op threads of LibTorch
   std::vector<double> reference;         ///< SALLY/SALLINO: reference θ (default: the data's θ if constant)
   int ensemble = 1;                      ///< number of independently seeded members (seeds seed, seed+1, ...)
+  int sallino_events = 10000;            ///< SALLINO: simulated events per parameter point for its histograms
+  int sallino_bins = 20;                 ///< SALLINO: histogram bins (fewer when ĥ takes fewer values)
+  std::string model;                     ///< SALLINO: the simulator (default: the dataset's model)
 };
 
 /// The default α of a method (documented in docs/estimators.md).
@@ -168,12 +172,13 @@ class Estimator {
   /// The report of the first member's training (all of them: reports()).
   const TrainReport& report() const;
   const std::vector<TrainReport>& reports() const;
-  /// Single-parameterized ratio estimators: the θ1 of the training data; empty otherwise.
+  /// Single-parameterized ratio estimators: the θ1 of the training data; SALLINO: its
+  /// reference point; empty otherwise.
   std::vector<double> fixed_theta1() const;
   /// SALLY/SALLINO: the reference point.
   std::vector<double> reference() const;
 
-  /// log r̂(x_i|θ0,θ1) for every row of x (ratio methods). theta1 may be empty for a
+  /// log r̂(x_i|θ0,θ1) for every row of x (ratio methods and SALLINO). theta1 may be empty for a
   /// single-parameterized estimator. Throws EstimatorError for wrong sizes, a θ1 other than
   /// the fixed one, or a score method.
   std::vector<double> log_ratio(const Matrix& x, std::span<const double> theta0,
@@ -188,6 +193,10 @@ class Estimator {
   /// Ratio methods: t̂(x_i|θ0) = ∇_θ0 log r̂(x_i|θ0,θ1), one row per row of x.
   /// SALLY/SALLINO: t̂(x_i) at the reference point (theta0 ignored).
   Matrix score(const Matrix& x, std::span<const double> theta0 = {}, std::span<const double> theta1 = {}) const;
+  /// Ratio methods: the same t̂(x_i|θ0), computed instead by torch::autograd::grad of log r̂
+  /// with respect to θ0 (reverse mode, as MadMiner does). For tests and cross-checks:
+  /// score() uses forward-mode tangents, which training differentiates once more.
+  Matrix score_by_autograd(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1 = {}) const;
 
  private:
   struct Impl;

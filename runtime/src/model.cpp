@@ -37,10 +37,18 @@ Registry& Registry::global() {
 }
 
 void Registry::add(Model m) {
-  if (find(m.name) != nullptr) throw Error(fmt::format("model '{}' is registered twice", m.name));
-  if (m.reference.empty() || m.reference[0].size() != m.parameters.size())
-    throw Error(fmt::format("model '{}': needs a reference point with {} parameters", m.name, m.parameters.size()));
-  models_.push_back(std::move(m));
+  std::string error;
+  if (find(m.name) != nullptr)
+    error = fmt::format("model '{}' is registered twice", m.name);
+  else if (m.reference.empty() || m.reference[0].size() != m.parameters.size())
+    error = fmt::format("model '{}': needs a reference point with {} parameters", m.name, m.parameters.size());
+  if (error.empty()) {
+    models_.push_back(std::move(m));
+  } else if (collect_) {
+    errors_.push_back(std::move(error));
+  } else {
+    throw Error(error);
+  }
 }
 
 const Model* Registry::find(std::string_view name) const noexcept {

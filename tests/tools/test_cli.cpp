@@ -272,6 +272,9 @@ TEST_CASE("lode --plugin names the library and the reason when it cannot load it
   const std::string missing = (scratch_dir() / "no-such-plugin.so").string();
   check_fails({"--plugin", missing, "models"}, 1, {"cannot load plugin", missing, "No such file"});
   check_fails({"--plugin=" + missing, "models"}, 1, {"cannot load plugin", missing});
+  // A plugin registering a name that exists: a clear error and exit 1, no abort in dlopen.
+  check_fails({"--plugin", LODE_DUPLICATE_PLUGIN, "models"}, 1,
+              {"plugin '", "lode_test_duplicate_plugin", "model 'galton' is registered twice"});
   const std::string not_a_library = scratch("not-a-library.so");
   { std::ofstream(not_a_library) << "not an ELF file\n"; }
   check_fails({"--plugin", not_a_library, "trace", "galton"}, 1, {"cannot load plugin", not_a_library});

@@ -1,6 +1,7 @@
 #include "command.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <dlfcn.h>
 
@@ -9,6 +10,7 @@
 
 #include "common.hpp"
 #include "lode/error.hpp"
+#include "lode/model.hpp"
 
 namespace lode::cli {
 
@@ -113,10 +115,16 @@ static void load_plugin(const std::string& path) {
   if (path.empty()) throw UsageError("--plugin needs a library (--plugin LIB.so)");
   dlerror();
   // RTLD_GLOBAL: a plugin may itself rely on symbols of plugins loaded before it.
-  if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+  Registry::global().collect_errors(true);  // a registration error must not terminate inside dlopen
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  Registry::global().collect_errors(false);
+  const std::vector<std::string> errors = Registry::global().take_errors();
+  if (handle == nullptr) {
     const char* why = dlerror();
     throw Error(fmt::format("cannot load plugin '{}': {}", path, why ? why : "unknown dlopen error"));
   }
+  if (!errors.empty())
+    throw Error(fmt::format("plugin '{}': {}", path, fmt::join(errors, "; ")));
 }
 
 int Application::run_args(std::vector<std::string> args) {

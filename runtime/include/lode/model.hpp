@@ -45,7 +45,15 @@ struct Model {
 class Registry {
  public:
   static Registry& global();
+  /// Registers a model. Throws lode::Error for a name registered before or a model without
+  /// a reference point of the right size — or, while collect_errors(true) is in effect,
+  /// records the message instead (take_errors()).
   void add(Model m);
+  /// While a plugin is being dlopen()ed its LODE_REGISTER_MODEL initializers run, and an
+  /// exception leaving a static initializer would terminate the program: the lode tool
+  /// turns collection on around dlopen() and reports what take_errors() returns.
+  void collect_errors(bool on) noexcept { collect_ = on; }
+  std::vector<std::string> take_errors() { return std::exchange(errors_, {}); }
   /// Throws UsageError naming the known models when `name` is unknown.
   const Model& get(std::string_view name) const;
   const Model* find(std::string_view name) const noexcept;
@@ -53,6 +61,8 @@ class Registry {
 
  private:
   std::vector<Model> models_;
+  bool collect_ = false;
+  std::vector<std::string> errors_;
 };
 
 }  // namespace lode

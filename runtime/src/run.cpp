@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "lode/error.hpp"
+#include "lode/trace.hpp"
 
 namespace lode {
 
@@ -38,12 +39,16 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
   need_log_p_ = false;
   processors_.clear();
   postprocessors_.clear();
+  record_ = nullptr;
+  record_detailed_ = false;
+  accumulate_ = false;
   for (Handler* h : handlers_) {
     need_log_p_ = need_log_p_ || h->needs_log_p();
     if (h->has_process()) processors_.push_back(h);
   }
   for (auto it = handlers_.rbegin(); it != handlers_.rend(); ++it)
     if ((*it)->has_postprocess()) postprocessors_.push_back(*it);
+  handlers_need_log_p_ = need_log_p_;
   rng_.reset(seed, event);
   x_.clear();
   gold_problem_.clear();
@@ -61,7 +66,20 @@ void Run::set_points(std::span<const std::vector<double>> points) {
     for (std::size_t i = 0; i < theta_.size(); ++i) points_[i * kMaxPoints + static_cast<std::size_t>(k)] = points[static_cast<std::size_t>(k)][i];
 }
 
+void Run::set_sinks(Trace* trace, bool detailed, bool joint) noexcept {
+  record_ = trace;
+  record_detailed_ = detailed;
+  accumulate_ = joint;
+  need_log_p_ = handlers_need_log_p_ || trace != nullptr || joint;
+}
+
 void Run::start() {
+  if (record_) {
+    record_->clear();
+    record_->num_parameters = num_parameters();
+    record_->detailed = record_detailed_;
+  }
+  joint_ = Real(0.0);
   for (Handler* h : handlers_) h->begin(*this);
   lockstep_state = LockstepState{};
   lockstep_state.tracking = num_points_ > 0;
@@ -120,6 +138,11 @@ void Run::handle(Message& m) {
     if (num_points_ > 0 && need_log_p_) evaluate_points(m);
     if (m.kind == Kind::observe) x_.insert(x_.end(), m.value, m.value + m.size);
   }
+  // The fused sinks (set_sinks): the bottom of the stack, joint first as in the miner's
+  // former {TraceHandler, LogJointHandler} stack.
+  if (accumulate_ && m.kind != Kind::output) joint_ += m.log_p;
+  if (record_ != nullptr && !record_->record(m)) [[unlikely]]
+    fail(*m.address, fmt::format("duplicate address '{}': every choice in a run needs its own address", m.address->str()));
   for (Handler* h : postprocessors_) h->postprocess(m, *this);
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "lode/error.hpp"
 #include "lode/trace.hpp"
@@ -123,9 +124,13 @@ void Run::fail(const Address& a, const std::string& reason) const { throw RunErr
 void Run::handle(Message& m) {
   for (Handler* h : processors_) h->process(m, *this);
   if (m.distribution != nullptr) {
-    if (!m.has_value) m.distribution->sample_into(rng_, m.value);
     if (need_log_p_) {
-      m.log_p = m.distribution->log_prob_at(m.value);
+      // Drawn: one virtual call draws and evaluates; supplied: the density is constructed
+      // in place in the message (no temporary Real copied).
+      if (!m.has_value)
+        m.distribution->sample_log_prob(rng_, m.value, m.log_p);
+      else
+        ::new (static_cast<void*>(&m.log_p)) Real(m.distribution->log_prob_at(m.value));
       const double lp = m.log_p.value();
       if (std::isnan(lp)) fail(*m.address, fmt::format("{} log density is NaN at value {}", m.distribution->name(), m.value[0]));
       if (!m.has_value && lp == -kInf)
@@ -134,6 +139,8 @@ void Run::handle(Message& m) {
         if (!std::isfinite(m.log_p.d(i)) && std::isfinite(lp))
           fail(*m.address, fmt::format("{} gradient of log density with respect to theta[{}] is {}",
                                        m.distribution->name(), i, m.log_p.d(i)));
+    } else if (!m.has_value) {
+      m.distribution->sample_into(rng_, m.value);
     }
     if (num_points_ > 0 && need_log_p_) evaluate_points(m);
     if (m.kind == Kind::observe) x_.insert(x_.end(), m.value, m.value + m.size);

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -57,6 +58,13 @@ class Distribution {
   virtual void sample_into(Rng& rng, double* out) const = 0;
   /// log density (or mass) at x[0 .. value_size()), with its θ-gradient; −∞ outside the support.
   virtual Real log_prob_at(const double* x) const = 0;
+  /// Draws one value into out[0 .. value_size()) and sets log_p to its log density: the
+  /// same as sample_into then log_prob_at, in one call (the runtime's path for a drawn
+  /// choice whose density is needed).
+  virtual void sample_log_prob(Rng& rng, double* out, Real& log_p) const {
+    sample_into(rng, out);
+    log_p = log_prob_at(out);
+  }
   /// Reports the parameters' names and values.
   virtual void describe(ParamSink& sink) const = 0;
 };
@@ -74,18 +82,29 @@ class ScalarDistribution : public Distribution {
   void sample_into(Rng& rng, double* out) const override { *out = static_cast<double>(self().sample(rng)); }
   Real log_prob_at(const double* x) const override {
     if constexpr (kDiscrete) {
+      // An integer of magnitude ≤ 9·10¹⁵ (NaN fails the first test); the round trip
+      // through int64 is exact there, and cheaper than std::floor without SSE4.1.
       const double v = *x;
-      if (!(std::floor(v) == v) || std::fabs(v) > 9.0e15) return Real(-kInf);
-      return self().log_prob(static_cast<std::int64_t>(v));
+      if (!(std::fabs(v) <= 9.0e15)) return Real(-kInf);
+      const auto k = static_cast<std::int64_t>(v);
+      if (!(static_cast<double>(k) == v)) return Real(-kInf);
+      return self().log_prob(k);
     } else {
       if (std::isnan(*x)) return Real(-kInf);
       return self().log_prob(*x);
     }
   }
+  void sample_log_prob(Rng& rng, double* out, Real& log_p) const override {
+    *out = static_cast<double>(self().sample(rng));
+    // Constructed in place (no temporary Real to copy); the same value as log_prob_at(out).
+    ::new (static_cast<void*>(&log_p)) Real(log_prob_at_value(*out));
+  }
   void describe(ParamSink& sink) const override { self().parameters(sink); }
 
  private:
   const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+  // log_prob_at without the virtual call (the compiler inlines it here).
+  Real log_prob_at_value(double v) const { return ScalarDistribution::log_prob_at(&v); }
 };
 
 /// Parameter checks: each throws ParameterError(distribution, parameter, value, requirement).

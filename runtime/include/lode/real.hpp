@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <ostream>
+#include <type_traits>
 
 namespace lode {
 
@@ -175,8 +176,16 @@ class Real {
   }
 
   Real& operator+=(const Real& b) noexcept {
-    if ((m() | b.m()) != 0) [[unlikely]]
-      return *this = binary(*this, b, plus, one, one);
+    if ((m() | b.m()) != 0) [[unlikely]] {
+      // In place (the runtime's log-joint accumulation under lock-step): the same values
+      // as binary(*this, b, plus, one, one), without a temporary Real.
+      const int mm = std::max(m(), b.m());
+      for (int k = 0; k < mm; ++k) w_[k] = at_point(k) + b.at_point(k);
+      set_m(mm);
+      v_ += b.v_;
+      add_scaled_gradient(b, 1.0);
+      return *this;
+    }
     v_ += b.v_;
     add_scaled_gradient(b, 1.0);
     return *this;
@@ -296,6 +305,9 @@ class Real {
   double d_[kMaxParameters];
   double w_[kMaxPoints];
 };
+
+// The runtime constructs Reals in place over existing ones (placement new, no destructor).
+static_assert(std::is_trivially_destructible_v<Real>);
 
 // ---- arithmetic ----
 inline Real operator+(const Real& a) noexcept { return a; }

@@ -151,6 +151,7 @@ class Run {
   }
   void dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size);
   void handle(Message& m);
+  void finish_message(Message& m);  // handle() after the value and its density are known
   void evaluate_points(Message& m);
 
   std::string model_;

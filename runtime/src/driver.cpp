@@ -120,14 +120,13 @@ const std::vector<double>& Simulator::operator()(std::span<const double> theta, 
 }
 
 GoldMiner::GoldMiner(const Model& model, GoldOptions options)
-    : model_(&model), options_(options), trace_handler_(gold_.trace, options.detailed) {}
+    : model_(&model), options_(options) {}
 
 // Replays a trace at other points, reusing its Run, handlers and buffers between calls.
 struct ReplayContext {
   explicit ReplayContext(const Trace& trace) : replay(trace) {}
   ReplayHandler replay;
-  LogJointHandler joint;
-  Handler* hs[2] = {&replay, &joint};
+  Handler* hs[1] = {&replay};
   std::optional<Run> run;
 
   ReplayResult operator()(const Model& model, std::span<const double> theta, bool score, std::uint64_t seed,
@@ -136,6 +135,7 @@ struct ReplayContext {
       run.emplace(model.name, theta, seed, event, score, hs);
     else
       run->reset(theta, seed, event, score, hs);
+    run->set_sinks(nullptr, false, true);  // log p accumulated in the run (no handler call)
     ReplayResult r;
     try {
       execute(model, *run);
@@ -144,8 +144,8 @@ struct ReplayContext {
       r.address = e.address();
       return r;
     }
-    r.log_p = joint.total().value();
-    if (score && std::isfinite(r.log_p)) r.score = gradient_of(joint.total(), run->num_parameters());
+    r.log_p = run->joint().value();
+    if (score && std::isfinite(r.log_p)) r.score = gradient_of(run->joint(), run->num_parameters());
     if (!std::isfinite(r.log_p) && r.reason.empty()) r.reason = "a recorded value has zero density at this point";
     return r;
   }
@@ -178,15 +178,14 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
                                   std::span<const std::vector<double>> at) {
   // The trace is recorded when asked for, and always when ratios need it for replay.
   const bool record = options_.keep_trace || !at.empty();
-  Handler* with_trace[] = {&trace_handler_, &joint_};
-  Handler* without_trace[] = {&joint_};
-  const std::span<Handler* const> hs = record ? std::span<Handler* const>(with_trace) : std::span<Handler* const>(without_trace);
   check_theta(*model_, theta);
   if (!run_) {
-    run_.emplace(model_->name, theta, seed, event, options_.score, hs);
+    run_.emplace(model_->name, theta, seed, event, options_.score, std::span<Handler* const>{});
   } else {
-    run_->reset(theta, seed, event, options_.score, hs);
+    run_->reset(theta, seed, event, options_.score, {});
   }
+  // The fixed stack (trace, log joint), fused into the run: no handler calls per choice.
+  run_->set_sinks(record ? &gold_.trace : nullptr, options_.detailed, true);
   if (!record) gold_.trace.clear();
   // Lock-step: log p at the first kMaxPoints extra points in the same pass.
   bool timing = false;
@@ -202,17 +201,17 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   const LockstepState state = lockstep_state;
   if (!run_->gold_problem().empty()) throw RunError(run_->where(), "", run_->gold_problem());
   gold_.x = run_->x();
-  gold_.log_p = joint_.total().value();
+  gold_.log_p = run_->joint().value();
   gold_.score.assign(theta.size(), 0.0);
   if (options_.score)
-    for (std::size_t i = 0; i < theta.size(); ++i) gold_.score[i] = joint_.total().d(static_cast<int>(i));
+    for (std::size_t i = 0; i < theta.size(); ++i) gold_.score[i] = run_->joint().d(static_cast<int>(i));
   gold_.log_p_at.resize(at.size());
   gold_.reason_at.assign(at.size(), std::string());
   for (std::size_t k = 0; k < at.size(); ++k) {
     const auto bit = 1u << k;
     if (k < lockstep && !state.escaped && !(state.diverged & bit) && !(run_->invalid_points() & bit)) {
       // Provably what a replay computes: same choices, same outputs, same densities.
-      gold_.log_p_at[k] = joint_.total().at_point(static_cast<int>(k));
+      gold_.log_p_at[k] = run_->joint().at_point(static_cast<int>(k));
       if (gold_.log_p_at[k] == -kInf) gold_.reason_at[k] = "a recorded value has zero density at this point";
       ++lockstep_used_;
       continue;

@@ -8,65 +8,16 @@
 
 namespace lode {
 
-namespace {
-class TraceParamSink final : public ParamSink {
- public:
-  explicit TraceParamSink(Trace& t) : t_(t) {}
-  void add(const char* name, double value) override {
-    t_.params.push_back({name, static_cast<std::uint32_t>(t_.param_values.size()), 1});
-    t_.param_values.push_back(value);
-    ++count;
-  }
-  void add(const char* name, std::span<const double> values) override {
-    t_.params.push_back({name, static_cast<std::uint32_t>(t_.param_values.size()),
-                         static_cast<std::uint32_t>(values.size())});
-    t_.param_values.insert(t_.param_values.end(), values.begin(), values.end());
-    ++count;
-  }
-  std::uint32_t count = 0;
-
- private:
-  Trace& t_;
-};
-}  // namespace
 
 void TraceHandler::begin(Run& run) {
   trace_->clear();
   trace_->num_parameters = run.num_parameters();
   trace_->detailed = detailed_;
-  running_ = 0.0;
 }
 
 void TraceHandler::postprocess(const Message& m, Run& run) {
-  Trace& t = *trace_;
-  const auto value_begin = static_cast<std::uint32_t>(t.values.size());
-  if (m.size == 1)
-    t.values.push_back(m.value[0]);
-  else
-    t.values.insert(t.values.end(), m.value, m.value + m.size);
-  Choice& c = t.choices.emplace_back();  // filled in place
-  c.address = *m.address;
-  c.kind = m.kind;
-  c.distribution = m.distribution ? m.distribution->name() : "";
-  c.value_begin = value_begin;
-  c.value_size = m.size;
-  c.log_p = m.kind == Kind::output ? 0.0 : m.log_p.value();
-  running_ += c.log_p;
-  c.running = running_;
-  if (detailed_) {
-    c.param_begin = static_cast<std::uint32_t>(t.params.size());
-    if (m.distribution) {
-      TraceParamSink sink(t);
-      m.distribution->describe(sink);
-      c.param_count = sink.count;
-    }
-    c.grad_begin = static_cast<std::uint32_t>(t.grads.size());
-    const Real& g = m.kind == Kind::output ? m.out : m.log_p;
-    for (int i = 0; i < t.num_parameters; ++i) t.grads.push_back(g.d(i));
-  }
-  if (!t.insert_index(static_cast<std::uint32_t>(t.choices.size() - 1))) {
+  if (!trace_->record(m)) {
     const std::string a = m.address->str();
-    t.choices.pop_back();
     run.fail(*m.address, fmt::format("duplicate address '{}': every choice in a run needs its own address", a));
   }
 }

@@ -7,9 +7,9 @@ namespace lode {
 std::ostream& operator<<(std::ostream& os, const Real& r) {
   // "2 [0, 1]": the value, then the gradient when there is one.
   os << r.v_;
-  if (r.n_ > 0) {
+  if (r.n() > 0) {
     os << " [";
-    for (int i = 0; i < r.n_; ++i) os << (i ? ", " : "") << r.d_[i];
+    for (int i = 0; i < r.n(); ++i) os << (i ? ", " : "") << r.d_[i];
     os << ']';
   }
   return os;

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "lode/error.hpp"
+#include "lode/trace.hpp"
 
 namespace lode {
 
@@ -38,12 +40,16 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
   need_log_p_ = false;
   processors_.clear();
   postprocessors_.clear();
+  record_ = nullptr;
+  record_detailed_ = false;
+  accumulate_ = false;
   for (Handler* h : handlers_) {
     need_log_p_ = need_log_p_ || h->needs_log_p();
     if (h->has_process()) processors_.push_back(h);
   }
   for (auto it = handlers_.rbegin(); it != handlers_.rend(); ++it)
     if ((*it)->has_postprocess()) postprocessors_.push_back(*it);
+  handlers_need_log_p_ = need_log_p_;
   rng_.reset(seed, event);
   x_.clear();
   gold_problem_.clear();
@@ -61,7 +67,20 @@ void Run::set_points(std::span<const std::vector<double>> points) {
     for (std::size_t i = 0; i < theta_.size(); ++i) points_[i * kMaxPoints + static_cast<std::size_t>(k)] = points[static_cast<std::size_t>(k)][i];
 }
 
+void Run::set_sinks(Trace* trace, bool detailed, bool joint) noexcept {
+  record_ = trace;
+  record_detailed_ = detailed;
+  accumulate_ = joint;
+  need_log_p_ = handlers_need_log_p_ || trace != nullptr || joint;
+}
+
 void Run::start() {
+  if (record_) {
+    record_->clear();
+    record_->num_parameters = num_parameters();
+    record_->detailed = record_detailed_;
+  }
+  joint_ = Real(0.0);
   for (Handler* h : handlers_) h->begin(*this);
   lockstep_state = LockstepState{};
   lockstep_state.tracking = num_points_ > 0;
@@ -105,9 +124,23 @@ void Run::fail(const Address& a, const std::string& reason) const { throw RunErr
 void Run::handle(Message& m) {
   for (Handler* h : processors_) h->process(m, *this);
   if (m.distribution != nullptr) {
-    if (!m.has_value) m.distribution->sample_into(rng_, m.value);
     if (need_log_p_) {
-      m.log_p = m.distribution->log_prob_at(m.value);
+      // Drawn: one virtual call draws and evaluates; supplied: the density is constructed
+      // in place in the message (no temporary Real copied).
+      if (!m.has_value)
+        m.distribution->sample_log_prob(rng_, m.value, m.log_p);
+      else
+        ::new (static_cast<void*>(&m.log_p)) Real(m.distribution->log_prob_at(m.value));
+    } else if (!m.has_value) {
+      m.distribution->sample_into(rng_, m.value);
+    }
+  }
+  finish_message(m);
+}
+
+void Run::finish_message(Message& m) {
+  if (m.distribution != nullptr) {
+    if (need_log_p_) {
       const double lp = m.log_p.value();
       if (std::isnan(lp)) fail(*m.address, fmt::format("{} log density is NaN at value {}", m.distribution->name(), m.value[0]));
       if (!m.has_value && lp == -kInf)
@@ -116,10 +149,15 @@ void Run::handle(Message& m) {
         if (!std::isfinite(m.log_p.d(i)) && std::isfinite(lp))
           fail(*m.address, fmt::format("{} gradient of log density with respect to theta[{}] is {}",
                                        m.distribution->name(), i, m.log_p.d(i)));
+      if (num_points_ > 0) evaluate_points(m);
     }
-    if (num_points_ > 0 && need_log_p_) evaluate_points(m);
     if (m.kind == Kind::observe) x_.insert(x_.end(), m.value, m.value + m.size);
   }
+  // The fused sinks (set_sinks): the bottom of the stack, joint first as in the miner's
+  // former {TraceHandler, LogJointHandler} stack.
+  if (accumulate_ && m.kind != Kind::output) joint_ += m.log_p;
+  if (record_ != nullptr && !record_->record(m)) [[unlikely]]
+    fail(*m.address, fmt::format("duplicate address '{}': every choice in a run needs its own address", m.address->str()));
   for (Handler* h : postprocessors_) h->postprocess(m, *this);
 }
 
@@ -127,35 +165,37 @@ void Run::evaluate_points(Message& m) {
   // log density of the same value under each lock-step point: the distribution's parameters
   // read their point-k values while lockstep_state.point = k.
   double lp[kMaxPoints];
-  for (int k = 0; k < num_points_; ++k) {
-    lockstep_state.point = k;
-    try {
-      m.distribution->check();
-      lp[k] = m.distribution->log_prob_at(m.value).at_point(k);
-      if (std::isnan(lp[k])) invalid_points_ |= 1u << k;
-    } catch (const Error&) {
-      invalid_points_ |= 1u << k;
-      lp[k] = -kInf;
-    }
-    lockstep_state.point = -1;
-  }
+  m.distribution->log_prob_points(m.value, num_points_, lp, invalid_points_);
   m.log_p.set_points(lp, num_points_);
 }
 
 void Run::dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size) {
   const RuntimeSection section;
   if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
-  try {
-    d.check();
-  } catch (const ParameterError& e) {
-    fail(a, e.what());
-  }
   Message m;
   m.kind = k;
   m.address = &a;
   m.distribution = &d;
   m.value = value;
   m.size = size;
+  if (processors_.empty() && need_log_p_) {
+    // No handler can supply the value (the gold miner's fused stack): check the
+    // parameters, draw and evaluate in one virtual call.
+    bool checked = false;
+    try {
+      d.check_sample_log_prob(rng_, value, m.log_p, checked);
+    } catch (const ParameterError& e) {
+      if (checked) throw;  // raised by the density, not by the parameter check
+      fail(a, e.what());
+    }
+    finish_message(m);
+    return;
+  }
+  try {
+    d.check();
+  } catch (const ParameterError& e) {
+    fail(a, e.what());
+  }
   handle(m);
 }
 

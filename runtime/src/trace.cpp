@@ -4,6 +4,28 @@
 
 namespace lode {
 
+namespace {
+class TraceParamSink final : public ParamSink {
+ public:
+  explicit TraceParamSink(Trace& t) : t_(t) {}
+  void add(const char* name, double value) override {
+    t_.params.push_back({name, static_cast<std::uint32_t>(t_.param_values.size()), 1});
+    t_.param_values.push_back(value);
+    ++count;
+  }
+  void add(const char* name, std::span<const double> values) override {
+    t_.params.push_back({name, static_cast<std::uint32_t>(t_.param_values.size()),
+                         static_cast<std::uint32_t>(values.size())});
+    t_.param_values.insert(t_.param_values.end(), values.begin(), values.end());
+    ++count;
+  }
+  std::uint32_t count = 0;
+
+ private:
+  Trace& t_;
+};
+}  // namespace
+
 // The address index: open addressing over slots holding (upper 32 bits of the hash) << 32 |
 // (choice index + 1); 0 marks an empty slot. Comparing the stored hash bits first avoids
 // touching the (large) choice array for most probes.
@@ -29,7 +51,7 @@ void Trace::clear() {
   names_.clear();
 }
 
-bool Trace::pattern_insert(const Address& a) {
+inline bool Trace::pattern_insert(const Address& a) {
   if (a.num_indices() > 1) return false;
   const std::string_view name = a.name();
   NameRun* run = nullptr;
@@ -123,6 +145,42 @@ std::size_t Trace::num_random() const noexcept {
   return static_cast<std::size_t>(std::count_if(choices.begin(), choices.end(), [](const Choice& c) {
     return c.kind == Kind::sample || c.kind == Kind::observe;
   }));
+}
+
+bool Trace::record(const Message& m) {
+  const auto value_begin = static_cast<std::uint32_t>(values.size());
+  if (m.size == 1)
+    values.push_back(m.value[0]);
+  else
+    values.insert(values.end(), m.value, m.value + m.size);
+  const double lp = m.kind == Kind::output ? 0.0 : m.log_p.value();
+  const double running = (choices.empty() ? 0.0 : choices.back().running) + lp;
+  // Built in place field by field (a value-initialized emplace_back() zeroes the record
+  // with `rep stos` first, which cost more than the rest of the recording).
+  Choice& c = choices.emplace_back(*m.address, m.kind, m.distribution ? m.distribution->name() : "", value_begin,
+                                   m.size, 0u, 0u, 0u, lp, running);
+  if (detailed) {
+    c.param_begin = static_cast<std::uint32_t>(params.size());
+    if (m.distribution) {
+      TraceParamSink sink(*this);
+      m.distribution->describe(sink);
+      c.param_count = sink.count;
+    }
+    c.grad_begin = static_cast<std::uint32_t>(grads.size());
+    const Real& g = m.kind == Kind::output ? m.out : m.log_p;
+    for (int i = 0; i < num_parameters; ++i) grads.push_back(g.d(i));
+  }
+  if (!insert_index(static_cast<std::uint32_t>(choices.size() - 1))) [[unlikely]] {
+    if (detailed) {
+      grads.resize(c.grad_begin);
+      param_values.resize(c.param_count ? params[c.param_begin].begin : param_values.size());
+      params.resize(c.param_begin);
+    }
+    choices.pop_back();
+    values.resize(value_begin);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace lode

@@ -86,6 +86,66 @@ TEST_CASE("invalid distribution parameters name model, event, address, parameter
   CHECK_THROWS_AS(sim(nan, 1, 1), UsageError);
 }
 
+TEST_CASE("the gold miner reports invalid parameters like the simulator", "[runtime]") {
+  // The miner's fused path checks, draws and evaluates in one call: same error.
+  const Model m = toy("bad_gold", [](Run& run) {
+    run.sample({"ok", 0}, Bernoulli(0.5));
+    run.sample({"hit", 2}, Normal(0.0, run.parameter(0) - 1.0));
+  });
+  GoldMiner miner(m);
+  const std::vector<double> th = {0.25};
+  try {
+    miner(th, 9, 12);
+    FAIL("no error");
+  } catch (const RunError& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("model 'bad_gold'") != std::string::npos);
+    CHECK(what.find("event 12") != std::string::npos);
+    CHECK(what.find("hit/2") != std::string::npos);
+    CHECK(what.find("sigma") != std::string::npos);
+    CHECK(what.find("-0.75") != std::string::npos);
+  }
+}
+
+TEST_CASE("the gold miner's fused stack equals the trace and log-joint handlers", "[runtime]") {
+  // Samples, observes, a factor, an output, discrete and continuous choices, two parameters.
+  const Model m = toy(
+      "mixed",
+      [](Run& run) {
+        const Real a = run.parameter(0), b = run.parameter(1);
+        const double z = run.sample("z", Normal(a, exp(b)));
+        const auto k = run.sample({"k", 0}, Poisson(a * a + 1.0));
+        const bool c = run.sample({"c", 1}, Bernoulli(sigmoid(b - a)));
+        run.factor("w", -0.5 * square(a - b));
+        run.observe({"y", 0, 1}, Normal(z + b, 0.5));
+        run.output("n", static_cast<double>(k) + (c ? 1.0 : 0.0));
+      },
+      2);
+  const std::vector<double> th = {0.3, -0.2};
+  GoldOptions opt;
+  opt.detailed = true;
+  GoldMiner miner(m, opt);
+  for (std::uint64_t e = 0; e < 20; ++e) {
+    const Gold& g = miner(th, 3, e);
+    Trace t;
+    TraceHandler rec(t, true);
+    LogJointHandler joint;
+    Handler* hs[] = {&rec, &joint};
+    Run run("mixed", th, 3, e, true, hs);
+    execute(m, run);
+    CHECK(same_trace(t, g.trace));
+    CHECK(joint.total().value() == g.log_p);
+    CHECK(joint.total().d(0) == g.score[0]);
+    CHECK(joint.total().d(1) == g.score[1]);
+    CHECK(run.x() == g.x);
+    CHECK(t.grads == g.trace.grads);
+    CHECK(t.param_values == g.trace.param_values);
+    REQUIRE(t.size() == g.trace.size());
+    for (std::size_t i = 0; i < t.size(); ++i) CHECK(t.choices[i].running == g.trace.choices[i].running);
+  }
+}
+
 TEST_CASE("replaying a trace reproduces it exactly", "[runtime]") {
   GoldOptions opt;
   opt.detailed = true;

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -57,8 +58,39 @@ class Distribution {
   virtual void sample_into(Rng& rng, double* out) const = 0;
   /// log density (or mass) at x[0 .. value_size()), with its θ-gradient; −∞ outside the support.
   virtual Real log_prob_at(const double* x) const = 0;
+  /// Draws one value into out[0 .. value_size()) and sets log_p to its log density: the
+  /// same as sample_into then log_prob_at, in one call (the runtime's path for a drawn
+  /// choice whose density is needed).
+  virtual void sample_log_prob(Rng& rng, double* out, Real& log_p) const {
+    sample_into(rng, out);
+    log_p = log_prob_at(out);
+  }
   /// Reports the parameters' names and values.
   virtual void describe(ParamSink& sink) const = 0;
+  /// check(), then sample_log_prob(), in one call; `checked` is set once check() passed (so
+  /// the caller can tell a parameter error from an error of the density).
+  virtual void check_sample_log_prob(Rng& rng, double* out, Real& log_p, bool& checked) const {
+    check();
+    checked = true;
+    sample_log_prob(rng, out, log_p);
+  }
+  /// Lock-step: lp[k] = log density of x at point k for k < m (check() and log_prob_at()
+  /// evaluated with the parameters read at point k); bit k of `invalid` is set where the
+  /// parameters are invalid (lp[k] = −∞) or the density is NaN.
+  virtual void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const {
+    for (int k = 0; k < m; ++k) {
+      lockstep_state.point = k;
+      try {
+        check();
+        lp[k] = log_prob_at(x).at_point(k);
+        if (std::isnan(lp[k])) invalid |= 1u << k;
+      } catch (const Error&) {
+        invalid |= 1u << k;
+        lp[k] = -kInf;
+      }
+      lockstep_state.point = -1;
+    }
+  }
 };
 
 /// CRTP base for distributions over one number. Value is bool, std::int64_t or double.
@@ -74,18 +106,59 @@ class ScalarDistribution : public Distribution {
   void sample_into(Rng& rng, double* out) const override { *out = static_cast<double>(self().sample(rng)); }
   Real log_prob_at(const double* x) const override {
     if constexpr (kDiscrete) {
+      // An integer of magnitude ≤ 9·10¹⁵ (NaN fails the first test); the round trip
+      // through int64 is exact there, and cheaper than std::floor without SSE4.1.
       const double v = *x;
-      if (!(std::floor(v) == v) || std::fabs(v) > 9.0e15) return Real(-kInf);
-      return self().log_prob(static_cast<std::int64_t>(v));
+      if (!(std::fabs(v) <= 9.0e15)) return Real(-kInf);
+      const auto k = static_cast<std::int64_t>(v);
+      if (!(static_cast<double>(k) == v)) return Real(-kInf);
+      return self().log_prob(k);
     } else {
       if (std::isnan(*x)) return Real(-kInf);
       return self().log_prob(*x);
     }
   }
+  void sample_log_prob(Rng& rng, double* out, Real& log_p) const override {
+    if constexpr (!kPlain) return Distribution::sample_log_prob(rng, out, log_p);
+    *out = static_cast<double>(self().sample(rng));
+    // Constructed in place (no temporary Real to copy); the same value as log_prob_at(out).
+    ::new (static_cast<void*>(&log_p)) Real(log_prob_at_value(*out));
+  }
   void describe(ParamSink& sink) const override { self().parameters(sink); }
+  // The same as the base class's, without the inner virtual calls.
+  void check_sample_log_prob(Rng& rng, double* out, Real& log_p, bool& checked) const override {
+    if constexpr (!kPlain) return Distribution::check_sample_log_prob(rng, out, log_p, checked);
+    self().check_parameters();
+    checked = true;
+    ScalarDistribution::sample_log_prob(rng, out, log_p);
+  }
+  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const override {
+    if constexpr (!kPlain) return Distribution::log_prob_points(x, m, lp, invalid);
+    for (int k = 0; k < m; ++k) {
+      lockstep_state.point = k;
+      try {
+        self().check_parameters();
+        lp[k] = ScalarDistribution::log_prob_at(x).at_point(k);
+        if (std::isnan(lp[k])) invalid |= 1u << k;
+      } catch (const Error&) {
+        invalid |= 1u << k;
+        lp[k] = -kInf;
+      }
+      lockstep_state.point = -1;
+    }
+  }
 
  private:
   const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+  // The fused paths above call check_parameters(), sample() and this class's log_prob_at()
+  // directly; a derived class that overrides check(), sample_into() or log_prob_at() itself
+  // gets the base class's versions (which go through its overrides).
+  static constexpr bool kPlain =
+      std::is_same_v<decltype(&Derived::check), decltype(&ScalarDistribution::check)> &&
+      std::is_same_v<decltype(&Derived::sample_into), decltype(&ScalarDistribution::sample_into)> &&
+      std::is_same_v<decltype(&Derived::log_prob_at), decltype(&ScalarDistribution::log_prob_at)>;
+  // log_prob_at without the virtual call (the compiler inlines it here).
+  Real log_prob_at_value(double v) const { return ScalarDistribution::log_prob_at(&v); }
 };
 
 /// Parameter checks: each throws ParameterError(distribution, parameter, value, requirement).

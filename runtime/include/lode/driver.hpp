@@ -79,8 +79,6 @@ class GoldMiner {
   const Model* model_;
   GoldOptions options_;
   Gold gold_;
-  TraceHandler trace_handler_;
-  LogJointHandler joint_;
   std::optional<Run> run_;
   std::unique_ptr<ReplayContext> replay_;
   std::uint64_t lockstep_used_ = 0;

@@ -23,7 +23,6 @@ class TraceHandler final : public Handler {
  private:
   Trace* trace_;
   bool detailed_;
-  double running_ = 0.0;
 };
 
 /// Accumulates the joint log density log p(x, z | θ) (with its gradient: the joint score).

@@ -25,6 +25,7 @@
 namespace lode {
 
 class Run;
+class Trace;
 
 /// What a message is about.
 enum class Kind : std::uint8_t { sample, observe, factor, output };
@@ -73,6 +74,15 @@ class Run {
   /// parameters carry their values there and every log density is evaluated there too
   /// (see real.hpp). Call after reset(); an empty list switches lock-step off.
   void set_points(std::span<const std::vector<double>> points);
+  /// The gold miner's fixed stack, fused into the run: with `trace`, every message is
+  /// recorded there (as a TraceHandler would: the trace's `detailed` flag is set from
+  /// `detailed`); with `joint`, log p(x,z|θ) with its gradient and its lock-step points is
+  /// accumulated in joint() (as a LogJointHandler would). Both act as the bottom of the
+  /// handler stack (their postprocessing comes before that of any installed handler),
+  /// without a virtual call per message. Call after reset() (which switches them off).
+  void set_sinks(Trace* trace, bool detailed, bool joint) noexcept;
+  /// The accumulated log p(x,z|θ) of set_sinks(…, joint = true).
+  const Real& joint() const noexcept { return joint_; }
   int num_points() const noexcept { return num_points_; }
   /// Bit k set: the run is not usable for point k (a parameter check or log density
   /// failed there); the gold miner replays such points.
@@ -141,6 +151,7 @@ class Run {
   }
   void dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size);
   void handle(Message& m);
+  void finish_message(Message& m);  // handle() after the value and its density are known
   void evaluate_points(Message& m);
 
   std::string model_;
@@ -148,6 +159,11 @@ class Run {
   std::uint64_t seed_, event_;
   bool derivatives_;
   bool need_log_p_ = false;
+  bool handlers_need_log_p_ = false;
+  Trace* record_ = nullptr;  // set_sinks
+  bool record_detailed_ = false;
+  bool accumulate_ = false;
+  Real joint_;
   std::span<Handler* const> handlers_;
   std::vector<Handler*> processors_, postprocessors_;  // those with the hook, in call order
   Rng rng_;

@@ -55,6 +55,10 @@ class Trace {
   /// Registers choices[index] in the address index; returns false when its address is
   /// already present (a duplicate).
   bool insert_index(std::uint32_t index);
+  /// Appends the record of message m (after its value and log density are known), with the
+  /// distribution's parameters and the per-choice gradient when `detailed` is set. Returns
+  /// false, leaving the trace as it was, when m's address is already in the trace.
+  bool record(const Message& m);
   /// Rebuilds the address index (after copying or editing `choices`).
   void reindex();
   /// Number of sample and observe records.

@@ -149,7 +149,7 @@ int demo(const DemoOptions& o) {
 
 void add_demo(Application& app) {
   auto o = std::make_shared<DemoOptions>();
-  app.add("demo", "The main job: trace a model, mine its gold and check the gold identities")
+  app.add("demo", "Trace a model, mine its gold and check the gold identities (the main job's first step)")
       .option("--model", o->model, "MODEL", "model (default galton)")
       .option("--theta0", o->theta0, "V[,V...]", "numerator point (default: the model's first reference point)")
       .option("--theta1", o->theta1, "V[,V...]", "denominator point, where events are drawn (default: second reference point)")

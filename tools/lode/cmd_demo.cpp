@@ -1,6 +1,6 @@
 // lode demo [MODEL] [--theta0 P] [--theta1 P] [-n N] [--seed S]
 //
-// The main job (scripts/run-main.sh): traces one event of a model (galton by default) with
+// Step 1 of the main job (scripts/run-main.sh): traces one event of a model (galton by default) with
 // its gold, then mines N events at θ1 with the joint score and the joint ratio
 // r(x,z|θ0,θ1) and shows that the gold is what it claims to be: E[t] = 0, E[r] = 1 (each
 // with its Monte-Carlo error), and — where the model has an exact likelihood — the mean of

@@ -147,3 +147,38 @@ TEST_CASE("automatic ratios try both paths, then keep one, with identical result
   CHECK(used >= 16);
   CHECK((used == 16 || used == 200 - 16));
 }
+
+namespace {
+// A distribution that overrides log_prob_at itself: the miner's fused lock-step path must
+// then go through its override (the base class's check_sample_log_prob_points).
+class ShiftedNormal final : public ScalarDistribution<ShiftedNormal, double> {
+ public:
+  static constexpr const char* kName = "ShiftedNormal";
+  explicit ShiftedNormal(Real mu) : mu_(std::move(mu)) {}
+  void check_parameters() const { check::finite(kName, "mu", mu_.value()); }
+  double sample(Rng& rng) const { return mu_.value() + rng.normal(); }
+  Real log_prob(double x) const { return -0.5 * square(x - mu_); }
+  Real log_prob_at(const double* x) const override { return log_prob(*x) - 0.25; }
+  void parameters(ParamSink& s) const { s.add("mu", mu_); }
+
+ private:
+  Real mu_;
+};
+}  // namespace
+
+TEST_CASE("lock-step goes through a distribution's own log_prob_at override", "[lockstep]") {
+  const Model m = make(
+      "override",
+      [](Run& run) {
+        const Real a = run.parameter(0);
+        const double z = run.sample("z", ShiftedNormal(a * 2.0));
+        run.observe("x", Normal(z + a, 1.0));
+      },
+      {{0.3}, {0.5}});
+  CHECK(compare(m, {0.3}, {{0.5}, {-0.2}}, 200) == 200 * 2);
+  // the override's shift is part of log p (once per run)
+  GoldMiner miner(m);
+  const Gold& g = miner(std::vector<double>{0.3}, 17, 0, std::vector<std::vector<double>>{{0.3}});
+  CHECK(g.log_p_at[0] == g.log_p);
+  CHECK(g.trace.choices[0].log_p == -0.5 * square(g.trace.values[0] - 0.6) - 0.25);
+}

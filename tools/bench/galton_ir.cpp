@@ -1,0 +1,70 @@
+// galton_ir — instructions per galton event on the gold miner's paths, counted by
+// valgrind's callgrind: a steadier measure than wall-clock on a loaded machine (it does not
+// see stalls or libm latency, only the work done). Built and run by galton_ir.sh.
+//
+//   galton_ir MODE N   mines N galton events at θ = −0.8, seed 1:
+//     MODE 0  score, trace recorded (galton_score)
+//     MODE 1  score + log r at 1 more point, lock-step (galton_ratios/points:1/lockstep:1)
+//     MODE 2  the same at 2 more points
+//     MODE 3  score without the trace (galton_score_no_trace)
+//     MODE 4  the hand-written plain-double galton of bench_runtime.cpp (galton_plain)
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "lode/driver.hpp"
+#include "lode/models/galton.hpp"
+
+namespace {
+// The same as plain_galton in bench_runtime.cpp.
+double plain_galton(double theta, std::uint64_t seed, std::uint64_t event) {
+  namespace m = lode::models;
+  lode::Rng rng(seed, event);
+  int pos = m::kGaltonStart;
+  double log_p = 0.0, score = 0.0;
+  for (int level = 0; level < m::kGaltonRows; ++level) {
+    const double f = std::sin(3.14159265358979323846 * level / (m::kGaltonRows - 1));
+    const double h = 2.0 * pos / (m::kGaltonNails - 1) - 1.0;
+    const double s = lode::sigmoid(10.0 * theta * h);
+    const double p = (1.0 - f) / 2.0 + f * s;
+    const double dp = f * s * (1.0 - s) * 10.0 * h;
+    const bool left = rng.uniform() < p;
+    if (left) {
+      log_p += std::log(p);
+      score += dp / p;
+    } else {
+      log_p += std::log1p(-p);
+      score -= dp / (1.0 - p);
+    }
+    pos += left ? -(level % 2) : (1 - level % 2);
+  }
+  return log_p + score + pos;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) return 2;
+  const int mode = std::atoi(argv[1]);
+  const long n = std::atol(argv[2]);
+  if (mode == 4) {
+    double s = 0;
+    for (long e = 0; e < n; ++e) s += plain_galton(-0.8, 1, static_cast<std::uint64_t>(e));
+    std::printf("%g\n", s);
+    return 0;
+  }
+  const lode::Model& g = lode::Registry::global().get("galton");
+  lode::GoldOptions opt;
+  if (mode == 3) opt.keep_trace = false;
+  opt.ratios = lode::GoldOptions::Ratios::lockstep;
+  lode::GoldMiner miner(g, opt);
+  const std::vector<double> th = {-0.8};
+  std::vector<std::vector<double>> at;
+  for (int k = 0; k < (mode == 3 ? 0 : mode); ++k) at.push_back({-0.6 + 0.05 * k});
+  double s = 0;
+  for (long e = 0; e < n; ++e) {
+    const lode::Gold& r = miner(th, 1, static_cast<std::uint64_t>(e), at);
+    s += r.score[0] + (at.empty() ? 0.0 : r.log_p_at[0]);
+  }
+  std::printf("%g\n", s);
+}

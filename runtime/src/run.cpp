@@ -138,7 +138,7 @@ void Run::handle(Message& m) {
   finish_message(m);
 }
 
-void Run::finish_message(Message& m, bool points_done) {
+void Run::finish_message(Message& m) {
   if (m.distribution != nullptr) {
     if (need_log_p_) {
       const double lp = m.log_p.value();
@@ -149,7 +149,7 @@ void Run::finish_message(Message& m, bool points_done) {
         if (!std::isfinite(m.log_p.d(i)) && std::isfinite(lp))
           fail(*m.address, fmt::format("{} gradient of log density with respect to theta[{}] is {}",
                                        m.distribution->name(), i, m.log_p.d(i)));
-      if (num_points_ > 0 && !points_done) evaluate_points(m);
+      if (num_points_ > 0) evaluate_points(m);
     }
     if (m.kind == Kind::observe) x_.insert(x_.end(), m.value, m.value + m.size);
   }
@@ -181,18 +181,14 @@ void Run::dispatch(Kind k, const Address& a, const Distribution& d, double* valu
   if (processors_.empty() && need_log_p_) {
     // No handler can supply the value (the gold miner's fused stack): check the
     // parameters, draw and evaluate in one virtual call.
-    // Under lock-step the same call evaluates the density at the extra points too.
     bool checked = false;
     try {
-      if (num_points_ > 0)
-        d.check_sample_log_prob_points(rng_, value, m.log_p, checked, num_points_, invalid_points_);
-      else
-        d.check_sample_log_prob(rng_, value, m.log_p, checked);
+      d.check_sample_log_prob(rng_, value, m.log_p, checked);
     } catch (const ParameterError& e) {
       if (checked) throw;  // raised by the density, not by the parameter check
       fail(a, e.what());
     }
-    finish_message(m, true);
+    finish_message(m);
     return;
   }
   try {

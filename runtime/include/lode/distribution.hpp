@@ -74,15 +74,6 @@ class Distribution {
     checked = true;
     sample_log_prob(rng, out, log_p);
   }
-  /// check_sample_log_prob(), then the lock-step points as log_prob_points() does, stored
-  /// in log_p's points (the gold miner's path for a drawn choice under lock-step, m ≥ 1).
-  virtual void check_sample_log_prob_points(Rng& rng, double* out, Real& log_p, bool& checked, int m,
-                                            std::uint32_t& invalid) const {
-    check_sample_log_prob(rng, out, log_p, checked);
-    double lp[kMaxPoints];
-    log_prob_points(out, m, lp, invalid);
-    log_p.set_points(lp, m);
-  }
   /// Lock-step: lp[k] = log density of x at point k for k < m (check() and log_prob_at()
   /// evaluated with the parameters read at point k); bit k of `invalid` is set where the
   /// parameters are invalid (lp[k] = −∞) or the density is NaN.
@@ -113,7 +104,20 @@ class ScalarDistribution : public Distribution {
   bool discrete() const noexcept override { return kDiscrete; }
   void check() const override { self().check_parameters(); }
   void sample_into(Rng& rng, double* out) const override { *out = static_cast<double>(self().sample(rng)); }
-  Real log_prob_at(const double* x) const override { return density(x); }
+  Real log_prob_at(const double* x) const override {
+    if constexpr (kDiscrete) {
+      // An integer of magnitude ≤ 9·10¹⁵ (NaN fails the first test); the round trip
+      // through int64 is exact there, and cheaper than std::floor without SSE4.1.
+      const double v = *x;
+      if (!(std::fabs(v) <= 9.0e15)) return Real(-kInf);
+      const auto k = static_cast<std::int64_t>(v);
+      if (!(static_cast<double>(k) == v)) return Real(-kInf);
+      return self().log_prob(k);
+    } else {
+      if (std::isnan(*x)) return Real(-kInf);
+      return self().log_prob(*x);
+    }
+  }
   void sample_log_prob(Rng& rng, double* out, Real& log_p) const override {
     if constexpr (!kPlain) return Distribution::sample_log_prob(rng, out, log_p);
     *out = static_cast<double>(self().sample(rng));
@@ -128,48 +132,13 @@ class ScalarDistribution : public Distribution {
     checked = true;
     ScalarDistribution::sample_log_prob(rng, out, log_p);
   }
-  void check_sample_log_prob_points(Rng& rng, double* out, Real& log_p, bool& checked, int m,
-                                    std::uint32_t& invalid) const override {
-    if constexpr (!kPlain) return Distribution::check_sample_log_prob_points(rng, out, log_p, checked, m, invalid);
-    self().check_parameters();
-    checked = true;
-    *out = static_cast<double>(self().sample(rng));
-    ::new (static_cast<void*>(&log_p)) Real(density(out));
-    double lp[kMaxPoints];
-    ScalarDistribution::points(out, m, lp, invalid);
-    log_p.set_points(lp, m);
-  }
   void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const override {
     if constexpr (!kPlain) return Distribution::log_prob_points(x, m, lp, invalid);
-    points(x, m, lp, invalid);
-  }
-
- private:
-  // log_prob_at's body, for the fused paths (no virtual call).
-  Real density(const double* x) const {
-    if constexpr (kDiscrete) {
-      // An integer of magnitude ≤ 9·10¹⁵ (NaN fails the first test); the round trip
-      // through int64 is exact there, and cheaper than std::floor without SSE4.1.
-      const double v = *x;
-      if (!(std::fabs(v) <= 9.0e15)) return Real(-kInf);
-      const auto k = static_cast<std::int64_t>(v);
-      if (!(static_cast<double>(k) == v)) return Real(-kInf);
-      return self().log_prob(k);
-    } else {
-      if (std::isnan(*x)) return Real(-kInf);
-      return self().log_prob(*x);
-    }
-  }
-  // log_prob_points without the virtual call.
-#if defined(__GNUC__)
-  [[gnu::always_inline]]
-#endif
-  inline void points(const double* x, int m, double* lp, std::uint32_t& invalid) const {
     for (int k = 0; k < m; ++k) {
       lockstep_state.point = k;
       try {
         self().check_parameters();
-        lp[k] = density(x).at_point(k);
+        lp[k] = ScalarDistribution::log_prob_at(x).at_point(k);
         if (std::isnan(lp[k])) invalid |= 1u << k;
       } catch (const Error&) {
         invalid |= 1u << k;
@@ -179,6 +148,7 @@ class ScalarDistribution : public Distribution {
     }
   }
 
+ private:
   const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
   // The fused paths above call check_parameters(), sample() and this class's log_prob_at()
   // directly; a derived class that overrides check(), sample_into() or log_prob_at() itself
@@ -188,7 +158,7 @@ class ScalarDistribution : public Distribution {
       std::is_same_v<decltype(&Derived::sample_into), decltype(&ScalarDistribution::sample_into)> &&
       std::is_same_v<decltype(&Derived::log_prob_at), decltype(&ScalarDistribution::log_prob_at)>;
   // log_prob_at without the virtual call (the compiler inlines it here).
-  Real log_prob_at_value(double v) const { return density(&v); }
+  Real log_prob_at_value(double v) const { return ScalarDistribution::log_prob_at(&v); }
 };
 
 /// Parameter checks: each throws ParameterError(distribution, parameter, value, requirement).

@@ -73,7 +73,7 @@ class Real {
   }
   /// Adds lock-step values at m extra points (used by the runtime for parameters).
   void set_points(const double* values, int m) noexcept {
-    set_m_whole(m);
+    set_m(m);
     for (int k = 0; k < m; ++k) w_[k] = values[k];
   }
 
@@ -176,17 +176,6 @@ class Real {
   }
 
   Real& operator+=(const Real& b) noexcept {
-    if (nm_ == b.nm_ && nm_ != 0) {
-      // Same gradient size and points (the runtime's log-joint accumulation after the
-      // first choice): entry by entry, the same values as the general paths below.
-      v_ += b.v_;
-      if (n() == 1)
-        d_[0] += b.d_[0];
-      else
-        for (int i = 0; i < n(); ++i) d_[i] += b.d_[i];
-      for (int k = 0; k < m(); ++k) w_[k] += b.w_[k];
-      return *this;
-    }
     if ((m() | b.m()) != 0) [[unlikely]] {
       // In place (the runtime's log-joint accumulation under lock-step): the same values
       // as binary(*this, b, plus, one, one), without a temporary Real.
@@ -309,18 +298,6 @@ class Real {
   constexpr void set_n(int n) noexcept { nm_ = (nm_ & 0xffffffff00000000ULL) | static_cast<std::uint32_t>(n); }
   constexpr void set_m(int m) noexcept {
     nm_ = (nm_ & 0xffffffffULL) | (static_cast<std::uint64_t>(static_cast<std::uint32_t>(m)) << 32);
-  }
-  // set_m for a Real in memory that is loaded again soon (set_points): the compiler narrows
-  // `nm_ = (nm_ & low) | high` to a 32-bit store of the changed half, and the next 64-bit
-  // load of the word then cannot be forwarded from the store buffer (perf: ~30 % of
-  // Run::finish_message under lock-step). The empty asm hides which half changed, so the
-  // word is stored whole.
-  void set_m_whole(int m) noexcept {
-    std::uint64_t x = (nm_ & 0xffffffffULL) | (static_cast<std::uint64_t>(static_cast<std::uint32_t>(m)) << 32);
-#if defined(__GNUC__)
-    asm("" : "+r"(x));
-#endif
-    nm_ = x;
   }
 
   double v_;

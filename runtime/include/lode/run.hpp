@@ -151,9 +151,7 @@ class Run {
   }
   void dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size);
   void handle(Message& m);
-  // handle() after the value and its density are known; with points_done, the density's
-  // lock-step points are already in m.log_p.
-  void finish_message(Message& m, bool points_done = false);
+  void finish_message(Message& m);  // handle() after the value and its density are known
   void evaluate_points(Message& m);
 
   std::string model_;

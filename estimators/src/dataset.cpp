@@ -1,7 +1,10 @@
 // Reading a mined dataset directory into a Dataset. Torch-free.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <string_view>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -50,6 +53,39 @@ Dataset load_dataset(const std::string& dir) {
   }
   if (d.x.empty()) throw EstimatorError(fmt::format("dataset '{}': no x.npy (or it has no rows)", dir));
   return d;
+}
+
+std::size_t drop_invalid_rows(Dataset& d, Method method) {
+  Matrix* all[] = {&d.x, &d.theta0, &d.theta1, &d.y, &d.r_xz, &d.t_xz0, &d.t_xz1, &d.theta, &d.t_xz};
+  const char* names[] = {"x", "theta0", "theta1", "y", "r_xz", "t_xz0", "t_xz1", "theta", "t_xz"};
+  const std::vector<std::string> needed = required_columns(method);
+  const std::size_t rows = d.x.rows;
+  std::vector<char> bad(rows, 0);
+  for (std::size_t c = 0; c < std::size(all); ++c) {
+    const Matrix& m = *all[c];
+    if (m.empty() || std::find(needed.begin(), needed.end(), names[c]) == needed.end()) continue;
+    if (m.rows != rows)
+      throw EstimatorError(fmt::format("{}: {} has {} rows but x has {}", d.source, names[c], m.rows, rows));
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t k = 0; k < m.cols; ++k) {
+        const double v = m(r, k);
+        if (!std::isfinite(v) || (std::string_view(names[c]) == "r_xz" && !(v > 0))) bad[r] = 1;
+      }
+  }
+  const std::size_t dropped = static_cast<std::size_t>(std::count(bad.begin(), bad.end(), 1));
+  if (dropped == 0) return 0;
+  for (Matrix* m : all) {
+    if (m->empty()) continue;
+    if (m->rows != rows) continue;  // a column of another length is reported by training
+    std::vector<double> kept;
+    kept.reserve((rows - dropped) * m->cols);
+    for (std::size_t r = 0; r < rows; ++r)
+      if (!bad[r]) kept.insert(kept.end(), m->data.begin() + static_cast<std::ptrdiff_t>(r * m->cols),
+                               m->data.begin() + static_cast<std::ptrdiff_t>((r + 1) * m->cols));
+    m->data = std::move(kept);
+    m->rows = rows - dropped;
+  }
+  return dropped;
 }
 
 }  // namespace lode::estimators

@@ -359,7 +359,7 @@ void check_data(const Dataset& d, Method m, std::size_t& n_theta) {
           std::string why;
           if (name == "r_xz" || name.starts_with("t_xz"))
             why = " (lode mine writes r_xz = 0 or inf and NaN scores for rows whose replay at the other point was "
-                  "impossible; they are counted in meta.json: drop those rows)";
+                  "impossible; they are counted in meta.json: drop those rows, e.g. lode train --drop-invalid)";
           throw EstimatorError(fmt::format("{}: {} row {} column {} is {}; {} needs finite values{}", where(d), name, r,
                                            k, v, M, why));
         }

@@ -388,3 +388,22 @@ TEST_CASE("two parameters: forward-mode score equals autograd, per component", "
     for (std::size_t i = 0; i < x.rows; ++i) CHECK(t(i, k) == Approx((lu[i] - ld[i]) / (2 * h)).margin(2e-3));
   }
 }
+
+TEST_CASE("drop_invalid_rows removes exactly the rows a method cannot train on", "[estimators][errors]") {
+  est::Dataset d = gaussian_data(10, -1, 1, 0.5, 1);
+  d.r_xz.data[2] = std::numeric_limits<double>::infinity();  // impossible replay: needed by ALICE, not by CARL
+  d.r_xz.data[5] = 0.0;
+  d.t_xz0.data[7] = std::nan("");                             // needed by ALICES only
+  const double x8 = d.x.data[8];
+  est::Dataset carl = d;
+  CHECK(est::drop_invalid_rows(carl, est::Method::carl) == 0);
+  est::Dataset alice = d;
+  CHECK(est::drop_invalid_rows(alice, est::Method::alice) == 2);
+  CHECK(alice.x.rows == 8);
+  CHECK(alice.t_xz0.rows == 8);  // other columns stay aligned
+  est::Dataset alices = d;
+  CHECK(est::drop_invalid_rows(alices, est::Method::alices) == 3);
+  REQUIRE(alices.x.rows == 7);
+  CHECK(alices.x.data[5] == x8);  // rows 0 1 3 4 6 8 9 remain, in order
+  CHECK_NOTHROW(est::Estimator::train(alices, quick(est::Method::alices, 1)));
+}

@@ -115,6 +115,16 @@ TEST_CASE("lode train / evaluate: bad input", "[cli][estimators][errors]") {
     a.data[7] = std::nan("");
     lode::npy::write(p, a.rows(), a.cols(), a.data);
     check_fails({"train", "alices", "--data", d, "--out", out}, "t_xz0 row 7 column 0 is nan");
+    // --drop-invalid trains on the other 1999 rows and says so.
+    const std::string kept = scratch("kept");
+    const Result r = run_lode({"train", "alices", "--data", d, "--out", kept, "--epochs", "1", "--drop-invalid"});
+    require_ok(r);
+    CHECK(r.err.find("dropped 1 of 2000 rows") != std::string::npos);
+    CHECK(r.err.find("1999 rows (") != std::string::npos);
+    // CARL does not need t_xz0: nothing is dropped.
+    const Result c = run_lode({"train", "carl", "--data", d, "--out", scratch("carl"), "--epochs", "1", "--drop-invalid"});
+    require_ok(c);
+    CHECK(c.err.find("dropped 0 of 2000 rows") != std::string::npos);
   }
   check_fails({"train", "nde", "--data", galton_data(), "--out", out}, "unknown estimator method 'nde'");
   check_fails({"train", "carl", "--data", scratch("nowhere"), "--out", out}, "no such directory");

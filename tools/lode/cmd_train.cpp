@@ -22,7 +22,7 @@ namespace est = lode::estimators;
 struct TrainOptions {
   std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
       patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins;
-  bool quiet = false;
+  bool quiet = false, drop_invalid = false;
 };
 
 int parse_int(std::string_view option, const std::string& text, int min) {
@@ -83,7 +83,13 @@ est::Settings settings_from(const TrainOptions& o) {
 int train(const TrainOptions& o) {
   const est::Settings s = settings_from(o);
   if (o.out.empty()) throw UsageError("--out: empty directory name");
-  const est::Dataset data = est::load_dataset(o.data);
+  est::Dataset data = est::load_dataset(o.data);
+  if (o.drop_invalid) {
+    const std::size_t rows = data.x.rows, dropped = est::drop_invalid_rows(data, s.method);
+    fmt::print(stderr, "lode train {}: --drop-invalid: dropped {} of {} rows (non-finite values or r_xz <= 0)\n",
+               o.method, dropped, rows);
+    if (data.x.rows == 0) throw UsageError(fmt::format("--drop-invalid: no row of '{}' is left", o.data));
+  }
   const bool tty = ::isatty(2) != 0;
   int member = 0;
   const auto progress = [&](const est::Progress& p) {
@@ -155,6 +161,9 @@ void add_train(Application& app) {
       .option("--model", o->model, "MODEL", "sallino: the simulator for its histograms (default: the dataset's model)")
       .option("--sallino-events", o->sallino_events, "M", "sallino: simulated events per parameter point (default: 10000)")
       .option("--sallino-bins", o->sallino_bins, "K", "sallino: histogram bins (default: 20)")
+      .flag("--drop-invalid", o->drop_invalid,
+            "Drop rows with a non-finite value in a needed column or r_xz <= 0 (rows whose replay at the other "
+            "point was impossible), and say how many; without it such rows are an error")
       .flag("-q,--quiet", o->quiet, "No progress lines")
       .footer(
           "\nExamples:\n"

@@ -73,6 +73,12 @@ Dataset load_dataset(const std::string& dir);
 
 enum class Method { carl, rolr, rascal, cascal, alice, alices, sally, sallino };
 
+/// Removes the rows that `method` cannot train on: a non-finite value in a column it needs,
+/// or r_xz ≤ 0 (lode mine writes r_xz = 0 or inf and NaN scores for events whose replay at
+/// the other point was impossible). Returns the number of rows removed. Columns the method
+/// does not need are filtered alike, so rows stay aligned.
+std::size_t drop_invalid_rows(Dataset& data, Method method);
+
 /// "carl", "rolr", ... ; parse_method throws EstimatorError listing the known names.
 std::string to_string(Method m);
 Method parse_method(const std::string& name);

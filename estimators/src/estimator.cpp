@@ -490,11 +490,17 @@ Estimator Estimator::train(const Dataset& data, const Settings& settings,
     if (t1_needed && data.t_xz1.empty())
       throw EstimatorError(fmt::format("{}: θ1 varies (a doubly-parameterized {}), so t_xz1 is needed too", where(data),
                                        to_string(m)));
-    if (t1_needed) TX1 = to_tensor(data.t_xz1);
-    if (t1_needed) check_data(data, m, n_theta);  // (t_xz1 checked for NaN below)
-    if (t1_needed)
-      for (double v : data.t_xz1.data)
-        if (!std::isfinite(v)) throw EstimatorError(fmt::format("{}: t_xz1 has a non-finite value {}", where(data), v));
+    if (t1_needed) {
+      const Matrix& t1 = data.t_xz1;
+      if (t1.rows != N || t1.cols != n_theta)
+        throw EstimatorError(fmt::format("{}: t_xz1 is {}×{}, it must be {}×{} like t_xz0", where(data), t1.rows, t1.cols,
+                                         N, n_theta));
+      for (std::size_t i = 0; i < t1.data.size(); ++i)
+        if (!std::isfinite(t1.data[i]))
+          throw EstimatorError(fmt::format("{}: t_xz1 row {} column {} is {}; {} needs finite values", where(data),
+                                           i / t1.cols, i % t1.cols, t1.data[i], to_string(m)));
+      TX1 = to_tensor(t1);
+    }
   } else {
     TX0 = to_tensor(data.t_xz);
   }

@@ -262,6 +262,15 @@ TEST_CASE("ratio estimators: r(x|θ,θ) = 1 and antisymmetry, exactly", "[estima
     CHECK(aa[i] == 0.0);
   }
   CHECK_THROWS_WITH(e.log_ratio(x, a), Catch::Contains("doubly parameterized"));
+  // The doubly-parameterized score term needs t_xz1: present, the right shape, finite.
+  est::Dataset bad = d;
+  bad.t_xz1.data[4] = std::nan("");
+  CHECK_THROWS_WITH(est::Estimator::train(bad, quick(est::Method::alices, 1)), Catch::Contains("t_xz1 row 4 column 0 is nan"));
+  bad = d;
+  bad.t_xz1 = Matrix(3, 1);
+  CHECK_THROWS_WITH(est::Estimator::train(bad, quick(est::Method::alices, 1)), Catch::Contains("t_xz1 is 3×1"));
+  bad.t_xz1 = Matrix();
+  CHECK_THROWS_WITH(est::Estimator::train(bad, quick(est::Method::alices, 1)), Catch::Contains("t_xz1 is needed"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -143,6 +143,9 @@ TEST_CASE("lode train / evaluate: bad input", "[cli][estimators][errors]") {
   require_ok(run_lode({"evaluate", "--model", sally, "--x", xs, "--out", scratch("t.npy")}));
   check_fails({"evaluate", "--model", galton_data(), "--x", xs, "--theta0", "-0.8", "--out", scratch("o.npy")},
               "not an estimator directory");
+  lode::npy::write(xs, 2, 1, std::vector<double>{14, std::nan("")});
+  check_fails({"evaluate", "--exact", "galton", "--x", xs, "--theta0", "-0.8", "--out", scratch("o.npy")},
+              "row 1 column 0 is nan");
   lode::npy::write(xs, 2, 2, std::vector<double>{14, 15, 1, 2});
   check_fails({"evaluate", "--model", sally, "--x", xs, "--out", scratch("o.npy")}, "2 columns");
 }

@@ -4,6 +4,7 @@
 // (shape (N, 1), also SALLINO's), the score t̂ (N, n_θ) for SALLY or with --score.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <memory>
 
 #include "command.hpp"
@@ -22,6 +23,8 @@ struct EvaluateOptions {
   bool score = false;
 };
 
+// Reads observations for evaluation: (rows,) or (rows, cols), finite values. Errors name
+// the option, the file, and the row and column of a bad value.
 est::Matrix read_matrix(const std::string& option, const std::string& path) {
   npy::Array a;
   try {
@@ -29,10 +32,17 @@ est::Matrix read_matrix(const std::string& option, const std::string& path) {
   } catch (const npy::NpyError& e) {
     throw UsageError(fmt::format("{}: {}", option, e.what()));
   }
+  if (a.shape.empty() || a.shape.size() > 2)
+    throw UsageError(fmt::format("{} '{}': an array of {} dimensions; expected (rows, dim x) or (rows,)", option, path,
+                                 a.shape.size()));
   est::Matrix m;
   m.rows = a.rows();
   m.cols = a.cols();
   m.data = std::move(a.data);
+  for (std::size_t i = 0; i < m.data.size(); ++i)
+    if (!std::isfinite(m.data[i]))
+      throw UsageError(fmt::format("{} '{}': row {} column {} is {} (values must be finite)", option, path, i / m.cols,
+                                   i % m.cols, m.data[i]));
   return m;
 }
 

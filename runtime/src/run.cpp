@@ -27,8 +27,11 @@ Run::Run(std::string_view model, std::span<const double> theta, std::uint64_t se
   reset(theta, seed, event, derivatives, handlers);
 }
 
+Run::~Run() { drop_pending(); }
+
 void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t event, bool derivatives,
                 std::span<Handler* const> handlers) {
+  drop_pending();
   if (derivatives && theta.size() > static_cast<std::size_t>(kMaxParameters))
     throw RunError(fmt::format("model '{}'", model_), "",
                    fmt::format("{} parameters; lode differentiates at most {}", theta.size(), kMaxParameters));
@@ -57,6 +60,7 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
   fiber_caller = nullptr;
   num_points_ = 0;
   invalid_points_ = 0;
+  update_inline();
 }
 
 void Run::set_points(std::span<const std::vector<double>> points) {
@@ -65,6 +69,7 @@ void Run::set_points(std::span<const std::vector<double>> points) {
   points_.assign(theta_.size() * kMaxPoints, 0.0);
   for (int k = 0; k < num_points_; ++k)
     for (std::size_t i = 0; i < theta_.size(); ++i) points_[i * kMaxPoints + static_cast<std::size_t>(k)] = points[static_cast<std::size_t>(k)][i];
+  update_inline();
 }
 
 void Run::set_sinks(Trace* trace, bool detailed, bool joint) noexcept {
@@ -72,9 +77,11 @@ void Run::set_sinks(Trace* trace, bool detailed, bool joint) noexcept {
   record_detailed_ = detailed;
   accumulate_ = joint;
   need_log_p_ = handlers_need_log_p_ || trace != nullptr || joint;
+  update_inline();
 }
 
 void Run::start() {
+  drop_pending();
   if (record_) {
     record_->clear();
     record_->num_parameters = num_parameters();
@@ -87,6 +94,7 @@ void Run::start() {
 }
 
 void Run::finish() {
+  flush_pending();
   lockstep_state.tracking = false;
   for (Handler* h : handlers_) h->end(*this);
 }
@@ -121,6 +129,22 @@ std::string Run::where() const { return fmt::format("model '{}', seed {}, event 
 
 void Run::fail(const Address& a, const std::string& reason) const { throw RunError(where(), a.str(), reason); }
 
+void Run::fail_steps(const Address& a) const { fail(a, fmt::format("step budget of {} choices exceeded", max_steps_)); }
+
+void Run::fail_duplicate(const Address& a) const {
+  fail(a, fmt::format("duplicate address '{}': every choice in a run needs its own address", a.str()));
+}
+
+void Run::fail_density(const Address& a, const Distribution& d, double value, const Real& lp, bool supplied) const {
+  const double v = lp.value();
+  if (std::isnan(v)) fail(a, fmt::format("{} log density is NaN at value {}", d.name(), value));
+  if (!supplied && v == -kInf) fail(a, fmt::format("{} drew value {} which has zero density", d.name(), value));
+  for (int i = 0; i < lp.size(); ++i)
+    if (!std::isfinite(lp.d(i)))
+      fail(a, fmt::format("{} gradient of log density with respect to theta[{}] is {}", d.name(), i, lp.d(i)));
+  fail(a, fmt::format("{} log density {} refused", d.name(), v));  // not reached
+}
+
 void Run::handle(Message& m) {
   for (Handler* h : processors_) h->process(m, *this);
   if (m.distribution != nullptr) {
@@ -141,14 +165,8 @@ void Run::handle(Message& m) {
 void Run::finish_message(Message& m) {
   if (m.distribution != nullptr) {
     if (need_log_p_) {
-      const double lp = m.log_p.value();
-      if (std::isnan(lp)) fail(*m.address, fmt::format("{} log density is NaN at value {}", m.distribution->name(), m.value[0]));
-      if (!m.has_value && lp == -kInf)
-        fail(*m.address, fmt::format("{} drew value {} which has zero density", m.distribution->name(), m.value[0]));
-      for (int i = 0; i < m.log_p.size(); ++i)
-        if (!std::isfinite(m.log_p.d(i)) && std::isfinite(lp))
-          fail(*m.address, fmt::format("{} gradient of log density with respect to theta[{}] is {}",
-                                       m.distribution->name(), i, m.log_p.d(i)));
+      if (!density_ok(m.log_p, m.has_value)) [[unlikely]]
+        fail_density(*m.address, *m.distribution, m.value[0], m.log_p, m.has_value);
       if (num_points_ > 0) evaluate_points(m);
     }
     if (m.kind == Kind::observe) x_.insert(x_.end(), m.value, m.value + m.size);
@@ -157,7 +175,7 @@ void Run::finish_message(Message& m) {
   // former {TraceHandler, LogJointHandler} stack.
   if (accumulate_ && m.kind != Kind::output) joint_ += m.log_p;
   if (record_ != nullptr && !record_->record(m)) [[unlikely]]
-    fail(*m.address, fmt::format("duplicate address '{}': every choice in a run needs its own address", m.address->str()));
+    fail_duplicate(*m.address);
   for (Handler* h : postprocessors_) h->postprocess(m, *this);
 }
 
@@ -170,8 +188,10 @@ void Run::evaluate_points(Message& m) {
 }
 
 void Run::dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size) {
+  flush_pending();
   const RuntimeSection section;
-  if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
+  if (++steps_ > max_steps_) [[unlikely]]
+    fail_steps(a);
   Message m;
   m.kind = k;
   m.address = &a;
@@ -200,8 +220,10 @@ void Run::dispatch(Kind k, const Address& a, const Distribution& d, double* valu
 }
 
 void Run::factor(const Address& a, const Real& log_weight) {
+  flush_pending();
   const RuntimeSection section;
-  if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
+  if (++steps_ > max_steps_) [[unlikely]]
+    fail_steps(a);
   if (std::isnan(log_weight.value()) || log_weight.value() == kInf)
     fail(a, fmt::format("factor log-weight is {}", log_weight.value()));
   for (int k = 0; k < num_points_; ++k)
@@ -218,8 +240,10 @@ void Run::factor(const Address& a, const Real& log_weight) {
 }
 
 void Run::output(const Address& a, const Real& value) {
+  flush_pending();
   const RuntimeSection section;
-  if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
+  if (++steps_ > max_steps_) [[unlikely]]
+    fail_steps(a);
   double v = value.value();
   if (derivatives_ && gold_problem_.empty() && !value.is_constant()) {
     int i = 0;
@@ -234,6 +258,11 @@ void Run::output(const Address& a, const Real& value) {
   for (int k = 0; k < num_points_; ++k)
     if (!(value.at_point(k) == v)) lockstep_state.diverged |= 1u << k;
   x_.push_back(v);
+  if (inline_) {  // what handle() does for an output when choose_inline() applies
+    if (record_ != nullptr && !record_->record_scalar(a, Kind::output, "", v, 0.0)) [[unlikely]]
+      fail_duplicate(a);
+    return;
+  }
   Message m;
   m.kind = Kind::output;
   m.address = &a;
@@ -245,8 +274,10 @@ void Run::output(const Address& a, const Real& value) {
 }
 
 void Run::output(const Address& a, std::span<const double> values) {
+  flush_pending();
   const RuntimeSection section;
-  if (++steps_ > max_steps_) fail(a, fmt::format("step budget of {} choices exceeded", max_steps_));
+  if (++steps_ > max_steps_) [[unlikely]]
+    fail_steps(a);
   std::vector<double> buf(values.begin(), values.end());
   x_.insert(x_.end(), values.begin(), values.end());
   Message m;

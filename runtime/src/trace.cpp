@@ -49,19 +49,25 @@ void Trace::clear() {
   indexed_ = 0;
   hashing_ = false;
   names_.clear();
+  last_name_ = 0;
 }
 
 inline bool Trace::pattern_insert(const Address& a) {
   if (a.num_indices() > 1) return false;
   const std::string_view name = a.name();
   NameRun* run = nullptr;
-  for (NameRun& r : names_)
-    if (r.ptr == name.data() || (r.len == name.size() && std::string_view(r.ptr, r.len) == name)) {
+  for (std::size_t i = 0; i < names_.size(); ++i) {
+    NameRun& r = names_[i];
+    if ((r.ptr == name.data() && r.len == name.size()) ||
+        (r.len == name.size() && std::string_view(r.ptr, r.len) == name)) {
       run = &r;
+      last_name_ = i;
       break;
     }
+  }
   if (run == nullptr) {
     if (names_.size() >= kMaxNameRuns) return false;
+    last_name_ = names_.size();
     names_.push_back({name.data(), static_cast<std::uint32_t>(name.size()), a.num_indices() ? a.index(0) : 0,
                       a.num_indices() == 0});
     return true;
@@ -113,7 +119,7 @@ bool Trace::hash_insert(std::uint32_t index) {
   }
 }
 
-bool Trace::insert_index(std::uint32_t index) {
+bool Trace::insert_index_general(std::uint32_t index) {
   if (!hashing_) {
     if (pattern_insert(choices[index].address)) return true;
     hashing_ = true;
@@ -138,6 +144,7 @@ void Trace::reindex() {
   indexed_ = 0;
   hashing_ = true;
   names_.clear();
+  last_name_ = 0;
   index_upto(choices.size());
 }
 

@@ -120,11 +120,29 @@ class ScalarDistribution : public Distribution {
   }
   void sample_log_prob(Rng& rng, double* out, Real& log_p) const override {
     if constexpr (!kPlain) return Distribution::sample_log_prob(rng, out, log_p);
-    *out = static_cast<double>(self().sample(rng));
+    const Value v = self().sample(rng);
+    *out = static_cast<double>(v);
     // Constructed in place (no temporary Real to copy); the same value as log_prob_at(out).
-    ::new (static_cast<void*>(&log_p)) Real(log_prob_at_value(*out));
+    ::new (static_cast<void*>(&log_p)) Real(log_prob_drawn(v));
   }
   void describe(ParamSink& sink) const override { self().parameters(sink); }
+  /// Whether the runtime may evaluate the density of a drawn value a little later, from a
+  /// copy of this object (see Run): a distribution sets it when every parameter is held by
+  /// value. One that refers to memory of the caller's (like Categorical::view) must not.
+  static constexpr bool kDeferrable = false;
+  /// Whether the runtime may check, draw and evaluate this distribution inline (no virtual
+  /// call): true unless the derived class overrides check(), sample_into() or log_prob_at().
+  static constexpr bool fusable() noexcept { return kPlain; }
+  /// log_prob_at() of a value this distribution has just drawn, without the virtual call
+  /// (for the runtime's inline path): a drawn count is an integer, so it is not checked.
+  Real log_prob_drawn(Value v) const {
+    if constexpr (kDiscrete) {
+      return self().log_prob(static_cast<std::int64_t>(v));
+    } else {
+      if (std::isnan(v)) return Real(-kInf);
+      return self().log_prob(v);
+    }
+  }
   // The same as the base class's, without the inner virtual calls.
   void check_sample_log_prob(Rng& rng, double* out, Real& log_p, bool& checked) const override {
     if constexpr (!kPlain) return Distribution::check_sample_log_prob(rng, out, log_p, checked);
@@ -157,8 +175,6 @@ class ScalarDistribution : public Distribution {
       std::is_same_v<decltype(&Derived::check), decltype(&ScalarDistribution::check)> &&
       std::is_same_v<decltype(&Derived::sample_into), decltype(&ScalarDistribution::sample_into)> &&
       std::is_same_v<decltype(&Derived::log_prob_at), decltype(&ScalarDistribution::log_prob_at)>;
-  // log_prob_at without the virtual call (the compiler inlines it here).
-  Real log_prob_at_value(double v) const { return ScalarDistribution::log_prob_at(&v); }
 };
 
 /// Parameter checks: each throws ParameterError(distribution, parameter, value, requirement).

@@ -187,6 +187,10 @@ class Real {
       return *this;
     }
     v_ += b.v_;
+    if (nm_ == 1 && b.nm_ == 1) {  // one parameter, no points: the log-joint accumulation
+      d_[0] += b.d_[0];
+      return *this;
+    }
     add_scaled_gradient(b, 1.0);
     return *this;
   }

@@ -11,7 +11,9 @@
 // what happens to each choice is decided by the stack of Handlers the driver installs.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -20,29 +22,13 @@
 #include "lode/address.hpp"
 #include "lode/distribution.hpp"
 #include "lode/real.hpp"
+#include "lode/message.hpp"
 #include "lode/rng.hpp"
+#include "lode/trace.hpp"
 
 namespace lode {
 
 class Run;
-class Trace;
-
-/// What a message is about.
-enum class Kind : std::uint8_t { sample, observe, factor, output };
-const char* to_string(Kind k) noexcept;
-
-/// One random choice (or factor, or output) travelling through the handler stack.
-struct Message {
-  Kind kind = Kind::sample;
-  const Address* address = nullptr;
-  const Distribution* distribution = nullptr;  ///< null for factor and output
-  double* value = nullptr;                     ///< `size` doubles
-  std::uint32_t size = 1;
-  bool has_value = false;   ///< a handler supplied the value (replay, condition, force)
-  bool conditioned = false; ///< the value is data (observe under a Condition handler)
-  Real log_p;               ///< log density of the value; the weight for a factor
-  Real out;                 ///< for an output: the value with its θ-gradient
-};
 
 /// A small composable effect handler (Pyro's "messenger"). The driver installs a stack;
 /// process() runs top-down before the value is drawn, postprocess() bottom-up after the
@@ -67,6 +53,9 @@ class Run {
   /// parameter() returns Reals carrying ∂/∂θ and every log density carries its gradient.
   Run(std::string_view model, std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
       bool derivatives, std::span<Handler* const> handlers);
+  ~Run();
+  Run(const Run&) = default;
+  Run& operator=(const Run&) = default;
   /// Prepares the same Run object for another execution (reuses its buffers).
   void reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t event, bool derivatives,
              std::span<Handler* const> handlers);
@@ -139,6 +128,10 @@ class Run {
   template <class D>
   typename D::value_type choose(Kind k, const Address& a, const D& d) {
     using V = typename D::value_type;
+    if constexpr (requires { requires D::fusable(); }) {
+      if (inline_) [[likely]]
+        return choose_inline(k, a, d);
+    }
     if constexpr (std::is_same_v<V, std::vector<double>>) {
       V v(d.value_size());
       dispatch(k, a, d, v.data(), static_cast<std::uint32_t>(v.size()));
@@ -148,6 +141,114 @@ class Run {
       dispatch(k, a, d, &v, 1);
       return static_cast<V>(v);
     }
+  }
+  // The inline path, taken when no handler is installed, there are no lock-step points and
+  // any trace is not detailed (the gold miner's and the simulator's runs): the same checks,
+  // values, densities, records and errors as dispatch(), with the distribution's type known
+  // at compile time, so nothing is called through a virtual function and no Message is built.
+  //
+  // The density of a drawn value is evaluated, checked, accumulated and recorded one step
+  // late: when the runtime is next entered (the next choice, factor or output, or the end
+  // of the run), before anything else happens there. Nothing between the two can see the
+  // difference (no handler is installed; joint() and the trace are read after the run),
+  // and the results, their order and the errors are those of immediate evaluation. The
+  // gain: that work, which does not depend on the next choice's parameters, then executes
+  // while the model is still computing those (for galton, in the shadow of exp and a
+  // division), instead of between one draw and the model's next computation.
+  template <class D>
+  typename D::value_type choose_inline(Kind k, const Address& a, const D& d) {
+    using V = typename D::value_type;
+    flush_pending();
+    if (++steps_ > max_steps_) [[unlikely]]
+      fail_steps(a);
+    try {
+      d.check_parameters();
+    } catch (const ParameterError& e) {
+      fail(a, e.what());
+    }
+    const V v = d.sample(rng_);
+    if (k == Kind::observe) x_.push_back(static_cast<double>(v));
+    if (need_log_p_) {
+      if constexpr (D::kDeferrable && sizeof(D) <= kPendingBytes && alignof(D) <= alignof(Real) &&
+                    std::is_nothrow_copy_constructible_v<D>) {
+        ::new (static_cast<void*>(pending_.dist)) D(d);
+        pending_.kind = k;
+        pending_.value = static_cast<double>(v);
+        pending_.address = a;
+        pending_.op = &Run::pending_op<D>;
+      } else {
+        finish_drawn(k, a, d, v);
+      }
+    }
+    return v;
+  }
+  /// The density of a value d drew: checked, accumulated into joint(), recorded.
+  template <class D>
+  void finish_drawn(Kind k, const Address& a, const D& d, typename D::value_type v) {
+    const Real lp = d.log_prob_drawn(v);
+    if (!density_ok(lp, false)) [[unlikely]]
+      fail_density(a, d, static_cast<double>(v), lp, false);
+    if (accumulate_) joint_ += lp;
+    if (record_ != nullptr && !record_->record_scalar(a, k, D::kName, static_cast<double>(v), lp.value()))
+        [[unlikely]]
+      fail_duplicate(a);
+  }
+  // The choice waiting for finish_drawn(): a copy of its distribution, its value and address.
+  static constexpr std::size_t kPendingBytes = 3 * sizeof(Real) + 2 * sizeof(void*);
+  struct Pending {
+    void (*op)(Run&, Pending&, bool evaluate) = nullptr;  // null: nothing pending
+    Kind kind = Kind::sample;
+    double value = 0.0;
+    Address address;
+    alignas(alignof(Real)) unsigned char dist[kPendingBytes];
+    Pending() = default;
+    Pending(const Pending&) noexcept {}  // a copied Run has nothing pending
+    Pending& operator=(const Pending&) noexcept { return *this; }
+  };
+  template <class D>
+  static void pending_op(Run& run, Pending& p, bool evaluate) {
+    D* d = std::launder(reinterpret_cast<D*>(p.dist));
+    struct Destroy {
+      D* d;
+      ~Destroy() { d->D::~D(); }
+    } destroy{d};
+    if (evaluate) run.finish_drawn(p.kind, p.address, *d, static_cast<typename D::value_type>(p.value));
+  }
+  /// Evaluates the pending choice, if any (first thing whenever the runtime is entered).
+  void flush_pending() {
+    if (pending_.op != nullptr) {
+      const auto op = pending_.op;
+      pending_.op = nullptr;
+      op(*this, pending_, true);
+    }
+  }
+  /// Forgets the pending choice, if any (a run that ended by an exception).
+  void drop_pending() noexcept {
+    if (pending_.op != nullptr) {
+      const auto op = pending_.op;
+      pending_.op = nullptr;
+      op(*this, pending_, false);
+    }
+  }
+  /// False when a log density cannot be used: NaN, −∞ for a drawn (not `supplied`) value,
+  /// or a non-finite gradient entry of a finite density.
+  static bool density_ok(const Real& lp, bool supplied) noexcept {
+    const double v = lp.value();
+    if (!(v > -kInf)) return supplied && v == -kInf;  // NaN or −∞
+    if (v == kInf) return true;
+    if (lp.size() == 1) return std::isfinite(lp.d(0));
+    for (int i = 0; i < lp.size(); ++i)
+      if (!std::isfinite(lp.d(i))) return false;
+    return true;
+  }
+  [[noreturn]] void fail_steps(const Address& a) const;
+  [[noreturn]] void fail_duplicate(const Address& a) const;
+  /// The error for a density that density_ok() refused.
+  [[noreturn]] void fail_density(const Address& a, const Distribution& d, double value, const Real& lp,
+                                 bool supplied) const;
+  void update_inline() noexcept {
+    inline_ = processors_.empty() && postprocessors_.empty() && num_points_ == 0 &&
+              !(record_ != nullptr && record_detailed_);
   }
   void dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size);
   void handle(Message& m);
@@ -163,6 +264,8 @@ class Run {
   Trace* record_ = nullptr;  // set_sinks
   bool record_detailed_ = false;
   bool accumulate_ = false;
+  bool inline_ = false;  // choose_inline() applies
+  Pending pending_;
   Real joint_;
   std::span<Handler* const> handlers_;
   std::vector<Handler*> processors_, postprocessors_;  // those with the hook, in call order

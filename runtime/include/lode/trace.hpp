@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "lode/address.hpp"
-#include "lode/run.hpp"
+#include "lode/message.hpp"
 
 namespace lode {
 
@@ -54,11 +54,36 @@ class Trace {
   std::ptrdiff_t find(const Address& a) const noexcept;
   /// Registers choices[index] in the address index; returns false when its address is
   /// already present (a duplicate).
-  bool insert_index(std::uint32_t index);
+  bool insert_index(std::uint32_t index) {
+    // The common case inline: the next index of the name recorded last (row/0, row/1, …).
+    if (!hashing_ && last_name_ < names_.size()) {
+      NameRun& r = names_[last_name_];
+      const Address& a = choices[index].address;
+      if (a.num_indices() == 1 && a.name().data() == r.ptr && a.name().size() == r.len && !r.bare &&
+          a.index(0) > r.last) {
+        r.last = a.index(0);
+        return true;
+      }
+    }
+    return insert_index_general(index);
+  }
   /// Appends the record of message m (after its value and log density are known), with the
   /// distribution's parameters and the per-choice gradient when `detailed` is set. Returns
   /// false, leaving the trace as it was, when m's address is already in the trace.
   bool record(const Message& m);
+  /// The record record() makes of a drawn scalar sample or observe in a trace that is not
+  /// detailed, appended without a Message (the runtime's inline path).
+  bool record_scalar(const Address& a, Kind kind, const char* distribution, double value, double log_p) {
+    const auto value_begin = static_cast<std::uint32_t>(values.size());
+    values.push_back(value);
+    const double running = (choices.empty() ? 0.0 : choices.back().running) + log_p;
+    choices.emplace_back(a, kind, distribution, value_begin, 1u, 0u, 0u, 0u, log_p, running);
+    if (insert_index(static_cast<std::uint32_t>(choices.size() - 1))) [[likely]]
+      return true;
+    choices.pop_back();
+    values.resize(value_begin);
+    return false;
+  }
   /// Rebuilds the address index (after copying or editing `choices`).
   void reindex();
   /// Number of sample and observe records.
@@ -78,12 +103,14 @@ class Trace {
   };
   static constexpr std::size_t kMaxNameRuns = 16;
   bool pattern_insert(const Address& a);
+  bool insert_index_general(std::uint32_t index);
   void index_upto(std::size_t end) const;  // hash records [indexed_, end)
   bool hash_insert(std::uint32_t index);
   mutable std::vector<std::uint64_t> slots_;  // open addressing: hash tag and index + 1, 0 = empty
   mutable std::size_t indexed_ = 0;           // records [0, indexed_) are in slots_
   bool hashing_ = false;                      // the pattern broke: every record is hashed
   std::vector<NameRun> names_;
+  std::size_t last_name_ = 0;  // names_[last_name_]: the name recorded last (if in range)
 };
 
 }  // namespace lode

@@ -8,6 +8,7 @@ namespace lode {
 class Bernoulli final : public ScalarDistribution<Bernoulli, bool> {
  public:
   static constexpr const char* kName = "Bernoulli";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   explicit Bernoulli(Real p) : p_(std::move(p)) {}
 
   void check_parameters() const { check::probability(kName, "p", p_.value()); }

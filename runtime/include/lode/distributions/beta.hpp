@@ -14,6 +14,7 @@ namespace lode {
 class Beta final : public ScalarDistribution<Beta, double> {
  public:
   static constexpr const char* kName = "Beta";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   Beta(Real a, Real b) : a_(std::move(a)), b_(std::move(b)) {}
 
   void check_parameters() const {

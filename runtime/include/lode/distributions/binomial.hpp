@@ -11,6 +11,7 @@ namespace lode {
 class Binomial final : public ScalarDistribution<Binomial, std::int64_t> {
  public:
   static constexpr const char* kName = "Binomial";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   Binomial(std::int64_t n, Real p) : n_(n), p_(std::move(p)) {}
 
   void check_parameters() const {

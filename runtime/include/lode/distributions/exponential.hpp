@@ -10,6 +10,7 @@ namespace lode {
 class Exponential final : public ScalarDistribution<Exponential, double> {
  public:
   static constexpr const char* kName = "Exponential";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   explicit Exponential(Real rate) : rate_(std::move(rate)) {}
 
   void check_parameters() const { check::positive(kName, "rate", rate_.value()); }

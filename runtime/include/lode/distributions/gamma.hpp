@@ -46,6 +46,7 @@ inline double log_standard_gamma(Rng& rng, double shape) {
 class Gamma final : public ScalarDistribution<Gamma, double> {
  public:
   static constexpr const char* kName = "Gamma";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   Gamma(Real shape, Real rate) : shape_(std::move(shape)), rate_(std::move(rate)) {}
 
   void check_parameters() const {

@@ -11,6 +11,7 @@ namespace lode {
 class Geometric final : public ScalarDistribution<Geometric, std::int64_t> {
  public:
   static constexpr const char* kName = "Geometric";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   explicit Geometric(Real p) : p_(std::move(p)) {}
 
   void check_parameters() const { check::open_probability(kName, "p", p_.value()); }

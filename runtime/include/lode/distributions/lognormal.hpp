@@ -11,6 +11,7 @@ namespace lode {
 class LogNormal final : public ScalarDistribution<LogNormal, double> {
  public:
   static constexpr const char* kName = "LogNormal";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   LogNormal(Real mu, Real sigma) : mu_(std::move(mu)), sigma_(std::move(sigma)) {}
 
   void check_parameters() const {

@@ -8,6 +8,7 @@ namespace lode {
 class Normal final : public ScalarDistribution<Normal, double> {
  public:
   static constexpr const char* kName = "Normal";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   Normal(Real mu, Real sigma) : mu_(std::move(mu)), sigma_(std::move(sigma)) {}
 
   void check_parameters() const {

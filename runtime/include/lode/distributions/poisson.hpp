@@ -11,6 +11,7 @@ namespace lode {
 class Poisson final : public ScalarDistribution<Poisson, std::int64_t> {
  public:
   static constexpr const char* kName = "Poisson";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   explicit Poisson(Real rate) : rate_(std::move(rate)) {}
 
   void check_parameters() const {

@@ -13,6 +13,7 @@ namespace lode {
 class StudentT final : public ScalarDistribution<StudentT, double> {
  public:
   static constexpr const char* kName = "StudentT";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   StudentT(Real nu, Real mu, Real sigma) : nu_(std::move(nu)), mu_(std::move(mu)), sigma_(std::move(sigma)) {}
 
   void check_parameters() const {

@@ -10,6 +10,7 @@ namespace lode {
 class Uniform final : public ScalarDistribution<Uniform, double> {
  public:
   static constexpr const char* kName = "Uniform";
+  static constexpr bool kDeferrable = true;  // parameters held by value
   Uniform(Real lo, Real hi) : lo_(std::move(lo)), hi_(std::move(hi)) {}
 
   void check_parameters() const {

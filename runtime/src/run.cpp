@@ -99,15 +99,6 @@ void Run::finish() {
   for (Handler* h : handlers_) h->end(*this);
 }
 
-namespace {
-// Model code is not running while the runtime handles a message: reads of multi-point
-// Reals there are the runtime's own (restored on exit, exceptions included).
-struct RuntimeSection {
-  bool saved = lockstep_state.tracking;
-  RuntimeSection() noexcept { lockstep_state.tracking = false; }
-  ~RuntimeSection() { lockstep_state.tracking = saved; }
-};
-}  // namespace
 
 Real Run::parameter(int i) const {
   if (i < 0 || i >= num_parameters())

@@ -25,6 +25,16 @@
 #include <ostream>
 #include <type_traits>
 
+/// Force inlining in the runtime's per-choice fast path (the compiler's heuristics give up
+/// on it at the size it has with everything inlined).
+#if defined(__GNUC__)
+#define LODE_ALWAYS_INLINE [[gnu::always_inline]] inline
+#define LODE_FLATTEN [[gnu::flatten]]
+#else
+#define LODE_ALWAYS_INLINE inline
+#define LODE_FLATTEN
+#endif
+
 namespace lode {
 
 /// The largest number of parameters θ a model may have (the size of the inline gradient).
@@ -73,7 +83,7 @@ class Real {
   }
   /// Adds lock-step values at m extra points (used by the runtime for parameters).
   void set_points(const double* values, int m) noexcept {
-    set_m(m);
+    set_m_whole(m);
     for (int k = 0; k < m; ++k) w_[k] = values[k];
   }
 
@@ -179,11 +189,18 @@ class Real {
     if ((m() | b.m()) != 0) [[unlikely]] {
       // In place (the runtime's log-joint accumulation under lock-step): the same values
       // as binary(*this, b, plus, one, one), without a temporary Real.
-      const int mm = std::max(m(), b.m());
-      for (int k = 0; k < mm; ++k) w_[k] = at_point(k) + b.at_point(k);
-      set_m(mm);
+      if (m() == b.m()) {
+        for (int k = 0; k < b.m(); ++k) w_[k] += b.w_[k];
+      } else {
+        const int mm = std::max(m(), b.m());
+        for (int k = 0; k < mm; ++k) w_[k] = at_point(k) + b.at_point(k);
+        set_m(mm);
+      }
       v_ += b.v_;
-      add_scaled_gradient(b, 1.0);
+      if (n() == 1 && b.n() == 1)
+        d_[0] += b.d_[0];
+      else
+        add_scaled_gradient(b, 1.0);
       return *this;
     }
     v_ += b.v_;
@@ -302,6 +319,17 @@ class Real {
   constexpr void set_n(int n) noexcept { nm_ = (nm_ & 0xffffffff00000000ULL) | static_cast<std::uint32_t>(n); }
   constexpr void set_m(int m) noexcept {
     nm_ = (nm_ & 0xffffffffULL) | (static_cast<std::uint64_t>(static_cast<std::uint32_t>(m)) << 32);
+  }
+  // set_m() on a Real whose n the compiler knows may become a 32-bit store of the upper
+  // half, and the next whole-word load of nm_ then stalls (seen in the lock-step log-joint
+  // accumulation after set_points()): an empty asm hides the value so the store stays
+  // 64 bits wide.
+  void set_m_whole(int m) noexcept {
+    std::uint64_t w = (nm_ & 0xffffffffULL) | (static_cast<std::uint64_t>(static_cast<std::uint32_t>(m)) << 32);
+#if defined(__GNUC__)
+    asm("" : "+r"(w));
+#endif
+    nm_ = w;
   }
 
   double v_;

@@ -142,8 +142,7 @@ class Run {
       return static_cast<V>(v);
     }
   }
-  // The inline path, taken when no handler is installed, there are no lock-step points and
-  // any trace is not detailed (the gold miner's and the simulator's runs): the same checks,
+  // The inline path, taken when no handler is installed and any trace is not detailed (the gold miner's and the simulator's runs): the same checks,
   // values, densities, records and errors as dispatch(), with the distribution's type known
   // at compile time, so nothing is called through a virtual function and no Message is built.
   //
@@ -157,8 +156,16 @@ class Run {
   // division), instead of between one draw and the model's next computation.
   template <class D>
   typename D::value_type choose_inline(Kind k, const Address& a, const D& d) {
-    using V = typename D::value_type;
     flush_pending();
+    if (num_points_ != 0) [[unlikely]] {
+      const RuntimeSection section;
+      return draw_inline(k, a, d);
+    }
+    return draw_inline(k, a, d);
+  }
+  template <class D>
+  LODE_ALWAYS_INLINE typename D::value_type draw_inline(Kind k, const Address& a, const D& d) {
+    using V = typename D::value_type;
     if (++steps_ > max_steps_) [[unlikely]]
       fail_steps(a);
     try {
@@ -182,15 +189,45 @@ class Run {
     }
     return v;
   }
-  /// The density of a value d drew: checked, accumulated into joint(), recorded.
+  /// The density of a value d drew: checked, evaluated at the lock-step points, accumulated
+  /// into joint(), recorded.
   template <class D>
-  void finish_drawn(Kind k, const Address& a, const D& d, typename D::value_type v) {
+  LODE_ALWAYS_INLINE void finish_drawn(Kind k, const Address& a, const D& d, typename D::value_type v) {
+    if (num_points_ != 0) [[unlikely]] {
+      finish_drawn_points(k, a, d, v);
+      return;
+    }
     const Real lp = d.log_prob_drawn(v);
     if (!density_ok(lp, false)) [[unlikely]]
       fail_density(a, d, static_cast<double>(v), lp, false);
+    accept_drawn(k, a, D::kName, static_cast<double>(v), lp);
+  }
+  template <class D>
+  LODE_FLATTEN void finish_drawn_points(Kind k, const Address& a, const D& d, typename D::value_type v) {
+    const RuntimeSection section;
+    Real lp = d.log_prob_drawn(v);
+    if (!density_ok(lp, false)) [[unlikely]]
+      fail_density(a, d, static_cast<double>(v), lp, false);
+    // As Distribution::log_prob_points(): the parameters read their point-k values.
+    double at[kMaxPoints];
+    for (int j = 0; j < num_points_; ++j) {
+      lockstep_state.point = j;
+      try {
+        d.check_parameters();
+        at[j] = d.log_prob_drawn(v).at_point(j);
+        if (std::isnan(at[j])) invalid_points_ |= 1u << j;
+      } catch (const Error&) {
+        invalid_points_ |= 1u << j;
+        at[j] = -kInf;
+      }
+    }
+    lockstep_state.point = -1;
+    lp.set_points(at, num_points_);
+    accept_drawn(k, a, D::kName, static_cast<double>(v), lp);
+  }
+  LODE_ALWAYS_INLINE void accept_drawn(Kind k, const Address& a, const char* name, double x, const Real& lp) {
     if (accumulate_) joint_ += lp;
-    if (record_ != nullptr && !record_->record_scalar(a, k, D::kName, static_cast<double>(v), lp.value()))
-        [[unlikely]]
+    if (record_ != nullptr && !record_->record_scalar(a, k, name, x, lp.value())) [[unlikely]]
       fail_duplicate(a);
   }
   // The choice waiting for finish_drawn(): a copy of its distribution, its value and address.
@@ -247,9 +284,17 @@ class Run {
   [[noreturn]] void fail_density(const Address& a, const Distribution& d, double value, const Real& lp,
                                  bool supplied) const;
   void update_inline() noexcept {
-    inline_ = processors_.empty() && postprocessors_.empty() && num_points_ == 0 &&
-              !(record_ != nullptr && record_detailed_);
+    inline_ = processors_.empty() && postprocessors_.empty() && !(record_ != nullptr && record_detailed_);
   }
+  // Model code is not running while the runtime handles a choice: reads of multi-point
+  // Reals there are the runtime's own (restored on exit, exceptions included).
+  struct RuntimeSection {
+    bool saved = lockstep_state.tracking;
+    RuntimeSection() noexcept { lockstep_state.tracking = false; }
+    ~RuntimeSection() { lockstep_state.tracking = saved; }
+    RuntimeSection(const RuntimeSection&) = delete;
+    RuntimeSection& operator=(const RuntimeSection&) = delete;
+  };
   void dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size);
   void handle(Message& m);
   void finish_message(Message& m);  // handle() after the value and its density are known

@@ -54,7 +54,7 @@ class Trace {
   std::ptrdiff_t find(const Address& a) const noexcept;
   /// Registers choices[index] in the address index; returns false when its address is
   /// already present (a duplicate).
-  bool insert_index(std::uint32_t index) {
+  LODE_ALWAYS_INLINE bool insert_index(std::uint32_t index) {
     // The common case inline: the next index of the name recorded last (row/0, row/1, …).
     if (!hashing_ && last_name_ < names_.size()) {
       NameRun& r = names_[last_name_];
@@ -73,7 +73,8 @@ class Trace {
   bool record(const Message& m);
   /// The record record() makes of a drawn scalar sample or observe in a trace that is not
   /// detailed, appended without a Message (the runtime's inline path).
-  bool record_scalar(const Address& a, Kind kind, const char* distribution, double value, double log_p) {
+  LODE_ALWAYS_INLINE bool record_scalar(const Address& a, Kind kind, const char* distribution, double value,
+                                        double log_p) {
     const auto value_begin = static_cast<std::uint32_t>(values.size());
     values.push_back(value);
     const double running = (choices.empty() ? 0.0 : choices.back().running) + log_p;

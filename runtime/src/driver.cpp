@@ -65,23 +65,71 @@ struct StackAllocator {
 };
 
 // Runs model(run) to completion on a fiber.
+void run_once(const Model& model, Run& run, std::exception_ptr& error) {
+  try {
+    run.start();
+    model.simulate(run);
+    run.finish();
+  } catch (const ctx::detail::forced_unwind&) {
+    throw;
+  } catch (...) {
+    error = std::current_exception();
+  }
+}
+
+// One fiber per thread that runs model after model: creating a fiber per event (a stack
+// switch into it, one out, and the mispredicted returns that follow each) cost about as
+// much as all the rest of a small model's event. The driver resumes it with a job; it
+// runs the job and switches back, waiting for the next.
+class Executor {
+ public:
+  // The cached stack must outlive this object (thread-locals are destroyed in the reverse
+  // order of their construction, and the fiber's stack is returned on destruction).
+  Executor() noexcept { (void)cached.busy; }
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+  // Runs the job on the fiber; false when this thread's executor is busy (a model that
+  // runs another model inside), in which case the caller uses a fiber of its own.
+  bool run(const Model& model, Run& run, std::exception_ptr& error) {
+    if (busy_) return false;
+    busy_ = true;
+    model_ = &model;
+    run_ = &run;
+    error_ = &error;
+    if (!fiber_) fiber_ = ctx::fiber{std::allocator_arg, StackAllocator{}, [this](ctx::fiber&& caller) {
+                   for (;;) {
+                     run_->fiber_caller = &caller;
+                     run_once(*model_, *run_, *error_);
+                     run_->fiber_caller = nullptr;
+                     caller = std::move(caller).resume();  // back to the driver until the next job
+                   }
+                   return std::move(caller);
+                 }};
+    fiber_ = std::move(fiber_).resume();
+    busy_ = false;
+    return true;
+  }
+
+ private:
+  ctx::fiber fiber_;
+  bool busy_ = false;
+  const Model* model_ = nullptr;
+  Run* run_ = nullptr;
+  std::exception_ptr* error_ = nullptr;
+};
+thread_local Executor executor;
+
 void run_to_end(const Model& model, Run& run) {
   std::exception_ptr error;
-  ctx::fiber f{std::allocator_arg, StackAllocator{}, [&](ctx::fiber&& caller) {
-                 run.fiber_caller = &caller;
-                 try {
-                   run.start();
-                   model.simulate(run);
-                   run.finish();
-                 } catch (const ctx::detail::forced_unwind&) {
-                   throw;
-                 } catch (...) {
-                   error = std::current_exception();
-                 }
-                 run.fiber_caller = nullptr;
-                 return std::move(caller);
-               }};
-  f = std::move(f).resume();
+  if (!executor.run(model, run, error)) {
+    ctx::fiber f{std::allocator_arg, StackAllocator{}, [&](ctx::fiber&& caller) {
+                   run.fiber_caller = &caller;
+                   run_once(model, run, error);
+                   run.fiber_caller = nullptr;
+                   return std::move(caller);
+                 }};
+    f = std::move(f).resume();
+  }
   if (error) std::rethrow_exception(error);
 }
 
@@ -206,7 +254,8 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   if (options_.score)
     for (std::size_t i = 0; i < theta.size(); ++i) gold_.score[i] = run_->joint().d(static_cast<int>(i));
   gold_.log_p_at.resize(at.size());
-  gold_.reason_at.assign(at.size(), std::string());
+  gold_.reason_at.resize(at.size());
+  for (std::string& r : gold_.reason_at) r.clear();
   for (std::size_t k = 0; k < at.size(); ++k) {
     const auto bit = 1u << k;
     if (k < lockstep && !state.escaped && !(state.diverged & bit) && !(run_->invalid_points() & bit)) {

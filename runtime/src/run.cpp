@@ -66,6 +66,10 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
 void Run::set_points(std::span<const std::vector<double>> points) {
   num_points_ = static_cast<int>(std::min<std::size_t>(points.size(), kMaxPoints));
   invalid_points_ = 0;
+  if (num_points_ == 0) {
+    update_inline();
+    return;
+  }
   points_.assign(theta_.size() * kMaxPoints, 0.0);
   for (int k = 0; k < num_points_; ++k)
     for (std::size_t i = 0; i < theta_.size(); ++i) points_[i * kMaxPoints + static_cast<std::size_t>(k)] = points[static_cast<std::size_t>(k)][i];

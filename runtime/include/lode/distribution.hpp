@@ -13,6 +13,11 @@
 //   ValueType sample(Rng&) const;
 //   Real log_prob(double or std::int64_t x) const;   // −∞ outside the support
 //   void parameters(ParamSink&) const;        // parameters, for traces
+// and, optionally,
+//   static constexpr bool kDeferrable = true;  // every parameter is held by value
+// which lets the gold miner evaluate the density of a drawn value a moment later, from a
+// copy of the object (faster; see Run::choose_inline). Leave it out when the object refers
+// to memory the model may change after the call (a span or pointer to the caller's data).
 // Read parameters with value() and never cache values derived from them in the
 // constructor: under lock-step mining the runtime re-evaluates log_prob with value()
 // returning each point's parameter values.

@@ -24,8 +24,9 @@
 
 namespace lode {
 
-/// Executes model.simulate(run) on a fiber with a cached stack; rethrows what it throws.
-/// When `step` is given, the model is left suspended when a handler yields (see Stepper).
+/// Executes model.simulate(run) on a fiber and rethrows what it throws. The fiber is this
+/// thread's executor, reused from run to run (a run started from inside a running model
+/// gets a fiber of its own).
 void execute(const Model& model, Run& run);
 
 class Simulator {

@@ -149,8 +149,10 @@ class Run {
   // The density of a drawn value is evaluated, checked, accumulated and recorded one step
   // late: when the runtime is next entered (the next choice, factor or output, or the end
   // of the run), before anything else happens there. Nothing between the two can see the
-  // difference (no handler is installed; joint() and the trace are read after the run),
-  // and the results, their order and the errors are those of immediate evaluation. The
+  // difference (no handler is installed; joint() and the trace are read after the run):
+  // the results and their order are those of immediate evaluation, and an error (a NaN
+  // density, a duplicate address) names the choice it belongs to; it is raised from that
+  // next entry, so model code that catches a RunError sees it one call later. The
   // gain: that work, which does not depend on the next choice's parameters, then executes
   // while the model is still computing those (for galton, in the shadow of exp and a
   // division), instead of between one draw and the model's next computation.

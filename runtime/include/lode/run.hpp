@@ -142,9 +142,10 @@ class Run {
       return static_cast<V>(v);
     }
   }
-  // The inline path, taken when no handler is installed and any trace is not detailed (the gold miner's and the simulator's runs): the same checks,
-  // values, densities, records and errors as dispatch(), with the distribution's type known
-  // at compile time, so nothing is called through a virtual function and no Message is built.
+  // The inline path, taken when no handler is installed and any trace is not detailed (the
+  // gold miner's and the simulator's runs): the same checks, values, densities, records and
+  // errors as dispatch(), with the distribution's type known at compile time, so nothing is
+  // called through a virtual function and no Message is built.
   //
   // The density of a drawn value is evaluated, checked, accumulated and recorded one step
   // late: when the runtime is next entered (the next choice, factor or output, or the end

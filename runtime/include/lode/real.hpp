@@ -286,7 +286,7 @@ class Real {
     }
     return r;
   }
-  double lockstep_read() const noexcept {
+  LODE_ALWAYS_INLINE double lockstep_read() const noexcept {
     LockstepState& s = lockstep_state;
     if (s.point >= 0) return at_point(s.point);  // the runtime evaluates at point k
     if (s.tracking) s.escaped = true;

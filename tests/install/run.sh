@@ -125,5 +125,12 @@ if [ -e "$P/$LIBDIR/liblode_estimators.so" ]; then
   g++ -O1 "$TMP/estimators_user/main.cpp" $(PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" pkg-config --cflags --libs lode-estimators) \
     -o "$TMP/estimators_user_pc" || fail "build with pkg-config lode-estimators"
   "$TMP/estimators_user_pc" "$TMP/est-pc" || fail "estimators_user (pkg-config)"
+
+  step "installed lode: no LibTorch of its own; train / evaluate / infer run by lode-estimators beside it"
+  [ -x "$P/bin/lode-estimators" ] || fail "not installed: bin/lode-estimators"
+  if grep -Eiq 'libtorch|libc10' <<< "$(ldd "$LODE")"; then ldd "$LODE"; fail "installed lode links LibTorch"; fi
+  grep -q 'Usage: lode train' <<< "$("$LODE" train --help)" || fail "installed lode train --help"
+  "$LODE" evaluate --model "$TMP/est-cmake" --x "$TMP/nonexistent.npy" --out "$TMP/never.npy" > /dev/null 2> "$TMP/err.txt" && fail "lode evaluate of a missing file succeeded"
+  grep -q 'nonexistent.npy' "$TMP/err.txt" || { cat "$TMP/err.txt"; fail "installed lode evaluate: no message naming the file"; }
 fi
 echo "install test: all passed"

@@ -281,3 +281,33 @@ TEST_CASE("lode --plugin names the library and the reason when it cannot load it
   check_fails({"--plugin"}, 2, {"--plugin needs a library"});
   check_fails({"--plugin=", "models"}, 2, {"--plugin needs a library"});
 }
+
+#ifdef LODE_WITH_ESTIMATORS
+TEST_CASE("lode runs lode-estimators for train, evaluate and infer, with their exit status and messages", "[cli]") {
+  // Listed by lode --help although lode itself does not link LibTorch.
+  const Result h = run_lode({"--help"});
+  for (const char* s : {"train", "evaluate", "infer"}) CHECK(h.out.find(s) != std::string::npos);
+  // The helper's own --help, options and exit statuses come through, also after --plugin.
+  for (const char* cmd : {"train", "evaluate", "infer"}) {
+    const Result c = run_lode({cmd, "--help"});
+    CHECK(c.status == 0);
+    CHECK(c.out.find(std::string("Usage: lode ") + cmd) != std::string::npos);
+  }
+  check_fails({"train"}, 2, {"lode train", "METHOD is required"});
+  const std::string missing = scratch("missing.npy");
+  check_fails({"--plugin=" + std::string(LODE_DUPLICATE_PLUGIN), "evaluate", "--exact", "galton", "--x", missing, "-o",
+               scratch("out.npy")},
+              1, {"model 'galton' is registered twice"});
+  check_fails({"evaluate", "--exact", "galton", "--theta0", "-0.8", "--x", missing, "-o", scratch("out.npy")}, 2,
+              {"--x: cannot open", missing});
+  // Without lode-estimators beside it, lode says what it could not run.
+  const std::filesystem::path alone = scratch_dir() / "alone";
+  std::filesystem::create_directories(alone);
+  std::filesystem::copy_file(LODE_CLI, alone / "lode");
+  const Result r = run_program((alone / "lode").string(), {"infer", "--help"});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("cannot run " + (alone / "lode-estimators").string()) != std::string::npos);
+  CHECK(r.err.find("'lode infer'") != std::string::npos);
+  CHECK(run_program((alone / "lode").string(), {"models"}).status == 0);  // the rest still works
+}
+#endif

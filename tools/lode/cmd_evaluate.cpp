@@ -119,7 +119,7 @@ int evaluate(const EvaluateOptions& o) {
 
 void add_evaluate(Application& app) {
   auto o = std::make_shared<EvaluateOptions>();
-  app.add("evaluate", "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x")
+  app.add("evaluate", kEvaluateSummary)
       .option("-m,--model", o->model, "MODEL_DIR", "Estimator directory written by lode train")
       .option("--exact", o->exact, "MODEL",
               "Instead of an estimator: the model's exact log r(x|θ0,θ1), or log p(x|θ0) without --theta1")

@@ -441,7 +441,7 @@ int infer(const InferOptions& o) {
 
 void add_infer(Application& app) {
   auto o = std::make_shared<InferOptions>();
-  app.add("infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets")
+  app.add("infer", kInferSummary)
       .option("--model", o->model_dir, "MODEL_DIR", "A trained ratio estimator (lode train); L = sum_i log r(x_i|theta,theta1)")
       .option("--exact", o->exact, "MODEL",
               "Use this model's exact likelihood instead of an estimator (a reference): L = sum_i log p(x_i|theta)")

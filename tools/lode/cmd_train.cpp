@@ -136,7 +136,7 @@ int train(const TrainOptions& o) {
 
 void add_train(Application& app) {
   auto o = std::make_shared<TrainOptions>();
-  app.add("train", "Train a ratio or score estimator on a mined dataset")
+  app.add("train", kTrainSummary)
       .positional("METHOD", o->method, "carl | rolr | rascal | cascal | alice | alices | sally | sallino")
       .option("-d,--data", o->data, "DIR", "Dataset directory written by lode mine (or MadMiner)", /*required=*/true)
       .option("-o,--out", o->out, "MODEL_DIR", "Where to save the estimator (MODEL_DIR/estimator.json)",

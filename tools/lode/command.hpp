@@ -101,8 +101,18 @@ void add_demo(Application& app);      ///< lode demo: the main job
 void add_check(Application& app);     ///< lode check: verify a model's gold
 void add_step(Application& app);      ///< lode step: interactive step-through
 void add_mine(Application& app);      ///< lode mine: gold-mined datasets (SPEC §4)
+
+// The commands that need LibTorch (lode::estimators). They are built into a second program,
+// lode-estimators (the same main.cpp with every command), which `lode` executes for them:
+// loading LibTorch costs ~0.4 s, and the other commands start without it (main.cpp).
 void add_train(Application& app);     ///< lode train: train an estimator (needs lode::estimators)
 void add_evaluate(Application& app);  ///< lode evaluate: evaluate a trained estimator
 void add_infer(Application& app);     ///< lode infer: MLE and confidence sets on a grid (SPEC §6)
+/// Their one-line descriptions (shared by `lode --help` and `lode-estimators --help`).
+inline constexpr const char* kTrainSummary = "Train a ratio or score estimator on a mined dataset";
+inline constexpr const char* kEvaluateSummary =
+    "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x";
+inline constexpr const char* kInferSummary =
+    "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets";
 
 }  // namespace lode::cli

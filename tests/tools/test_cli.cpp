@@ -308,6 +308,12 @@ TEST_CASE("lode runs lode-estimators for train, evaluate and infer, with their e
   CHECK(r.status == 1);
   CHECK(r.err.find("cannot run " + (alone / "lode-estimators").string()) != std::string::npos);
   CHECK(r.err.find("'lode infer'") != std::string::npos);
+  // The command is named after --plugin too, and forwarding comes before loading plugins
+  // (the helper loads them itself).
+  const Result p = run_program((alone / "lode").string(), {"--plugin=" + std::string(LODE_DUPLICATE_PLUGIN), "infer"});
+  CHECK(p.status == 1);
+  CHECK(p.err.find("'lode infer'") != std::string::npos);
+  CHECK(p.err.find("registered twice") == std::string::npos);
   CHECK(run_program((alone / "lode").string(), {"models"}).status == 0);  // the rest still works
 }
 #endif

@@ -4,9 +4,14 @@
 #include <fmt/ranges.h>
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include "common.hpp"
 #include "lode/error.hpp"
@@ -80,7 +85,13 @@ Command& Application::add(const std::string& name, const std::string& descriptio
   return *commands_.back();
 }
 
+Command& Application::forward(const std::string& name, const std::string& description, const std::string& program) {
+  forwarded_.emplace_back(name, program);
+  return add(name, description);
+}
+
 int Application::run(int argc, const char* const* argv) noexcept {
+  argv_ = argv;
   try {
     return run_args(std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
   } catch (...) {
@@ -127,8 +138,28 @@ static void load_plugin(const std::string& path) {
     throw Error(fmt::format("plugin '{}': {}", path, fmt::join(errors, "; ")));
 }
 
+// Replaces this process with `program` from this program's directory, the same arguments.
+// Returns only when that fails (with the exit status), after saying what and why.
+static int run_beside(const std::string& program, const std::string& command, const char* const* argv) {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::filesystem::path path = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / program;
+  ::execv(path.c_str(), const_cast<char* const*>(argv));
+  const int err = errno;
+  fmt::print(stderr, "lode: error: cannot run {} (the program behind 'lode {}'): {}\n", path.string(), command,
+             std::strerror(err));
+  return kExitFailure;
+}
+
 int Application::run_args(std::vector<std::string> args) {
-  for (const std::string& p : take_plugins(args)) load_plugin(p);
+  const std::vector<std::string> plugins = take_plugins(args);
+  // The first word that is not an option names the command (the top level has no options
+  // taking a value). A forwarded command goes to its program before anything is loaded.
+  const auto word = std::find_if(args.begin(), args.end(), [](const std::string& a) { return !a.empty() && a[0] != '-'; });
+  if (word != args.end())
+    for (const auto& [name, program] : forwarded_)
+      if (name == *word) return run_beside(program, name, argv_);
+  for (const std::string& p : plugins) load_plugin(p);
 
   // Set here, not in the constructor: CLI11 subcommands inherit the footer set before them.
   app_->footer("Run 'lode COMMAND --help' for the arguments of a command.");
@@ -136,17 +167,14 @@ int Application::run_args(std::vector<std::string> args) {
     fmt::print("{}", app_->help());
     return kExitUsage;
   }
-  // The first word that is not an option names the command (the top level has no options
-  // taking a value): name an unknown one plainly instead of CLI11's "not expected".
-  for (const std::string& a : args) {
-    if (a.empty() || a[0] == '-') continue;
-    const auto named = [&](const std::unique_ptr<Command>& c) { return c->name() == a; };
+  // Name an unknown command plainly instead of CLI11's "not expected".
+  if (word != args.end()) {
+    const auto named = [&](const std::unique_ptr<Command>& c) { return c->name() == *word; };
     if (std::none_of(commands_.begin(), commands_.end(), named)) {
       std::string known;
       for (const auto& c : commands_) known += (known.empty() ? "" : ", ") + c->name();
-      throw UsageError(fmt::format("unknown command '{}' (commands: {})", a, known));
+      throw UsageError(fmt::format("unknown command '{}' (commands: {})", *word, known));
     }
-    break;
   }
 
   std::reverse(args.begin(), args.end());  // CLI11 takes the arguments in reverse order

@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace CLI {
@@ -81,6 +82,10 @@ class Application {
 
   /// Adds a subcommand; declare its arguments on the result.
   Command& add(const std::string& name, const std::string& description);
+  /// Adds a subcommand that another program runs: when the command line names it, run()
+  /// replaces this process with `program` from this program's directory, same arguments
+  /// (before loading any --plugin; the program does that itself).
+  Command& forward(const std::string& name, const std::string& description, const std::string& program);
   /// Parses the command line, runs the chosen subcommand and returns the exit status:
   /// 0 (also for --help and --version), 1 when it fails, 2 for a bad command line.
   /// Never throws.
@@ -91,6 +96,8 @@ class Application {
   std::unique_ptr<CLI::App> app_;
   std::vector<std::unique_ptr<Command>> commands_;
   std::vector<std::string> plugins_;  ///< --plugin (only for --help; run_args loads them)
+  std::vector<std::pair<std::string, std::string>> forwarded_;  ///< command name, program
+  const char* const* argv_ = nullptr;                           ///< run()'s, for forward()
 };
 
 // ---- the subcommands (tools/lode/cmd_NAME.cpp) ----
@@ -103,8 +110,9 @@ void add_step(Application& app);      ///< lode step: interactive step-through
 void add_mine(Application& app);      ///< lode mine: gold-mined datasets (SPEC §4)
 
 // The commands that need LibTorch (lode::estimators). They are built into a second program,
-// lode-estimators (the same main.cpp with every command), which `lode` executes for them:
-// loading LibTorch costs ~0.4 s, and the other commands start without it (main.cpp).
+// lode-estimators (the same main.cpp with every command), which `lode` runs for them
+// (Application::forward): loading LibTorch costs ~0.4–0.65 s, the other commands start
+// without it.
 void add_train(Application& app);     ///< lode train: train an estimator (needs lode::estimators)
 void add_evaluate(Application& app);  ///< lode evaluate: evaluate a trained estimator
 void add_infer(Application& app);     ///< lode infer: MLE and confidence sets on a grid (SPEC §6)

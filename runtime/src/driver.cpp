@@ -247,7 +247,7 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   } end_tracking;
   execute(*model_, *run_);
   const LockstepState state = lockstep_state;
-  if (!run_->gold_problem().empty()) throw RunError(run_->where(), "", run_->gold_problem());
+  if (!run_->gold_problem().empty()) throw GoldRefused(run_->where(), run_->gold_problem_output(), run_->gold_problem());
   gold_.x = run_->x();
   gold_.log_p = run_->joint().value();
   gold_.score.assign(theta.size(), 0.0);

@@ -17,6 +17,9 @@ RunError::RunError(std::string where, std::string address, std::string reason)
       address_(std::move(address)),
       reason_(std::move(reason)) {}
 
+GoldRefused::GoldRefused(std::string where, std::string output, std::string reason)
+    : RunError(std::move(where), "", std::move(reason)), output_(std::move(output)) {}
+
 ReplayMismatch::ReplayMismatch(std::string address, std::string reason)
     : Error(fmt::format("replay at address '{}': {}", address, reason)),
       address_(std::move(address)),

@@ -54,56 +54,47 @@ std::string header(std::size_t rows, std::size_t cols) {
 // Writer
 
 Writer::Writer(std::string path, std::size_t rows, std::size_t cols)
-    : path_(std::move(path)), tmp_(path_ + ".tmp"), rows_(rows), cols_(cols), buffer_(cols * 8) {
-  file_ = std::fopen(tmp_.c_str(), "wb");
-  if (!file_) throw NpyError(fmt::format("cannot create '{}': {}", tmp_, errno_text()));
-  const std::string h = header(rows, cols);
-  if (std::fwrite(h.data(), 1, h.size(), file_) != h.size()) fail("cannot write the header");
-}
-
-Writer::~Writer() {
-  if (file_) {
-    std::fclose(file_);
-    std::remove(tmp_.c_str());
+    : path_(std::move(path)), rows_(rows), cols_(cols), buffer_(cols * 8) {
+  try {
+    file_.emplace(path_);
+    file_->write(header(rows, cols));
+  } catch (const FileError& e) {
+    file_.reset();
+    throw NpyError(e.what());
   }
 }
+
+Writer::~Writer() = default;  // AtomicFile removes PATH.tmp unless committed
 
 void Writer::fail(const std::string& what) {
-  const std::string reason = errno ? errno_text() : std::string();
-  if (file_) {
-    std::fclose(file_);
-    file_ = nullptr;
-    std::remove(tmp_.c_str());
-  }
-  throw NpyError(fmt::format("'{}': {}{}{}", path_, what, reason.empty() ? "" : ": ", reason));
+  file_.reset();
+  throw NpyError(fmt::format("'{}': {}", path_, what));
 }
 
 void Writer::write_row(std::span<const double> row) {
   if (!file_) throw NpyError(fmt::format("'{}': write after finish() or after an error", path_));
-  errno = 0;
   if (row.size() != cols_) fail(fmt::format("row {} has {} values, the array has {} columns", written_, row.size(), cols_));
   if (written_ == rows_) fail(fmt::format("more than the {} rows declared", rows_));
   for (std::size_t j = 0; j < cols_; ++j) put_double(buffer_.data() + 8 * j, row[j]);
-  if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size()) fail("write failed");
+  try {
+    file_->write(buffer_.data(), buffer_.size());
+  } catch (const FileError& e) {
+    file_.reset();
+    throw NpyError(e.what());
+  }
   ++written_;
 }
 
 void Writer::finish() {
   if (!file_) throw NpyError(fmt::format("'{}': finish() called twice or after an error", path_));
-  errno = 0;
   if (written_ != rows_) fail(fmt::format("{} rows written, {} declared", written_, rows_));
-  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) fail("write failed");
-  const int closed = std::fclose(file_);
-  file_ = nullptr;
-  if (closed != 0) {
-    std::remove(tmp_.c_str());
-    throw NpyError(fmt::format("'{}': write failed: {}", path_, errno_text()));
+  try {
+    file_->commit();
+  } catch (const FileError& e) {
+    file_.reset();
+    throw NpyError(e.what());
   }
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    const std::string reason = errno_text();
-    std::remove(tmp_.c_str());
-    throw NpyError(fmt::format("cannot rename '{}' to '{}': {}", tmp_, path_, reason));
-  }
+  file_.reset();
 }
 
 void write(const std::string& path, std::size_t rows, std::size_t cols, std::span<const double> data) {

@@ -56,6 +56,7 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
   rng_.reset(seed, event);
   x_.clear();
   gold_problem_.clear();
+  gold_problem_output_.clear();
   steps_ = 0;
   fiber_caller = nullptr;
   num_points_ = 0;
@@ -248,6 +249,7 @@ void Run::output(const Address& a, const Real& value) {
         "needs a Jacobian the trace does not contain: draw it with observe() from a distribution "
         "(e.g. with its measurement noise)",
         a.str(), i, value.d(i));
+    gold_problem_output_ = a.str();
   }
   // An output that differs at a lock-step point: that point's replay reports it.
   for (int k = 0; k < num_points_; ++k)

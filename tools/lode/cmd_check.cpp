@@ -436,4 +436,6 @@ void add_check(Application& app) {
       .action([o] { return check(*o); });
 }
 
+LODE_REGISTER_COMMAND(50, add_check);
+
 }  // namespace lode::cli

@@ -159,4 +159,6 @@ void add_demo(Application& app) {
       .action([o] { return demo(*o); });
 }
 
+LODE_REGISTER_COMMAND(40, add_demo);
+
 }  // namespace lode::cli

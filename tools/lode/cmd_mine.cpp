@@ -773,4 +773,6 @@ void add_mine(Application& app) {
       .action([o] { return mine(*o); });
 }
 
+LODE_REGISTER_COMMAND(70, add_mine);
+
 }  // namespace lode::cli

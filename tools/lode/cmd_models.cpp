@@ -68,4 +68,6 @@ void add_models(Application& app) {
       .action([o] { return list_models(*o); });
 }
 
+LODE_REGISTER_COMMAND(10, add_models);
+
 }  // namespace lode::cli

@@ -86,4 +86,6 @@ void add_simulate(Application& app) {
       .action([o] { return simulate(*o); });
 }
 
+LODE_REGISTER_COMMAND(20, add_simulate);
+
 }  // namespace lode::cli

@@ -168,4 +168,6 @@ void add_step(Application& app) {
       .action([o] { return step(*o); });
 }
 
+LODE_REGISTER_COMMAND(60, add_step);
+
 }  // namespace lode::cli

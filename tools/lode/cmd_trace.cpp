@@ -718,4 +718,6 @@ void add_trace(Application& app) {
       .action([o] { return trace(*o); });
 }
 
+LODE_REGISTER_COMMAND(30, add_trace);
+
 }  // namespace lode::cli

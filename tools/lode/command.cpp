@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <system_error>
 
@@ -57,6 +58,30 @@ Command& Command::footer(const std::string& text) {
 Command& Command::action(std::function<int()> run) {
   run_ = std::move(run);
   return *this;
+}
+
+// ---------------------------------------------------------------------------------------
+// Registration
+
+namespace {
+std::vector<std::pair<int, AddCommand>>& registered() {
+  static std::vector<std::pair<int, AddCommand>> commands;
+  return commands;
+}
+}  // namespace
+
+CommandRegistration::CommandRegistration(int rank, AddCommand add) noexcept {
+  try {
+    registered().emplace_back(rank, add);
+  } catch (...) {  // out of memory at start-up: nothing sensible left to do
+    std::terminate();
+  }
+}
+
+void add_registered_commands(Application& app) {
+  auto commands = registered();
+  std::stable_sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [rank, add] : commands) add(app);
 }
 
 // ---------------------------------------------------------------------------------------

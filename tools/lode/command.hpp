@@ -26,6 +26,7 @@
 // compile time per file that includes it).
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -100,27 +101,39 @@ class Application {
   const char* const* argv_ = nullptr;                           ///< run()'s, for forward()
 };
 
-// ---- the subcommands (tools/lode/cmd_NAME.cpp) ----
-void add_models(Application& app);    ///< lode models: the registered models
-void add_simulate(Application& app);  ///< lode simulate: plain simulations into a .npy file
-void add_trace(Application& app);     ///< lode trace: one run's trace and gold
-void add_demo(Application& app);      ///< lode demo: the main job
-void add_check(Application& app);     ///< lode check: verify a model's gold
-void add_step(Application& app);      ///< lode step: interactive step-through
-void add_mine(Application& app);      ///< lode mine: gold-mined datasets (SPEC §4)
+// ---- the subcommands register themselves ----
+//
+// A command file ends with LODE_REGISTER_COMMAND(RANK, add_NAME): `add_NAME(Application&)`
+// declares the command (as above), RANK orders the commands in --help (lower first; the
+// built-in ones use 10, 20, ...). Adding a command is adding its file: neither main.cpp nor
+// this header changes. Commands that need LibTorch live in tools/lode/estimators/ and are
+// built only into lode-estimators; `lode` forwards them (Application::forward) by the table
+// in tools/lode/forwarded.cpp, their one entry each.
+using AddCommand = void (*)(Application&);
+/// Records a command's add function at program start (LODE_REGISTER_COMMAND).
+struct CommandRegistration {
+  CommandRegistration(int rank, AddCommand add) noexcept;
+};
+/// Calls every registered add function, in rank order (main.cpp).
+void add_registered_commands(Application& app);
 
-// The commands that need LibTorch (lode::estimators). They are built into a second program,
-// lode-estimators (the same main.cpp with every command), which `lode` runs for them
-// (Application::forward): loading LibTorch costs ~0.4–0.65 s, the other commands start
-// without it.
-void add_train(Application& app);     ///< lode train: train an estimator (needs lode::estimators)
-void add_evaluate(Application& app);  ///< lode evaluate: evaluate a trained estimator
-void add_infer(Application& app);     ///< lode infer: MLE and confidence sets on a grid (SPEC §6)
-/// Their one-line descriptions (shared by `lode --help` and `lode-estimators --help`).
-inline constexpr const char* kTrainSummary = "Train a ratio or score estimator on a mined dataset";
-inline constexpr const char* kEvaluateSummary =
-    "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x";
-inline constexpr const char* kInferSummary =
-    "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets";
+/// A command that `lode` forwards to lode-estimators: its name and --help summary.
+struct ForwardedCommand {
+  int rank;
+  const char* name;
+  const char* summary;
+};
+/// The commands of lode-estimators (tools/lode/forwarded.cpp): `lode` lists them in --help
+/// and forwards them; lode-estimators uses the summaries for its own --help.
+extern const ForwardedCommand kForwardedCommands[];
+extern const std::size_t kForwardedCommandCount;
+/// The summary of a forwarded command (throws std::logic_error for an unknown name).
+const char* forwarded_summary(const char* name);
 
 }  // namespace lode::cli
+
+#define LODE_REGISTER_COMMAND(rank, add) \
+  static const ::lode::cli::CommandRegistration LODE_CLI_CONCAT(lode_command_, __LINE__)((rank), (add))
+#define LODE_CLI_CONCAT_INNER(a, b) a##b
+#define LODE_CLI_CONCAT(a, b) LODE_CLI_CONCAT_INNER(a, b)
+

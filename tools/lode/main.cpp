@@ -1,14 +1,15 @@
-// lode — the command-line tool: list models, simulate, inspect traces and their gold.
+// lode — the command-line tool: list models, simulate, inspect traces and their gold, mine,
+// train, evaluate, infer.
 //
-// Each subcommand is defined in its own file (tools/lode/cmd_NAME.cpp, see command.hpp);
-// this file only lists them. The reference models (liblode_models, linked with
-// --no-as-needed) register themselves when the library loads, so every built-in model is
-// available; `lode --plugin LIB.so COMMAND` loads more (command.cpp).
+// Each subcommand is its own file (tools/lode/cmd_NAME.cpp) and registers itself
+// (LODE_REGISTER_COMMAND, command.hpp); this file only runs them. The reference models
+// (liblode_models, linked with --no-as-needed) register themselves when the library loads;
+// `lode --plugin LIB.so COMMAND` loads more (command.cpp).
 //
-// This file is built twice. `lode-estimators` (LODE_WITH_ESTIMATORS) has every command and
-// links LibTorch. `lode` (LODE_FORWARD_ESTIMATORS: the other program's file name) has the
-// others and forwards train, evaluate and infer to lode-estimators (Application::forward),
-// so that its own commands start without loading LibTorch.
+// This file is built twice. `lode-estimators` (LODE_WITH_ESTIMATORS) links the commands
+// of tools/lode/estimators/ and LibTorch. `lode` (LODE_FORWARD_ESTIMATORS: the other
+// program's file name) forwards those commands to lode-estimators (Application::forward,
+// the table of forwarded.cpp), so that its own commands start without loading LibTorch.
 #include "command.hpp"
 
 #ifndef LODE_VERSION
@@ -17,21 +18,10 @@
 
 int main(int argc, char** argv) {
   lode::cli::Application app("lode: simulation-based inference with gold mining", LODE_VERSION);
-  lode::cli::add_models(app);
-  lode::cli::add_simulate(app);
-  lode::cli::add_trace(app);
-  lode::cli::add_demo(app);
-  lode::cli::add_check(app);
-  lode::cli::add_step(app);
-  lode::cli::add_mine(app);
-#ifdef LODE_WITH_ESTIMATORS
-  lode::cli::add_train(app);
-  lode::cli::add_evaluate(app);
-  lode::cli::add_infer(app);
-#elif defined(LODE_FORWARD_ESTIMATORS)
-  app.forward("train", lode::cli::kTrainSummary, LODE_FORWARD_ESTIMATORS);
-  app.forward("evaluate", lode::cli::kEvaluateSummary, LODE_FORWARD_ESTIMATORS);
-  app.forward("infer", lode::cli::kInferSummary, LODE_FORWARD_ESTIMATORS);
+  lode::cli::add_registered_commands(app);
+#if !defined(LODE_WITH_ESTIMATORS) && defined(LODE_FORWARD_ESTIMATORS)
+  for (std::size_t i = 0; i < lode::cli::kForwardedCommandCount; ++i)
+    app.forward(lode::cli::kForwardedCommands[i].name, lode::cli::kForwardedCommands[i].summary, LODE_FORWARD_ESTIMATORS);
 #endif
   return app.run(argc, argv);
 }

@@ -39,6 +39,19 @@ class RunError : public Error {
   std::string address_, reason_;
 };
 
+/// A run that succeeded as a simulation but whose gold is refused: an output depends on θ
+/// once the random choices are fixed, so its density needs a Jacobian the trace does not
+/// contain (SPEC §1). Thrown by the gold drivers; output() names the output at fault. Catch
+/// this type to tell a refusal from any other failure of a run.
+class GoldRefused : public RunError {
+ public:
+  GoldRefused(std::string where, std::string output, std::string reason);
+  const std::string& output() const noexcept { return output_; }
+
+ private:
+  std::string output_;
+};
+
 /// A replay under another parameter point that cannot make the recorded choices: the
 /// recorded (x, z) has density zero there. Caught by the gold driver (log p = −∞).
 class ReplayMismatch : public Error {

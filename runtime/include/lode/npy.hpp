@@ -14,11 +14,12 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdio>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "lode/atomic_file.hpp"
 #include "lode/error.hpp"
 
 namespace lode::npy {
@@ -55,10 +56,10 @@ class Writer {
   std::size_t rows_written() const noexcept { return written_; }
 
  private:
-  void fail(const std::string& what);  // closes, removes the temporary file, throws
-  std::string path_, tmp_;
+  [[noreturn]] void fail(const std::string& what);  // removes the temporary file, throws
+  std::string path_;
   std::size_t rows_, cols_, written_ = 0;
-  std::FILE* file_ = nullptr;
+  std::optional<AtomicFile> file_;
   std::vector<unsigned char> buffer_;  // one row in little-endian byte order
 };
 

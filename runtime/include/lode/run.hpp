@@ -112,6 +112,8 @@ class Run {
   const std::vector<double>& x() const noexcept { return x_; }
   /// Set when an output depends on θ at fixed z: the address and why gold is refused.
   const std::string& gold_problem() const noexcept { return gold_problem_; }
+  /// The output that gold_problem() is about ("" when there is none).
+  const std::string& gold_problem_output() const noexcept { return gold_problem_output_; }
   /// Number of messages so far.
   std::uint64_t steps() const noexcept { return steps_; }
   /// Runs begin() of every handler (the drivers call this, then the model, then finish()).
@@ -319,7 +321,7 @@ class Run {
   std::vector<Handler*> processors_, postprocessors_;  // those with the hook, in call order
   Rng rng_;
   std::vector<double> x_;
-  std::string gold_problem_;
+  std::string gold_problem_, gold_problem_output_;
   std::uint64_t steps_ = 0;
   std::uint64_t max_steps_ = 10'000'000;
   std::vector<double> points_;  // point k, parameter i at [i * kMaxPoints + k]

@@ -119,7 +119,7 @@ int evaluate(const EvaluateOptions& o) {
 
 void add_evaluate(Application& app) {
   auto o = std::make_shared<EvaluateOptions>();
-  app.add("evaluate", kEvaluateSummary)
+  app.add("evaluate", forwarded_summary("evaluate"))
       .option("-m,--model", o->model, "MODEL_DIR", "Estimator directory written by lode train")
       .option("--exact", o->exact, "MODEL",
               "Instead of an estimator: the model's exact log r(x|θ0,θ1), or log p(x|θ0) without --theta1")
@@ -134,5 +134,7 @@ void add_evaluate(Application& app) {
       .flag("--score", o->score, "Ratio estimators: write t̂(x|θ0) = ∇_θ0 log r̂ instead of log r̂")
       .action([o] { return evaluate(*o); });
 }
+
+LODE_REGISTER_COMMAND(90, add_evaluate);
 
 }  // namespace lode::cli

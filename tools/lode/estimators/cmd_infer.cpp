@@ -441,7 +441,7 @@ int infer(const InferOptions& o) {
 
 void add_infer(Application& app) {
   auto o = std::make_shared<InferOptions>();
-  app.add("infer", kInferSummary)
+  app.add("infer", forwarded_summary("infer"))
       .option("--model", o->model_dir, "MODEL_DIR", "A trained ratio estimator (lode train); L = sum_i log r(x_i|theta,theta1)")
       .option("--exact", o->exact, "MODEL",
               "Use this model's exact likelihood instead of an estimator (a reference): L = sum_i log p(x_i|theta)")
@@ -468,5 +468,7 @@ void add_infer(Application& app) {
           "  lode infer --model model --observed obs.npy --grid -1..-0.4:121 --json > result.json")
       .action([o] { return infer(*o); });
 }
+
+LODE_REGISTER_COMMAND(100, add_infer);
 
 }  // namespace lode::cli

@@ -136,7 +136,7 @@ int train(const TrainOptions& o) {
 
 void add_train(Application& app) {
   auto o = std::make_shared<TrainOptions>();
-  app.add("train", kTrainSummary)
+  app.add("train", forwarded_summary("train"))
       .positional("METHOD", o->method, "carl | rolr | rascal | cascal | alice | alices | sally | sallino")
       .option("-d,--data", o->data, "DIR", "Dataset directory written by lode mine (or MadMiner)", /*required=*/true)
       .option("-o,--out", o->out, "MODEL_DIR", "Where to save the estimator (MODEL_DIR/estimator.json)",
@@ -172,5 +172,7 @@ void add_train(Application& app) {
           "  lode mine galton --for local --theta -0.8 -n 10000 --out local && lode train sally --data local --out sally\n")
       .action([o] { return train(*o); });
 }
+
+LODE_REGISTER_COMMAND(80, add_train);
 
 }  // namespace lode::cli

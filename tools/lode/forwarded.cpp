@@ -1,0 +1,25 @@
+// The commands built into lode-estimators (they need LibTorch): `lode` lists them in
+// --help and forwards them there (command.hpp). A new LibTorch command is its file in
+// tools/lode/estimators/ plus one entry here.
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "command.hpp"
+
+namespace lode::cli {
+
+const ForwardedCommand kForwardedCommands[] = {
+    {80, "train", "Train a ratio or score estimator on a mined dataset"},
+    {90, "evaluate", "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x"},
+    {100, "infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets"},
+};
+const std::size_t kForwardedCommandCount = sizeof(kForwardedCommands) / sizeof(kForwardedCommands[0]);
+
+const char* forwarded_summary(const char* name) {
+  for (const ForwardedCommand& c : kForwardedCommands)
+    if (std::strcmp(c.name, name) == 0) return c.summary;
+  throw std::logic_error(std::string("no forwarded command '") + name + "'");
+}
+
+}  // namespace lode::cli

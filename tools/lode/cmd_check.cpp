@@ -17,20 +17,15 @@
 
 #include <cmath>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "command.hpp"
 #include "common.hpp"
 #include "lode/error.hpp"
 #include "lode/mining/gold_check.hpp"
-#include "lode/mining/trace_json.hpp"
 
 namespace lode::cli {
 
 namespace {
-
-using mining::Json;
-using mining::json_number;
 
 struct CheckOptions {
   std::string model, theta, seed = "1", events = "10000";
@@ -45,50 +40,6 @@ std::string deviation(const mining::RunningMean& m, std::size_t i, double expect
   const double d = std::fabs(m.mean(i) - expected);
   if (!(s > 0.0)) return d == 0.0 ? "0" : "inf";
   return format_short(d / s, 3);
-}
-
-Json check_json(const Model& model, std::span<const double> theta, std::uint64_t seed, std::uint64_t n,
-                const mining::GoldCheckOptions& options, const mining::GoldCheck& c) {
-  Json j = {{"model", model.name}, {"theta", theta}, {"seed", seed}, {"events", n}, {"passed", c.passed}};
-  j["gold_refused"] = c.failures.gold_refused.empty() ? Json(nullptr) : Json(c.failures.gold_refused);
-  Json failures = Json::array();
-  for (const mining::FdFailure& f : c.fd.failures) {
-    Json jf = {{"event", f.event},
-               {"parameter", model.parameters[f.parameter]},
-               {"score", json_number(f.score)},
-               {"finite_difference", json_number(f.fd)},
-               {"tolerance", json_number(f.tolerance)},
-               {"address", f.address.empty() ? Json(nullptr) : Json(f.address)}};
-    if (!f.address.empty()) {
-      jf["address_score"] = json_number(f.address_score);
-      jf["address_finite_difference"] = json_number(f.address_fd);
-    }
-    jf["nonfinite_address"] = f.nonfinite.empty() ? Json(nullptr) : Json(f.nonfinite);
-    if (!f.note.empty()) jf["note"] = f.note;
-    failures.push_back(std::move(jf));
-  }
-  j["finite_differences"] = {{"events", c.fd.events},        {"comparisons", c.fd.checked},
-                             {"failed", c.fd.failed},        {"unavailable", c.fd.unavailable},
-                             {"max_error_ratio", c.fd.max_ratio}, {"passed", c.fd.passed()},
-                             {"failures", failures}};
-  if (c.fd.unavailable > 0) j["finite_differences"]["unavailable_reason"] = c.fd.unavailable_reason;
-  Json mean = Json::array(), se = Json::array();
-  for (std::size_t i = 0; i < theta.size(); ++i) {
-    mean.push_back(json_number(c.score.mean(i)));
-    se.push_back(json_number(c.score.standard_error(i)));
-  }
-  j["score"] = {{"events", c.score.count()}, {"mean", mean}, {"se", se}, {"passed", c.score_passed}};
-  Json ratios = Json::array();
-  for (std::size_t k = 0; k < c.ratios.size(); ++k)
-    ratios.push_back({{"at", options.at[k]},
-                      {"events", c.ratios[k].count()},
-                      {"mean", json_number(c.ratios[k].mean(0))},
-                      {"se", json_number(c.ratios[k].standard_error(0))},
-                      {"passed", static_cast<bool>(c.ratio_passed[k])}});
-  j["ratios"] = ratios;
-  j["failed_events"] = {{"count", c.failures.count},
-                        {"first_error", c.failures.first.empty() ? Json(nullptr) : Json(c.failures.first)}};
-  return j;
 }
 
 std::string check_text(const Model& model, const mining::GoldCheckOptions& options, const mining::GoldCheck& c) {
@@ -146,7 +97,7 @@ int check(const CheckOptions& o) {
 
   const mining::GoldCheck c = mining::check_gold(model, theta, options);
   if (o.json) {
-    fmt::print("{}\n", check_json(model, theta, options.seed, options.events, options, c).dump(2));
+    fmt::print("{}\n", mining::gold_check_json(model, theta, options, c).dump(2));
     return c.passed ? kExitOk : kExitFailure;
   }
   std::string out = fmt::format("lode check {} at theta = {}, seed {}, {} events\n\n", model.name,

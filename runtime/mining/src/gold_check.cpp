@@ -213,4 +213,49 @@ GoldIdentities mine_gold_identities(const Model& model, std::span<const double> 
   return out;
 }
 
+Json gold_check_json(const Model& model, std::span<const double> theta, const GoldCheckOptions& options,
+                     const GoldCheck& c) {
+  Json j = {{"model", model.name}, {"theta", theta}, {"seed", options.seed}, {"events", options.events},
+            {"passed", c.passed}};
+  j["gold_refused"] = c.failures.gold_refused.empty() ? Json(nullptr) : Json(c.failures.gold_refused);
+  Json failures = Json::array();
+  for (const FdFailure& f : c.fd.failures) {
+    Json jf = {{"event", f.event},
+               {"parameter", model.parameters[f.parameter]},
+               {"score", json_number(f.score)},
+               {"finite_difference", json_number(f.fd)},
+               {"tolerance", json_number(f.tolerance)},
+               {"address", f.address.empty() ? Json(nullptr) : Json(f.address)}};
+    if (!f.address.empty()) {
+      jf["address_score"] = json_number(f.address_score);
+      jf["address_finite_difference"] = json_number(f.address_fd);
+    }
+    jf["nonfinite_address"] = f.nonfinite.empty() ? Json(nullptr) : Json(f.nonfinite);
+    if (!f.note.empty()) jf["note"] = f.note;
+    failures.push_back(std::move(jf));
+  }
+  j["finite_differences"] = {{"events", c.fd.events},        {"comparisons", c.fd.checked},
+                             {"failed", c.fd.failed},        {"unavailable", c.fd.unavailable},
+                             {"max_error_ratio", c.fd.max_ratio}, {"passed", c.fd.passed()},
+                             {"failures", failures}};
+  if (c.fd.unavailable > 0) j["finite_differences"]["unavailable_reason"] = c.fd.unavailable_reason;
+  Json mean = Json::array(), se = Json::array();
+  for (std::size_t i = 0; i < theta.size(); ++i) {
+    mean.push_back(json_number(c.score.mean(i)));
+    se.push_back(json_number(c.score.standard_error(i)));
+  }
+  j["score"] = {{"events", c.score.count()}, {"mean", mean}, {"se", se}, {"passed", c.score_passed}};
+  Json ratios = Json::array();
+  for (std::size_t k = 0; k < c.ratios.size(); ++k)
+    ratios.push_back({{"at", options.at[k]},
+                      {"events", c.ratios[k].count()},
+                      {"mean", json_number(c.ratios[k].mean(0))},
+                      {"se", json_number(c.ratios[k].standard_error(0))},
+                      {"passed", static_cast<bool>(c.ratio_passed[k])}});
+  j["ratios"] = ratios;
+  j["failed_events"] = {{"count", c.failures.count},
+                        {"first_error", c.failures.first.empty() ? Json(nullptr) : Json(c.failures.first)}};
+  return j;
+}
+
 }  // namespace lode::mining

@@ -18,6 +18,7 @@
 
 #include "lode/error.hpp"
 #include "lode/mining/running_mean.hpp"
+#include "lode/mining/trace_json.hpp"
 #include "lode/model.hpp"
 #include "lode/trace.hpp"
 
@@ -97,6 +98,13 @@ struct GoldCheck {
 
 /// (a), (b) and (c) in turn; a gold refusal skips what follows it.
 GoldCheck check_gold(const Model& model, std::span<const double> theta, const GoldCheckOptions& options);
+
+/// `lode check --json`: {model, theta, seed, events, passed, gold_refused, finite_differences
+/// {events, comparisons, failed, unavailable, max_error_ratio, passed, failures [...]
+/// [, unavailable_reason]}, score {events, mean, se, passed}, ratios [{at, events, mean, se,
+/// passed}], failed_events {count, first_error}}.
+Json gold_check_json(const Model& model, std::span<const double> theta, const GoldCheckOptions& options,
+                     const GoldCheck& check);
 
 /// The gold identities of the main job (`lode demo`): events 0..n−1 drawn at θ1 with the
 /// score t(x,z|θ1) and the ratio r(x,z|θ0,θ1).

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -324,4 +325,58 @@ TEST_CASE("trace_stats counts failed events and leaves out events with no finite
   CHECK(r.failed == 5);
   CHECK(r.ok == 0);
   CHECK(r.first_failure.find("depends on theta") != std::string::npos);
+}
+
+TEST_CASE("Replayer with a record: each replayed choice with its log p at the point; mismatch flagged", "[mining][stats]") {
+  const lode::Model& lv = lode::Registry::global().get("lotka_volterra");
+  lode::GoldMiner miner(lv);
+  lode::Replayer replayer(lv);
+  lode::Trace again;
+  int replayed = 0;
+  for (std::uint64_t e = 0; e < 5; ++e) {
+    lode::Trace t;
+    try {
+      t = miner(lv.reference[0], 1, e).trace;
+    } catch (const lode::RunError&) {
+      continue;
+    }
+    // at θ itself: the same choices with the same log p
+    const lode::ReplayResult same = replayer(t, lv.reference[0], false, 1, e, &again);
+    CHECK_FALSE(same.mismatch);
+    REQUIRE(again.size() == t.size());
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      CHECK(again.choices[i].address == t.choices[i].address);
+      CHECK(again.choices[i].log_p == t.choices[i].log_p);
+    }
+    // at θ': the recorded log p add up to the replay's (the running total), values unchanged
+    const lode::ReplayResult other = replayer(t, lv.reference[1], false, 1, e, &again);
+    CHECK(other.log_p == lode::replay(lv, t, lv.reference[1], false, 1, e).log_p);
+    REQUIRE(again.size() == t.size());
+    CHECK(again.choices.back().running == Approx(other.log_p).epsilon(1e-12));
+    for (std::size_t i = 0; i < t.size(); ++i) CHECK(again.value(again.choices[i])[0] == t.value(t.choices[i])[0]);
+    ++replayed;
+  }
+  CHECK(replayed > 0);
+  // a trace of another model cannot be replayed: a mismatch, with its reason and address
+  const lode::Model& galton = lode::Registry::global().get("galton");
+  lode::GoldMiner galton_miner(galton);
+  const lode::Trace g = galton_miner(galton.reference[0], 1, 0).trace;
+  const lode::ReplayResult r = replayer(g, lv.reference[0], false, 1, 0, &again);
+  CHECK(r.mismatch);
+  CHECK_FALSE(r.reason.empty());
+  CHECK_FALSE(r.address.empty());
+  CHECK(r.log_p == -std::numeric_limits<double>::infinity());
+  // a zero density is not a mismatch: test_veto's factor at z > 1
+  const lode::Model& veto = lode::Registry::global().get("test_veto");
+  lode::GoldMiner veto_miner(veto);
+  lode::Replayer veto_replayer(veto);
+  for (std::uint64_t e = 0; e < 200; ++e) {
+    const lode::Gold& v = veto_miner(veto.reference[0], 1, e);
+    if (std::isfinite(v.log_p)) continue;
+    const lode::ReplayResult z = veto_replayer(v.trace, veto.reference[1], false, 1, e, &again);
+    CHECK_FALSE(z.mismatch);
+    CHECK(z.log_p == -std::numeric_limits<double>::infinity());
+    CHECK(again.size() == v.trace.size());
+    break;
+  }
 }

@@ -16,7 +16,6 @@
 #include "command.hpp"
 #include "common.hpp"
 #include "lode/driver.hpp"
-#include "lode/error.hpp"
 #include "lode/mining/gold_check.hpp"
 
 namespace lode::cli {

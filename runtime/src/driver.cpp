@@ -183,7 +183,7 @@ struct ReplayContext {
       run.emplace(model.name, theta, seed, event, score, hs);
     else
       run->reset(theta, seed, event, score, hs);
-    run->set_sinks(record, false, true);  // log p accumulated in the run (no handler call)
+    run->set_sinks(record, false, true);  // log p summed (and choices recorded) in the run: no handler call
     ReplayResult r;
     try {
       execute(model, *run);

@@ -178,18 +178,19 @@ struct ReplayContext {
   std::optional<Run> run;
 
   ReplayResult operator()(const Model& model, std::span<const double> theta, bool score, std::uint64_t seed,
-                          std::uint64_t event) {
+                          std::uint64_t event, Trace* record = nullptr) {
     if (!run)
       run.emplace(model.name, theta, seed, event, score, hs);
     else
       run->reset(theta, seed, event, score, hs);
-    run->set_sinks(nullptr, false, true);  // log p accumulated in the run (no handler call)
+    run->set_sinks(record, false, true);  // log p summed (and choices recorded) in the run: no handler call
     ReplayResult r;
     try {
       execute(model, *run);
     } catch (const ReplayMismatch& e) {
       r.reason = e.reason();
       r.address = e.address();
+      r.mismatch = true;
       return r;
     }
     r.log_p = run->joint().value();
@@ -286,13 +287,13 @@ Replayer::Replayer(const Model& model) : model_(&model) {}
 Replayer::~Replayer() = default;
 
 ReplayResult Replayer::operator()(const Trace& trace, std::span<const double> theta, bool score, std::uint64_t seed,
-                                  std::uint64_t event) {
+                                  std::uint64_t event, Trace* record) {
   check_theta(*model_, theta);
   if (!context_)
     context_ = std::make_unique<ReplayContext>(trace);
   else
     context_->replay.set_trace(trace);
-  return (*context_)(*model_, theta, score, seed, event);
+  return (*context_)(*model_, theta, score, seed, event, record);
 }
 
 // ---------------------------------------------------------------------------------------

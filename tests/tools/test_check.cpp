@@ -1,6 +1,6 @@
-// lode check: the gold of every registered model passes; broken toy models (registered in
-// the lode binary only under LODE_TEST_MODELS=1, tools/lode/test_models.cpp) fail naming
-// the address at fault.
+// lode check end to end: the gold of every registered model passes; broken toy models (a
+// plugin, tests/tools/plugins/test_models.cpp, loaded with --plugin) fail, and the command
+// prints the address at fault. The checks themselves: tests/mining/test_gold_check.cpp.
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -33,8 +33,8 @@ bool refuses_gold(const lode::Model& m) {
   try {
     miner(m.reference[0], 1, 0);
     return false;
-  } catch (const lode::RunError& e) {
-    return std::string(e.what()).find("depends on theta") != std::string::npos;
+  } catch (const lode::GoldRefused&) {
+    return true;
   }
 }
 
@@ -123,12 +123,26 @@ TEST_CASE("lode check fails a model whose gold is refused, naming the output", "
   CHECK(tm.out.find("gold refused: output 'x/0'") != std::string::npos);
 }
 
-TEST_CASE("lode check: bad command lines exit with status 2; toy models are hidden by default", "[cli][check]") {
+TEST_CASE("lode check: bad command lines exit with status 2; toy models are not in lode", "[cli][check]") {
   CHECK(check({"no_such_model"}).status == 2);
   CHECK(check({"galton", "-n", "0"}).status == 2);
   CHECK(check({"galton", "--theta", "1,2"}).status == 2);
   CHECK(check({"galton", "--at", "abc"}).status == 2);
   CHECK(check({"test_double_param"}).status == 2);
+  // not even under the variable that once registered them
+  const Result env = run_program_with(LODE_CLI, {"check", "test_double_param"}, "", {"LODE_TEST_MODELS=1"});
+  CHECK(env.status == 2);
+  CHECK(env.err.find("test_double_param") != std::string::npos);
+  const Result models = run_program_with(LODE_CLI, {"models"}, "", {"LODE_TEST_MODELS=1"});
+  REQUIRE(models.status == 0);
+  CHECK(models.out.find("galton") != std::string::npos);
+  CHECK(models.out.find("test_") == std::string::npos);
+  // the plugin lists all five
+  const Result plugin = run_lode_with({"models"}, "", /*test_models=*/true);
+  REQUIRE(plugin.status == 0);
+  for (const char* name : {"test_double_param", "test_bad_gradient", "test_veto", "test_nan_likelihood",
+                           "test_shifted_output"})
+    CHECK(plugin.out.find(name) != std::string::npos);
 }
 
 TEST_CASE("lode --help lists check and step; their --help shows the options", "[cli][check][step]") {

@@ -124,12 +124,18 @@ inline Result run_program_with(const std::string& program, const std::vector<std
 /// Runs the lode binary under test.
 inline Result run_lode(const std::vector<std::string>& args) { return run_program(LODE_CLI, args); }
 
-/// Runs the lode binary with `input` on stdin; with `test_models`, LODE_TEST_MODELS=1
-/// registers the broken toy models of tools/lode/test_models.cpp in the child.
+/// Runs the lode binary with `input` on stdin; with `test_models`, `--plugin` loads the
+/// broken toy models of tests/tools/plugins/test_models.cpp (never part of lode itself).
 inline Result run_lode_with(const std::vector<std::string>& args, const std::string& input,
                             bool test_models = false) {
-  return run_program_with(LODE_CLI, args, input,
-                          test_models ? std::vector<std::string>{"LODE_TEST_MODELS=1"} : std::vector<std::string>{});
+  std::vector<std::string> full;
+#ifdef LODE_TEST_MODELS_PLUGIN
+  if (test_models) full = {"--plugin", LODE_TEST_MODELS_PLUGIN};
+#else
+  if (test_models) throw std::logic_error("run_lode_with: this test executable has no LODE_TEST_MODELS_PLUGIN");
+#endif
+  full.insert(full.end(), args.begin(), args.end());
+  return run_program_with(LODE_CLI, full, input);
 }
 
 /// A python3 that can import numpy: the one in PATH, else the system's /usr/bin/python3

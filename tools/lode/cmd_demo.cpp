@@ -5,41 +5,31 @@
 // r(x,z|θ0,θ1) and shows that the gold is what it claims to be: E[t] = 0, E[r] = 1 (each
 // with its Monte-Carlo error), and — where the model has an exact likelihood — the mean of
 // r per observed x against the exact ratio p(x|θ0)/p(x|θ1), and the joint Fisher information
-// E[t²] against the Fisher information of x.
+// E[t²] against the Fisher information of x. The mining of the identities is lode::mining's
+// (mine_gold_identities in lode/mining/gold_check.hpp); this file prints.
 #include <fmt/format.h>
 
-#include <chrono>
+#include <algorithm>
 #include <cmath>
-#include <map>
 #include <memory>
 
 #include "command.hpp"
 #include "common.hpp"
 #include "lode/driver.hpp"
-#include "lode/error.hpp"
+#include "lode/mining/gold_check.hpp"
 
 namespace lode::cli {
 
 namespace {
 
+using mining::RunningMean;
+
 struct DemoOptions {
   std::string model = "galton", theta0, theta1, events = "100000", seed = "1";
 };
 
-struct Moments {
-  double sum = 0, sum2 = 0;
-  std::uint64_t n = 0;
-  void add(double v) {
-    sum += v;
-    sum2 += v * v;
-    ++n;
-  }
-  double mean() const { return sum / static_cast<double>(n); }
-  double se() const {
-    const double m = mean();
-    return n > 1 ? std::sqrt(std::max(0.0, sum2 / static_cast<double>(n) - m * m) / static_cast<double>(n - 1)) : 0.0;
-  }
-};
+// The Monte-Carlo error shown: the standard error, 0 for fewer than two events.
+double mc_error(const RunningMean& m, std::size_t i = 0) { return m.count() > 1 ? m.standard_error(i) : 0.0; }
 
 std::string verdict(double deviation, double se) {
   if (se == 0.0) return deviation == 0.0 ? "exact" : "MISMATCH";
@@ -61,10 +51,8 @@ int demo(const DemoOptions& o) {
   fmt::print("theta0 = {}, theta1 = {} ({})\n\n", format_point(th0), format_point(th1), fmt::join(model.parameters, ", "));
 
   // 1. One event's trace and gold.
-  const std::vector<std::vector<double>> at1 = {th1}, at0 = {th0};
-  GoldOptions detailed;
-  detailed.detailed = true;
-  GoldMiner one(model, detailed);
+  const std::vector<std::vector<double>> at1 = {th1};
+  GoldMiner one(model, GoldOptions{.detailed = true});
   const Gold& g = one(th0, seed, 0, at1);
   fmt::print("Event 0 of seed {} at theta0: {} choices, x = {}\n", seed, g.trace.size(), format_list(g.x));
   fmt::print("  log p(x,z|theta0)        = {}\n", format_number(g.log_p));
@@ -74,72 +62,48 @@ int demo(const DemoOptions& o) {
              fmt::join(th0, ","), seed, fmt::join(th1, ","));
 
   // 2. Mine n events at θ1 with t(x,z|θ1) and r(x,z|θ0,θ1).
-  GoldOptions fast;
-  fast.keep_trace = false;
-  GoldMiner miner(model, fast);
-  std::vector<Moments> t(np);
-  Moments r;
-  std::vector<double> fisher(np * np, 0.0);
-  std::map<std::vector<double>, Moments> r_by_x;
-  const bool exact = static_cast<bool>(model.exact_log_likelihood);
-  std::uint64_t skipped = 0;
-  const auto start = std::chrono::steady_clock::now();
-  for (std::uint64_t e = 0; e < n; ++e) {
-    try {
-      const Gold& gold = miner(th1, seed, e, at0);
-      const double ratio = std::exp(gold.log_p_at[0] - gold.log_p);
-      r.add(ratio);
-      for (std::size_t i = 0; i < np; ++i) {
-        t[i].add(gold.score[i]);
-        for (std::size_t j = 0; j < np; ++j) fisher[i * np + j] += gold.score[i] * gold.score[j];
-      }
-      if (exact && gold.x.size() == 1) r_by_x[gold.x].add(ratio);
-    } catch (const RunError&) {
-      ++skipped;
-    }
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const mining::GoldIdentities id = mining::mine_gold_identities(model, th0, th1, seed, n);
   fmt::print("Mined {} events at theta1 with score and ratio in {:.2f} s ({:.0f} events/s on one core){}\n\n", n,
-             seconds, static_cast<double>(n) / seconds,
-             skipped ? fmt::format(", {} skipped after errors", skipped) : std::string());
+             id.seconds, static_cast<double>(n) / id.seconds,
+             id.skipped ? fmt::format(", {} skipped after errors", id.skipped) : std::string());
 
   Table ids({"identity", "estimate", "± MC error", "expected", "deviation"},
             {Table::Align::left, Table::Align::right, Table::Align::right, Table::Align::right, Table::Align::left});
   for (std::size_t i = 0; i < np; ++i)
-    ids.add({fmt::format("E[t_{}(x,z|theta1)]", model.parameters[i]), format_short(t[i].mean()),
-             format_short(t[i].se(), 3), "0", verdict(t[i].mean(), t[i].se())});
-  ids.add({"E[r(x,z|theta0,theta1)]", format_short(r.mean()), format_short(r.se(), 3), "1",
-           verdict(r.mean() - 1.0, r.se())});
+    ids.add({fmt::format("E[t_{}(x,z|theta1)]", model.parameters[i]), format_short(id.score.mean(i)),
+             format_short(mc_error(id.score, i), 3), "0", verdict(id.score.mean(i), mc_error(id.score, i))});
+  ids.add({"E[r(x,z|theta0,theta1)]", format_short(id.ratio.mean()), format_short(mc_error(id.ratio), 3), "1",
+           verdict(id.ratio.mean() - 1.0, mc_error(id.ratio))});
   fmt::print("{}\n", ids.str("  "));
 
   // 3. Against the exact likelihood, when the model has one.
-  if (exact && !r_by_x.empty()) {
+  if (model.exact_log_likelihood && !id.ratio_by_x.empty()) {
     fmt::print("The joint ratio is an unbiased label of the likelihood ratio: mean of r per x vs exact\n");
     Table byx({"x", "events", "mean r(x,z)", "± MC error", "exact r(x)", "deviation"},
               {Table::Align::right, Table::Align::right, Table::Align::right, Table::Align::right,
                Table::Align::right, Table::Align::left});
     std::vector<std::pair<std::uint64_t, const std::vector<double>*>> common;
-    for (const auto& [x, m] : r_by_x) common.push_back({m.n, &x});
+    for (const auto& [x, m] : id.ratio_by_x) common.push_back({m.count(), &x});
     std::sort(common.rbegin(), common.rend());
     if (common.size() > 9) common.resize(9);
     std::sort(common.begin(), common.end(), [](auto& a, auto& b) { return *a.second < *b.second; });
     for (const auto& [count, x] : common) {
-      const Moments& m = r_by_x.at(*x);
+      const RunningMean& m = id.ratio_by_x.at(*x);
       const double exact_r = std::exp(model.exact_log_likelihood(*x, th0, nullptr) - model.exact_log_likelihood(*x, th1, nullptr));
-      byx.add({format_list(*x), std::to_string(count), format_short(m.mean()), format_short(m.se(), 3),
-               format_short(exact_r), verdict(m.mean() - exact_r, m.se())});
+      byx.add({format_list(*x), std::to_string(count), format_short(m.mean()), format_short(mc_error(m), 3),
+               format_short(exact_r), verdict(m.mean() - exact_r, mc_error(m))});
     }
     fmt::print("{}\n", byx.str("  "));
     if (np == 1) {
       // Fisher information of x at θ1 from the exact score, over the same simulated x.
-      Moments fx;
+      RunningMean fx;
       std::vector<double> grad(1);
-      for (const auto& [x, m] : r_by_x) {
+      for (const auto& [x, m] : id.ratio_by_x) {
         model.exact_log_likelihood(x, th1, grad.data());
-        for (std::uint64_t k = 0; k < m.n; ++k) fx.add(grad[0] * grad[0]);
+        for (std::uint64_t k = 0; k < m.count(); ++k) fx.add(grad[0] * grad[0]);
       }
       fmt::print("Fisher information at theta1: joint E[t^2] = {} >= E[t(x)^2] = {} (what x alone can tell)\n",
-                 format_short(fisher[0] / static_cast<double>(n - skipped)), format_short(fx.mean()));
+                 format_short(id.fisher[0] / static_cast<double>(n - id.skipped)), format_short(fx.mean()));
     }
   }
   return kExitOk;

@@ -27,11 +27,14 @@
 #include "common.hpp"
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
+#include "lode/mining/trace_json.hpp"
 #include "trace_print.hpp"
 
 namespace lode::cli {
 
 namespace {
+
+using mining::Json;
 
 struct StepOptions {
   std::string model, theta, seed = "1", event = "0";
@@ -119,14 +122,8 @@ int step(const StepOptions& o) {
   }
 
   const Trace& t = stepper.trace();
-  const std::vector<double> score = stepper.score();
   if (o.json) {
-    Json j = {{"model", model.name}, {"theta", theta},  {"seed", seed},   {"event", event},
-              {"finished", true},    {"x", stepper.x()}, {"log_p", json_number(stepper.log_p())},
-              {"score", score}};
-    j["gold_problem"] = stepper.gold_problem().empty() ? Json(nullptr) : Json(stepper.gold_problem());
-    j["forced"] = forced;
-    j["choices"] = choices_json(t);
+    const Json j = mining::step_json(model, theta, seed, event, stepper, forced);
     say(fmt::format("run finished: {} choices\n", t.size()));
     fmt::print("{}\n", j.dump(2));
     return kExitOk;
@@ -135,7 +132,7 @@ int step(const StepOptions& o) {
   out += choices_table(model, t);
   out += fmt::format("\nx                  = {}\n", format_list(stepper.x()));
   out += fmt::format("log p(x,z|theta)   = {}\n", format_number(stepper.log_p()));
-  out += fmt::format("score t(x,z|theta) = {}\n", format_list(score));
+  out += fmt::format("score t(x,z|theta) = {}\n", format_list(stepper.score()));
   if (!stepper.gold_problem().empty())
     out += fmt::format("gold problem: {}\n(log p and the score above are not the gold of this run)\n",
                        stepper.gold_problem());

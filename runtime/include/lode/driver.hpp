@@ -3,7 +3,8 @@
 //   Simulator  — plain simulation: x only (no densities, no derivatives).
 //   GoldMiner  — one event's gold: x, log p(x,z|θ), the joint score t(x,z|θ), and
 //                log p(x,z|θ_k) at other points by replaying the recorded choices.
-//   replay()   — log p (and score) of a recorded trace at another θ.
+//   replay()   — log p (and score) of a recorded trace at another θ; Replayer does it
+//                trace after trace, optionally recording each replayed choice.
 //   Stepper    — step-through: stop before every choice, draw it or force a value.
 // Each driver object reuses its buffers and fiber stack: keep one per thread.
 #pragma once
@@ -96,6 +97,7 @@ struct ReplayResult {
   std::vector<double> score;  ///< when requested and finite
   std::string reason;         ///< non-empty when log_p is −∞ because the choices cannot be replayed
   std::string address;        ///< the address at fault, if any
+  bool mismatch = false;      ///< the choices cannot be made at θ (a ReplayMismatch; reason says why)
 };
 
 /// Replays recorded traces of one model at other points, reusing its run, handlers and
@@ -107,8 +109,10 @@ class Replayer {
   Replayer(const Replayer&) = delete;
   Replayer& operator=(const Replayer&) = delete;
   /// log p(x, z | θ) (and with `score`, its gradient) of the choices recorded in `trace`.
+  /// With `record`, each replayed choice (address, kind, value, its log p at θ) is recorded
+  /// there as a run records its trace (not detailed); incomplete after a mismatch.
   ReplayResult operator()(const Trace& trace, std::span<const double> theta, bool score = false,
-                          std::uint64_t seed = 0, std::uint64_t event = 0);
+                          std::uint64_t seed = 0, std::uint64_t event = 0, Trace* record = nullptr);
 
  private:
   const Model* model_;

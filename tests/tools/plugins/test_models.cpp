@@ -1,6 +1,7 @@
-// test_models.cpp — deliberately broken toy models for the tests of `lode check` and
-// `lode step`. They are registered only when the environment variable LODE_TEST_MODELS=1
-// is set when `lode` starts, so users never see them.
+// test_models.cpp — deliberately broken toy models for the tests of the gold checks, trace
+// statistics and inference: a plugin (lode --plugin liblode_test_models_plugin.so) for the
+// command-line tests, compiled into lode_mining_tests for the library tests. Never part of
+// the lode binary, so `lode models` does not list them.
 //
 //   test_double_param   — a scale computed from θ in plain double: the choice 'spread'
 //                         loses its θ-dependence in the score (joint score wrong).
@@ -11,12 +12,10 @@
 //   test_nan_likelihood — x ~ Normal(θ, 1) with an exact likelihood that is NaN for θ > 0.5
 //                         (a numerically broken likelihood, for `lode infer --exact`).
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 
 #include "lode/lode.hpp"
 
-namespace lode::cli {
+namespace lode::test_models {
 
 namespace {
 
@@ -84,24 +83,30 @@ double nan_likelihood(std::span<const double> x, std::span<const double> theta, 
   return -0.5 * (x[0] - theta[0]) * (x[0] - theta[0]) - 0.5 * std::log(2.0 * 3.14159265358979323846);
 }
 
-bool register_test_models() {
-  const char* v = std::getenv("LODE_TEST_MODELS");
-  if (v == nullptr || std::strcmp(v, "1") != 0) return false;
-  auto& r = Registry::global();
-  r.add(toy("test_double_param", "test model: a scale computed in plain double (wrong score at 'spread')",
-            double_param));
-  r.add(toy("test_bad_gradient", "test model: a distribution with a wrong gradient (at 'wait')", bad_gradient));
-  r.add(toy("test_veto", "test model: a factor of -inf for z > 1 (non-finite log p at 'veto')", veto));
-  Model nan_model = toy("test_nan_likelihood", "test model: x ~ Normal(theta, 1), exact likelihood NaN for theta > 0.5",
-                        normal_x);
-  nan_model.exact_log_likelihood = nan_likelihood;
-  r.add(std::move(nan_model));
-  r.add(toy("test_shifted_output", "test model: output x = z + theta (gold refused)", shifted_output));
-  return true;
+Model make_double_param() {
+  return toy("test_double_param", "test model: a scale computed in plain double (wrong score at 'spread')",
+             double_param);
 }
-
-const bool registered = register_test_models();
+Model make_bad_gradient() {
+  return toy("test_bad_gradient", "test model: a distribution with a wrong gradient (at 'wait')", bad_gradient);
+}
+Model make_veto() { return toy("test_veto", "test model: a factor of -inf for z > 1 (non-finite log p at 'veto')", veto); }
+Model make_nan_likelihood() {
+  Model m = toy("test_nan_likelihood", "test model: x ~ Normal(theta, 1), exact likelihood NaN for theta > 0.5",
+                normal_x);
+  m.exact_log_likelihood = nan_likelihood;
+  return m;
+}
+Model make_shifted_output() {
+  return toy("test_shifted_output", "test model: output x = z + theta (gold refused)", shifted_output);
+}
 
 }  // namespace
 
-}  // namespace lode::cli
+LODE_REGISTER_MODEL(make_double_param);
+LODE_REGISTER_MODEL(make_bad_gradient);
+LODE_REGISTER_MODEL(make_veto);
+LODE_REGISTER_MODEL(make_nan_likelihood);
+LODE_REGISTER_MODEL(make_shifted_output);
+
+}  // namespace lode::test_models

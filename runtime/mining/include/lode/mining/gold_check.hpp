@@ -1,0 +1,123 @@
+// lode/mining/gold_check.hpp — checks that a model's gold is what it claims to be (`lode
+// check`, `lode demo`):
+//   (a) the joint score t(x,z|θ) against 5-point central finite differences of the replayed
+//       log p(x,z|θ); on a failure, the first choice whose recorded ∂log p/∂θ disagrees with
+//       finite differences of its own replayed log p is named (and the first non-finite
+//       contribution, if any);
+//   (b) E[t(x,z|θ)] = 0 over events drawn at θ;
+//   (c) E[r(x,z|θ,θ')] = 1 over events drawn at θ'.
+// Events that fail with a RunError are counted (they do not fail a check); a refused gold
+// (GoldRefused: an output depends on θ at fixed z) stops the checks and fails them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lode/error.hpp"
+#include "lode/mining/running_mean.hpp"
+#include "lode/mining/trace_json.hpp"
+#include "lode/model.hpp"
+#include "lode/trace.hpp"
+
+namespace lode::mining {
+
+/// What went wrong in the events of a check.
+struct CheckFailures {
+  std::uint64_t count = 0;   ///< events that failed with a RunError (other than a gold refusal)
+  std::string first;         ///< the first one's message
+  std::string gold_refused;  ///< GoldRefused::reason() once the gold was refused, else ""
+  void add(const RunError& e);
+};
+
+/// One failed finite-difference comparison and, when found, the address at fault.
+struct FdFailure {
+  std::uint64_t event = 0;
+  std::size_t parameter = 0;
+  double score = 0.0, fd = 0.0, tolerance = 0.0;
+  std::string address;  ///< first choice whose gradient disagrees with its own finite difference
+  double address_score = 0.0, address_fd = 0.0;
+  std::string nonfinite;  ///< first choice with a non-finite log p or gradient
+  std::string note;       ///< why no address could be named, if so
+};
+
+struct FdCheck {
+  std::uint64_t events = 0;       ///< events checked
+  std::uint64_t checked = 0;      ///< comparisons made (events × parameters, less the unavailable)
+  std::uint64_t unavailable = 0;  ///< no derivative to compare with (replay fails within ±2h)
+  std::string unavailable_reason;  ///< the first of those: "event E: reason"
+  double max_ratio = 0.0;          ///< max |t − fd| / tolerance over the comparisons made
+  std::vector<FdFailure> failures;  ///< the first kMaxFdFailures failed comparisons
+  std::uint64_t failed = 0;         ///< failed comparisons
+  bool passed() const noexcept { return failed == 0 && checked > 0; }
+};
+
+inline constexpr std::size_t kMaxFdFailures = 5;
+
+/// (a) The joint score at θ against finite differences (h = 1e-4 max(1, |θ_i|), tolerance
+/// 1e-5 relative plus a rounding allowance) on events 0..events−1 of stream `seed`. Stops at a
+/// gold refusal (failures.gold_refused).
+FdCheck check_score_finite_differences(const Model& model, std::span<const double> theta, std::uint64_t seed,
+                                       std::uint64_t events, CheckFailures& failures);
+
+/// Names, in `f`, the first choice of `trace` (a detailed trace of event (seed, event) at θ)
+/// whose recorded ∂log p/∂θ_i disagrees with finite differences (step h) of its own replayed
+/// log p, and the first non-finite contribution; or says in f.note why none could be named.
+void locate_wrong_address(const Model& model, const Trace& trace, std::span<const double> theta, std::size_t i,
+                          double h, std::uint64_t seed, std::uint64_t event, FdFailure& f);
+
+/// (b) t(x,z|θ) over events 0..events−1 drawn at θ (mean and SE per component). Stops at a
+/// gold refusal.
+RunningMean score_mean(const Model& model, std::span<const double> theta, std::uint64_t seed, std::uint64_t events,
+                       CheckFailures& failures);
+
+/// (c) r(x,z|θ,θ') = p(x,z|θ)/p(x,z|θ') over events 0..events−1 drawn at θ' (`other`).
+/// Stops at a gold refusal (the mean of the events before it is returned).
+RunningMean ratio_mean(const Model& model, std::span<const double> theta, std::span<const double> other,
+                       std::uint64_t seed, std::uint64_t events, CheckFailures& failures);
+
+struct GoldCheckOptions {
+  std::uint64_t seed = 1;
+  std::uint64_t events = 10000;      ///< for (b) and (c)
+  std::uint64_t max_fd_events = 100;  ///< (a) uses min(events, max_fd_events)
+  std::vector<std::vector<double>> at;  ///< the points θ' of (c)
+  double sigmas = 4.0;                 ///< (b) and (c) hold within this many standard errors
+};
+
+struct GoldCheck {
+  CheckFailures failures;
+  FdCheck fd;
+  RunningMean score;
+  std::vector<RunningMean> ratios;  ///< one per point of `at` reached (all unless the gold was refused)
+  bool score_passed = false;
+  std::vector<bool> ratio_passed;
+  bool passed = false;  ///< no refusal and (a), (b) and every (c) hold
+};
+
+/// (a), (b) and (c) in turn; a gold refusal skips what follows it.
+GoldCheck check_gold(const Model& model, std::span<const double> theta, const GoldCheckOptions& options);
+
+/// `lode check --json`: {model, theta, seed, events, passed, gold_refused, finite_differences
+/// {events, comparisons, failed, unavailable, max_error_ratio, passed, failures [...]
+/// [, unavailable_reason]}, score {events, mean, se, passed}, ratios [{at, events, mean, se,
+/// passed}], failed_events {count, first_error}}.
+Json gold_check_json(const Model& model, std::span<const double> theta, const GoldCheckOptions& options,
+                     const GoldCheck& check);
+
+/// The gold identities of the main job (`lode demo`): events 0..n−1 drawn at θ1 with the
+/// score t(x,z|θ1) and the ratio r(x,z|θ0,θ1).
+struct GoldIdentities {
+  RunningMean score;            ///< t(x,z|θ1), per component
+  RunningMean ratio;            ///< r(x,z|θ0,θ1)
+  std::vector<double> fisher;   ///< Σ t tᵀ over the events (row-major, p × p)
+  /// r per observed x, for models with an exact likelihood and one observable.
+  std::map<std::vector<double>, RunningMean> ratio_by_x;
+  std::uint64_t skipped = 0;  ///< events that failed with a RunError
+  double seconds = 0.0;       ///< wall time of the loop
+};
+GoldIdentities mine_gold_identities(const Model& model, std::span<const double> theta0,
+                                    std::span<const double> theta1, std::uint64_t seed, std::uint64_t n);
+
+}  // namespace lode::mining

@@ -1,0 +1,131 @@
+#include "lode/mining/trace_diff.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <span>
+
+namespace lode::mining {
+
+namespace {
+
+bool same_values(std::span<const double> a, std::span<const double> b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+
+// A value in the divergence message: 6 significant digits, no "-0" (as the CLI's tables).
+std::string short_number(double v) {
+  if (v == 0.0) v = 0.0;
+  return fmt::format("{:.6g}", v);
+}
+
+std::string short_values(std::span<const double> v) {
+  if (v.size() == 1) return short_number(v[0]);
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + short_number(v[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+TraceDiff diff_traces(const Trace& ta, const Trace& tb) {
+  TraceDiff d;
+  const std::size_t n = std::max(ta.size(), tb.size());
+  for (std::size_t i = 0; i < n && d.diverge < 0; ++i) {
+    if (i >= ta.size() || i >= tb.size()) {
+      const bool a_ended = i >= ta.size();
+      const Choice& c = a_ended ? tb.choices[i] : ta.choices[i];
+      d.diverge = static_cast<std::ptrdiff_t>(i);
+      d.diverge_text = fmt::format("run {} ends after {} choices; run {} goes on with '{}'", a_ended ? "A" : "B", i,
+                                   a_ended ? "B" : "A", c.address.str());
+      break;
+    }
+    const Choice& a = ta.choices[i];
+    const Choice& b = tb.choices[i];
+    if (!(a.address == b.address)) {
+      d.diverge = static_cast<std::ptrdiff_t>(i);
+      d.diverge_text = fmt::format("choice {}: run A makes '{}', run B makes '{}'", i, a.address.str(), b.address.str());
+    } else if (a.kind != b.kind) {
+      d.diverge = static_cast<std::ptrdiff_t>(i);
+      d.diverge_text = fmt::format("choice {} '{}': {} in run A, {} in run B", i, a.address.str(), to_string(a.kind),
+                                   to_string(b.kind));
+    } else if (!same_values(ta.value(a), tb.value(b))) {
+      d.diverge = static_cast<std::ptrdiff_t>(i);
+      d.diverge_text = fmt::format("choice {} '{}': value {} in run A, {} in run B", i, a.address.str(),
+                                   short_values(ta.value(a)), short_values(tb.value(b)));
+    }
+  }
+  for (std::size_t i = 0; i < ta.size(); ++i) {
+    const Choice& a = ta.choices[i];
+    DiffRow r;
+    r.address = a.address.str();
+    r.index_a = static_cast<std::ptrdiff_t>(i);
+    r.index_b = tb.find(a.address);
+    if (r.index_b >= 0) {
+      const Choice& b = tb.choices[static_cast<std::size_t>(r.index_b)];
+      r.share = a.log_p - b.log_p;
+      if (!same_values(ta.value(a), tb.value(b))) r.note = "values differ";
+    } else {
+      r.share = a.log_p;
+      r.note = "only in A";
+    }
+    if (r.index_a == d.diverge) r.note += (r.note.empty() ? "" : ", ") + std::string("<- runs diverge");
+    d.rows.push_back(std::move(r));
+  }
+  for (std::size_t i = 0; i < tb.size(); ++i) {
+    const Choice& b = tb.choices[i];
+    if (ta.find(b.address) >= 0) continue;
+    DiffRow r;
+    r.address = b.address.str();
+    r.index_b = static_cast<std::ptrdiff_t>(i);
+    r.share = -b.log_p;
+    r.note = "only in B";
+    d.rows.push_back(std::move(r));
+  }
+  return d;
+}
+
+RunDiff diff_runs(const Model& model, const RunPoint& a, const RunPoint& b) {
+  RunDiff d;
+  d.a_point = a;
+  d.b_point = b;
+  GoldMiner miner(model, GoldOptions{.detailed = true});
+  d.a = miner(a.theta, a.seed, a.event);
+  d.b = miner(b.theta, b.seed, b.event);
+  d.diff = diff_traces(d.a.trace, d.b.trace);
+  d.log_r = d.a.log_p - d.b.log_p;
+  return d;
+}
+
+Json diff_json(const Model& model, const RunDiff& d) {
+  const auto run = [](const RunPoint& p, const Gold& g) {
+    return Json{{"theta", p.theta}, {"seed", p.seed},   {"event", p.event},           {"x", g.x},
+                {"log_p", json_number(g.log_p)}, {"score", g.score}, {"choices", g.trace.size()}};
+  };
+  const auto choice = [](const Gold& g, std::ptrdiff_t i) -> const Choice* {
+    return i >= 0 ? &g.trace.choices[static_cast<std::size_t>(i)] : nullptr;
+  };
+  Json rows = Json::array();
+  for (const DiffRow& r : d.diff.rows) {
+    const Choice* a = choice(d.a, r.index_a);
+    const Choice* b = choice(d.b, r.index_b);
+    rows.push_back({{"address", r.address},
+                    {"index_a", a ? Json(r.index_a) : Json(nullptr)},
+                    {"index_b", b ? Json(r.index_b) : Json(nullptr)},
+                    {"value_a", a ? json_number_or_array(d.a.trace.value(*a)) : Json(nullptr)},
+                    {"value_b", b ? json_number_or_array(d.b.trace.value(*b)) : Json(nullptr)},
+                    {"log_p_a", a ? json_number(a->log_p) : Json(nullptr)},
+                    {"log_p_b", b ? json_number(b->log_p) : Json(nullptr)},
+                    {"share", json_number(r.share)}});
+  }
+  const bool same = d.diff.same_choices();
+  return {{"model", model.name},
+          {"a", run(d.a_point, d.a)},
+          {"b", run(d.b_point, d.b)},
+          {"same_choices", same},
+          {"diverge", same ? Json(nullptr) : Json{{"index", d.diff.diverge}, {"reason", d.diff.diverge_text}}},
+          {"log_r", json_number(d.log_r)},
+          {"choices", rows}};
+}
+
+}  // namespace lode::mining

@@ -59,8 +59,9 @@ bool is_theta(schema::Column c) {
 
 ShardStore::ShardStore(const MiningJob& job) : job_(job), arrays_(job.arrays()) {
   const bool ratio = job.purpose == schema::Purpose::ratio;
-  const json specs = ratio ? json{{"theta0", job.theta0.text}, {"theta1", job.theta1.text}}
-                           : json{{"theta", job.theta0.text}};
+  const auto text = [](const ThetaSpec& s) { return s.text.empty() ? s.describe() : s.text; };
+  const json specs = ratio ? json{{"theta0", text(job.theta0)}, {"theta1", text(job.theta1)}}
+                           : json{{"theta", text(job.theta0)}};
   identity_ = {{"model", job.model->name},
                {"mode", schema::name(job.purpose)},
                {"theta", specs},

@@ -23,10 +23,12 @@ struct ThetaSpec {
     grid,     ///< row i: grid point i mod grid_size(), row-major (the last parameter fastest)
   };
   Kind kind = Kind::point;
-  std::vector<double> point;                        ///< point: one value per parameter
-  std::vector<std::pair<double, double>> box;       ///< uniform, grid: (lo, hi) per parameter
-  std::vector<std::uint64_t> counts;                ///< grid: points per parameter (lo and hi included)
-  std::string text;                                 ///< as written in meta.json (the factories set a canonical one)
+  std::vector<double> point;                   ///< point: one value per parameter
+  std::vector<std::pair<double, double>> box;  ///< uniform, grid: (lo, hi) per parameter
+  std::vector<std::uint64_t> counts;           ///< grid: points per parameter (lo and hi included)
+  /// As meta.json records it: the factories set describe(), a parser the text it read;
+  /// when empty, describe() is recorded.
+  std::string text;
 
   static ThetaSpec at(std::vector<double> point);
   static ThetaSpec from_prior();

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -210,6 +211,73 @@ TEST_CASE("mine(): a partial job resumed gives the bytes of the uninterrupted on
     CHECK(e.reason() == OutputError::Reason::different_job);
     CHECK(std::string(e.what()).find("different job") != std::string::npos);
   }
+}
+
+namespace {
+
+// Rank `rank` of two "processes" (threads here) mining one job: tasks rank, rank + 2, ...
+class TwoRanks final : public Scheduler {
+ public:
+  TwoRanks(unsigned rank, std::barrier<>& sync) : rank_(rank), sync_(sync) {}
+  unsigned workers() const noexcept override { return 1; }
+  bool leader() const noexcept override { return rank_ == 0; }
+  void barrier() override { sync_.arrive_and_wait(); }
+  void run(std::size_t tasks, const Task& task, const Tick&) override {
+    for (std::size_t i = rank_; i < tasks; i += 2) task(i, 0);
+  }
+
+ private:
+  unsigned rank_;
+  std::barrier<>& sync_;
+};
+
+// Both ranks call mine(); returns their results.
+std::vector<MiningResult> mine_on_two_ranks(const MiningJob& job) {
+  std::barrier<> sync(2);
+  std::vector<MiningResult> results(2);
+  std::thread other([&] {
+    TwoRanks rank1(1, sync);
+    results[1] = mine(job, rank1);
+  });
+  TwoRanks rank0(0, sync);
+  results[0] = mine(job, rank0);
+  other.join();
+  return results;
+}
+
+}  // namespace
+
+TEST_CASE("mine(): two processes (leader + one) write the bytes of one", "[mining][job][ranks]") {
+  const fs::path one = scratch("one-process"), two = scratch("two-processes");
+  MiningJob job = ratio_job(one);
+  SerialScheduler serial;
+  const MiningResult r = mine(job, serial);
+  job.out = two;
+  const std::vector<MiningResult> ranks = mine_on_two_ranks(job);
+  CHECK(ranks[0].rows == r.rows);
+  CHECK(ranks[1].rows == 0);  // counted by the leader only
+  CHECK(snapshot(two) == snapshot(one));
+
+  // Resumed (a shard of each rank incomplete), and once complete.
+  const ShardStore store(job);
+  fs::remove_all(two);
+  REQUIRE_FALSE(store.open(false));
+  ShardMiner miner(job);
+  ShardResult shard;
+  for (std::uint64_t k = 0; k < job.shards(); ++k) {
+    REQUIRE(miner.mine(job.first(k), job.end(k), shard));
+    store.write(k, shard);
+  }
+  fs::remove(store.marker(2));
+  fs::remove(store.marker(5));
+  job.resume = true;
+  const std::vector<MiningResult> resumed = mine_on_two_ranks(job);
+  CHECK(resumed[0].resumed_shards == 5);
+  CHECK(resumed[1].resumed_shards == 5);
+  CHECK(snapshot(two) == snapshot(one));
+  const std::vector<MiningResult> again = mine_on_two_ranks(job);
+  CHECK((again[0].already_complete && again[1].already_complete));
+  CHECK(again[1].rows == 1000);
 }
 
 TEST_CASE("mine(): skipped events are listed, strict rethrows the gold refusal", "[mining][job][skip]") {

@@ -54,10 +54,17 @@ MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCall
                   const NoticeCallback& notice) {
   job.check();
   const ShardStore store(job);
+  const bool leader = scheduler.leader();
   MiningResult result;
   result.shards = job.shards();
-  if (const std::optional<std::uint64_t> rows = store.open(job.resume)) {
-    result.rows = *rows;
+  // Phases (separated by barriers when several processes mine the job): the leader
+  // prepares the directory; every process finds the shards to mine; they mine them; the
+  // leader finishes the dataset.
+  std::optional<std::uint64_t> complete = leader ? store.open(job.resume) : std::nullopt;
+  scheduler.barrier();
+  if (!leader) complete = store.complete();
+  if (complete) {
+    result.rows = *complete;
     result.already_complete = true;
     return result;
   }
@@ -72,13 +79,15 @@ MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCall
         ++result.resumed_shards;
         continue;
       }
-      if (!why.empty() && notice) notice(fmt::format("shard {} is incomplete ({}): mining it again", k, why));
+      if (!why.empty() && notice && leader)
+        notice(fmt::format("shard {} is incomplete ({}): mining it again", k, why));
     }
     todo.push_back(k);
   }
-  if (job.resume && notice)
+  if (job.resume && notice && leader)
     notice(fmt::format("resuming '{}': {} of {} shards already complete", job.out.string(), result.resumed_shards,
                        result.shards));
+  scheduler.barrier();  // every process has its list before any shard is written
 
   struct Worker {
     std::unique_ptr<ShardMiner> miner;
@@ -108,6 +117,8 @@ MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCall
     };
   scheduler.run(todo.size(), task, tick);
   result.seconds = seconds();
+  scheduler.barrier();
+  if (!leader) return result;  // the counts of the dataset are the leader's
 
   const MiningResult totals = store.finish();
   result.rows = totals.rows;

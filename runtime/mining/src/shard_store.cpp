@@ -133,6 +133,13 @@ std::optional<std::uint64_t> ShardStore::open(bool resume) const {
   return std::nullopt;
 }
 
+std::optional<std::uint64_t> ShardStore::complete() const {
+  std::error_code ec;
+  const fs::path meta_path = dir() / schema::kMetaFile;
+  if (!fs::exists(meta_path, ec)) return std::nullopt;
+  return read_json(meta_path).value("rows", std::uint64_t{0});
+}
+
 std::optional<ShardResult> ShardStore::load(std::uint64_t k, std::string* why) const {
   const fs::path path = marker(k);
   std::error_code ec;

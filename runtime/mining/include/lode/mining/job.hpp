@@ -102,7 +102,9 @@ using NoticeCallback = std::function<void(std::string_view)>;
 /// written by ShardStore::write), then concatenates them into DIR/ARRAY.npy, writes
 /// meta.json and removes DIR/shards (ShardStore::finish). Throws UsageError for a bad job,
 /// OutputError for a directory that cannot take it, the RunError of the first failing event
-/// with `strict`, FileError / npy::NpyError when a file cannot be written.
+/// with `strict`, FileError / npy::NpyError when a file cannot be written. With a scheduler
+/// over several processes, each calls mine(); rows, skipped and impossible_ratio_rows are
+/// counted by the leader only, notices come from the leader only.
 MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCallback& progress = {},
                   const NoticeCallback& notice = {});
 

@@ -5,9 +5,12 @@
 //   SerialScheduler      every task on the calling thread, in order
 //   ThreadScheduler(T)   T threads of this process taking the next task as they become free
 //
-// An implementation over several processes (MPI ranks) runs, in each process, the tasks
-// that process owns; the ShardStore reads every shard back from disk when it finishes the
-// job, so it does not care which process wrote which shard.
+// A scheduler over several processes (MPI ranks) runs, in each process, the tasks that
+// process owns, and says which process leads: every process calls mine() with the same
+// job; the leader alone prepares the directory and finishes the dataset (the ShardStore
+// reads every shard back from disk, whoever wrote it), barrier() separates the phases.
+// Such a scheduler must make a failure in one process fail the others (MPI_Abort): the
+// others would wait at the next barrier.
 #pragma once
 
 #include <atomic>
@@ -30,6 +33,12 @@ class Scheduler {
   /// throws, no further task is started, stopping() is raised for the running ones, and the
   /// exception of the lowest failing task is rethrown.
   virtual void run(std::size_t tasks, const Task& task, const Tick& tick = {}) = 0;
+
+  /// Over several processes: true in the one that prepares and finishes a job (the only
+  /// process otherwise).
+  virtual bool leader() const noexcept { return true; }
+  /// Over several processes: returns once every process has called it (nothing otherwise).
+  virtual void barrier() {}
 
   /// Raised while run() winds down after a failure: long tasks poll it and return early
   /// (their partial work is dropped). Lowered when run() starts.

@@ -64,6 +64,9 @@ class ShardStore {
   /// DIR/shards and job.json and returns nullopt. Throws OutputError.
   std::optional<std::uint64_t> open(bool resume) const;
 
+  /// The row count of the complete dataset in dir() (its meta.json), nullopt when there is
+  /// none. Does not check that it is this job's (open() does).
+  std::optional<std::uint64_t> complete() const;
   /// Shard k read back: nullopt when it is not complete (and `why` says what is wrong when
   /// it has a marker). The result has no arrays.
   std::optional<ShardResult> load(std::uint64_t k, std::string* why = nullptr) const;

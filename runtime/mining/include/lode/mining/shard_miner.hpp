@@ -1,0 +1,60 @@
+// lode/mining/shard_miner.hpp — the rows of one shard: events [first, end) of a job mined
+// into one buffer per array (a GoldMiner at the point each row is drawn at; for ratio data
+// a Replayer at the other point). Keep one per thread: it reuses the miner, the replayer
+// and the buffers from shard to shard.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lode/driver.hpp"
+#include "lode/mining/job.hpp"
+
+namespace lode::mining {
+
+/// An event without a row, and why (the RunError's message).
+struct Skip {
+  std::uint64_t event;
+  std::string reason;
+};
+
+/// A shard's rows and counts.
+struct ShardResult {
+  std::uint64_t first = 0, end = 0;  ///< its events
+  std::uint64_t rows = 0;            ///< end − first − skipped.size()
+  std::uint64_t impossible = 0;      ///< ratio rows whose choices are impossible at the other point
+  std::vector<Skip> skipped;
+  /// Per array of MiningJob::arrays(): rows × width values, row-major. Empty when the
+  /// result was read back from a ShardStore.
+  std::vector<std::vector<double>> arrays;
+};
+
+/// What a caller may watch and stop.
+struct ShardControl {
+  const std::atomic<bool>* stop = nullptr;    ///< checked before each event: once raised, mine() returns false
+  std::atomic<std::uint64_t>* done = nullptr;  ///< events done are added to it (every 1024 and at the end)
+};
+
+class ShardMiner {
+ public:
+  /// `job` must outlive the miner (check() it first).
+  explicit ShardMiner(const MiningJob& job);
+  /// Mines events [first, end) into `out` (its buffers are reused). Returns false, with
+  /// `out` incomplete, when control.stop was raised. A failing event is skipped, or with
+  /// job.strict its RunError is rethrown.
+  bool mine(std::uint64_t first, std::uint64_t end, ShardResult& out, const ShardControl& control = {});
+
+ private:
+  void append(schema::Column c, ShardResult& out, std::span<const double> v) const;
+
+  const MiningJob& job_;
+  std::vector<std::size_t> widths_;           // per array
+  std::size_t index_[schema::kColumns] = {};  // array of each column of the job
+  GoldMiner miner_;
+  Replayer replayer_;  // the other point's log p and score, by replay
+};
+
+}  // namespace lode::mining

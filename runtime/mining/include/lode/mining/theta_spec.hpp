@@ -1,0 +1,49 @@
+// lode/mining/theta_spec.hpp — how the parameter point θ of each mined row is chosen: a
+// fixed point, the model's prior, a uniform box or a grid. A plain value: parsing text such
+// as "grid:-1..1:5" belongs to the caller (the lode tool); `text` is what meta.json records.
+//
+// Row i of a job with seed S draws from the Philox stream (S, i, stream), so a row depends
+// only on (S, i): never on threads, shards or interruptions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lode/model.hpp"
+
+namespace lode::mining {
+
+struct ThetaSpec {
+  enum class Kind {
+    point,    ///< every row at `point`
+    prior,    ///< row i: model.prior.sample with Rng(seed, i, stream)
+    uniform,  ///< row i: box[k].lo + (hi − lo)·u_k, u_k uniform from Rng(seed, i, stream)
+    grid,     ///< row i: grid point i mod grid_size(), row-major (the last parameter fastest)
+  };
+  Kind kind = Kind::point;
+  std::vector<double> point;                   ///< point: one value per parameter
+  std::vector<std::pair<double, double>> box;  ///< uniform, grid: (lo, hi) per parameter
+  std::vector<std::uint64_t> counts;           ///< grid: points per parameter (lo and hi included)
+  /// As meta.json records it: the factories set describe(), a parser the text it read;
+  /// when empty, describe() is recorded.
+  std::string text;
+
+  static ThetaSpec at(std::vector<double> point);
+  static ThetaSpec from_prior();
+  static ThetaSpec uniform(std::vector<std::pair<double, double>> box);
+  static ThetaSpec grid(std::vector<std::pair<double, double>> box, std::vector<std::uint64_t> counts);
+
+  /// The number of grid points (1 for the other kinds).
+  std::uint64_t grid_size() const noexcept;
+  /// The canonical text: "-0.8,0.1", "prior", "uniform:-1..1,0..2", "grid:-1..1:5,0..2:3".
+  std::string describe() const;
+  /// Throws UsageError naming the spec when it does not fit `model` (the number of values,
+  /// LO <= HI, N >= 1, a grid of at most 2^62 points, a prior to sample).
+  void check(const Model& model) const;
+  /// θ of row `row` into out[0 .. model.parameters.size()).
+  void draw(const Model& model, std::uint64_t seed, std::uint64_t row, std::uint64_t stream, double* out) const;
+};
+
+}  // namespace lode::mining

@@ -1,0 +1,90 @@
+#include "lode/mining/scheduler.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lode::mining {
+
+void SerialScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
+  stopping_ = false;
+  for (std::size_t i = 0; i < tasks; ++i) {
+    try {
+      task(i, 0);
+    } catch (...) {
+      stopping_ = true;
+      throw;
+    }
+    if (tick) tick();
+  }
+}
+
+void ThreadScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
+  stopping_ = false;
+  if (tasks == 0) return;
+  std::atomic<std::size_t> next{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::exception_ptr error;
+  std::size_t error_task = std::numeric_limits<std::size_t>::max();
+  unsigned running = static_cast<unsigned>(std::min<std::size_t>(threads_, tasks));
+  const auto worker = [&](unsigned w) {
+    for (;;) {
+      // Stop checked before taking a task: a task taken is run, so every task below a
+      // failing one has run, and the error rethrown is always the lowest failing task's.
+      if (stopping_) break;
+      const std::size_t i = next.fetch_add(1);
+      if (i >= tasks) break;
+      try {
+        task(i, w);
+      } catch (...) {
+        std::lock_guard lock(mu);
+        if (i < error_task) {
+          error_task = i;
+          error = std::current_exception();
+        }
+        stopping_ = true;
+      }
+    }
+    {
+      std::lock_guard lock(mu);
+      --running;
+    }
+    cv.notify_all();
+  };
+  const auto wait = [&] {
+    std::unique_lock lock(mu);
+    while (running > 0) {
+      cv.wait_for(lock, std::chrono::milliseconds(250));
+      if (tick && running > 0) {
+        lock.unlock();
+        tick();
+        lock.lock();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  const unsigned n = running;
+  try {
+    for (unsigned w = 0; w < n; ++w) pool.emplace_back(worker, w);
+  } catch (...) {  // a thread could not be started: stop the ones that were
+    {
+      std::lock_guard lock(mu);
+      stopping_ = true;
+      running -= n - static_cast<unsigned>(pool.size());
+    }
+    wait();
+    for (std::thread& t : pool) t.join();
+    throw;
+  }
+  wait();
+  for (std::thread& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace lode::mining

@@ -6,8 +6,10 @@
 #  3. runs the installed lode with --plugin on it: models, check, trace, mine;
 #  4. builds a program that includes every installed lode::runtime header and links only
 #     lode::runtime: no LibTorch header is compiled in (dependency list) and no LibTorch
-#     library is linked (ldd); and one linking lode::models without calling it: the
-#     reference models are registered all the same.
+#     library is linked (ldd); one linking lode::models without calling it: the
+#     reference models are registered all the same; and one that includes every
+#     lode::mining and lode::inference header and uses both libraries (find_package and
+#     pkg-config), again without LibTorch.
 set -euo pipefail
 SRC=$(cd "${1:?usage: run.sh SOURCE_DIR BUILD_DIR}" && pwd)
 BUILD=$(cd "${2:?usage: run.sh SOURCE_DIR BUILD_DIR}" && pwd)
@@ -26,9 +28,11 @@ LIBDIR=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
 LIBDIR=${LIBDIR:-lib}
 step "install into $P"
 cmake --install "$BUILD" --prefix "$P" > "$TMP/install.log"
-for f in bin/lode include/lode/lode.hpp include/lode/models/galton.hpp \
-         $LIBDIR/liblode_runtime.so $LIBDIR/liblode_models.so $LIBDIR/cmake/lode/lodeConfig.cmake \
-         $LIBDIR/cmake/lode/lodeConfigVersion.cmake $LIBDIR/cmake/lode/lodeTargets.cmake $LIBDIR/pkgconfig/lode.pc; do
+for f in bin/lode include/lode/lode.hpp include/lode/models/galton.hpp include/lode/mining/running_mean.hpp \
+         include/lode/inference/scan.hpp $LIBDIR/liblode_runtime.so $LIBDIR/liblode_models.so \
+         $LIBDIR/liblode_mining.so $LIBDIR/liblode_inference.so $LIBDIR/cmake/lode/lodeConfig.cmake \
+         $LIBDIR/cmake/lode/lodeConfigVersion.cmake $LIBDIR/cmake/lode/lodeTargets.cmake $LIBDIR/pkgconfig/lode.pc \
+         $LIBDIR/pkgconfig/lode-mining.pc $LIBDIR/pkgconfig/lode-inference.pc; do
   [ -e "$P/$f" ] || fail "not installed: $f"
 done
 LODE=$P/bin/lode
@@ -82,30 +86,49 @@ PY
 if "$LODE" --plugin "$TMP/nonexistent.so" models > /dev/null 2> "$TMP/err.txt"; then fail "missing plugin accepted"; fi
 grep -q "cannot load plugin '$TMP/nonexistent.so'" "$TMP/err.txt" || { cat "$TMP/err.txt"; fail "plugin error message"; }
 
-step "a program using only lode::runtime: no LibTorch"
+step "programs using only lode::runtime, and only lode::mining + lode::inference: no LibTorch"
 cp -r "$SRC/tests/install/runtime_only" "$TMP/runtime_only"
-(cd "$P/include" && find lode -name '*.hpp' -not -path 'lode/models/*' -not -path 'lode/estimators/*' | sort | sed 's/.*/#include "&"/') \
+(cd "$P/include" && find lode -name '*.hpp' -not -path 'lode/models/*' -not -path 'lode/estimators/*' \
+   -not -path 'lode/mining/*' -not -path 'lode/inference/*' | sort | sed 's/.*/#include "&"/') \
   > "$TMP/runtime_only/headers.inc"
 [ "$(wc -l < "$TMP/runtime_only/headers.inc")" -ge 10 ] || fail "few runtime headers installed"
+(cd "$P/include" && find lode/mining lode/inference -name '*.hpp' | sort | sed 's/.*/#include "&"/') \
+  > "$TMP/runtime_only/libraries.inc"
+[ "$(wc -l < "$TMP/runtime_only/libraries.inc")" -ge 4 ] || fail "few mining / inference headers installed"
 cmake -S "$TMP/runtime_only" -B "$TMP/runtime_only/build" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$P" > "$TMP/cmake2.log" || { cat "$TMP/cmake2.log"; fail "configure"; }
 cmake --build "$TMP/runtime_only/build" -j 2 > "$TMP/build2.log" || { cat "$TMP/build2.log"; fail "build"; }
 "$TMP/runtime_only/build/runtime_only" > /dev/null || fail "runtime_only run"
 "$TMP/runtime_only/build/models_only" > /dev/null || fail "a program linking lode::models does not see the 10 models"
+"$TMP/runtime_only/build/mining_inference" || fail "mining_inference run (find_package)"
 # every header the programs compiled (ninja keeps them in its deps log; make in .d files)
 if [ ${#GEN[@]} -gt 0 ]; then
   deps=$(ninja -C "$TMP/runtime_only/build" -t deps)
 else
   deps=$(find "$TMP/runtime_only/build" -name '*.d' -not -path '*CompilerId*' -exec cat {} +)
 fi
-grep -q "$P/include/lode/driver.hpp" <<< "$deps" || fail "no header dependencies of main.cpp found"
+for h in driver.hpp inference/scan.hpp inference/report.hpp mining/running_mean.hpp; do
+  grep -q "$P/include/lode/$h" <<< "$deps" || fail "no header dependency on lode/$h found"
+done
 grep -q "/Random123/" <<< "$deps" || fail "header dependencies look incomplete (no Random123)"
-if grep -Eq '/(torch|ATen|c10)/' <<< "$deps"; then fail "a runtime header includes LibTorch"; fi
+if grep -Eq '/(torch|ATen|c10)/' <<< "$deps"; then fail "a runtime, mining or inference header includes LibTorch"; fi
 libs=$(ldd "$TMP/runtime_only/build/runtime_only")
 if grep -Eiq 'libtorch|libc10' <<< "$libs"; then
   ldd "$TMP/runtime_only/build/runtime_only"; fail "lode::runtime pulls in LibTorch"
 fi
 grep -q liblode_runtime <<< "$libs" || fail "not linked to liblode_runtime"
+libs=$(ldd "$TMP/runtime_only/build/mining_inference")
+if grep -Eiq 'libtorch|libc10|liblode_estimators' <<< "$libs"; then
+  ldd "$TMP/runtime_only/build/mining_inference"; fail "lode::mining or lode::inference pulls in LibTorch"
+fi
+for l in liblode_mining liblode_inference liblode_runtime; do
+  grep -Eq "$l\.so\.[0-9]+ => $P/" <<< "$libs" || { ldd "$TMP/runtime_only/build/mining_inference"; fail "mining_inference: $l not from $P"; }
+done
+# pkg-config, plain g++
+g++ -O1 -I"$TMP/runtime_only" "$TMP/runtime_only/mining_inference.cpp" \
+  $(PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" pkg-config --cflags --libs lode-mining lode-inference) \
+  -o "$TMP/mining_inference_pc" || fail "build with pkg-config lode-mining lode-inference"
+"$TMP/mining_inference_pc" > /dev/null || fail "mining_inference (pkg-config)"
 
 if [ -e "$P/$LIBDIR/liblode_estimators.so" ]; then
   step "a program using lode::estimators (find_package and pkg-config): no LibTorch headers needed"

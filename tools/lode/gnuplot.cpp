@@ -14,7 +14,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <vector>
+
+#include "lode/atomic_file.hpp"
 
 extern char** environ;
 
@@ -64,7 +67,6 @@ std::string read_text(const std::string& path) {
 }  // namespace
 
 void Gnuplot::render(const std::string& png_path, const std::string& script, int width, int height) {
-  const std::string tmp = png_path + ".tmp";
   const std::string full = fmt::format(
       "set encoding utf8\n"
       "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {{\n"
@@ -72,18 +74,27 @@ void Gnuplot::render(const std::string& png_path, const std::string& script, int
       "}} else {{\n"
       "  set terminal png size {0},{1} noenhanced\n"
       "}}\n"
-      "set output {2}\n"
-      "{3}\n"
+      "set output\n"
+      "{2}\n"
       "unset output\n",
-      width, height, gnuplot_quote(tmp), script);
+      width, height, script);
   const std::string script_path = data_file("plot.gp", full);
-  const std::string out_path = (fs::path(dir_) / "gnuplot.out").string();
+  const std::string messages_path = (fs::path(dir_) / "gnuplot.out").string();
+  std::optional<AtomicFile> image;
+  try {
+    image.emplace(png_path);
+  } catch (const FileError& e) {
+    throw PlotError(e.what());
+  }
 
+  // gnuplot: the image on its stdout (a pipe read into `image`), its messages into a file.
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw PlotError(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, messages_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   std::vector<std::string> storage{"gnuplot", script_path};
   std::vector<char*> argv;
   for (std::string& s : storage) argv.push_back(s.data());
@@ -91,32 +102,49 @@ void Gnuplot::render(const std::string& png_path, const std::string& script, int
   pid_t pid = 0;
   const int rc = ::posix_spawnp(&pid, "gnuplot", &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
   if (rc != 0) {
+    ::close(pipe_fds[0]);
     if (rc == ENOENT)
       throw PlotError(
           "gnuplot was not found in PATH, so no plot was written; install it (Debian/Ubuntu: apt-get install "
           "gnuplot-nox, or scripts/setup.sh)");
     throw PlotError(fmt::format("cannot run gnuplot: {}", std::strerror(rc)));
   }
+  std::size_t bytes = 0;
+  std::string write_error;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    try {
+      image->write(buffer, static_cast<std::size_t>(n));
+    } catch (const FileError& e) {
+      write_error = e.what();
+      break;
+    }
+    bytes += static_cast<std::size_t>(n);
+  }
+  ::close(pipe_fds[0]);  // gnuplot stops on a closed pipe if we stopped reading early
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  std::string messages = read_text(out_path);
+  if (!write_error.empty()) throw PlotError(write_error);
+  std::string messages = read_text(messages_path);
   while (!messages.empty() && (messages.back() == '\n' || messages.back() == ' ')) messages.pop_back();
   const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  std::error_code ec;
-  if (!ok || !fs::exists(tmp, ec) || fs::file_size(tmp, ec) == 0) {
-    fs::remove(tmp, ec);
+  if (!ok || bytes == 0) {
     const std::string how = !WIFEXITED(status) ? fmt::format("was killed by signal {}", WTERMSIG(status))
                             : !ok              ? fmt::format("failed (exit status {})", WEXITSTATUS(status))
                                                : "wrote no image";
     throw PlotError(fmt::format("gnuplot {} while writing '{}'{}{}", how, png_path, messages.empty() ? "" : ":\n",
                                 messages));
   }
-  if (std::rename(tmp.c_str(), png_path.c_str()) != 0) {
-    const int e = errno;
-    fs::remove(tmp, ec);
-    throw PlotError(fmt::format("cannot rename '{}' to '{}': {}", tmp, png_path, std::strerror(e)));
+  try {
+    image->commit();
+  } catch (const FileError& e) {
+    throw PlotError(e.what());
   }
 }
 

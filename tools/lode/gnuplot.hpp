@@ -5,9 +5,9 @@
 //   const std::string data = plot.data_file("q.dat", "…columns…");
 //   plot.render("out.png", "plot " + gnuplot_quote(data) + " using 1:2 with lines\n");
 //
-// render() chooses the terminal (pngcairo when this gnuplot has it, else png), makes
-// gnuplot write OUT.tmp next to the output and renames it to OUT only when gnuplot
-// succeeded, so OUT is never half-written.
+// render() chooses the terminal (pngcairo when this gnuplot has it, else png) and reads the
+// image from gnuplot's standard output into a lode::AtomicFile (OUT.tmp, renamed to OUT only
+// when gnuplot succeeded), so OUT is never half-written.
 #pragma once
 
 #include <string>
@@ -43,7 +43,8 @@ class Gnuplot {
   /// Runs gnuplot on the terminal and output settings followed by `script` (which should
   /// only plot), writing a PNG of width × height pixels to `png_path`. Throws PlotError
   /// when gnuplot is not in PATH ("install gnuplot-nox"), when it fails (its messages
-  /// are included) or produces no image, and when the image cannot be renamed into place.
+  /// are included) or produces no image, and when the image cannot be written or renamed
+  /// into place (AtomicFile's message).
   void render(const std::string& png_path, const std::string& script, int width = 900, int height = 600);
 
  private:

@@ -2,11 +2,11 @@
 //            [--theta1 POINT] [--json] [--plot FILE.png] [--out FILE.json]
 //
 // Inference from a set of observed events (SPEC §6): on every point θ of the grid,
-// L(θ) = Σ_i log r̂(x_i|θ,θ1) with a trained ratio estimator (--model), or Σ_i log p(x_i|θ)
-// with a model's exact likelihood (--exact: a reference for tests and coverage studies);
-// then q(θ) = −2 [L(θ) − max L], the MLE and the 68.27% / 95% confidence sets by Wilks'
-// theorem (lode/estimators/inference.hpp). Identical observed rows are evaluated once and
-// weighted by their count (galton has 32 possible x).
+// L(θ) = Σ_i log r̂(x_i|θ,θ1) with a trained ratio estimator (--model,
+// lode/estimators/likelihood.hpp), or Σ_i log p(x_i|θ) with a model's exact likelihood
+// (--exact: a reference for tests and coverage studies); then q(θ) = −2 [L(θ) − max L], the
+// MLE and the 68.27% / 95% confidence sets by Wilks' theorem (lode::inference). This file
+// parses, calls, prints and plots.
 //
 // Compiled only when the tool links lode::estimators (tools/CMakeLists.txt).
 #include <fmt/format.h>
@@ -17,9 +17,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <limits>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,9 +24,11 @@
 #include "command.hpp"
 #include "common.hpp"
 #include "gnuplot.hpp"
+#include "lode/atomic_file.hpp"
 #include "lode/error.hpp"
 #include "lode/estimators/estimator.hpp"
-#include "lode/estimators/inference.hpp"
+#include "lode/estimators/likelihood.hpp"
+#include "lode/inference/report.hpp"
 #include "lode/npy.hpp"
 
 namespace lode::cli {
@@ -37,6 +36,7 @@ namespace lode::cli {
 namespace {
 
 namespace est = lode::estimators;
+namespace inf = lode::inference;
 using Json = nlohmann::ordered_json;
 
 struct InferOptions {
@@ -44,157 +44,8 @@ struct InferOptions {
   bool json = false;
 };
 
-Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
-
-// A value for messages: "nan" whatever the NaN's sign bit.
-std::string value_text(double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); }
-
-// The observed events, identical rows merged: unique rows with their multiplicity and the
-// first row (of the file) where each occurs, for messages.
-struct Observed {
-  std::size_t events = 0, cols = 0;
-  est::Matrix unique;
-  std::vector<double> count;
-  std::vector<std::size_t> first_row;
-};
-
-Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who) {
-  if (path.empty()) throw UsageError("--observed: empty file name");
-  npy::Array a;
-  try {
-    a = npy::read(path);
-  } catch (const npy::NpyError& e) {
-    throw UsageError(fmt::format("--observed: {}", e.what()));
-  }
-  if (a.shape.empty() || a.shape.size() > 2)
-    throw UsageError(fmt::format("--observed '{}': an array of {} dimensions; expected (events, {}) or, for one "
-                                 "observable, (events,)",
-                                 path, a.shape.size(), n_x));
-  const std::size_t cols = a.shape.size() == 1 ? 1 : a.shape[1];
-  if (cols != n_x)
-    throw UsageError(fmt::format("--observed '{}': {} column{} per event, but {} has {} observable{}", path, cols,
-                                 cols == 1 ? "" : "s", who, n_x, n_x == 1 ? "" : "s"));
-  if (a.rows() == 0) throw UsageError(fmt::format("--observed '{}': no events (0 rows)", path));
-  for (std::size_t i = 0; i < a.data.size(); ++i)
-    if (!std::isfinite(a.data[i]))
-      throw UsageError(fmt::format("--observed '{}': row {}, column {} is {} (observed values must be finite)", path,
-                                   i / cols, i % cols, value_text(a.data[i])));
-  Observed o;
-  o.events = a.rows();
-  o.cols = cols;
-  std::map<std::vector<double>, std::size_t> seen;  // row -> index in unique
-  std::vector<double> values;
-  for (std::size_t r = 0; r < o.events; ++r) {
-    std::vector<double> row(a.data.begin() + static_cast<std::ptrdiff_t>(r * cols),
-                            a.data.begin() + static_cast<std::ptrdiff_t>((r + 1) * cols));
-    const auto [it, inserted] = seen.try_emplace(row, o.count.size());
-    if (inserted) {
-      o.count.push_back(0.0);
-      o.first_row.push_back(r);
-      values.insert(values.end(), row.begin(), row.end());
-    }
-    o.count[it->second] += 1.0;
-  }
-  o.unique = est::Matrix(o.count.size(), cols);
-  o.unique.data = std::move(values);
-  return o;
-}
-
-std::string describe_levels(const est::ConfidenceSet& s) {
-  return fmt::format("{}% CL (q <= {})", s.level == est::kLevel68 ? "68.27" : est::level_name(s.level),
-                     format_short(s.threshold, 4));
-}
-
-std::string summary(const est::ScanResult& r, const std::vector<std::string>& names, const std::string& header) {
-  std::string out = header;
-  const std::size_t dim = r.grid.dim();
-  std::vector<std::string> mle;
-  for (std::size_t d = 0; d < dim; ++d) mle.push_back(fmt::format("{} = {}", names[d], format_short(r.mle[d])));
-  out += fmt::format("MLE: {}", fmt::join(mle, ", "));
-  if (dim == 1 && r.mle_refined)
-    out += fmt::format("  (grid point {}, refined by a parabola through q)", format_short(r.grid.point(r.best)[0]));
-  out += "\n";
-  if (r.mle_at_edge)
-    out += "warning: the maximum is on the edge of the grid; the estimate may lie outside it: widen the grid\n";
-  for (const est::ConfidenceSet& s : r.sets) {
-    if (dim == 1) {
-      std::vector<std::string> parts;
-      for (const est::Interval& iv : s.intervals)
-        parts.push_back(fmt::format("[{}{}, {}{}]", iv.lo_at_edge ? "<=" : "", format_short(iv.lo),
-                                    format_short(iv.hi), iv.hi_at_edge ? "+" : ""));
-      out += fmt::format("{}: {} in {}", describe_levels(s), names[0], fmt::join(parts, " u "));
-      if (!s.intervals.empty()) {
-        const double lo = s.intervals.front().lo, hi = s.intervals.back().hi;
-        if (s.intervals.size() == 1 && r.mle[0] >= lo && r.mle[0] <= hi)
-          out += fmt::format("  (-{} / +{})", format_short(r.mle[0] - lo, 3), format_short(hi - r.mle[0], 3));
-      }
-      out += "\n";
-    } else {
-      out += fmt::format("{}: {} of {} grid points", describe_levels(s), s.points.size(), r.grid.size());
-      std::vector<std::string> box;
-      for (std::size_t d = 0; d < dim; ++d)
-        box.push_back(fmt::format("{} in [{}, {}]", names[d], format_short(s.box_lo[d]), format_short(s.box_hi[d])));
-      out += fmt::format("; {}\n", fmt::join(box, ", "));
-    }
-    if (s.touches_edge)
-      out += fmt::format("  note: the {}% set reaches the edge of the grid and may continue beyond it{}\n",
-                         s.level == est::kLevel68 ? "68.27" : est::level_name(s.level),
-                         dim == 1 ? " (endpoints marked <= or +)" : "");
-    if (dim == 1 && s.intervals.size() > 1)
-      out += fmt::format("  note: the {}% set consists of {} disjoint intervals\n", est::level_name(s.level),
-                         s.intervals.size());
-  }
-  return out;
-}
-
-Json to_json(const est::ScanResult& r, const std::vector<std::string>& names) {
-  Json j;
-  const std::size_t dim = r.grid.dim();
-  j["parameters"] = names;
-  Json axes = Json::array();
-  for (std::size_t d = 0; d < dim; ++d)
-    axes.push_back({{"parameter", names[d]}, {"lo", r.grid.axes[d].lo}, {"hi", r.grid.axes[d].hi},
-                    {"n", r.grid.axes[d].n}});
-  j["axes"] = axes;
-  Json grid = Json::array(), q = Json::array(), L = Json::array();
-  for (std::size_t k = 0; k < r.grid.size(); ++k) {
-    grid.push_back(r.grid.point(k));
-    q.push_back(number(r.q[k]));
-    L.push_back(number(r.log_likelihood[k]));
-  }
-  j["grid"] = std::move(grid);
-  j["q"] = std::move(q);
-  j["log_likelihood"] = std::move(L);
-  j["max_log_likelihood"] = r.max_log_likelihood;
-  j["mle"] = r.mle;
-  j["mle_grid_point"] = r.grid.point(r.best);
-  j["mle_refined"] = r.mle_refined;
-  j["mle_at_edge"] = r.mle_at_edge;
-  Json levels, thresholds, sets, edges, intervals;
-  for (const est::ConfidenceSet& s : r.sets) {
-    const std::string key = est::level_name(s.level);
-    levels[key] = s.level;
-    thresholds[key] = s.threshold;
-    Json points = Json::array();
-    for (const std::size_t k : s.points) points.push_back(r.grid.point(k));
-    sets[key] = std::move(points);
-    edges[key] = s.touches_edge;
-    if (dim == 1) {
-      Json list = Json::array();
-      for (const est::Interval& iv : s.intervals) list.push_back({iv.lo, iv.hi});
-      intervals[key] = std::move(list);
-    }
-  }
-  j["levels"] = levels;
-  j["thresholds"] = thresholds;
-  if (dim == 1) j["intervals"] = intervals;
-  j["sets"] = sets;
-  j["touches_edge"] = edges;
-  return j;
-}
-
 // The q(θ) curve (1-D) or map (2-D) with the thresholds and the MLE, as a PNG.
-void plot(const est::ScanResult& r, const std::vector<std::string>& names, const std::string& title,
+void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const std::string& title,
           const std::string& path) {
   Gnuplot gp;
   const double t68 = r.sets.at(0).threshold, t95 = r.sets.at(1).threshold;
@@ -249,22 +100,39 @@ void plot(const est::ScanResult& r, const std::vector<std::string>& names, const
   gp.render(path, script);
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw Error(fmt::format("--out: cannot create '{}'", tmp));
-    f << text;
-    f.close();
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw Error(fmt::format("--out: write to '{}' failed", tmp));
-    }
+// The observed events, with messages naming --observed.
+inf::Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who) {
+  if (path.empty()) throw UsageError("--observed: empty file name");
+  try {
+    return inf::read_observed(path, n_x, who);
+  } catch (const npy::NpyError& e) {
+    throw UsageError(fmt::format("--observed: {}", e.what()));
+  } catch (const inf::InferenceError& e) {
+    throw UsageError(fmt::format("--observed {}", e.what()));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(fmt::format("--out: cannot rename '{}' to '{}'", tmp, path));
+}
+
+// θ1 of an estimator: --theta1 (which must equal a fixed θ1) or the fixed one.
+std::vector<double> choose_theta1(const InferOptions& o, const est::Estimator& e, const std::string& who) {
+  const std::vector<double> fixed = e.fixed_theta1();
+  if (o.theta1.empty()) {
+    if (!fixed.empty()) return fixed;
+    throw UsageError(fmt::format("--theta1: estimator '{}' takes theta1 as an input (doubly parameterized); give the "
+                                 "reference point, e.g. --theta1 {}",
+                                 o.model_dir, format_point(std::vector<double>(e.n_theta(), 0.0))));
   }
+  const std::vector<double> theta1 = parse_numbers("--theta1", o.theta1);
+  if (theta1.size() != e.n_theta())
+    throw UsageError(fmt::format("--theta1 '{}': {} value{}, but {} has {} parameter{}", o.theta1, theta1.size(),
+                                 theta1.size() == 1 ? "" : "s", who, e.n_theta(), e.n_theta() == 1 ? "" : "s"));
+  bool same = true;  // the estimator's own tolerance (estimator.cpp: resolve_theta1)
+  for (std::size_t k = 0; k < fixed.size(); ++k)
+    same = same && std::abs(theta1[k] - fixed[k]) <= 1e-9 * std::max(1.0, std::abs(fixed[k]));
+  if (!same)
+    throw UsageError(fmt::format("--theta1 '{}': estimator '{}' was trained with the fixed theta1 = {} and can only "
+                                 "be evaluated there",
+                                 o.theta1, o.model_dir, format_point(fixed)));
+  return theta1;
 }
 
 int infer(const InferOptions& o) {
@@ -272,10 +140,10 @@ int infer(const InferOptions& o) {
     throw UsageError(o.exact.empty() ? "give --model MODEL_DIR (a trained ratio estimator) or --exact MODEL"
                                      : "--model and --exact exclude each other: give one");
   if (o.grid.empty()) throw UsageError("--grid: required, e.g. --grid -1..-0.4:121");
-  est::Grid grid;
+  inf::Grid grid;
   try {
-    grid = est::parse_grid(o.grid);
-  } catch (const est::InferenceError& e) {
+    grid = inf::parse_grid(o.grid);
+  } catch (const inf::InferenceError& e) {
     throw UsageError(fmt::format("--grid '{}': {}", o.grid, e.what()));
   }
   if (!o.plot.empty() && grid.dim() > 2)
@@ -287,12 +155,12 @@ int infer(const InferOptions& o) {
     throw UsageError(fmt::format("--out '{}': the directory does not exist", o.out));
 
   std::vector<std::string> names;
-  std::string what;  // "galton (exact likelihood)" or "estimator DIR (rascal)"
-  est::LogLikelihood log_likelihood;
-  Observed obs;
+  std::string what;  // "galton (exact likelihood)" or "estimator DIR (rascal), theta1 = ..."
+  std::string name;  // for the plot title: the model or the estimator's directory
+  inf::LogLikelihood log_likelihood;
+  inf::Observed obs;
   std::optional<est::Estimator> estimator;
-  std::vector<double> theta1;
-  const Model* model = nullptr;
+  Json source;  // the JSON fields naming what L is
   auto grid_matches = [&](std::size_t n_theta, const std::string& who) {
     if (grid.dim() != n_theta)
       throw UsageError(fmt::format("--grid '{}': {} ax{}, but {} has {} parameter{}", o.grid, grid.dim(),
@@ -301,27 +169,18 @@ int infer(const InferOptions& o) {
 
   if (!o.exact.empty()) {
     if (!o.theta1.empty()) throw UsageError("--theta1: only used with --model (the exact likelihood needs no reference)");
-    model = &open_model(o.exact);
-    if (!model->exact_log_likelihood)
+    const Model& model = open_model(o.exact);
+    if (!model.exact_log_likelihood)
       throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood (lode models shows which do)",
-                                   model->name));
-    const std::string who = fmt::format("model '{}'", model->name);
-    grid_matches(model->parameters.size(), who);
-    names = model->parameters;
-    obs = read_observed(o.observed, model->observables.size(), who);
-    what = fmt::format("{} (exact likelihood)", model->name);
-    log_likelihood = [&](std::span<const double> theta) {
-      double sum = 0;
-      for (std::size_t u = 0; u < obs.count.size(); ++u) {
-        const double lp = model->exact_log_likelihood(obs.unique.row(u), theta, nullptr);
-        if (std::isnan(lp) || lp == std::numeric_limits<double>::infinity())
-          throw Error(fmt::format("model '{}': exact log p(x|theta) = {} for observed row {} ({}) at theta = {}",
-                                  model->name, value_text(lp), obs.first_row[u], format_list(obs.unique.row(u)),
-                                  format_point(theta)));
-        sum += obs.count[u] * lp;
-      }
-      return sum;
-    };
+                                   model.name));
+    const std::string who = fmt::format("model '{}'", model.name);
+    grid_matches(model.parameters.size(), who);
+    names = model.parameters;
+    obs = read_observed(o.observed, model.observables.size(), who);
+    what = fmt::format("{} (exact likelihood)", model.name);
+    name = model.name;
+    source = {{"method", "exact"}, {"model", model.name}};
+    log_likelihood = inf::exact_log_likelihood(model, obs);
   } else {
     try {
       estimator.emplace(est::Estimator::load(o.model_dir));
@@ -335,98 +194,48 @@ int infer(const InferOptions& o) {
                                    o.model_dir, est::to_string(e.method())));
     const std::string who = fmt::format("estimator '{}'", o.model_dir);
     grid_matches(e.n_theta(), who);
-    if (e.n_theta() == 1) {
-      names = {"theta"};
-    } else {
-      for (std::size_t d = 0; d < e.n_theta(); ++d) names.push_back(fmt::format("theta_{}", d));
-    }
-    const std::vector<double> fixed = e.fixed_theta1();
-    if (!o.theta1.empty()) {
-      theta1 = parse_numbers("--theta1", o.theta1);
-      if (theta1.size() != e.n_theta())
-        throw UsageError(fmt::format("--theta1 '{}': {} value{}, but {} has {} parameter{}", o.theta1, theta1.size(),
-                                     theta1.size() == 1 ? "" : "s", who, e.n_theta(), e.n_theta() == 1 ? "" : "s"));
-      bool same = true;  // the estimator's own tolerance (estimator.cpp: resolve_theta1)
-      for (std::size_t k = 0; k < fixed.size(); ++k)
-        same = same && std::abs(theta1[k] - fixed[k]) <= 1e-9 * std::max(1.0, std::abs(fixed[k]));
-      if (!fixed.empty() && !same)
-        throw UsageError(fmt::format("--theta1 '{}': estimator '{}' was trained with the fixed theta1 = {} and can only "
-                                     "be evaluated there",
-                                     o.theta1, o.model_dir, format_point(fixed)));
-    } else if (!fixed.empty()) {
-      theta1 = fixed;
-    } else {
-      throw UsageError(fmt::format("--theta1: estimator '{}' takes theta1 as an input (doubly parameterized); give the "
-                                   "reference point, e.g. --theta1 {}",
-                                   o.model_dir, format_point(std::vector<double>(e.n_theta(), 0.0))));
-    }
+    for (std::size_t d = 0; d < e.n_theta(); ++d)
+      names.push_back(e.n_theta() == 1 ? std::string("theta") : fmt::format("theta_{}", d));
+    const std::vector<double> theta1 = choose_theta1(o, e, who);
     obs = read_observed(o.observed, e.n_x(), who);
     what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, est::to_string(e.method()), format_point(theta1));
-    log_likelihood = [&](std::span<const double> theta) {
-      std::vector<double> logr;
-      try {
-        logr = e.log_ratio(obs.unique, theta, theta1);
-      } catch (const est::EstimatorError& err) {
-        throw Error(fmt::format("estimator '{}' at theta = {}: {}", o.model_dir, format_point(theta), err.what()));
-      }
-      if (logr.size() != obs.count.size())
-        throw Error(fmt::format("estimator '{}' returned {} values for {} rows", o.model_dir, logr.size(),
-                                obs.count.size()));
-      double sum = 0;
-      for (std::size_t u = 0; u < logr.size(); ++u) {
-        if (!std::isfinite(logr[u]))
-          throw Error(fmt::format("estimator '{}': log r(x|theta, theta1) = {} for observed row {} ({}) at theta = {}, "
-                                  "theta1 = {}",
-                                  o.model_dir, value_text(logr[u]), obs.first_row[u], format_list(obs.unique.row(u)),
-                                  format_point(theta), format_point(theta1)));
-        sum += obs.count[u] * logr[u];
-      }
-      return sum;
-    };
+    name = o.model_dir;
+    source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", est::to_string(e.method())},
+              {"theta1", theta1}};
+    log_likelihood = est::ratio_log_likelihood(e, obs, theta1, o.model_dir);
   }
 
   const auto start = std::chrono::steady_clock::now();
-  est::ScanResult r;
+  inf::ScanResult r;
   try {
-    r = est::scan(grid, log_likelihood);
-  } catch (const est::InferenceError& e) {
+    r = inf::scan(grid, log_likelihood);
+  } catch (const inf::InferenceError& e) {
     throw Error(fmt::format("{}: {}", what, e.what()));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  Json j = {{"method", model ? "exact" : "estimator"}};
-  if (model) {
-    j["model"] = model->name;
-  } else {
-    j["estimator"] = o.model_dir;
-    j["estimator_method"] = est::to_string(estimator->method());
-    j["theta1"] = theta1;
-  }
-  j["observed"] = o.observed;
-  j["events"] = obs.events;
-  j["distinct_events"] = obs.count.size();
-  j["grid_spec"] = o.grid;
-  j["quantity"] = model ? "sum_i log p(x_i|theta)" : "sum_i log r(x_i|theta,theta1)";
-  const Json scan_json = to_json(r, names);
-  for (const auto& [key, value] : scan_json.items()) j[key] = value;
+  const Json j = inf::infer_json(source, obs, o.grid, estimator ? inf::kRatioQuantity : inf::kExactQuantity, r, names);
 
   if (o.json) {
     fmt::print("{}\n", j.dump(2));
   } else {
-    const std::string header = fmt::format(
-        "lode infer: {}; {} events from {}; grid {} ({} points)\n", what, obs.events, o.observed, o.grid, grid.size());
-    fmt::print("{}", summary(r, names, header));
+    fmt::print("lode infer: {}; {} events from {}; grid {} ({} points)\n{}", what, obs.events, o.observed, o.grid,
+               grid.size(), inf::scan_summary(r, names));
   }
   std::fflush(stdout);
-  fmt::print(stderr, "lode infer: {} events ({} distinct) x {} grid points: {:.3f} s\n", obs.events, obs.count.size(),
+  fmt::print(stderr, "lode infer: {} events ({} distinct) x {} grid points: {:.3f} s\n", obs.events, obs.distinct(),
              grid.size(), seconds);
-  if (!o.out.empty()) write_file(o.out, j.dump(2) + "\n");
+  if (!o.out.empty()) {
+    try {
+      write_file_atomically(o.out, j.dump(2) + "\n");
+    } catch (const FileError& e) {
+      throw Error(fmt::format("--out: {}", e.what()));
+    }
+  }
   if (!o.plot.empty()) {
     std::vector<std::string> mle;
     for (const double v : r.mle) mle.push_back(format_short(v));
-    const std::string title = fmt::format("lode infer: {}, {} events; MLE {}{}{}", model ? model->name : o.model_dir,
-                                          obs.events, mle.size() > 1 ? "(" : "", fmt::join(mle, ", "),
-                                          mle.size() > 1 ? ")" : "");
+    const std::string title = fmt::format("lode infer: {}, {} events; MLE {}{}{}", name, obs.events,
+                                          mle.size() > 1 ? "(" : "", fmt::join(mle, ", "), mle.size() > 1 ? ")" : "");
     try {
       plot(r, names, title, o.plot);
     } catch (const PlotError& e) {

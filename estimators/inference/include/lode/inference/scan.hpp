@@ -1,10 +1,8 @@
-// inference.hpp — likelihood scans on a parameter grid: q(θ), the maximum-likelihood
-// estimate and confidence sets by Wilks' theorem (SPEC §6). Torch-free.
+// lode/inference/scan.hpp — likelihood scans on a parameter grid: q(θ), the maximum-
+// likelihood estimate and confidence sets by Wilks' theorem (SPEC §6).
 //
 //   Grid grid = parse_grid("-1..-0.4:121");
-//   ScanResult s = scan(grid, [&](std::span<const double> theta) {
-//     return sum_log_ratio(x, theta, theta1);      // Σ_i log r̂(x_i|θ,θ1) or Σ_i log p(x_i|θ)
-//   });
+//   ScanResult s = scan(grid, exact_log_likelihood(model, observed));   // any LogLikelihood
 //   s.mle;                     // the estimate
 //   s.sets[0].intervals;       // the 68.27% set in 1-D, e.g. {{-0.74, -0.66}}
 //
@@ -16,58 +14,14 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "lode/error.hpp"
+#include "lode/inference/grid.hpp"
+#include "lode/inference/likelihood.hpp"
 
-namespace lode::estimators {
-
-/// A bad grid specification, a log-likelihood that is NaN or +inf, a grid on which no
-/// point has a finite log-likelihood. The message names the piece, point or value.
-class InferenceError : public lode::Error {
- public:
-  using lode::Error::Error;
-};
-
-/// One axis of a grid: n ≥ 2 equally spaced values from lo to hi (lo < hi), both included.
-struct GridAxis {
-  double lo = 0, hi = 0;
-  std::size_t n = 0;
-  /// The i-th value, lo + i (hi − lo)/(n − 1); exactly hi for i = n − 1.
-  double at(std::size_t i) const noexcept;
-  /// The spacing (hi − lo)/(n − 1).
-  double step() const noexcept { return (hi - lo) / static_cast<double>(n - 1); }
-};
-
-/// A regular grid over θ: the product of its axes. Points are numbered with the last
-/// parameter running fastest (as `lode mine --theta grid:...`).
-struct Grid {
-  std::vector<GridAxis> axes;
-
-  std::size_t dim() const noexcept { return axes.size(); }
-  /// Number of points (the product of the axes' n).
-  std::size_t size() const noexcept;
-  /// Per-axis indices of point k.
-  std::vector<std::size_t> indices(std::size_t k) const;
-  /// θ of point k.
-  std::vector<double> point(std::size_t k) const;
-  /// True when point k lies on the boundary of the grid (some index is 0 or n − 1).
-  bool on_edge(std::size_t k) const;
-};
-
-/// The largest grid parse_grid() accepts (points), so that a typo cannot ask for 10¹⁵
-/// likelihood evaluations.
-inline constexpr std::size_t kMaxGridPoints = 10'000'000;
-
-/// Parses "LO..HI:N[,LO..HI:N...]", one piece per parameter (e.g. "-1..-0.4:61" or
-/// "-1..1:41,0..2:21"). Throws InferenceError naming the piece (and its position) when it
-/// is malformed, when LO or HI is not a finite number, when N is not an integer ≥ 2, when
-/// LO ≥ HI, or when the grid has more than kMaxGridPoints points.
-Grid parse_grid(std::string_view spec);
+namespace lode::inference {
 
 /// The χ² quantile F⁻¹(level; dof) (Boost.Math): 1 for (0.6827, 1), 3.841 for (0.95, 1),
 /// 2.296 and 5.991 for dof = 2. Throws InferenceError unless 0 < level < 1 and dof ≥ 1.
@@ -117,9 +71,6 @@ struct ScanResult {
   std::vector<ConfidenceSet> sets;  ///< one per requested level, in the order requested
 };
 
-/// The log-likelihood (or summed log-ratio) at a parameter point.
-using LogLikelihood = std::function<double(std::span<const double> theta)>;
-
 /// Evaluates `log_likelihood` at every grid point (in point order) and analyses the
 /// values (see analyse()). Throws InferenceError naming θ when a value is NaN or +∞, and
 /// whatever the callable throws.
@@ -143,4 +94,4 @@ double parabola_vertex(double x0, double h, double y0, double y1, double y2) noe
 /// in percent rounded to 0.01 in shortest form ("95" for 0.95, "99.73" for 0.9973).
 std::string level_name(double level);
 
-}  // namespace lode::estimators
+}  // namespace lode::inference

@@ -1,4 +1,4 @@
-// Inference on a grid (lode/estimators/inference.hpp): grid specs, Wilks thresholds, q, the
+// Inference on a grid (lode/inference/scan.hpp): grid specs, Wilks thresholds, q, the
 // MLE and its parabola refinement, 1-D intervals with interpolated endpoints, n-D sets.
 //
 // Interpolation error of an interval endpoint (used below). Take the exact quadratic
@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "lode/estimators/inference.hpp"
+#include "lode/inference/scan.hpp"
 
-using namespace lode::estimators;
+using namespace lode::inference;
 
 namespace {
 

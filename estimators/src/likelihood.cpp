@@ -1,0 +1,59 @@
+// A ratio estimator as an inference::LogLikelihood (public Estimator API only).
+#include "lode/estimators/likelihood.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <memory>
+
+namespace lode::estimators {
+
+inference::LogLikelihood ratio_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                              std::vector<double> theta1, std::string label) {
+  if (is_score_method(estimator.method()))
+    throw EstimatorError(fmt::format("estimator '{}': a {} estimator gives scores, not likelihood ratios", label,
+                                     to_string(estimator.method())));
+  if (theta1.size() != estimator.n_theta())
+    throw EstimatorError(fmt::format("estimator '{}': theta1 has {} values, the estimator {} parameters", label,
+                                     theta1.size(), estimator.n_theta()));
+  if (observed.cols != estimator.n_x())
+    throw EstimatorError(fmt::format("'{}': {} values per event, but estimator '{}' has {} observables",
+                                     observed.source, observed.cols, label, estimator.n_x()));
+  struct State {
+    inference::Observed observed;
+    Matrix x;
+    std::vector<double> theta1;
+    std::string label;
+  };
+  auto s = std::make_shared<State>();
+  s->x = Matrix(observed.distinct(), observed.cols);
+  s->x.data = observed.unique;
+  s->observed = std::move(observed);
+  s->theta1 = std::move(theta1);
+  s->label = std::move(label);
+  return [&estimator, s](std::span<const double> theta) {
+    const inference::Observed& obs = s->observed;
+    std::vector<double> logr;
+    try {
+      logr = estimator.log_ratio(s->x, theta, s->theta1);
+    } catch (const EstimatorError& err) {
+      throw inference::LikelihoodError(
+          fmt::format("estimator '{}' at theta = {}: {}", s->label, inference::format_point(theta), err.what()));
+    }
+    if (logr.size() != obs.distinct())
+      throw inference::LikelihoodError(
+          fmt::format("estimator '{}' returned {} values for {} rows", s->label, logr.size(), obs.distinct()));
+    double sum = 0;
+    for (std::size_t u = 0; u < logr.size(); ++u) {
+      if (!std::isfinite(logr[u]))
+        throw inference::LikelihoodError(fmt::format(
+            "estimator '{}': log r(x|theta, theta1) = {} for {} at theta = {}, theta1 = {}", s->label,
+            std::isnan(logr[u]) ? std::string("nan") : fmt::format("{}", logr[u]), obs.describe(u),
+            inference::format_point(theta), inference::format_point(s->theta1)));
+      sum += obs.count[u] * logr[u];
+    }
+    return sum;
+  };
+}
+
+}  // namespace lode::estimators

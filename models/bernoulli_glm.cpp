@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -123,25 +124,28 @@ Model make_bernoulli_glm() {
   std::vector<double> t1 = t0;
   for (double& v : t1) v += 0.08;
   m.reference = {t0, t1};
-  Prior prior;
-  prior.sample = [](Rng& rng, double* out) {
-    // θ = L⁻ᵀ z with B = L Lᵀ and z standard normal: Cov θ = (L Lᵀ)⁻¹ = B⁻¹
-    const GlmPrior& p = glm_prior();
-    Eigen::VectorXd z(kN);
-    for (int i = 0; i < kN; ++i) z(i) = rng.normal();
-    const Eigen::VectorXd t = p.llt.matrixU().solve(z);
-    for (int i = 0; i < kN; ++i) out[i] = t(i);
-  };
-  prior.log_density = bernoulli_glm_prior_log_density;
-  {
-    // ±3 marginal prior standard deviations
-    const GlmPrior& p = glm_prior();
-    const Eigen::MatrixXd cov = p.llt.solve(Eigen::MatrixXd::Identity(kN, kN));
-    for (int i = 0; i < kN; ++i) {
-      const double w = 3.0 * std::sqrt(cov(i, i));
-      prior.range.emplace_back(-w, w);
-    }
+  // One MultivariateNormal block, covariance B⁻¹ (symmetrized: exactly symmetric, as the
+  // distribution requires). Its own draw, μ + chol(B⁻¹) z, differs from the one this prior
+  // has always made from the precision's factor, which the block keeps as its sampler.
+  const GlmPrior& p = glm_prior();
+  const Eigen::MatrixXd cov = p.llt.solve(Eigen::MatrixXd::Identity(kN, kN));
+  std::vector<std::vector<Real>> sym(kN, std::vector<Real>(kN));
+  std::vector<std::pair<double, double>> box;
+  for (int i = 0; i < kN; ++i) {
+    for (int j = 0; j < kN; ++j) sym[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)] = 0.5 * (cov(i, j) + cov(j, i));
+    const double w = 3.0 * std::sqrt(cov(i, i));  // ±3 marginal prior standard deviations
+    box.emplace_back(-w, w);
   }
+  Prior prior;
+  prior.add(std::make_shared<MultivariateNormal>(std::vector<Real>(kN, Real(0.0)), std::move(sym)), std::move(box),
+            [](Rng& rng, double* out) {
+              // θ = L⁻ᵀ z with B = L Lᵀ and z standard normal: Cov θ = (L Lᵀ)⁻¹ = B⁻¹
+              const GlmPrior& g = glm_prior();
+              Eigen::VectorXd z(kN);
+              for (int i = 0; i < kN; ++i) z(i) = rng.normal();
+              const Eigen::VectorXd t = g.llt.matrixU().solve(z);
+              for (int i = 0; i < kN; ++i) out[i] = t(i);
+            });
   prior.description = "normal with mean 0 and precision B (sbibm: offset variance 2, smoothing prior on the filter)";
   m.prior = std::move(prior);
   m.simulate = bernoulli_glm;

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "lode/lode.hpp"
@@ -50,16 +51,11 @@ Model make_gaussian_linear() {
   std::vector<double> t1 = t0;
   for (double& v : t1) v += 0.1;
   m.reference = {t0, t1};
+  // Normal(0, √0.1) per component: its draw 0 + σz equals the σz this prior always drew
+  // (z is never ±0 under Box–Muller, so not even the sign of a zero can differ).
   Prior prior;
-  prior.sample = [](Rng& rng, double* out) {
-    for (int i = 0; i < kGaussianLinearDim; ++i) out[i] = kSd * rng.normal();
-  };
-  prior.log_density = [](std::span<const double> theta) {
-    for (const double v : theta)
-      if (!std::isfinite(v)) return -std::numeric_limits<double>::infinity();
-    return log_normal_sum(theta);
-  };
-  prior.range.assign(kGaussianLinearDim, {-1.0, 1.0});  // about ±3 prior standard deviations
+  for (int i = 0; i < kGaussianLinearDim; ++i)
+    prior.add(std::make_shared<Normal>(0.0, kSd), {{-1.0, 1.0}});  // about ±3 prior standard deviations
   prior.description = "normal with mean 0 and covariance 0.1 I (sd 0.316 per component)";
   m.prior = std::move(prior);
   m.simulate = gaussian_linear;

@@ -72,6 +72,7 @@ Model make_two_moons() {
     return two_moons_log_likelihood(x, theta, grad);
   };
   m.max_steps = 16;
+  m.gold = false;  // x depends on θ at fixed latents: GoldMiner refuses it
   return m;
 }
 

@@ -3,6 +3,7 @@
 // tests/models/test_<name>.cpp.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -11,16 +12,17 @@
 #include "lode/error.hpp"
 
 using namespace lode;
+using Vec = std::vector<double>;
 
 namespace {
-// Whether the model refuses gold by design (an output depends on θ at fixed z).
+// Whether the runtime refuses the model's gold (an output depends on θ at fixed z).
 bool refuses_gold(const Model& m) {
   GoldMiner miner(m);
   try {
     miner(m.reference[0], 1, 0);
     return false;
-  } catch (const RunError& e) {
-    return std::string(e.what()).find("depends on theta") != std::string::npos;
+  } catch (const GoldRefused&) {
+    return true;
   }
 }
 }  // namespace
@@ -33,8 +35,7 @@ TEST_CASE("every model declares consistent metadata", "[models]") {
     CHECK(m->reference.size() >= 2);  // a second point for ratio checks
     for (const auto& r : m->reference) CHECK(r.size() == m->parameters.size());
     CHECK(m->prior.range.size() == m->parameters.size());
-    REQUIRE(m->prior.sample);
-    REQUIRE(m->prior.log_density);
+    REQUIRE(m->prior.dim() == m->parameters.size());
     Rng rng(3, 0);
     for (int i = 0; i < 100; ++i) {
       std::vector<double> th(m->parameters.size());
@@ -47,9 +48,55 @@ TEST_CASE("every model declares consistent metadata", "[models]") {
   }
 }
 
+TEST_CASE("every prior's gradient equals finite differences of its log density", "[models][prior]") {
+  for (const Model* m : Registry::global().all()) {
+    const std::size_t d = m->prior.dim();
+    REQUIRE(m->prior.has_gradient());
+    std::vector<Vec> points = m->reference;
+    Rng rng(8, 0);
+    for (int s = 0; s < 20; ++s) {
+      Vec t(d);
+      m->prior.sample(rng, t.data());
+      points.push_back(t);
+    }
+    for (const Vec& t : points) {
+      Vec grad(d);
+      const double lp = m->prior.log_density(t, grad.data());
+      REQUIRE(lp == m->prior.log_density(t));
+      for (std::size_t i = 0; i < d; ++i) {
+        const double h = 1e-6 * std::max(1e-2, std::fabs(t[i]));
+        Vec up = t, down = t;
+        up[i] += h;
+        down[i] -= h;
+        const double fp = m->prior.log_density(up), fm = m->prior.log_density(down);
+        if (!std::isfinite(fp) || !std::isfinite(fm)) continue;  // within h of the support's edge
+        const double fd = (fp - fm) / (up[i] - down[i]);
+        INFO("model " << m->name << " component " << i << " at " << t[i] << ": gradient " << grad[i]
+                      << ", finite difference " << fd);
+        CHECK(std::fabs(grad[i] - fd) <= 1e-6 * std::fabs(fd) + 1e-8 + 1e-15 * std::max(1.0, std::fabs(lp)) / h);
+      }
+    }
+  }
+}
+
+TEST_CASE("every model's capabilities are what it does", "[models]") {
+  for (const Model* m : Registry::global().all()) {
+    INFO("model " << m->name);
+    const Capabilities c = m->capabilities();
+    CHECK(c.gold == !refuses_gold(*m));  // declared, and true of the runtime
+    CHECK(c.exact_likelihood == static_cast<bool>(m->exact_log_likelihood));
+    // every bundled prior is built from lode's continuous distributions
+    CHECK(c.prior_sample);
+    CHECK(c.prior_density);
+    CHECK(c.prior_gradient);
+  }
+  CHECK_FALSE(Registry::global().get("two_moons").capabilities().gold);
+  CHECK(Registry::global().get("galton").capabilities().gold);
+}
+
 TEST_CASE("every model's joint score equals finite differences of replayed log p", "[models]") {
   for (const Model* m : Registry::global().all()) {
-    if (refuses_gold(*m)) {
+    if (!m->capabilities().gold) {
       INFO("model " << m->name);
       CHECK(m->description.find("gold mining is unavailable") != std::string::npos);
       continue;
@@ -81,7 +128,7 @@ TEST_CASE("every model's joint score equals finite differences of replayed log p
 
 TEST_CASE("every model's lock-step ratios equal replayed ratios", "[models][lockstep]") {
   for (const Model* m : Registry::global().all()) {
-    if (refuses_gold(*m)) continue;
+    if (!m->capabilities().gold) continue;
     GoldOptions on, off;
     on.ratios = GoldOptions::Ratios::lockstep;
     off.ratios = GoldOptions::Ratios::replay;

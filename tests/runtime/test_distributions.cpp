@@ -19,6 +19,8 @@
 //                       (co)variance within 4 standard errors; χ² goodness of fit (discrete)
 //   5. normalization    Σ_k p(k) = 1 within 1e-12; ∫ p = 1 by quadrature within 1e-8
 //   6. support          −∞ outside the support (non-integers, ±∞, NaN); never NaN inside
+//   7. value gradient   provided exactly by the entries that say so; ∂ log p / ∂x against
+//                       central finite differences; 0 outside the support; never NaN
 //   and describe() reports one number per flat parameter.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -116,6 +118,7 @@ struct Entry {
   // cov[i][j] and cov[j][i]); default: each its own.
   std::function<std::vector<int>(const ParamSet&)> tie = {};
   std::vector<std::size_t> integer_params = {};  // flat parameters without a derivative (counts)
+  bool value_gradient = false;  // log_prob_value_gradient() is provided (∂ log p/∂x)
 };
 
 // ------------------------------------------------------------------------------------------
@@ -367,6 +370,7 @@ std::vector<Entry> make_table() {
             return scalar_moments(0.5 * (a + b), w * w / 12, w * w * w * w / 80);
           },
       .range = [](const ParamSet& s) { return std::pair{s.theta[0], s.theta[1]}; },
+      .value_gradient = true,
   });
 
   // ---- Normal(mu, sigma) ----
@@ -391,6 +395,7 @@ std::vector<Entry> make_table() {
             return scalar_moments(s.theta[0], v, 3 * v * v);
           },
       .range = [](const ParamSet&) { return std::pair{-kInf, kInf}; },
+      .value_gradient = true,
   });
 
   // ---- LogNormal(mu, sigma) ----
@@ -413,6 +418,7 @@ std::vector<Entry> make_table() {
             return scalar_moments(std::exp(m + 0.5 * s2), var, kurt * var * var);
           },
       .range = [](const ParamSet&) { return std::pair{0.0, kInf}; },
+      .value_gradient = true,
   });
 
   // ---- Exponential(rate) ----
@@ -432,6 +438,7 @@ std::vector<Entry> make_table() {
             return scalar_moments(1 / s.theta[0], v, 9 * v * v);
           },
       .range = [](const ParamSet&) { return std::pair{0.0, kInf}; },
+      .value_gradient = true,
   });
 
   // ---- Gamma(shape, rate) — Boost's gamma_distribution takes shape and SCALE = 1/rate ----
@@ -461,6 +468,7 @@ std::vector<Entry> make_table() {
             return scalar_moments(k / r, v, v * v * (3 + 6 / k));
           },
       .range = [](const ParamSet&) { return std::pair{0.0, kInf}; },
+      .value_gradient = true,
   });
 
   // ---- Beta(a, b) ----
@@ -485,6 +493,7 @@ std::vector<Entry> make_table() {
             return scalar_moments(a / ab, var, (3 + exkurt) * var * var);
           },
       .range = [](const ParamSet&) { return std::pair{0.0, 1.0}; },
+      .value_gradient = true,
   });
 
   // ---- StudentT(nu, mu, sigma) — Boost's students_t is standardized: location/scale here ----
@@ -515,6 +524,7 @@ std::vector<Entry> make_table() {
             return scalar_moments(s.theta[1], var, (3 + 6 / (nu - 4)) * var * var);
           },
       .range = [](const ParamSet&) { return std::pair{-kInf, kInf}; },
+      .value_gradient = true,
   });
 
   // ---- MultivariateNormal(mean, cov): flat = mean (k), then cov row-major (k×k) ----
@@ -577,6 +587,7 @@ std::vector<Entry> make_table() {
               for (std::size_t j = 0; j < kc; ++j) g[km + i * kc + j] = tri[i][j];
             return g;
           },
+      .value_gradient = true,
   });
 
   // ---- MultivariateNormalDiag(mean, sd): flat = mean (k), then sd (k) ----
@@ -621,6 +632,7 @@ std::vector<Entry> make_table() {
               for (std::size_t j = 0; j < k; ++j) m.var_cov[i][j] = m.cov[i][i] * m.cov[j][j] * (i == j ? 2 : 1);
             return m;
           },
+      .value_gradient = true,
   });
 
   // ---- Mixture<Normal>(weights, components): flat = weights (K), mu (K), sigma (K) ----
@@ -677,6 +689,7 @@ std::vector<Entry> make_table() {
       .sampled = {{.theta = {1, 2, 1, -2, 0, 3, 1, 0.3, 2}}},
       .moments = mixture_normal_moments,
       .range = [](const ParamSet&) { return std::pair{-kInf, kInf}; },
+      .value_gradient = true,
   });
 
   // ---- Mixture<Poisson>(weights, components): flat = weights (K), rates (K) ----
@@ -1131,6 +1144,75 @@ TEST_CASE("distributions: -inf outside the support and never NaN", "[distributio
             for (int j = 0; j < ng; ++j) CHECK(std::isfinite(lp.d(j)));
         }
       }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// 7. The gradient with respect to the value
+// ------------------------------------------------------------------------------------------
+
+TEST_CASE("distributions: value gradients equal finite differences", "[distributions]") {
+  const Vec extremes = {0.0, -0.0, 1e-300, 4.9e-324, 1e-10, 1 - 1e-16, 1.0, -1.0, 7.5, 1e10, -1e10, 1e300, -1e300, 1.7e308};
+  for (const Entry& e : table()) {
+    DYNAMIC_SECTION(e.name) {
+      int compared = 0;
+      for (const ParamSet& s : e.valid) {
+        INFO(e.name << " theta = " << str(s.theta));
+        const DistPtr d = build(e, s);
+        const std::size_t k = d->value_size();
+        // provided or not, as the entry says, and untouched when not
+        const Vec probe = s.inside.empty() ? Vec(k, 0.5) : s.inside[0];
+        Vec g(k, 123.0);
+        const bool has = d->log_prob_value_gradient(probe.data(), g.data());
+        CHECK(has == e.value_gradient);
+        if (!has) {
+          CHECK(g == Vec(k, 123.0));
+          continue;
+        }
+        for (const Vec& x : s.inside) {
+          Vec grad(k);
+          REQUIRE(d->log_prob_value_gradient(x.data(), grad.data()));
+          for (std::size_t a = 0; a < k; ++a) {
+            // a step relative to x (points near 0 have large curvature there)
+            const double h = 1e-6 * std::max(1e-2, std::fabs(x[a]));
+            Vec up = x, down = x;
+            up[a] += h;
+            down[a] -= h;
+            const double fp = d->log_prob_at(up.data()).value(), fm = d->log_prob_at(down.data()).value();
+            if (!std::isfinite(fp) || !std::isfinite(fm)) continue;  // at an edge of the support
+            const double fd = (fp - fm) / (up[a] - down[a]);
+            const double tol = 1e-6 * std::fabs(fd) + 1e-8 + 1e-15 * std::max({1.0, std::fabs(fp), std::fabs(fm)}) / h;
+            INFO("x = " << str(x) << fmt::format(": d/dx[{}] analytic {:.12g}, finite difference {:.12g}", a, grad[a], fd));
+            CHECK(std::fabs(grad[a] - fd) <= tol);
+            ++compared;
+          }
+        }
+        // 0 where the density is 0: outside the support, and at non-finite components
+        std::vector<Vec> zero = s.outside;
+        for (const Vec& x : s.inside)
+          for (std::size_t a = 0; a < k; ++a)
+            for (double bad : {kNaN, kInf, -kInf}) {
+              Vec y = x;
+              y[a] = bad;
+              zero.push_back(y);
+            }
+        for (const Vec& x : zero) {
+          INFO("x = " << str(x));
+          Vec grad(k, 123.0);
+          REQUIRE(d->log_prob_value_gradient(x.data(), grad.data()));
+          CHECK(grad == Vec(k, 0.0));
+        }
+        // never NaN
+        for (double v : extremes) {
+          Vec grad(k);
+          const Vec x(k, v);
+          d->log_prob_value_gradient(x.data(), grad.data());
+          INFO("x = " << str(x));
+          for (double gv : grad) CHECK(!std::isnan(gv));
+        }
+      }
+      if (e.value_gradient) CHECK(compared > 0);
     }
   }
 }

@@ -65,7 +65,7 @@ ThetaSpec parse_spec(const Model& model, std::string_view option, const std::str
                                  option));
   if (text == "prior") {
     s.kind = ThetaSpec::Kind::prior;
-    if (!model.prior.sample) throw UsageError(fmt::format("{}: model '{}' has no prior to sample", option, model.name));
+    if (model.prior.empty()) throw UsageError(fmt::format("{}: model '{}' has no prior to sample", option, model.name));
   } else if (text.starts_with("uniform:")) {
     s.kind = ThetaSpec::Kind::uniform;
     for (std::string_view e : split(std::string_view(text).substr(8), ',')) s.box.push_back(parse_range(option, text, e));

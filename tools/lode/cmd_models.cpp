@@ -1,5 +1,5 @@
 // lode models [--json] — the registered models: parameters, reference points, prior,
-// observables and whether an exact likelihood is available to test against.
+// observables, and what each offers (exact likelihood, gold, prior density and gradient).
 #include <fmt/format.h>
 
 #include <memory>
@@ -19,6 +19,7 @@ struct ModelsOptions {
 nlohmann::ordered_json model_json(const Model& m) {
   nlohmann::ordered_json range = nlohmann::ordered_json::array();
   for (const auto& [lo, hi] : m.prior.range) range.push_back({lo, hi});
+  const Capabilities c = m.capabilities();
   return {
       {"name", m.name},
       {"description", m.description},
@@ -26,8 +27,13 @@ nlohmann::ordered_json model_json(const Model& m) {
       {"reference", m.reference.at(0)},
       {"references", m.reference},
       {"observables", m.observables},
-      {"prior", {{"description", m.prior.description}, {"range", range}}},
-      {"exact_likelihood", static_cast<bool>(m.exact_log_likelihood)},
+      {"prior",
+       {{"description", m.prior.description},
+        {"range", range},
+        {"density", c.prior_density},
+        {"gradient", c.prior_gradient}}},
+      {"exact_likelihood", c.exact_likelihood},
+      {"gold", c.gold},
   };
 }
 
@@ -46,10 +52,13 @@ int list_models(const ModelsOptions& o) {
     fmt::print("{}\n", out.dump(2));
     return kExitOk;
   }
-  Table t({"model", "parameters", "reference", "prior", "observables", "exact p(x|theta)", "description"});
-  for (const Model* m : models)
+  Table t({"model", "parameters", "reference", "prior", "observables", "exact p(x|theta)", "gold", "description"});
+  for (const Model* m : models) {
+    const Capabilities c = m->capabilities();
     t.add({m->name, fmt::format("{}", fmt::join(m->parameters, ", ")), format_point(m->reference.at(0)),
-           m->prior.description, observables_cell(*m), m->exact_log_likelihood ? "yes" : "no", m->description});
+           m->prior.description, observables_cell(*m), c.exact_likelihood ? "yes" : "no", c.gold ? "yes" : "no",
+           m->description});
+  }
   fmt::print("{}", t.str());
   return kExitOk;
 }
@@ -63,8 +72,9 @@ void add_models(Application& app) {
       .footer(
           "JSON fields, one object per model: name, description, parameters (names), reference (the\n"
           "default point), references (all reference points), observables (names),\n"
-          "prior {description, range [[lo, hi], ...]}, exact_likelihood (true when an exact\n"
-          "p(x|theta) is available to test against).")
+          "prior {description, range [[lo, hi], ...], density, gradient (whether the prior has a log\n"
+          "density and its gradient)}, exact_likelihood (true when an exact p(x|theta) is available to\n"
+          "test against), gold (false for a model whose gold mining is refused by design).")
       .action([o] { return list_models(*o); });
 }
 

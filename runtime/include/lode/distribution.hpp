@@ -15,7 +15,8 @@
 //   void parameters(ParamSink&) const;        // parameters, for traces
 // and, optionally,
 //   static constexpr bool kDeferrable = true;  // every parameter is held by value
-// which lets the gold miner evaluate the density of a drawn value a moment later, from a
+//   double value_gradient(double x) const;     // ∂ log p/∂x (continuous; 0 outside the support)
+// The first lets the gold miner evaluate the density of a drawn value a moment later, from a
 // copy of the object (faster; see Run::choose_inline). Leave it out when the object refers
 // to memory the model may change after the call (a span or pointer to the caller's data).
 // Read parameters with value() and never cache values derived from them in the
@@ -72,6 +73,16 @@ class Distribution {
   }
   /// Reports the parameters' names and values.
   virtual void describe(ParamSink& sink) const = 0;
+  /// The gradient of the log density with respect to the VALUE, ∂ log p/∂x at
+  /// x[0 .. value_size()), into grad[0 .. value_size()); 0 where the density is 0 (outside
+  /// the support, NaN). Returns false, grad untouched, when the distribution does not provide
+  /// it (discrete ones never do); that does not depend on x. For priors, MCMC and the like:
+  /// the runtime's simulation and mining never call it.
+  virtual bool log_prob_value_gradient(const double* x, double* grad) const {
+    (void)x;
+    (void)grad;
+    return false;
+  }
   /// check(), then sample_log_prob(), in one call; `checked` is set once check() passed (so
   /// the caller can tell a parameter error from an error of the density).
   virtual void check_sample_log_prob(Rng& rng, double* out, Real& log_p, bool& checked) const {
@@ -131,6 +142,15 @@ class ScalarDistribution : public Distribution {
     ::new (static_cast<void*>(&log_p)) Real(log_prob_drawn(v));
   }
   void describe(ParamSink& sink) const override { self().parameters(sink); }
+  /// From Derived::value_gradient(double) when the derived class has one (continuous only).
+  bool log_prob_value_gradient(const double* x, double* grad) const override {
+    if constexpr (!kDiscrete && requires(const Derived& d) { d.value_gradient(0.0); }) {
+      *grad = std::isnan(*x) ? 0.0 : self().value_gradient(*x);
+      return true;
+    } else {
+      return Distribution::log_prob_value_gradient(x, grad);
+    }
+  }
   /// Whether the runtime may evaluate the density of a drawn value a little later, from a
   /// copy of this object (see Run): a distribution sets it when every parameter is held by
   /// value. One that refers to memory of the caller's (like Categorical::view) must not.

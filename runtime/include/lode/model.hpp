@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
@@ -11,20 +12,65 @@
 
 namespace lode {
 
+class Distribution;
 class Run;
 
-/// A prior (or a parameter box) over θ: samplable, with a log density.
-struct Prior {
-  /// Draws θ into out[0 .. dim).
-  std::function<void(Rng&, double* out)> sample;
+/// A prior over θ: a product of independent blocks, each a lode distribution over
+/// consecutive components of θ (a Uniform or LogNormal per parameter, a MultivariateNormal
+/// over several, ...). Samplable, with a log density and its gradient with respect to θ.
+/// Immutable once built, so one Prior may be used by many threads at once.
+class Prior {
+ public:
+  /// Draws a block's value into out[0 .. block size): for a block whose draws must
+  /// reproduce an older formula (same random numbers, same arithmetic) where the
+  /// distribution's own sampler computes them differently.
+  using Sampler = std::function<void(Rng&, double* out)>;
+  struct Block {
+    std::shared_ptr<const Distribution> distribution;
+    std::size_t offset = 0;  ///< its first component of θ
+    Sampler sampler;         ///< empty: distribution->sample_into
+  };
+
+  /// Appends a block over the next distribution->value_size() components, with the box
+  /// per component for `range`. Throws Error for a discrete distribution, a range of the
+  /// wrong size, or invalid parameters (ParameterError, from check()).
+  Prior& add(std::shared_ptr<const Distribution> distribution, std::vector<std::pair<double, double>> box,
+             Sampler sampler = {});
+  /// Independent Uniform(lo, hi) per parameter, described "uniform on [lo, hi] x ...".
+  static Prior uniform(std::vector<std::pair<double, double>> box);
+
+  /// Number of components of θ (0: no prior).
+  std::size_t dim() const noexcept { return range.size(); }
+  bool empty() const noexcept { return blocks_.empty(); }
+  const std::vector<Block>& blocks() const noexcept { return blocks_; }
+  /// Whether every block offers the gradient of its log density with respect to its value.
+  bool has_gradient() const noexcept { return gradient_; }
+
+  /// Draws θ into out[0 .. dim()): each block in turn, from the same Rng.
+  void sample(Rng& rng, double* out) const;
   /// log density at θ (−∞ outside the support).
-  std::function<double(std::span<const double> theta)> log_density;
+  double log_density(std::span<const double> theta) const;
+  /// log density at θ, with ∂/∂θ into grad[0 .. dim()) (0 where the density is 0). Throws
+  /// Error naming the distribution when a block has no value gradient (see has_gradient()).
+  double log_density(std::span<const double> theta, double* grad) const;
+
   /// Box bounds (lo, hi) per parameter: the support for a uniform prior, a plausible range
   /// otherwise (used for plots and grids).
   std::vector<std::pair<double, double>> range;
   std::string description;  ///< e.g. "uniform on [-1, -0.4]"
 
-  static Prior uniform(std::vector<std::pair<double, double>> box);
+ private:
+  std::vector<Block> blocks_;
+  bool gradient_ = true;
+};
+
+/// What a model offers, for commands and engines to choose what they can do with it.
+struct Capabilities {
+  bool gold = true;               ///< joint scores and ratios can be mined (Model::gold)
+  bool exact_likelihood = false;  ///< Model::exact_log_likelihood is set
+  bool prior_sample = false;      ///< θ can be drawn from the prior
+  bool prior_density = false;     ///< the prior has a log density
+  bool prior_gradient = false;    ///< ... and its gradient with respect to θ
 };
 
 struct Model {
@@ -39,6 +85,12 @@ struct Model {
   std::function<double(std::span<const double> x, std::span<const double> theta, double* grad)> exact_log_likelihood;
   /// Maximum number of messages per run before the run fails (a step budget: no hangs).
   std::uint64_t max_steps = 10'000'000;
+  /// False for a model that never offers gold: an output depends on θ at fixed latent
+  /// choices, so GoldMiner refuses it (GoldRefused). Declared here so that commands can
+  /// tell before running it.
+  bool gold = true;
+
+  Capabilities capabilities() const;
 };
 
 /// All registered models (built-in ones register themselves; plugins may add more).

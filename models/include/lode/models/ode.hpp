@@ -27,11 +27,13 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "lode/distributions/lognormal.hpp"
 #include "lode/model.hpp"
 #include "lode/real.hpp"
 #include "lode/rng.hpp"
@@ -133,25 +135,13 @@ Status solve(System&& system, State<N> x, double t0, std::span<const double> tim
   return {};
 }
 
-/// Independent log-normal priors: log θ_i ~ Normal(mu_i, sigma_i). The range is the central
-/// 99.7% interval exp(mu ± 3 sigma).
+/// Independent log-normal priors: log θ_i ~ Normal(mu_i, sigma_i), one LogNormal block per
+/// parameter. The range is the central 99.7% interval exp(mu ± 3 sigma).
 inline Prior lognormal_prior(std::vector<double> mu, std::vector<double> sigma, std::string description) {
   Prior p;
   for (std::size_t i = 0; i < mu.size(); ++i)
-    p.range.emplace_back(std::exp(mu[i] - 3.0 * sigma[i]), std::exp(mu[i] + 3.0 * sigma[i]));
-  p.sample = [mu, sigma](Rng& rng, double* out) {
-    for (std::size_t i = 0; i < mu.size(); ++i) out[i] = std::exp(mu[i] + sigma[i] * rng.normal());
-  };
-  p.log_density = [mu, sigma](std::span<const double> theta) {
-    constexpr double kHalfLog2Pi = 0.91893853320467274178;
-    double lp = 0.0;
-    for (std::size_t i = 0; i < mu.size(); ++i) {
-      if (!(theta[i] > 0.0)) return -std::numeric_limits<double>::infinity();
-      const double l = std::log(theta[i]), z = (l - mu[i]) / sigma[i];
-      lp += -0.5 * z * z - std::log(sigma[i]) - kHalfLog2Pi - l;
-    }
-    return lp;
-  };
+    p.add(std::make_shared<LogNormal>(mu[i], sigma[i]),
+          {{std::exp(mu[i] - 3.0 * sigma[i]), std::exp(mu[i] + 3.0 * sigma[i])}});
   p.description = std::move(description);
   return p;
 }

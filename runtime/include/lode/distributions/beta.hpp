@@ -38,6 +38,11 @@ class Beta final : public ScalarDistribution<Beta, double> {
     return Real::chain(a_, b_, (a - 1.0) * lx + (b - 1.0) * l1x - log_beta(a, b), lx - digamma(a) + dab,
                        l1x - digamma(b) + dab);
   }
+  /// ∂/∂x = (a − 1)/x − (b − 1)/(1 − x) on (0, 1); 0 outside.
+  double value_gradient(double x) const {
+    if (!(x > 0.0 && x < 1.0)) return 0.0;
+    return (a_.value() - 1.0) / x - (b_.value() - 1.0) / (1.0 - x);
+  }
   void parameters(ParamSink& s) const {
     s.add("a", a_);
     s.add("b", b_);

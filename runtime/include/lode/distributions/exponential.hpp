@@ -21,6 +21,8 @@ class Exponential final : public ScalarDistribution<Exponential, double> {
     // ∂/∂rate = 1/rate − x
     return Real::chain(rate_, std::log(l) - l * x, 1.0 / l - x);
   }
+  /// ∂/∂x = −rate on [0, ∞) (one-sided at 0); 0 outside.
+  double value_gradient(double x) const { return x >= 0.0 && x < kInf ? -rate_.value() : 0.0; }
   void parameters(ParamSink& s) const { s.add("rate", rate_); }
 
  private:

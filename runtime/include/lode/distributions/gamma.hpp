@@ -68,6 +68,11 @@ class Gamma final : public ScalarDistribution<Gamma, double> {
     return Real::chain(shape_, rate_, a * std::log(b) + (a - 1.0) * lx - b * x - lgamma(a),
                        std::log(b) + lx - digamma(a), a / b - x);
   }
+  /// ∂/∂x = (shape − 1)/x − rate on (0, ∞); 0 outside.
+  double value_gradient(double x) const {
+    if (!(x > 0.0) || x == kInf) return 0.0;
+    return (shape_.value() - 1.0) / x - rate_.value();
+  }
   void parameters(ParamSink& s) const {
     s.add("shape", shape_);
     s.add("rate", rate_);

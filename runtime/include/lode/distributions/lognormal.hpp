@@ -27,6 +27,12 @@ class LogNormal final : public ScalarDistribution<LogNormal, double> {
     // ∂/∂μ = z/σ, ∂/∂σ = (z² − 1)/σ
     return Real::chain(mu_, sigma_, -0.5 * z * z - std::log(s) - kHalfLog2Pi - lx, z / s, (z * z - 1.0) / s);
   }
+  /// ∂/∂x = −(z/σ + 1)/x, z = (log x − μ)/σ; 0 outside (0, ∞).
+  double value_gradient(double x) const {
+    if (!(x > 0.0) || x == kInf) return 0.0;
+    const double s = sigma_.value();
+    return -((std::log(x) - mu_.value()) / s / s + 1.0) / x;
+  }
   void parameters(ParamSink& s) const {
     s.add("mu", mu_);
     s.add("sigma", sigma_);

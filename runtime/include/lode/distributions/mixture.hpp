@@ -59,6 +59,28 @@ class Mixture final : public ScalarDistribution<Mixture<D>, typename D::value_ty
     for (const Real& w : w_) W += w;
     return log(s) + m - log(W);
   }
+  /// ∂/∂x = Σ_k ρ_k ∂ log p_k/∂x with ρ_k = w_k p_k(x) / Σ_j w_j p_j(x) (components with a
+  /// value gradient only); 0 where the density is 0.
+  double value_gradient(double x) const
+    requires requires(const D& d) { d.value_gradient(0.0); }
+  {
+    double m = -kInf;
+    std::vector<double> t(c_.size(), -kInf);
+    for (std::size_t k = 0; k < c_.size(); ++k) {
+      if (w_[k].value() == 0.0) continue;
+      t[k] = std::log(w_[k].value()) + c_[k].log_prob_at(&x).value();
+      m = std::max(m, t[k]);
+    }
+    if (m == -kInf) return 0.0;
+    double num = 0.0, den = 0.0;
+    for (std::size_t k = 0; k < c_.size(); ++k) {
+      if (t[k] == -kInf) continue;
+      const double rho = std::exp(t[k] - m);
+      num += rho * c_[k].value_gradient(x);
+      den += rho;
+    }
+    return num / den;
+  }
   void parameters(ParamSink& s) const {
     std::vector<double> w;
     const double total = total_weight();

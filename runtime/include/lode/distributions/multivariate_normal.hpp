@@ -92,6 +92,18 @@ class MultivariateNormal final : public Distribution {
     return out;
   }
 
+  /// ∂/∂x = −Σ⁻¹(x − μ); 0 where the density is 0 (a non-finite component, or x so far
+  /// from μ that Σ⁻¹(x − μ) overflows).
+  bool log_prob_value_gradient(const double* x, double* grad) const override {
+    const auto k = static_cast<Eigen::Index>(mean_.size());
+    Eigen::VectorXd r(k);
+    for (Eigen::Index i = 0; i < k; ++i) r(i) = x[i] - mean_[static_cast<std::size_t>(i)].value();
+    const Eigen::VectorXd alpha = factor().solve(r);
+    const bool zero = !r.allFinite() || !(r.dot(alpha) < kInf);
+    for (Eigen::Index i = 0; i < k; ++i) grad[i] = zero ? 0.0 : -alpha(i);
+    return true;
+  }
+
   void describe(ParamSink& s) const override {
     std::vector<double> m, c;
     for (const Real& v : mean_) m.push_back(v.value());
@@ -167,6 +179,17 @@ class MultivariateNormalDiag final : public Distribution {
     out.set_value(lp);
     return out;
   }
+  /// ∂/∂x_i = −(x_i − μ_i)/σ_i²; 0 where the density is 0 (a non-finite component).
+  bool log_prob_value_gradient(const double* x, double* grad) const override {
+    bool finite = true;
+    for (std::size_t i = 0; i < mean_.size(); ++i) finite = finite && std::isfinite(x[i]);
+    for (std::size_t i = 0; i < mean_.size(); ++i) {
+      const double s = sd_[i].value();
+      grad[i] = finite ? -((x[i] - mean_[i].value()) / s) / s : 0.0;
+    }
+    return true;
+  }
+
   void describe(ParamSink& s) const override {
     std::vector<double> m, d;
     for (const Real& v : mean_) m.push_back(v.value());

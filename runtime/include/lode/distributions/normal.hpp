@@ -23,6 +23,12 @@ class Normal final : public ScalarDistribution<Normal, double> {
     constexpr double kHalfLog2Pi = 0.91893853320467274178;
     return Real::chain(mu_, sigma_, -0.5 * z * z - std::log(s) - kHalfLog2Pi, z / s, (z * z - 1.0) / s);
   }
+  /// ∂/∂x = −z/σ (0 at ±∞, where the density is 0).
+  double value_gradient(double x) const {
+    if (!std::isfinite(x)) return 0.0;
+    const double s = sigma_.value();
+    return -((x - mu_.value()) / s) / s;
+  }
   void parameters(ParamSink& s) const {
     s.add("mu", mu_);
     s.add("sigma", sigma_);

@@ -43,6 +43,14 @@ class StudentT final : public ScalarDistribution<StudentT, double> {
     r.add_scaled_gradient(nu_, dnu);
     return r;
   }
+  /// ∂/∂x = −(ν + 1) z / (σ (ν + z²)), z = (x − μ)/σ; 0 at ±∞.
+  double value_gradient(double x) const {
+    if (!std::isfinite(x)) return 0.0;
+    const double nu = nu_.value(), s = sigma_.value(), z = (x - mu_.value()) / s;
+    // z/(ν + z²), as 1/(z + ν/z) for |z| > 1 (z² or z itself may overflow far out)
+    const double q = std::fabs(z) > 1.0 ? 1.0 / (z + nu / z) : z / (nu + z * z);
+    return -(nu + 1.0) / s * q;
+  }
   void parameters(ParamSink& s) const {
     s.add("nu", nu_);
     s.add("mu", mu_);

@@ -25,6 +25,8 @@ class Uniform final : public ScalarDistribution<Uniform, double> {
     // log p = −log(hi − lo);  ∂/∂lo = 1/w, ∂/∂hi = −1/w
     return Real::chain(lo_, hi_, -std::log(w), 1.0 / w, -1.0 / w);
   }
+  /// ∂/∂x = 0 (a constant density; 0 outside as everywhere).
+  double value_gradient(double) const { return 0.0; }
   void parameters(ParamSink& s) const {
     s.add("lo", lo_);
     s.add("hi", hi_);

@@ -80,7 +80,7 @@ void ThetaSpec::check(const Model& model) const {
       count(point.size());
       break;
     case Kind::prior:
-      if (!model.prior.sample) fail("the model has no prior to sample");
+      if (model.prior.empty()) fail("the model has no prior to sample");
       break;
     case Kind::uniform:
     case Kind::grid:

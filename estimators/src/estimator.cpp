@@ -77,6 +77,7 @@ Estimator Estimator::train(const Dataset& data, const Settings& settings,
   Settings s = settings;
   if (s.ratio.alpha < 0) s.ratio.alpha = info.alpha;
   if (s.trainer.min_steps < 0) s.trainer.min_steps = info.min_steps;
+  torch::set_num_threads(s.trainer.threads);  // before the first tensor operation
   auto impl = std::make_shared<Impl>();
   impl->model = family(info.family).create(info, s);
   FamilyModel& model = *impl->model;

@@ -84,6 +84,7 @@ est::Settings settings_from(const TrainOptions& o) {
     throw UsageError(fmt::format("--validation: '{}' must be in [0, 1)", o.validation));
   return s;
 }
+
 int train(const TrainOptions& o) {
   est::Settings s = settings_from(o);
   if (o.out.empty()) throw UsageError("--out: empty directory name");
@@ -97,10 +98,9 @@ int train(const TrainOptions& o) {
   if (s.method == est::Method::sallino) {  // its histograms simulate the model that mined the data
     if (s.local.simulator.empty()) s.local.simulator = data.model;
     if (s.local.simulator.empty())
-      throw est::EstimatorError(fmt::format(
-          "{}: SALLINO simulates its histograms, but the dataset does not name its model (no meta.json); give the "
-          "model",
-          data.source.empty() ? std::string("dataset") : fmt::format("dataset '{}'", data.source)));
+      throw est::EstimatorError(fmt::format("dataset '{}': SALLINO simulates its histograms, but the dataset does not "
+                                            "name its model (no meta.json); give the model",
+                                            o.data));
     s.local.simulate = model_simulator(s.local.simulator, "SALLINO: ", true);
   }
   const bool tty = ::isatty(2) != 0;
@@ -110,8 +110,8 @@ int train(const TrainOptions& o) {
     const int every = std::max(1, p.epochs / 10);
     const std::string line =
         fmt::format("lode train {}{}: epoch {}/{}  train loss {:.6g}  validation loss {:.6g}{}  lr {:.2e}", o.method,
-                    s.trainer.ensemble > 1 ? fmt::format(" [member {}/{}]", member + 1, s.trainer.ensemble) : "", p.epoch, p.epochs,
-                    p.train_loss, p.validation_loss, p.improved ? " *" : "  ", p.lr);
+                    s.trainer.ensemble > 1 ? fmt::format(" [member {}/{}]", member + 1, s.trainer.ensemble) : "",
+                    p.epoch, p.epochs, p.train_loss, p.validation_loss, p.improved ? " *" : "  ", p.lr);
     if (tty) {
       fmt::print(stderr, "\r{}\x1b[K", line);
       if (p.epoch == p.epochs) fmt::print(stderr, "\n");

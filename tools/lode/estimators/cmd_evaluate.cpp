@@ -94,7 +94,7 @@ int evaluate(const EvaluateOptions& o) {
     return p;
   };
   const std::vector<double> t0 = point("--theta0", o.theta0), t1 = point("--theta1", o.theta1);
-  const bool score_method = e.method() == est::Method::sally;  // SALLINO gives log r̂ like the ratio methods
+  const bool score_method = !est::method_info(e.method()).log_ratio;  // SALLY; SALLINO gives log r̂
   if (!score_method && t0.empty()) throw UsageError("--theta0 is required for a ratio estimator");
   if (score_method && !o.spread.empty()) throw UsageError("--spread: only for ratio estimators");
   if (o.out.empty()) throw UsageError("--out: empty file name");

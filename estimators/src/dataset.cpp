@@ -108,8 +108,12 @@ std::size_t drop_invalid_rows(Dataset& d, const Method& method) {
 
 // Every column the method needs: present, with x's rows, the schema's widths, finite
 // values, y in {0, 1}, r_xz > 0.
+std::string where(const Dataset& d) {
+  return d.source.empty() ? std::string("dataset") : fmt::format("dataset '{}'", d.source);
+}
+
 std::size_t check_columns(const Dataset& d, const MethodInfo& m) {
-  const std::string where = d.source.empty() ? std::string("dataset") : fmt::format("dataset '{}'", d.source);
+  const std::string where = estimators::where(d);
   const std::size_t rows = d.x.rows;
   if (rows == 0) throw EstimatorError(fmt::format("{}: x has no rows", where));
   std::size_t n_theta = 0;

@@ -10,4 +10,7 @@ namespace lode::estimators {
 /// y ∉ {0, 1} or r_xz ≤ 0. Returns n_θ (0 when no parameter column is needed).
 std::size_t check_columns(const Dataset& data, const MethodInfo& method);
 
+/// "dataset 'DIR'" (or "dataset"), for messages.
+std::string where(const Dataset& d);
+
 }  // namespace lode::estimators

@@ -49,10 +49,6 @@ Matrix FamilyModel::score_by_autograd(const Matrix&, std::span<const double>, st
   not_provided("score_by_autograd");
 }
 
-std::string where(const Dataset& d) {
-  return d.source.empty() ? std::string("dataset") : fmt::format("dataset '{}'", d.source);
-}
-
 std::string fmt_vec(std::span<const double> v) { return fmt::format("{}", fmt::join(v, ",")); }
 
 bool constant_rows(const Matrix& m, std::vector<double>& value) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "dataset_check.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/torch/trainer.hpp"
 #include "persist.hpp"
@@ -77,7 +78,6 @@ Family ratio_family();
 Family local_family();
 
 // ---- shared helpers of the families (family.cpp)
-std::string where(const Dataset& d);
 std::string fmt_vec(std::span<const double> v);
 /// True when every row of m equals its first; `value` gets the first row.
 bool constant_rows(const Matrix& m, std::vector<double>& value);

@@ -1,30 +1,47 @@
-// Reading a mined dataset directory into a Dataset. Torch-free.
+// Reading a mined dataset directory into a Dataset, and checking the columns a method
+// needs, by the dataset schema (lode/schema.hpp). Torch-free.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <string_view>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "lode/estimators/estimator.hpp"
+#include "dataset_check.hpp"
 #include "lode/npy.hpp"
 
 namespace lode::estimators {
+
+using schema::Column;
+
+Matrix& Dataset::column(Column c) {
+  switch (c) {
+    case Column::x: return x;
+    case Column::theta0: return theta0;
+    case Column::theta1: return theta1;
+    case Column::y: return y;
+    case Column::r_xz: return r_xz;
+    case Column::t_xz0: return t_xz0;
+    case Column::t_xz1: return t_xz1;
+    case Column::theta: return theta;
+    case Column::t_xz: return t_xz;
+  }
+  throw EstimatorError(fmt::format("unknown dataset column #{}", static_cast<int>(c)));
+}
+
+const Matrix& Dataset::column(Column c) const { return const_cast<Dataset&>(*this).column(c); }
 
 Dataset load_dataset(const std::string& dir) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) throw EstimatorError(fmt::format("dataset '{}': no such directory", dir));
   Dataset d;
   d.source = dir;
-  const std::pair<const char*, Matrix*> columns[] = {{"x", &d.x},         {"theta0", &d.theta0}, {"theta1", &d.theta1},
-                                                     {"y", &d.y},         {"r_xz", &d.r_xz},     {"t_xz0", &d.t_xz0},
-                                                     {"t_xz1", &d.t_xz1}, {"theta", &d.theta},   {"t_xz", &d.t_xz}};
   std::string first;
   std::size_t rows = 0;
-  for (const auto& [name, m] : columns) {
-    const fs::path path = fs::path(dir) / (std::string(name) + ".npy");
+  for (const schema::ColumnInfo& info : schema::columns()) {
+    const fs::path path = fs::path(dir) / schema::file_name(info.column);
     if (!fs::exists(path)) continue;
     npy::Array a;
     try {
@@ -35,57 +52,112 @@ Dataset load_dataset(const std::string& dir) {
     if (a.shape.empty() || a.shape.size() > 2)
       throw EstimatorError(fmt::format("dataset '{}': {} has {} dimensions; a column is (rows,) or (rows, cols)", dir,
                                        path.filename().string(), a.shape.size()));
-    m->rows = a.rows();
-    m->cols = a.cols();
-    m->data = std::move(a.data);
+    Matrix& m = d.column(info.column);
+    m.rows = a.rows();
+    m.cols = a.cols();
+    m.data = std::move(a.data);
     if (first.empty()) {
       first = path.filename().string();
-      rows = m->rows;
-    } else if (m->rows != rows) {
+      rows = m.rows;
+    } else if (m.rows != rows) {
       throw EstimatorError(fmt::format("dataset '{}': {} has {} rows but {} has {}", dir, path.filename().string(),
-                                       m->rows, first, rows));
+                                       m.rows, first, rows));
     }
   }
   // meta.json (lode mine) names the model; a dataset from elsewhere may lack it.
-  if (std::ifstream meta(fs::path(dir) / "meta.json"); meta) {
+  if (std::ifstream meta(fs::path(dir) / schema::kMetaFile); meta) {
     const nlohmann::json j = nlohmann::json::parse(meta, nullptr, /*allow_exceptions=*/false);
     if (j.is_object() && j.contains("model") && j["model"].is_string()) d.model = j["model"].get<std::string>();
   }
-  if (d.x.empty()) throw EstimatorError(fmt::format("dataset '{}': no x.npy (or it has no rows)", dir));
+  if (d.x.empty())
+    throw EstimatorError(fmt::format("dataset '{}': no {} (or it has no rows)", dir, schema::file_name(Column::x)));
   return d;
 }
 
-std::size_t drop_invalid_rows(Dataset& d, Method method) {
-  Matrix* all[] = {&d.x, &d.theta0, &d.theta1, &d.y, &d.r_xz, &d.t_xz0, &d.t_xz1, &d.theta, &d.t_xz};
-  const char* names[] = {"x", "theta0", "theta1", "y", "r_xz", "t_xz0", "t_xz1", "theta", "t_xz"};
-  const std::vector<std::string> needed = required_columns(method);
+std::size_t drop_invalid_rows(Dataset& d, const Method& method) {
+  const std::vector<Column>& needed = method_info(method).columns;
   const std::size_t rows = d.x.rows;
   std::vector<char> bad(rows, 0);
-  for (std::size_t c = 0; c < std::size(all); ++c) {
-    const Matrix& m = *all[c];
-    if (m.empty() || std::find(needed.begin(), needed.end(), names[c]) == needed.end()) continue;
+  for (const schema::ColumnInfo& info : schema::columns()) {
+    const Matrix& m = d.column(info.column);
+    if (m.empty() || std::find(needed.begin(), needed.end(), info.column) == needed.end()) continue;
     if (m.rows != rows)
-      throw EstimatorError(fmt::format("{}: {} has {} rows but x has {}", d.source, names[c], m.rows, rows));
+      throw EstimatorError(fmt::format("{}: {} has {} rows but x has {}", d.source, info.name, m.rows, rows));
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t k = 0; k < m.cols; ++k) {
         const double v = m(r, k);
-        if (!std::isfinite(v) || (std::string_view(names[c]) == "r_xz" && !(v > 0))) bad[r] = 1;
+        if (!std::isfinite(v) || (info.column == Column::r_xz && !(v > 0))) bad[r] = 1;
       }
   }
   const std::size_t dropped = static_cast<std::size_t>(std::count(bad.begin(), bad.end(), 1));
   if (dropped == 0) return 0;
-  for (Matrix* m : all) {
-    if (m->empty()) continue;
-    if (m->rows != rows) continue;  // a column of another length is reported by training
+  for (const schema::ColumnInfo& info : schema::columns()) {
+    Matrix& m = d.column(info.column);
+    if (m.empty() || m.rows != rows) continue;  // a column of another length is reported by training
     std::vector<double> kept;
-    kept.reserve((rows - dropped) * m->cols);
+    kept.reserve((rows - dropped) * m.cols);
     for (std::size_t r = 0; r < rows; ++r)
-      if (!bad[r]) kept.insert(kept.end(), m->data.begin() + static_cast<std::ptrdiff_t>(r * m->cols),
-                               m->data.begin() + static_cast<std::ptrdiff_t>((r + 1) * m->cols));
-    m->data = std::move(kept);
-    m->rows = rows - dropped;
+      if (!bad[r])
+        kept.insert(kept.end(), m.data.begin() + static_cast<std::ptrdiff_t>(r * m.cols),
+                    m.data.begin() + static_cast<std::ptrdiff_t>((r + 1) * m.cols));
+    m.data = std::move(kept);
+    m.rows = rows - dropped;
   }
   return dropped;
+}
+
+// Every column the method needs: present, with x's rows, the schema's widths, finite
+// values, y in {0, 1}, r_xz > 0.
+std::string where(const Dataset& d) {
+  return d.source.empty() ? std::string("dataset") : fmt::format("dataset '{}'", d.source);
+}
+
+std::size_t check_columns(const Dataset& d, const MethodInfo& m) {
+  const std::string where = estimators::where(d);
+  const std::size_t rows = d.x.rows;
+  if (rows == 0) throw EstimatorError(fmt::format("{}: x has no rows", where));
+  std::size_t n_theta = 0;
+  for (const Column col : m.columns) {
+    const schema::ColumnInfo& info = schema::info(col);
+    const char* name = info.name;
+    const Matrix& c = d.column(col);
+    if (c.empty())
+      throw EstimatorError(fmt::format("{} lacks column '{}' ({}), which {} needs (it needs: {})", where, name,
+                                       schema::file_name(col), m.name, fmt::join(required_columns(Method(m.name)), ", ")));
+    if (c.rows != rows) throw EstimatorError(fmt::format("{}: {} has {} rows but x has {}", where, name, c.rows, rows));
+    if (c.cols == 0) throw EstimatorError(fmt::format("{}: {} has no columns", where, name));
+    if (info.width == schema::Width::parameters) {
+      if (n_theta == 0) n_theta = c.cols;
+      if (c.cols != n_theta)
+        throw EstimatorError(
+            fmt::format("{}: {} has {} columns, other parameter columns have {}", where, name, c.cols, n_theta));
+    }
+    if (info.width == schema::Width::one && c.cols != 1)
+      throw EstimatorError(fmt::format("{}: {} must have one column, it has {}", where, name, c.cols));
+    for (std::size_t r = 0; r < c.rows; ++r)
+      for (std::size_t k = 0; k < c.cols; ++k) {
+        const double v = c(r, k);
+        if (!std::isfinite(v)) {
+          std::string why;
+          if (col == Column::r_xz || info.gradient)
+            why = " (lode mine writes r_xz = 0 or inf and NaN scores for rows whose replay at the other point was "
+                  "impossible; they are counted in meta.json: drop those rows, e.g. lode train --drop-invalid)";
+          throw EstimatorError(fmt::format("{}: {} row {} column {} is {}; {} needs finite values{}", where, name, r, k,
+                                           v, m.name, why));
+        }
+        if (col == Column::y && v != 0.0 && v != 1.0)
+          throw EstimatorError(
+              fmt::format("{}: y row {} is {}; y must be 0 (drawn at θ0) or 1 (drawn at θ1)", where, r, v));
+        if (col == Column::r_xz && !(v > 0))
+          throw EstimatorError(fmt::format("{}: r_xz row {} is {}; {} needs positive joint ratios", where, r, v, m.name));
+      }
+  }
+  if (d.theta.rows != 0 && d.theta.rows != rows)
+    throw EstimatorError(fmt::format("{}: theta has {} rows but x has {}", where, d.theta.rows, rows));
+  for (std::size_t i = 0; i < d.x.data.size(); ++i)
+    if (!std::isfinite(d.x.data[i]))
+      throw EstimatorError(fmt::format("{}: x row {} column {} is {}", where, i / d.x.cols, i % d.x.cols, d.x.data[i]));
+  return n_theta;
 }
 
 }  // namespace lode::estimators

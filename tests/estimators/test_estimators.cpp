@@ -67,8 +67,8 @@ Matrix grid(double lo, double hi, std::size_t n) {
 est::Settings quick(est::Method m, int epochs = 3) {
   est::Settings s;
   s.method = m;
-  s.hidden = {16, 16};
-  s.epochs = epochs;
+  s.network.hidden = {16, 16};
+  s.trainer.epochs = epochs;
   return s;
 }
 
@@ -132,7 +132,7 @@ TEST_CASE("estimated score is the derivative of the estimated log ratio", "[esti
   for (const char* act : {"tanh", "relu", "sigmoid", "softplus", "elu"}) {
     est::Dataset d = gaussian_data(400, -1, 1, 0.5, 3);
     est::Settings s = quick(est::Method::alices, 2);
-    s.activation = act;
+    s.network.activation = act;
     const est::Estimator e = est::Estimator::train(d, s);
     const Matrix x = grid(-2, 2, 9);
     const double h = 1e-2;
@@ -218,7 +218,7 @@ TEST_CASE("SALLY learns the score at the reference point", "[estimators][slow]")
 TEST_CASE("save -> load -> evaluate gives identical outputs; training is deterministic", "[estimators]") {
   const est::Dataset d = gaussian_data(600, -1, 1, 0.5, 9);
   est::Settings s = quick(est::Method::rascal, 4);
-  s.ensemble = 3;
+  s.trainer.ensemble = 3;
   const est::Estimator a = est::Estimator::train(d, s);
   const std::string dir = temp_dir("saveload");
   a.save(dir);
@@ -232,13 +232,13 @@ TEST_CASE("save -> load -> evaluate gives identical outputs; training is determi
   CHECK(b.method() == est::Method::rascal);
   CHECK(b.fixed_theta1() == std::vector<double>{0.5});
   CHECK(b.report().epochs_run == a.report().epochs_run);
-  CHECK(b.settings().alpha == a.settings().alpha);
+  CHECK(b.settings().ratio.alpha == a.settings().ratio.alpha);
   // The ensemble mean is the mean of the members' log r̂, and they differ (spread > 0).
   for (double v : a.log_ratio_spread(x, t0)) CHECK(v > 0);
   // Same seed, same estimator; another seed, another one.
   const est::Estimator c = est::Estimator::train(d, s);
   CHECK(c.log_ratio(x, t0) == a.log_ratio(x, t0));
-  s.seed = 2;
+  s.trainer.seed = 2;
   CHECK(est::Estimator::train(d, s).log_ratio(x, t0) != a.log_ratio(x, t0));
   // Saving over an existing estimator replaces it whole; no temporary is left behind.
   c.save(dir);
@@ -307,10 +307,10 @@ TEST_CASE("bad data and bad directories give clear errors", "[estimators][errors
   }
   {
     est::Settings s = settings;
-    s.activation = "swish";
+    s.network.activation = "swish";
     CHECK_THROWS_WITH(est::Estimator::train(good, s), Catch::Contains("unknown activation 'swish'"));
     s = settings;
-    s.validation = 1.0;
+    s.trainer.validation = 1.0;
     CHECK_THROWS_WITH(est::Estimator::train(good, s), Catch::Contains("validation fraction 1"));
   }
   // SALLY wants local data.

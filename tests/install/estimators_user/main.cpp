@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   }
   est::Settings s;
   s.method = est::Method::carl;
-  s.hidden = {20, 20};
+  s.network.hidden = {20, 20};
   const est::Estimator e = est::Estimator::train(d, s);
   e.save(dir);
   const est::Estimator loaded = est::Estimator::load(dir);

@@ -11,6 +11,7 @@
 #include "common.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/npy.hpp"
+#include "simulator.hpp"
 
 namespace lode::cli {
 
@@ -77,7 +78,9 @@ int evaluate(const EvaluateOptions& o) {
   if (!o.exact.empty() && !o.model.empty()) throw UsageError("give either --model or --exact, not both");
   if (!o.exact.empty()) return evaluate_exact(o);
   if (o.model.empty()) throw UsageError("--model MODEL_DIR (or --exact MODEL) is required");
-  const est::Estimator e = est::Estimator::load(o.model);
+  est::Estimator e = est::Estimator::load(o.model);
+  if (e.method() == est::Method::sallino)  // its histograms simulate
+    e.set_simulate(model_simulator(e.settings().local.simulator, "SALLINO needs its simulator: ", false));
   const est::Matrix x = read_matrix("--x", o.x);
   if (x.cols != e.n_x())
     throw UsageError(fmt::format("--x '{}': {} columns, the estimator in '{}' takes {}", o.x, x.cols, o.model, e.n_x()));
@@ -91,7 +94,7 @@ int evaluate(const EvaluateOptions& o) {
     return p;
   };
   const std::vector<double> t0 = point("--theta0", o.theta0), t1 = point("--theta1", o.theta1);
-  const bool score_method = e.method() == est::Method::sally;  // SALLINO gives log r̂ like the ratio methods
+  const bool score_method = !est::method_info(e.method()).log_ratio;  // SALLY; SALLINO gives log r̂
   if (!score_method && t0.empty()) throw UsageError("--theta0 is required for a ratio estimator");
   if (score_method && !o.spread.empty()) throw UsageError("--spread: only for ratio estimators");
   if (o.out.empty()) throw UsageError("--out: empty file name");

@@ -12,12 +12,15 @@
 #include "command.hpp"
 #include "common.hpp"
 #include "lode/estimators/estimator.hpp"
+#include "simulator.hpp"
 
 namespace lode::cli {
 
 namespace {
 
 namespace est = lode::estimators;
+using est::NetworkSettings;
+using est::TrainerSettings;
 
 struct TrainOptions {
   std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
@@ -45,43 +48,45 @@ est::Settings settings_from(const TrainOptions& o) {
   } catch (const est::EstimatorError& e) {
     throw UsageError(fmt::format("METHOD: {}", e.what()));
   }
+  NetworkSettings& n = s.network;
+  TrainerSettings& t = s.trainer;
   if (!o.hidden.empty()) {
-    s.hidden.clear();
+    n.hidden.clear();
     for (double v : parse_numbers("--hidden", o.hidden)) {
       if (v < 1 || v != std::floor(v) || v > 100000)
         throw UsageError(fmt::format("--hidden: '{}' is not a list of layer widths (positive integers)", o.hidden));
-      s.hidden.push_back(static_cast<int>(v));
+      n.hidden.push_back(static_cast<int>(v));
     }
   }
-  if (!o.activation.empty()) s.activation = o.activation;
-  if (!o.epochs.empty()) s.epochs = parse_int("--epochs", o.epochs, 0);
-  if (!o.min_steps.empty()) s.min_steps = parse_int("--min-steps", o.min_steps, 0);
-  if (!o.batch.empty()) s.batch = parse_int("--batch", o.batch, 1);
-  if (!o.lr.empty()) s.lr = parse_one("--lr", o.lr);
-  if (!o.lr_final.empty()) s.lr_final = parse_one("--lr-final", o.lr_final);
+  if (!o.activation.empty()) n.activation = o.activation;
+  if (!o.epochs.empty()) t.epochs = parse_int("--epochs", o.epochs, 0);
+  if (!o.min_steps.empty()) t.min_steps = parse_int("--min-steps", o.min_steps, 0);
+  if (!o.batch.empty()) t.batch = parse_int("--batch", o.batch, 1);
+  if (!o.lr.empty()) t.lr = parse_one("--lr", o.lr);
+  if (!o.lr_final.empty()) t.lr_final = parse_one("--lr-final", o.lr_final);
   if (!o.alpha.empty()) {
-    s.alpha = parse_one("--alpha", o.alpha);
-    if (s.alpha < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha));
+    s.ratio.alpha = parse_one("--alpha", o.alpha);
+    if (s.ratio.alpha < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha));
   }
-  if (!o.validation.empty()) s.validation = parse_one("--validation", o.validation);
-  if (!o.patience.empty()) s.patience = parse_int("--patience", o.patience, 0);
-  if (!o.clip.empty()) s.clip = parse_one("--clip", o.clip);
-  if (!o.seed.empty()) s.seed = parse_count("--seed", o.seed);
-  if (!o.threads.empty()) s.threads = parse_int("--threads", o.threads, 1);
-  if (!o.ensemble.empty()) s.ensemble = parse_int("--ensemble", o.ensemble, 1);
-  if (!o.reference.empty()) s.reference = parse_numbers("--reference", o.reference);
-  if (!o.model.empty()) s.model = o.model;
-  if (!o.sallino_events.empty()) s.sallino_events = parse_int("--sallino-events", o.sallino_events, 10);
-  if (!o.sallino_bins.empty()) s.sallino_bins = parse_int("--sallino-bins", o.sallino_bins, 2);
-  if (!(s.lr > 0)) throw UsageError(fmt::format("--lr: '{}' must be > 0", o.lr));
-  if (!(s.lr_final > 0)) throw UsageError(fmt::format("--lr-final: '{}' must be > 0", o.lr_final));
-  if (!(s.validation >= 0 && s.validation < 1))
+  if (!o.validation.empty()) t.validation = parse_one("--validation", o.validation);
+  if (!o.patience.empty()) t.patience = parse_int("--patience", o.patience, 0);
+  if (!o.clip.empty()) t.clip = parse_one("--clip", o.clip);
+  if (!o.seed.empty()) t.seed = parse_count("--seed", o.seed);
+  if (!o.threads.empty()) t.threads = parse_int("--threads", o.threads, 1);
+  if (!o.ensemble.empty()) t.ensemble = parse_int("--ensemble", o.ensemble, 1);
+  if (!o.reference.empty()) s.local.reference = parse_numbers("--reference", o.reference);
+  if (!o.model.empty()) s.local.simulator = o.model;
+  if (!o.sallino_events.empty()) s.local.histogram_events = parse_int("--sallino-events", o.sallino_events, 10);
+  if (!o.sallino_bins.empty()) s.local.histogram_bins = parse_int("--sallino-bins", o.sallino_bins, 2);
+  if (!(t.lr > 0)) throw UsageError(fmt::format("--lr: '{}' must be > 0", o.lr));
+  if (!(t.lr_final > 0)) throw UsageError(fmt::format("--lr-final: '{}' must be > 0", o.lr_final));
+  if (!(t.validation >= 0 && t.validation < 1))
     throw UsageError(fmt::format("--validation: '{}' must be in [0, 1)", o.validation));
   return s;
 }
 
 int train(const TrainOptions& o) {
-  const est::Settings s = settings_from(o);
+  est::Settings s = settings_from(o);
   if (o.out.empty()) throw UsageError("--out: empty directory name");
   est::Dataset data = est::load_dataset(o.data);
   if (o.drop_invalid) {
@@ -90,6 +95,14 @@ int train(const TrainOptions& o) {
                o.method, dropped, rows);
     if (data.x.rows == 0) throw UsageError(fmt::format("--drop-invalid: no row of '{}' is left", o.data));
   }
+  if (s.method == est::Method::sallino) {  // its histograms simulate the model that mined the data
+    if (s.local.simulator.empty()) s.local.simulator = data.model;
+    if (s.local.simulator.empty())
+      throw est::EstimatorError(fmt::format("dataset '{}': SALLINO simulates its histograms, but the dataset does not "
+                                            "name its model (no meta.json); give the model",
+                                            o.data));
+    s.local.simulate = model_simulator(s.local.simulator, "SALLINO: ", true);
+  }
   const bool tty = ::isatty(2) != 0;
   int member = 0;
   const auto progress = [&](const est::Progress& p) {
@@ -97,8 +110,8 @@ int train(const TrainOptions& o) {
     const int every = std::max(1, p.epochs / 10);
     const std::string line =
         fmt::format("lode train {}{}: epoch {}/{}  train loss {:.6g}  validation loss {:.6g}{}  lr {:.2e}", o.method,
-                    s.ensemble > 1 ? fmt::format(" [member {}/{}]", member + 1, s.ensemble) : "", p.epoch, p.epochs,
-                    p.train_loss, p.validation_loss, p.improved ? " *" : "  ", p.lr);
+                    s.trainer.ensemble > 1 ? fmt::format(" [member {}/{}]", member + 1, s.trainer.ensemble) : "",
+                    p.epoch, p.epochs, p.train_loss, p.validation_loss, p.improved ? " *" : "  ", p.lr);
     if (tty) {
       fmt::print(stderr, "\r{}\x1b[K", line);
       if (p.epoch == p.epochs) fmt::print(stderr, "\n");

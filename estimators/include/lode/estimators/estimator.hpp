@@ -1,11 +1,14 @@
 // estimator.hpp — learned likelihood ratios and scores from mined gold (SPEC §5).
 //
-// One interface for every ratio and score estimator. This header does not include
-// LibTorch: the network lives behind a pointer (estimator.cpp), so code that only trains,
-// saves, loads and evaluates estimators compiles in a fraction of a second.
+// One interface for every estimator. This header does not include LibTorch: the trained
+// networks live behind a pointer, so code that only trains, saves, loads and evaluates
+// estimators compiles in a fraction of a second. The methods are an open registry
+// (methods.hpp); each belongs to a family (ratio, local score) that owns its network, its
+// evaluation and its saved state (src/family.hpp); one Trainer trains them all
+// (torch/trainer.hpp).
 //
 //   Dataset data = load_dataset("data");                 // x, theta0, theta1, y, r_xz, ...
-//   Settings s; s.method = Method::rascal;
+//   Settings s; s.method = Method::rascal;               // s.trainer.epochs, s.network.hidden, ...
 //   Estimator e = Estimator::train(data, s);            // progress on stderr
 //   e.save("model");                                    // see docs/estimators.md
 //   auto logr = e.log_ratio(x, theta0, theta1);          // one log r̂ per row of x
@@ -27,6 +30,8 @@
 #include <vector>
 
 #include "lode/error.hpp"
+#include "lode/estimators/methods.hpp"
+#include "lode/schema.hpp"
 
 namespace lode::estimators {
 
@@ -64,6 +69,10 @@ struct Dataset {
   Matrix t_xz;    ///< local / density data: t(x,z|θ) (rows, n_θ)
   std::string source;  ///< where it came from (a directory), for messages
   std::string model;   ///< the simulator that mined it (meta.json's "model"; "" if unknown)
+
+  /// The member holding column `c`.
+  Matrix& column(schema::Column c);
+  const Matrix& column(schema::Column c) const;
 };
 
 /// Reads a dataset directory written by `lode mine` (or by MadMiner): every NAME.npy of the
@@ -71,54 +80,61 @@ struct Dataset {
 /// when one is unreadable, and when row counts differ.
 Dataset load_dataset(const std::string& dir);
 
-enum class Method { carl, rolr, rascal, cascal, alice, alices, sally, sallino };
-
 /// Removes the rows that `method` cannot train on: a non-finite value in a column it needs,
 /// or r_xz ≤ 0 (lode mine writes r_xz = 0 or inf and NaN scores for events whose replay at
 /// the other point was impossible). Returns the number of rows removed. Columns the method
 /// does not need are filtered alike, so rows stay aligned.
-std::size_t drop_invalid_rows(Dataset& data, Method method);
+std::size_t drop_invalid_rows(Dataset& data, const Method& method);
 
-/// "carl", "rolr", ... ; parse_method throws EstimatorError listing the known names.
-std::string to_string(Method m);
-Method parse_method(const std::string& name);
-/// True for SALLY and SALLINO (local score estimators); false for the ratio estimators.
-bool is_score_method(Method m);
-/// True when the method's loss has a score term (α matters): RASCAL, CASCAL, ALICES.
-bool uses_score_term(Method m);
-/// The dataset columns the method needs, e.g. {"x","theta0","theta1","y","r_xz","t_xz0"}.
-std::vector<std::string> required_columns(Method m);
-
-/// Training settings. The defaults are the ones `lode train` uses; see docs/estimators.md
-/// for why they are what they are.
-struct Settings {
-  Method method = Method::rascal;
+/// The network: a multilayer perceptron.
+struct NetworkSettings {
   std::vector<int> hidden = {100, 100};  ///< widths of the hidden layers
   std::string activation = "tanh";       ///< tanh | relu | sigmoid | softplus | elu
-  int epochs = 0;                        ///< 0: automatic (≥ 50 epochs and ≥ min_steps steps)
-  int min_steps = -1;                    ///< with epochs = 0: at least this many optimizer steps; < 0: the method's default
-  int batch = 128;
-  double lr = 1e-3;                      ///< initial learning rate (Adam)
-  double lr_final = 1e-4;                ///< learning rate of the last epoch (exponential decay)
-  double alpha = -1.0;                   ///< weight of the score term; < 0: the method's default
-  double validation = 0.25;              ///< fraction of rows held out for early stopping
-  int patience = 0;                      ///< epochs without validation improvement before stopping; 0: never stop early (best epoch kept)
-  double clip = 10.0;                    ///< gradient-norm clipping (≤ 0: none)
-  std::uint64_t seed = 1;                ///< initialization, split and batch order
-  int threads = 1;                       ///< intra-op threads of LibTorch
-  std::vector<double> reference;         ///< SALLY/SALLINO: reference θ (default: the data's θ if constant)
-  int ensemble = 1;                      ///< number of independently seeded members (seeds seed, seed+1, ...)
-  int sallino_events = 10000;            ///< SALLINO: simulated events per parameter point for its histograms
-  int sallino_bins = 20;                 ///< SALLINO: histogram bins (fewer when ĥ takes fewer values)
-  std::string model;                     ///< SALLINO: the simulator (default: the dataset's model)
 };
 
-/// The default α of a method (documented in docs/estimators.md).
-double default_alpha(Method m);
-/// The default minimum number of optimizer steps with automatic epochs: 4000 for methods
-/// with a score term (the score labels regularize, longer training keeps improving), 0 for
-/// the others (plain classifiers and regressors overfit small samples: 50 epochs).
-int default_min_steps(Method m);
+/// The Trainer's settings, the same for every family.
+struct TrainerSettings {
+  int epochs = 0;            ///< 0: automatic (≥ 50 epochs and ≥ min_steps steps)
+  int min_steps = -1;        ///< with epochs = 0: at least this many optimizer steps; < 0: the method's default
+  int batch = 128;
+  double lr = 1e-3;          ///< initial learning rate (Adam)
+  double lr_final = 1e-4;    ///< learning rate of the last epoch (exponential decay)
+  double validation = 0.25;  ///< fraction of rows held out for early stopping
+  int patience = 0;          ///< epochs without validation improvement before stopping; 0: never stop early (best epoch kept)
+  double clip = 10.0;        ///< gradient-norm clipping (≤ 0: none)
+  std::uint64_t seed = 1;    ///< initialization, split and batch order
+  int threads = 1;           ///< intra-op threads of LibTorch
+  int ensemble = 1;          ///< number of independently seeded members (seeds seed, seed+1, ...)
+};
+
+/// The ratio family (CARL, ROLR, RASCAL, CASCAL, ALICE, ALICES and registered ones).
+struct RatioSettings {
+  double alpha = -1.0;  ///< weight of the score term; < 0: the method's default
+};
+
+/// Simulates n events at θ with random stream `seed` and returns their x, one row each
+/// (rows whose simulation failed are left out). Given by the caller: estimators do not
+/// know models.
+using Simulate = std::function<Matrix(std::span<const double> theta, std::size_t n, std::uint64_t seed)>;
+
+/// The local score family (SALLY, SALLINO).
+struct LocalScoreSettings {
+  std::vector<double> reference;  ///< the reference θ (default: the data's θ if constant)
+  int histogram_events = 10000;   ///< SALLINO: simulated events per parameter point for its histograms
+  int histogram_bins = 20;        ///< SALLINO: histogram bins (fewer when ĥ takes fewer values)
+  std::string simulator;          ///< SALLINO: the name of what `simulate` runs (saved, for the caller to rebuild it)
+  Simulate simulate;              ///< SALLINO: the simulator (needed to train and to evaluate; not saved)
+};
+
+/// Training settings. The defaults are the ones `lode train` uses; see docs/estimators.md
+/// for why they are what they are. A family reads `network`, `trainer` and its own struct.
+struct Settings {
+  Method method = Method::rascal;
+  NetworkSettings network;
+  TrainerSettings trainer;
+  RatioSettings ratio;
+  LocalScoreSettings local;
+};
 
 /// One line of training progress (after each epoch).
 struct Progress {
@@ -151,7 +167,7 @@ struct LossValue {
 /// single-parameterized model), and the labels y, r_xz, t_xz0, t_xz1 (t_xz1 used only when
 /// t_hat1 is given). SALLY/SALLINO: t_hat0 is the estimated score and t_xz0 its label; the
 /// other arguments are ignored.
-LossValue loss_value(Method method, double alpha, std::span<const double> log_r_hat, const Matrix& t_hat0,
+LossValue loss_value(const Method& method, double alpha, std::span<const double> log_r_hat, const Matrix& t_hat0,
                      const Matrix& t_hat1, std::span<const double> y, std::span<const double> r_xz, const Matrix& t_xz0,
                      const Matrix& t_xz1);
 
@@ -166,12 +182,15 @@ class Estimator {
   /// what is wrong (missing file, another format version, corrupt weights).
   static Estimator load(const std::string& dir);
   /// Writes the estimator into `dir` (created if needed): estimator.json (method, settings,
-  /// shapes, standardization, training report) and weights.pt. Files are written to
-  /// temporaries and renamed, so an existing estimator stays intact until the new one is
+  /// shapes, standardization, training reports, weights). The file is written to a
+  /// temporary and renamed, so an existing estimator stays intact until the new one is
   /// complete.
   void save(const std::string& dir) const;
+  /// SALLINO: the simulator its evaluation runs (load() cannot restore it; settings().local
+  /// .simulator names it).
+  void set_simulate(Simulate simulate);
 
-  Method method() const;
+  const Method& method() const;
   std::size_t n_x() const;
   std::size_t n_theta() const;
   const Settings& settings() const;

@@ -1,0 +1,73 @@
+// torch/trainer.hpp — one training loop for every family (LibTorch side).
+//
+// A family hands the Trainer a Problem: the rows to train on, a factory of fresh networks,
+// and the mean loss of a set of rows. The Trainer splits the rows (seeded), and for each
+// ensemble member (seed, seed+1, …) seeds LibTorch, builds a network and runs Adam over
+// shuffled batches with an exponentially decaying learning rate, gradient clipping, the
+// best validation epoch's weights kept, early stopping and a stop on a non-finite loss.
+//
+//   Split split = split_rows(rows, settings.validation, settings.seed);
+//   family.standardize(split.train);                  // fitted on the training rows
+//   std::vector<Member> members = train(problem, split, settings, min_steps, hooks);
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "lode/estimators/estimator.hpp"
+
+namespace lode::estimators {
+
+/// Training and validation rows (each sorted), drawn from `rows` with a seeded shuffle.
+struct Split {
+  std::vector<std::int64_t> train, validation;
+};
+Split split_rows(std::vector<std::int64_t> rows, double validation, std::uint64_t seed);
+
+/// Mean and standard deviation per column over `rows` of every matrix in `ms` together (a
+/// constant column gets 1, i.e. stays unscaled).
+struct Standardization {
+  std::vector<double> mean, sd;
+};
+Standardization standardization(const std::vector<const Matrix*>& ms, const std::vector<std::int64_t>& rows);
+
+struct Problem {
+  std::function<std::shared_ptr<torch::nn::Module>()> make_network;
+  /// Mean loss over rows `idx` (a kLong tensor) of `net` (one that make_network made).
+  std::function<torch::Tensor(torch::nn::Module& net, const torch::Tensor& idx)> loss;
+};
+
+struct Hooks {
+  /// After each backward pass, before clipping and the optimizer step (where a
+  /// data-parallel run all-reduces the gradients).
+  std::function<void(const std::vector<torch::Tensor>& parameters)> after_gradients;
+  /// After each epoch.
+  std::function<void(const Progress&)> after_epoch;
+};
+
+struct Member {
+  std::shared_ptr<torch::nn::Module> net;  ///< in eval mode, with the best epoch's weights
+  std::uint64_t seed = 0;
+  TrainReport report;
+};
+
+/// The number of epochs: settings.epochs, or automatic (≥ 50 epochs and ≥ min_steps steps).
+int epochs_for(const TrainerSettings& settings, int min_steps, std::size_t train_rows);
+
+/// Trains settings.ensemble members. settings.min_steps < 0 is not resolved here: pass the
+/// method's default as `min_steps`.
+std::vector<Member> train(const Problem& problem, const Split& split, const TrainerSettings& settings, int min_steps,
+                          const Hooks& hooks = {});
+
+/// Trains one member `net` for `epochs` epochs with batch order seeded by `seed`.
+TrainReport train_member(torch::nn::Module& net, const Problem& problem, const Split& split,
+                         const TrainerSettings& settings, int epochs, std::uint64_t seed, const Hooks& hooks);
+
+/// Rows as an index tensor.
+torch::Tensor index_tensor(const std::vector<std::int64_t>& rows, std::size_t from, std::size_t to);
+
+}  // namespace lode::estimators

@@ -1,0 +1,77 @@
+// The families' table, the default (absent) evaluations and shared helpers.
+#include "family.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+namespace lode::estimators {
+
+namespace {
+const std::vector<Family>& families() {
+  static const std::vector<Family> table = {ratio_family(), local_family()};
+  return table;
+}
+}  // namespace
+
+bool family_exists(const std::string& name) {
+  for (const Family& f : families())
+    if (f.name == name) return true;
+  return false;
+}
+
+const Family& family(const std::string& name) {
+  for (const Family& f : families())
+    if (f.name == name) return f;
+  throw EstimatorError(fmt::format("unknown estimator family '{}'", name));
+}
+
+void FamilyModel::not_provided(const char* what) const {
+  throw EstimatorError(fmt::format("{} is a {} estimator (the {} family), which does not provide {}", what, info.name,
+                                   info.family, what));
+}
+
+std::vector<double> FamilyModel::log_ratio(const Matrix&, std::span<const double>, std::span<const double>) const {
+  not_provided("log_ratio");
+}
+std::vector<double> FamilyModel::log_ratio_rows(const Matrix&, const Matrix&, const Matrix&) const {
+  not_provided("log_ratio_rows");
+}
+std::vector<double> FamilyModel::log_ratio_spread(const Matrix&, std::span<const double>,
+                                                  std::span<const double>) const {
+  not_provided("log_ratio_spread");
+}
+Matrix FamilyModel::score(const Matrix&, std::span<const double>, std::span<const double>) const {
+  not_provided("score");
+}
+Matrix FamilyModel::score_by_autograd(const Matrix&, std::span<const double>, std::span<const double>) const {
+  not_provided("score_by_autograd");
+}
+
+std::string fmt_vec(std::span<const double> v) { return fmt::format("{}", fmt::join(v, ",")); }
+
+bool constant_rows(const Matrix& m, std::vector<double>& value) {
+  value.assign(m.data.begin(), m.data.begin() + static_cast<std::ptrdiff_t>(m.cols));
+  for (std::size_t r = 1; r < m.rows; ++r)
+    for (std::size_t c = 0; c < m.cols; ++c)
+      if (m(r, c) != value[c]) return false;
+  return true;
+}
+
+std::vector<double> point(std::span<const double> p, std::size_t n, const char* what) {
+  if (p.size() != n)
+    throw EstimatorError(fmt::format("{} has {} values, the estimator has {} parameters", what, p.size(), n));
+  for (double v : p)
+    if (!std::isfinite(v)) throw EstimatorError(fmt::format("{} has a non-finite value {}", what, v));
+  return {p.begin(), p.end()};
+}
+
+Matrix repeat_rows(std::span<const double> p, std::size_t rows) {
+  Matrix m(rows, p.size());
+  for (std::size_t r = 0; r < rows; ++r)
+    std::copy(p.begin(), p.end(), m.data.begin() + static_cast<std::ptrdiff_t>(r * p.size()));
+  return m;
+}
+
+}  // namespace lode::estimators

@@ -1,0 +1,88 @@
+// family.hpp — the interface of an estimator family (internal, LibTorch side).
+//
+// A family is the network, the training data, the evaluation and the saved state shared
+// by a group of methods (methods.hpp): "ratio" (CARL … ALICES), "local" (SALLY, SALLINO).
+// A new family (normalizing flows: NLE, SCANDAL, NPE; manifold flows) is a new Outputs type
+// for its losses (torch/loss.hpp), a subclass of FamilyModel in its own file, and a line in
+// family.cpp's table; Estimator dispatches to it and the existing families stay as they are.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dataset_check.hpp"
+#include "lode/estimators/estimator.hpp"
+#include "lode/estimators/torch/trainer.hpp"
+#include "persist.hpp"
+
+namespace lode::estimators {
+
+/// A trained (or loaded) estimator of one family: everything but the common part
+/// (method, settings, members) that Estimator keeps.
+class FamilyModel {
+ public:
+  FamilyModel(const MethodInfo& info, const Settings& settings) : info(info), settings(settings) {}
+  virtual ~FamilyModel() = default;
+
+  // ---- training
+  /// Checks `data` (columns beyond the common check of the method's columns), fixes the
+  /// family's state that does not depend on the split (n_x, n_θ, fixed θ1, reference) and
+  /// returns the rows to train on.
+  virtual std::vector<std::int64_t> prepare(const Dataset& data) = 0;
+  /// Fits the standardization on the training rows and returns the training problem.
+  virtual Problem problem(const Dataset& data, const std::vector<std::int64_t>& train_rows) = 0;
+
+  // ---- persistence: the family's fields of estimator.json (persist.hpp), and a fresh
+  // network of the saved shape for the weights to be loaded into.
+  virtual void fields(JsonWriter& w) const = 0;
+  virtual void fields(JsonReader& r) = 0;
+  virtual std::shared_ptr<torch::nn::Module> make_network() const = 0;
+
+  // ---- evaluation (Estimator's functions; x is checked). By default: not provided.
+  virtual std::vector<double> fixed_theta1() const { return {}; }
+  virtual std::vector<double> reference() const { return {}; }
+  virtual std::vector<double> log_ratio(const Matrix& x, std::span<const double> theta0,
+                                        std::span<const double> theta1) const;
+  virtual std::vector<double> log_ratio_rows(const Matrix& x, const Matrix& theta0, const Matrix& theta1) const;
+  virtual std::vector<double> log_ratio_spread(const Matrix& x, std::span<const double> theta0,
+                                               std::span<const double> theta1) const;
+  virtual Matrix score(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1) const;
+  virtual Matrix score_by_autograd(const Matrix& x, std::span<const double> theta0,
+                                   std::span<const double> theta1) const;
+
+  /// Throws "WHAT is a METHOD estimator (...), which does not provide WHAT".
+  [[noreturn]] void not_provided(const char* what) const;
+
+  MethodInfo info;
+  Settings settings;
+  std::size_t n_x = 0, n_theta = 0;
+  std::vector<Member> members;
+};
+
+/// A family: its name and how to make an empty model of it.
+struct Family {
+  std::string name;
+  std::function<std::unique_ptr<FamilyModel>(const MethodInfo&, const Settings&)> create;
+};
+
+/// The family called `name`; throws EstimatorError for an unknown one.
+const Family& family(const std::string& name);
+bool family_exists(const std::string& name);
+
+Family ratio_family();
+Family local_family();
+
+// ---- shared helpers of the families (family.cpp)
+std::string fmt_vec(std::span<const double> v);
+/// True when every row of m equals its first; `value` gets the first row.
+bool constant_rows(const Matrix& m, std::vector<double>& value);
+/// A finite point of n values; throws naming `what`.
+std::vector<double> point(std::span<const double> p, std::size_t n, const char* what);
+Matrix repeat_rows(std::span<const double> p, std::size_t rows);
+
+}  // namespace lode::estimators

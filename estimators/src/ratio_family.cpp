@@ -1,0 +1,262 @@
+// The ratio family: CARL, ROLR, RASCAL, CASCAL, ALICE, ALICES (and registered methods whose
+// loss takes RatioOutputs).
+//
+// One MLP f with input (x, θ), standardized, and one output: log r̂(x|θ0,θ1) = f(x,θ0) −
+// f(x,θ1), so that r̂(x|θ,θ) = 1 and r̂(x|θ0,θ1) r̂(x|θ1,θ0) = 1 hold for any weights. With a
+// fixed θ1 in the training data the estimator is single-parameterized (evaluated only at
+// that θ1), else doubly parameterized. t̂(x|θ0) = ∇_θ0 log r̂ comes from the MLP's
+// forward-mode tangents (torch/mlp.hpp).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "family.hpp"
+#include "lode/estimators/torch/loss.hpp"
+#include "lode/estimators/torch/mlp.hpp"
+#include "tensors.hpp"
+
+namespace lode::estimators {
+
+namespace {
+
+using torch::Tensor;
+using schema::Column;
+
+class RatioModel final : public FamilyModel {
+ public:
+  using FamilyModel::FamilyModel;
+
+  std::vector<std::int64_t> prepare(const Dataset& data) override {
+    n_x = data.x.cols;
+    n_theta = data.column(Column::theta0).cols;
+    std::vector<double> t1;
+    doubly_ = !constant_rows(data.theta1, t1);
+    if (!doubly_) fixed_theta1_ = t1;
+    if (info.score_term && doubly_) check_t_xz1(data);
+    std::vector<std::int64_t> rows(data.x.rows);
+    std::iota(rows.begin(), rows.end(), 0);
+    return rows;
+  }
+
+  Problem problem(const Dataset& data, const std::vector<std::int64_t>& train_rows) override {
+    const Standardization sx = standardization({&data.x}, train_rows);
+    const Standardization st = standardization({&data.theta0, &data.theta1}, train_rows);
+    x_mean_ = sx.mean, x_std_ = sx.sd, theta_mean_ = st.mean, theta_std_ = st.sd;
+    // Tensors of all rows (float32); batches are index_select()ed from them.
+    auto X = std::make_shared<Tensor>(standardize_x(data.x));
+    auto TH0 = std::make_shared<Tensor>(to_tensor(data.theta0)), TH1 = std::make_shared<Tensor>(to_tensor(data.theta1));
+    auto labels = std::make_shared<Labels>();
+    for (Column c : info.columns)
+      if (c != Column::x && c != Column::theta0 && c != Column::theta1) fill(*labels, data, c);
+    if (info.score_term && doubly_) fill(*labels, data, Column::t_xz1);
+    const auto& loss = loss_of<RatioOutputs>(Method(info.name));
+    const bool scores = info.score_term;
+    const double alpha = settings.ratio.alpha;
+    const Tensor dir = direction(), tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
+    Problem p;
+    p.make_network = [this] { return make_network(); };
+    p.loss = [=, this](torch::nn::Module& net, const Tensor& idx) {
+      auto& mlp = static_cast<MlpImpl&>(net);
+      const Forward o = forward(mlp, X->index_select(0, idx), TH0->index_select(0, idx), TH1->index_select(0, idx),
+                                scores, dir, tm, ts, Pass::stacked);
+      Labels batch;
+      for (const Column c : schema::columns_for(schema::Purpose::ratio))
+        if (c != Column::x && c != Column::theta0 && c != Column::theta1 && labels->slot(c).defined())
+          batch.slot(c) = labels->slot(c).index_select(0, idx);
+      const LossTerms t = loss(RatioOutputs{o.log_r, o.t0, doubly_ ? o.t1 : Tensor()}, batch);
+      return t.score.defined() ? t.main + alpha * t.score : t.main;
+    };
+    return p;
+  }
+
+  void fields(JsonWriter& w) const override { fields_of(w, *this); }
+  void fields(JsonReader& r) override {
+    fields_of(r, *this);
+    if (x_mean_.size() != n_x || x_std_.size() != n_x || theta_mean_.size() != n_theta ||
+        theta_std_.size() != n_theta || (!doubly_ && fixed_theta1_.size() != n_theta))
+      throw EstimatorError("standardization sizes do not match n_x / n_theta");
+  }
+
+  std::shared_ptr<torch::nn::Module> make_network() const override {
+    return std::make_shared<MlpImpl>(static_cast<std::int64_t>(n_x + n_theta), settings.network.hidden, 1,
+                                     parse_activation(settings.network.activation));
+  }
+
+  std::vector<double> fixed_theta1() const override { return fixed_theta1_; }
+
+  std::vector<double> log_ratio(const Matrix& x, std::span<const double> theta0,
+                                std::span<const double> theta1) const override {
+    const auto t0 = point(theta0, n_theta, "theta0");
+    const auto t1 = resolve_theta1(theta1);
+    if (x.rows == 0) return {};
+    return to_vector(member_log_ratios(x, repeat_rows(t0, x.rows), repeat_rows(t1, x.rows)).mean(0));
+  }
+
+  std::vector<double> log_ratio_spread(const Matrix& x, std::span<const double> theta0,
+                                       std::span<const double> theta1) const override {
+    const auto t0 = point(theta0, n_theta, "theta0");
+    const auto t1 = resolve_theta1(theta1);
+    if (x.rows == 0) return {};
+    if (members.size() < 2) return std::vector<double>(x.rows, 0.0);
+    return to_vector(
+        member_log_ratios(x, repeat_rows(t0, x.rows), repeat_rows(t1, x.rows)).std(0, /*unbiased=*/true));
+  }
+
+  std::vector<double> log_ratio_rows(const Matrix& x, const Matrix& theta0, const Matrix& theta1) const override {
+    if (theta0.rows != x.rows || theta0.cols != n_theta || theta1.rows != x.rows || theta1.cols != n_theta)
+      throw EstimatorError(fmt::format("theta0 ({}×{}) and theta1 ({}×{}) must be {}×{} like x's rows", theta0.rows,
+                                       theta0.cols, theta1.rows, theta1.cols, x.rows, n_theta));
+    if (!doubly_)
+      for (std::size_t r = 0; r < x.rows; ++r) resolve_theta1(theta1.row(r));
+    if (x.rows == 0) return {};
+    return to_vector(member_log_ratios(x, theta0, theta1).mean(0));
+  }
+
+  Matrix score(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1) const override {
+    torch::NoGradGuard no_grad;
+    const auto t0 = point(theta0, n_theta, "theta0");
+    const auto t1 = resolve_theta1(theta1);
+    const Tensor xs = standardize_x(x);
+    const Tensor T0 = to_tensor(repeat_rows(t0, x.rows)), T1 = to_tensor(repeat_rows(t1, x.rows));
+    const Tensor dir = direction(), tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
+    std::vector<Tensor> out;
+    for (const Member& m : members)
+      out.push_back(forward(static_cast<MlpImpl&>(*m.net), xs, T0, T1, true, dir, tm, ts, Pass::split).t0);
+    return to_matrix(torch::stack(out, 0).mean(0));
+  }
+
+  Matrix score_by_autograd(const Matrix& x, std::span<const double> theta0,
+                           std::span<const double> theta1) const override {
+    const auto t0 = point(theta0, n_theta, "theta0");
+    const auto t1 = resolve_theta1(theta1);
+    const Tensor xs = standardize_x(x), tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
+    const Tensor T1 = to_tensor(repeat_rows(t1, x.rows));
+    std::vector<Tensor> out;
+    for (const Member& m : members) {
+      Tensor T0 = to_tensor(repeat_rows(t0, x.rows)).requires_grad_(true);
+      const Tensor logr =
+          forward(static_cast<MlpImpl&>(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r;
+      // Rows are independent: the gradient of the sum gives each row's ∂ log r̂ / ∂θ0.
+      out.push_back(torch::autograd::grad({logr.sum()}, {T0})[0].detach());
+    }
+    return to_matrix(torch::stack(out, 0).mean(0));
+  }
+
+ private:
+  // The saved state (format version 1 names).
+  template <class V, class M>
+  static void fields_of(V& v, M& m) {
+    v("doubly_parameterized", m.doubly_);
+    v("fixed_theta1", m.fixed_theta1_);
+    v("standardization/x_mean", m.x_mean_);
+    v("standardization/x_std", m.x_std_);
+    v("standardization/theta_mean", m.theta_mean_);
+    v("standardization/theta_std", m.theta_std_);
+    v.unused("reference", std::vector<double>{});
+    v.unused("standardization/t_mean", std::vector<double>{});
+    v.unused("standardization/t_std", std::vector<double>{});
+  }
+
+  void check_t_xz1(const Dataset& data) const {
+    const Matrix& t1 = data.t_xz1;
+    const std::size_t N = data.x.rows;
+    if (t1.empty())
+      throw EstimatorError(fmt::format("{}: θ1 varies (a doubly-parameterized {}), so t_xz1 is needed too",
+                                       where(data), info.name));
+    if (t1.rows != N || t1.cols != n_theta)
+      throw EstimatorError(fmt::format("{}: t_xz1 is {}×{}, it must be {}×{} like t_xz0", where(data), t1.rows,
+                                       t1.cols, N, n_theta));
+    for (std::size_t i = 0; i < t1.data.size(); ++i)
+      if (!std::isfinite(t1.data[i]))
+        throw EstimatorError(fmt::format("{}: t_xz1 row {} column {} is {}; {} needs finite values", where(data),
+                                         i / t1.cols, i % t1.cols, t1.data[i], info.name));
+  }
+
+  static void fill(Labels& l, const Dataset& data, Column c) {
+    const Tensor t = to_tensor(data.column(c));
+    l.slot(c) = schema::info(c).width == schema::Width::one ? t.squeeze(1) : t;
+  }
+
+  Tensor standardize_x(const Matrix& x) const { return (to_tensor(x) - vec_tensor(x_mean_)) / vec_tensor(x_std_); }
+
+  // d u / d θ_k for the θ inputs: (p, n_in).
+  Tensor direction() const {
+    Tensor d = torch::zeros({static_cast<std::int64_t>(n_theta), static_cast<std::int64_t>(n_x + n_theta)});
+    for (std::size_t k = 0; k < n_theta; ++k)
+      d[static_cast<std::int64_t>(k)][static_cast<std::int64_t>(n_x + k)] = 1.0 / theta_std_[k];
+    return d;
+  }
+
+  struct Forward {
+    Tensor log_r, t0, t1;
+  };
+  // How forward() evaluates f(x,θ0) and f(x,θ1). `stacked`: one pass over the 2B rows
+  // (training: one larger matrix product is faster). `split`: one pass per half, so that
+  // f(x,θ) comes out of a product of the same shape at the same row whichever side θ is
+  // on: log r̂(x|θ,θ) = 0 and log r̂(x|θ0,θ1) = −log r̂(x|θ1,θ0) hold exactly. (An optimized
+  // BLAS may round a row differently by its position in the block: seen with OpenBLAS's
+  // AVX-512 kernels, ~1e-8 in float32.)
+  enum class Pass { stacked, split };
+  // xs standardized (B, n_x); th0, th1 raw (B, p).
+  static Forward forward(MlpImpl& net, const Tensor& xs, const Tensor& th0, const Tensor& th1, bool scores,
+                         const Tensor& dir, const Tensor& tm, const Tensor& ts, Pass pass) {
+    const std::int64_t B = xs.size(0);
+    const Tensor u0 = torch::cat({xs, (th0 - tm) / ts}, 1), u1 = torch::cat({xs, (th1 - tm) / ts}, 1);
+    const Tensor d = scores ? dir : Tensor();
+    Tensor f0, f1, df0, df1;
+    if (pass == Pass::stacked) {
+      auto [f, df] = net.forward(torch::cat({u0, u1}, 0), d);
+      f0 = f.slice(0, 0, B), f1 = f.slice(0, B);
+      if (scores) df0 = df.slice(1, 0, B), df1 = df.slice(1, B);
+    } else {
+      std::tie(f0, df0) = net.forward(u0, d);
+      std::tie(f1, df1) = net.forward(u1, d);
+    }
+    Forward o;
+    o.log_r = (f0 - f1).squeeze(1);
+    if (scores) {
+      o.t0 = df0.squeeze(2).t();
+      o.t1 = df1.squeeze(2).t();
+    }
+    return o;
+  }
+
+  // Per member log r̂ for every row: (members, rows).
+  Tensor member_log_ratios(const Matrix& x, const Matrix& th0, const Matrix& th1) const {
+    torch::NoGradGuard no_grad;
+    const Tensor xs = standardize_x(x), T0 = to_tensor(th0), T1 = to_tensor(th1);
+    const Tensor tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
+    std::vector<Tensor> out;
+    for (const Member& m : members)
+      out.push_back(forward(static_cast<MlpImpl&>(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+    return torch::stack(out, 0).to(torch::kDouble);
+  }
+
+  std::vector<double> resolve_theta1(std::span<const double> theta1) const {
+    if (theta1.empty()) {
+      if (doubly_)
+        throw EstimatorError("this estimator is doubly parameterized (θ1 varied in its training data): give θ1");
+      return fixed_theta1_;
+    }
+    std::vector<double> t1 = point(theta1, n_theta, "theta1");
+    if (!doubly_)
+      for (std::size_t k = 0; k < t1.size(); ++k)
+        if (std::abs(t1[k] - fixed_theta1_[k]) > 1e-9 * std::max(1.0, std::abs(fixed_theta1_[k])))
+          throw EstimatorError(fmt::format(
+              "this estimator was trained with the fixed θ1 = {}; it cannot evaluate θ1 = {}", fmt_vec(fixed_theta1_),
+              fmt_vec(t1)));
+    return t1;
+  }
+
+  bool doubly_ = false;
+  std::vector<double> fixed_theta1_, x_mean_, x_std_, theta_mean_, theta_std_;
+};
+
+}  // namespace
+
+Family ratio_family() {
+  return {"ratio", [](const MethodInfo& i, const Settings& s) { return std::make_unique<RatioModel>(i, s); }};
+}
+
+}  // namespace lode::estimators

@@ -1,0 +1,190 @@
+// The one training loop (lode/estimators/torch/trainer.hpp).
+#include "lode/estimators/torch/trainer.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <random>
+
+namespace lode::estimators {
+
+using torch::Tensor;
+
+Split split_rows(std::vector<std::int64_t> rows, double validation, std::uint64_t seed) {
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + 12345);
+  std::shuffle(rows.begin(), rows.end(), rng);
+  std::size_t n_val = static_cast<std::size_t>(std::floor(validation * static_cast<double>(rows.size())));
+  if (n_val >= rows.size()) n_val = rows.size() - 1;
+  Split s;
+  s.train.assign(rows.begin(), rows.end() - static_cast<std::ptrdiff_t>(n_val));
+  s.validation.assign(rows.end() - static_cast<std::ptrdiff_t>(n_val), rows.end());
+  std::sort(s.train.begin(), s.train.end());
+  std::sort(s.validation.begin(), s.validation.end());
+  return s;
+}
+
+Standardization standardization(const std::vector<const Matrix*>& ms, const std::vector<std::int64_t>& rows) {
+  const std::size_t cols = ms.front()->cols;
+  Standardization st;
+  st.mean.assign(cols, 0.0);
+  st.sd.assign(cols, 0.0);
+  double n = 0;
+  for (const Matrix* m : ms)
+    for (std::int64_t r : rows) {
+      for (std::size_t c = 0; c < cols; ++c) st.mean[c] += (*m)(static_cast<std::size_t>(r), c);
+      n += 1;
+    }
+  for (double& v : st.mean) v /= n;
+  for (const Matrix* m : ms)
+    for (std::int64_t r : rows)
+      for (std::size_t c = 0; c < cols; ++c) {
+        const double d = (*m)(static_cast<std::size_t>(r), c) - st.mean[c];
+        st.sd[c] += d * d;
+      }
+  for (double& v : st.sd) {
+    v = std::sqrt(v / n);
+    if (!(v > 1e-12)) v = 1.0;  // a constant column: leave it unscaled
+  }
+  return st;
+}
+
+Tensor index_tensor(const std::vector<std::int64_t>& v, std::size_t from, std::size_t to) {
+  return torch::from_blob(const_cast<std::int64_t*>(v.data() + from), {static_cast<std::int64_t>(to - from)},
+                          torch::kLong)
+      .clone();
+}
+
+int epochs_for(const TrainerSettings& s, int min_steps, std::size_t train_rows) {
+  if (s.epochs > 0) return s.epochs;
+  const std::size_t B = static_cast<std::size_t>(s.batch);
+  const std::size_t per_epoch = (train_rows + B - 1) / B;
+  const std::size_t need = (static_cast<std::size_t>(std::max(min_steps, 0)) + per_epoch - 1) / per_epoch;
+  return static_cast<int>(std::clamp<std::size_t>(need, 50, 100000));
+}
+
+namespace {
+
+// The mean loss over `which`, in chunks (no gradients).
+double mean_loss(torch::nn::Module& net, const Problem& problem, const std::vector<std::int64_t>& which) {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  constexpr std::size_t chunk = 8192;
+  for (std::size_t i = 0; i < which.size(); i += chunk) {
+    const std::size_t j = std::min(which.size(), i + chunk);
+    sum += problem.loss(net, index_tensor(which, i, j)).item<double>() * static_cast<double>(j - i);
+  }
+  return sum / static_cast<double>(which.size());
+}
+
+}  // namespace
+
+TrainReport train_member(torch::nn::Module& net, const Problem& problem, const Split& split,
+                         const TrainerSettings& settings, int epochs, std::uint64_t seed, const Hooks& hooks) {
+  torch::optim::Adam opt(net.parameters(), torch::optim::AdamOptions(settings.lr));
+  std::mt19937_64 order(seed * 0xD1B54A32D192ED03ULL + 7);
+  const std::size_t B = static_cast<std::size_t>(settings.batch);
+  const std::size_t per_epoch = (split.train.size() + B - 1) / B;
+
+  TrainReport rep;
+  rep.train_rows = split.train.size();
+  rep.validation_rows = split.validation.size();
+  const auto& monitor = split.validation.empty() ? split.train : split.validation;
+  const auto params = net.parameters();
+  std::vector<Tensor> best;
+  for (const auto& p : params) best.push_back(p.detach().clone());
+  double best_loss = mean_loss(net, problem, monitor);
+  if (!std::isfinite(best_loss)) best_loss = std::numeric_limits<double>::infinity();
+  rep.best_epoch = 0;
+  rep.stopped = "all epochs done";
+  double step_seconds = 0;
+  std::size_t step_rows = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  std::vector<std::int64_t> perm = split.train;
+
+  for (int e = 0; e < epochs; ++e) {
+    const double lr = settings.lr * std::pow(settings.lr_final / settings.lr,
+                                             epochs > 1 ? static_cast<double>(e) / (epochs - 1) : 0.0);
+    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+    std::shuffle(perm.begin(), perm.end(), order);
+    double train_sum = 0;
+    bool nan = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t b = 0; b < per_epoch; ++b) {
+      const std::size_t from = b * B, to = std::min(perm.size(), from + B);
+      const Tensor loss = problem.loss(net, index_tensor(perm, from, to));
+      const double v = loss.item<double>();
+      if (!std::isfinite(v)) {
+        nan = true;
+        break;
+      }
+      opt.zero_grad();
+      loss.backward();
+      if (hooks.after_gradients) hooks.after_gradients(params);
+      if (settings.clip > 0) torch::nn::utils::clip_grad_norm_(params, settings.clip);
+      opt.step();
+      train_sum += v * static_cast<double>(to - from);
+      step_rows += to - from;
+    }
+    step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rep.epochs_run = e + 1;
+    const double val = nan ? std::numeric_limits<double>::quiet_NaN() : mean_loss(net, problem, monitor);
+    if (nan || !std::isfinite(val)) {
+      rep.nan = true;
+      rep.stopped = fmt::format("the loss became {} in epoch {}; kept the weights of epoch {} (the last good one)",
+                                nan ? "non-finite" : fmt::format("{}", val), e + 1, rep.best_epoch);
+      break;
+    }
+    rep.final_train_loss = train_sum / static_cast<double>(split.train.size());
+    const bool improved = val < best_loss;
+    if (improved) {
+      best_loss = val;
+      rep.best_epoch = e + 1;
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < params.size(); ++i) best[i].copy_(params[i]);
+    }
+    if (hooks.after_epoch) {
+      Progress p;
+      p.epoch = e + 1;
+      p.epochs = epochs;
+      p.train_loss = rep.final_train_loss;
+      p.validation_loss = val;
+      p.lr = lr;
+      p.improved = improved;
+      hooks.after_epoch(p);
+    }
+    if (settings.patience > 0 && e + 1 - rep.best_epoch >= settings.patience) {
+      rep.stopped = fmt::format("early stopping: no improvement in {} epochs", settings.patience);
+      break;
+    }
+  }
+  {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
+  }
+  rep.best_validation_loss = best_loss;
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  rep.samples_per_second = step_seconds > 0 ? static_cast<double>(step_rows) / step_seconds : 0.0;
+  net.eval();
+  return rep;
+}
+
+std::vector<Member> train(const Problem& problem, const Split& split, const TrainerSettings& settings, int min_steps,
+                          const Hooks& hooks) {
+  torch::set_num_threads(settings.threads);
+  const int epochs = epochs_for(settings, min_steps, split.train.size());
+  std::vector<Member> members;
+  for (int m = 0; m < settings.ensemble; ++m) {
+    Member member;
+    member.seed = settings.seed + static_cast<std::uint64_t>(m);
+    torch::manual_seed(member.seed);
+    member.net = problem.make_network();
+    member.report = train_member(*member.net, problem, split, settings, epochs, member.seed, hooks);
+    members.push_back(std::move(member));
+  }
+  return members;
+}
+
+}  // namespace lode::estimators

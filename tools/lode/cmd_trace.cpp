@@ -98,7 +98,7 @@ int trace_diff(const TraceOptions& o, const Model& model) {
     const Choice* ca = choice(a, r.index_a);
     const Choice* cb = choice(b, r.index_b);
     table.add({ca ? std::to_string(r.index_a) : "-", cb ? std::to_string(r.index_b) : "-", r.address,
-               ca ? short_values(a.trace.value(*ca)) : "-", cb ? short_values(b.trace.value(*cb)) : "-",
+               ca ? format_short_values(a.trace.value(*ca)) : "-", cb ? format_short_values(b.trace.value(*cb)) : "-",
                ca ? format_short(ca->log_p) : "-", cb ? format_short(cb->log_p) : "-", format_short(r.share), r.note});
   }
   out += table.str();

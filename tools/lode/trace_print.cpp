@@ -5,18 +5,11 @@
 
 namespace lode::cli {
 
-std::string short_values(std::span<const double> v) {
-  if (v.size() == 1) return format_short(v[0]);
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + format_short(v[i]);
-  return s + "]";
-}
-
 std::string distribution_text(const std::string& name,
                               const std::vector<std::pair<std::string, std::span<const double>>>& params) {
   if (params.empty()) return name;
   std::string ps;
-  for (const auto& [n, v] : params) ps += (ps.empty() ? "" : ", ") + n + "=" + short_values(v);
+  for (const auto& [n, v] : params) ps += (ps.empty() ? "" : ", ") + n + "=" + format_short_values(v);
   return name + "(" + ps + ")";
 }
 
@@ -37,7 +30,7 @@ std::string choices_table(const Model& model, const Trace& t, std::string_view i
                                     c.address.str(),
                                     to_string(c.kind),
                                     distribution_text(c.distribution, mining::parameters_of(t, c)),
-                                    short_values(t.value(c)),
+                                    format_short_values(t.value(c)),
                                     format_short(c.log_p)};
     for (double d : mining::score_of(t, c)) row.push_back(format_short(d));
     row.push_back(format_short(c.running));

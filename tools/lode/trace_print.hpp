@@ -13,8 +13,6 @@
 
 namespace lode::cli {
 
-/// "0.5" for one value, "[0.5, 1]" for several (format_short).
-std::string short_values(std::span<const double> v);
 /// "Normal(mu=0, sigma=1)".
 std::string distribution_text(const std::string& name,
                               const std::vector<std::pair<std::string, std::span<const double>>>& params);

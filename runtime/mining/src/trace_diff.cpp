@@ -5,25 +5,14 @@
 #include <algorithm>
 #include <span>
 
+#include "lode/format.hpp"
+
 namespace lode::mining {
 
 namespace {
 
 bool same_values(std::span<const double> a, std::span<const double> b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end());
-}
-
-// A value in the divergence message: 6 significant digits, no "-0" (as the CLI's tables).
-std::string short_number(double v) {
-  if (v == 0.0) v = 0.0;
-  return fmt::format("{:.6g}", v);
-}
-
-std::string short_values(std::span<const double> v) {
-  if (v.size() == 1) return short_number(v[0]);
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + short_number(v[i]);
-  return s + "]";
 }
 
 }  // namespace
@@ -52,7 +41,7 @@ TraceDiff diff_traces(const Trace& ta, const Trace& tb) {
     } else if (!same_values(ta.value(a), tb.value(b))) {
       d.diverge = static_cast<std::ptrdiff_t>(i);
       d.diverge_text = fmt::format("choice {} '{}': value {} in run A, {} in run B", i, a.address.str(),
-                                   short_values(ta.value(a)), short_values(tb.value(b)));
+                                   format_short_values(ta.value(a)), format_short_values(tb.value(b)));
     }
   }
   for (std::size_t i = 0; i < ta.size(); ++i) {

@@ -15,6 +15,11 @@ bool same_values(std::span<const double> a, std::span<const double> b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end());
 }
 
+// Choice i of a run's trace, or null for −1 (the address is not in that run).
+const Choice* choice_at(const Gold& g, std::ptrdiff_t i) {
+  return i >= 0 ? &g.trace.choices[static_cast<std::size_t>(i)] : nullptr;
+}
+
 }  // namespace
 
 TraceDiff diff_traces(const Trace& ta, const Trace& tb) {
@@ -91,13 +96,10 @@ Json diff_json(const Model& model, const RunDiff& d) {
     return Json{{"theta", p.theta}, {"seed", p.seed},   {"event", p.event},           {"x", g.x},
                 {"log_p", json_number(g.log_p)}, {"score", g.score}, {"choices", g.trace.size()}};
   };
-  const auto choice = [](const Gold& g, std::ptrdiff_t i) -> const Choice* {
-    return i >= 0 ? &g.trace.choices[static_cast<std::size_t>(i)] : nullptr;
-  };
   Json rows = Json::array();
   for (const DiffRow& r : d.diff.rows) {
-    const Choice* a = choice(d.a, r.index_a);
-    const Choice* b = choice(d.b, r.index_b);
+    const Choice* a = choice_at(d.a, r.index_a);
+    const Choice* b = choice_at(d.b, r.index_b);
     rows.push_back({{"address", r.address},
                     {"index_a", a ? Json(r.index_a) : Json(nullptr)},
                     {"index_b", b ? Json(r.index_b) : Json(nullptr)},
@@ -115,6 +117,35 @@ Json diff_json(const Model& model, const RunDiff& d) {
           {"diverge", same ? Json(nullptr) : Json{{"index", d.diff.diverge}, {"reason", d.diff.diverge_text}}},
           {"log_r", json_number(d.log_r)},
           {"choices", rows}};
+}
+
+std::string diff_text(const Model& model, const RunDiff& d) {
+  const Gold &a = d.a, &b = d.b;
+  const RunPoint &pa = d.a_point, &pb = d.b_point;
+  const bool same_z = d.diff.same_choices();
+  std::string out = fmt::format("{}: run A at theta = {}, seed {}, event {} ({} choices)\n", model.name,
+                                format_point(pa.theta), pa.seed, pa.event, a.trace.size());
+  out += fmt::format("{}  run B at theta = {}, seed {}, event {} ({} choices)\n\n", std::string(model.name.size(), ' '),
+                     format_point(pb.theta), pb.seed, pb.event, b.trace.size());
+  out += same_z ? "the runs make the same choices with the same values\n\n"
+                : fmt::format("the runs diverge at {}\n\n", d.diff.diverge_text);
+  Table table({"#A", "#B", "address", "value A", "value B", "log p A", "log p B", "share of log r", ""},
+              {Table::Align::right, Table::Align::right, Table::Align::left, Table::Align::right, Table::Align::right,
+               Table::Align::right, Table::Align::right, Table::Align::right, Table::Align::left});
+  for (const DiffRow& r : d.diff.rows) {
+    const Choice* ca = choice_at(a, r.index_a);
+    const Choice* cb = choice_at(b, r.index_b);
+    table.add({ca ? std::to_string(r.index_a) : "-", cb ? std::to_string(r.index_b) : "-", r.address,
+               ca ? format_short_values(a.trace.value(*ca)) : "-", cb ? format_short_values(b.trace.value(*cb)) : "-",
+               ca ? format_short(ca->log_p) : "-", cb ? format_short(cb->log_p) : "-", format_short(r.share), r.note});
+  }
+  out += table.str();
+  out += fmt::format("\nx A = {}, x B = {}\n", format_list(a.x), format_list(b.x));
+  out += fmt::format("log p A = {}, log p B = {}\n", format_number(a.log_p), format_number(b.log_p));
+  out += fmt::format("{} = {} (the sum of the shares)\n",
+                     same_z ? "log r(x,z|theta_A,theta_B)" : "log p A - log p B (different z: not a joint ratio)",
+                     format_number(d.log_r));
+  return out;
 }
 
 }  // namespace lode::mining

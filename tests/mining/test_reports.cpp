@@ -2,7 +2,7 @@
 // command (the expected texts were captured from the command line before the reports moved
 // here): gold_check_text (lode check), trace_text (lode trace), diff_text (lode trace --diff),
 // trace_stats_text (lode trace --stats), pending_text / step_text (lode step), demo_event_text
-// and gold_identities_text (lode demo).
+// and gold_identities_text (lode demo), mining_summary_text (lode mine).
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -10,6 +10,7 @@
 
 #include "lode/driver.hpp"
 #include "lode/mining/gold_check.hpp"
+#include "lode/mining/job_text.hpp"
 #include "lode/mining/trace_diff.hpp"
 #include "lode/mining/trace_stats.hpp"
 #include "lode/mining/trace_text.hpp"
@@ -204,4 +205,28 @@ The joint ratio is an unbiased label of the likelihood ratio: mean of r per x vs
 
 Fisher information at theta1: joint E[t^2] = 3.08947 >= E[t(x)^2] = 2.11199 (what x alone can tell)
 )TXT");
+}
+
+TEST_CASE("mining_summary_text is lode mine's summary", "[mining][report]") {
+  MiningJob job;
+  job.model = &model("galton");
+  job.purpose = lode::schema::Purpose::ratio;
+  job.events = 3000;
+  job.seed = 7;
+  job.out = "data";
+  MiningResult r;
+  r.rows = 2998;
+  r.skipped = 2;
+  r.seconds = 1.5;
+  CHECK(mining_summary_text(job, r, 2) ==
+        "lode mine: 3000 events of galton --for ratio (seed 7): 2998 rows, 2 skipped; 1.50 s, 2000 events/s on 2 "
+        "threads -> data\n");
+  job.purpose = lode::schema::Purpose::density;
+  r.resumed_events = 1000;
+  r.seconds = 0.5;
+  CHECK(mining_summary_text(job, r, 1) ==
+        "lode mine: 3000 events of galton --for density (seed 7): 2998 rows, 2 skipped, 1000 events resumed; 0.50 s, "
+        "4000 events/s on 1 thread -> data\n");
+  r.already_complete = true;
+  CHECK(mining_summary_text(job, r, 1) == "lode mine: 'data' is already complete (2998 rows); nothing to do\n");
 }

@@ -17,7 +17,7 @@ PACKAGES=(
   librandom123-dev                               # Philox counter-based random streams
   catch2                                         # tests (v2)
   libbenchmark-dev                               # micro-benchmarks
-  valgrind                                       # instruction counts per event (tools/bench/galton_ir.sh)
+  valgrind                                       # instruction counts per event (tests/bench/galton_ir.sh)
   gnuplot-nox                                    # plots as PNG images
   python3-numpy                                  # tests check that .npy files load in numpy
   make                                           # the install test builds examples/mysim with its Makefile (pkg-config)

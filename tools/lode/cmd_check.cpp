@@ -11,11 +11,10 @@
 //       E[r(x,z|θ,θ')] = 1 over N events drawn at θ', within 4 standard errors.
 // Events that fail with a RunError are counted and reported (they do not fail the check);
 // a model that refuses gold (an output depends on θ at fixed z) fails it, naming the output.
-// Exit status 0 when everything holds, 1 otherwise, 2 for a bad command line. The checks are
-// lode::mining's (lode/mining/gold_check.hpp); this file parses, calls and prints.
+// Exit status 0 when everything holds, 1 otherwise, 2 for a bad command line. The checks and
+// their report are lode::mining's (lode/mining/gold_check.hpp); this file parses, calls and prints.
 #include <fmt/format.h>
 
-#include <cmath>
 #include <memory>
 
 #include "command.hpp"
@@ -33,56 +32,6 @@ struct CheckOptions {
   bool json = false;
 };
 
-std::string ok(bool b) { return b ? "ok" : "FAILED"; }
-
-std::string deviation(const mining::RunningMean& m, std::size_t i, double expected) {
-  const double s = m.standard_error(i);
-  const double d = std::fabs(m.mean(i) - expected);
-  if (!(s > 0.0)) return d == 0.0 ? "0" : "inf";
-  return format_short(d / s, 3);
-}
-
-std::string check_text(const Model& model, const mining::GoldCheckOptions& options, const mining::GoldCheck& c) {
-  std::string out;
-  const mining::FdCheck& fd = c.fd;
-  out += fmt::format("(a) joint score vs 5-point finite differences of replayed log p: {} events, {} comparisons, "
-                     "{} failed, max |t - fd| / tolerance = {}  {}\n",
-                     fd.events, fd.checked, fd.failed, format_short(fd.max_ratio, 3), ok(fd.passed()));
-  if (fd.unavailable > 0)
-    out += fmt::format("    {} comparisons skipped (no derivative: replay fails within 2h), first: {}\n",
-                       fd.unavailable, fd.unavailable_reason);
-  for (const mining::FdFailure& f : fd.failures) {
-    out += fmt::format("    event {}, {}: score {} vs finite difference {} (tolerance {})\n", f.event,
-                       model.parameters[f.parameter], format_short(f.score), format_short(f.fd),
-                       format_short(f.tolerance, 3));
-    if (!f.address.empty())
-      out += fmt::format("      first inconsistent address: '{}' (dlogp/d{} recorded {}, finite difference {})\n",
-                         f.address, model.parameters[f.parameter], format_short(f.address_score),
-                         format_short(f.address_fd));
-    if (!f.nonfinite.empty()) out += fmt::format("      first non-finite contribution: '{}'\n", f.nonfinite);
-    if (!f.note.empty()) out += fmt::format("      {}\n", f.note);
-  }
-  if (fd.failed > fd.failures.size()) out += fmt::format("    ... {} more\n", fd.failed - fd.failures.size());
-  out += "\n";
-  Table table({"check", "", "events", "mean", "SE", "|dev|/SE", "result"},
-              {Table::Align::left, Table::Align::left, Table::Align::right, Table::Align::right, Table::Align::right,
-               Table::Align::right, Table::Align::left});
-  const mining::RunningMean& t = c.score;
-  for (std::size_t i = 0; i < t.dim() && t.count() > 0; ++i)
-    table.add({"(b) E[t] = 0", model.parameters[i], std::to_string(t.count()), format_short(t.mean(i)),
-               format_short(t.standard_error(i), 3), deviation(t, i, 0.0),
-               ok(t.agrees_with(i, 0.0, options.sigmas))});
-  for (std::size_t k = 0; k < c.ratios.size(); ++k)
-    table.add({"(c) E[r] = 1", "at " + format_point(options.at[k]), std::to_string(c.ratios[k].count()),
-               format_short(c.ratios[k].mean(0)), format_short(c.ratios[k].standard_error(0), 3),
-               deviation(c.ratios[k], 0, 1.0), ok(c.ratio_passed[k])});
-  out += table.str();
-  out += fmt::format("\nfailed events (RunError): {}", c.failures.count);
-  if (c.failures.count > 0) out += fmt::format(", first: {}", c.failures.first);
-  out += fmt::format("\n\n{}\n", c.passed ? "PASSED" : "FAILED");
-  return out;
-}
-
 int check(const CheckOptions& o) {
   const Model& model = open_model(o.model);
   const std::vector<double> theta = parse_point(model, "--theta", o.theta);
@@ -96,17 +45,10 @@ int check(const CheckOptions& o) {
   if (o.at.empty() && model.reference.size() >= 2) options.at.push_back(model.reference[1]);
 
   const mining::GoldCheck c = mining::check_gold(model, theta, options);
-  if (o.json) {
+  if (o.json)
     fmt::print("{}\n", mining::gold_check_json(model, theta, options, c).dump(2));
-    return c.passed ? kExitOk : kExitFailure;
-  }
-  std::string out = fmt::format("lode check {} at theta = {}, seed {}, {} events\n\n", model.name,
-                                format_point(theta), options.seed, options.events);
-  if (!c.failures.gold_refused.empty())
-    out += fmt::format("gold refused: {}\n\nFAILED\n", c.failures.gold_refused);
   else
-    out += check_text(model, options, c);
-  fmt::print("{}", out);
+    fmt::print("{}", mining::gold_check_text(model, theta, options, c));
   return c.passed ? kExitOk : kExitFailure;
 }
 

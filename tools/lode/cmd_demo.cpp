@@ -5,12 +5,10 @@
 // r(x,z|θ0,θ1) and shows that the gold is what it claims to be: E[t] = 0, E[r] = 1 (each
 // with its Monte-Carlo error), and — where the model has an exact likelihood — the mean of
 // r per observed x against the exact ratio p(x|θ0)/p(x|θ1), and the joint Fisher information
-// E[t²] against the Fisher information of x. The mining of the identities is lode::mining's
-// (mine_gold_identities in lode/mining/gold_check.hpp); this file prints.
+// E[t²] against the Fisher information of x. The mining of the identities and the report are
+// lode::mining's (lode/mining/gold_check.hpp); this file parses, calls and prints.
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <cmath>
 #include <memory>
 
 #include "command.hpp"
@@ -22,20 +20,9 @@ namespace lode::cli {
 
 namespace {
 
-using mining::RunningMean;
-
 struct DemoOptions {
   std::string model = "galton", theta0, theta1, events = "100000", seed = "1";
 };
-
-// The Monte-Carlo error shown: the standard error, 0 for fewer than two events.
-double mc_error(const RunningMean& m, std::size_t i = 0) { return m.count() > 1 ? m.standard_error(i) : 0.0; }
-
-std::string verdict(double deviation, double se) {
-  if (se == 0.0) return deviation == 0.0 ? "exact" : "MISMATCH";
-  const double z = std::fabs(deviation) / se;
-  return fmt::format("{:.1f} sigma {}", z, z <= 4.0 ? "(ok)" : "(MISMATCH)");
-}
 
 int demo(const DemoOptions& o) {
   const Model& model = open_model(o.model);
@@ -45,67 +32,16 @@ int demo(const DemoOptions& o) {
                        : parse_point(model, "--theta1", o.theta1);
   const std::uint64_t n = parse_count("-n", o.events, true);
   const std::uint64_t seed = parse_count("--seed", o.seed);
-  const std::size_t np = model.parameters.size();
 
   fmt::print("lode demo: {} — {}\n", model.name, model.description);
   fmt::print("theta0 = {}, theta1 = {} ({})\n\n", format_point(th0), format_point(th1), fmt::join(model.parameters, ", "));
-
-  // 1. One event's trace and gold.
+  // One event's trace and gold, then n events mined at θ1 (the heading first: a model may
+  // refuse gold).
   const std::vector<std::vector<double>> at1 = {th1};
   GoldMiner one(model, GoldOptions{.detailed = true});
-  const Gold& g = one(th0, seed, 0, at1);
-  fmt::print("Event 0 of seed {} at theta0: {} choices, x = {}\n", seed, g.trace.size(), format_list(g.x));
-  fmt::print("  log p(x,z|theta0)        = {}\n", format_number(g.log_p));
-  fmt::print("  joint score t(x,z|theta0) = {}\n", format_list(g.score));
-  fmt::print("  log r(x,z|theta0,theta1)  = {}\n", format_number(g.log_p - g.log_p_at[0]));
-  fmt::print("  (lode trace {} --theta {} --seed {} --event 0 --at {} shows every choice)\n\n", model.name,
-             fmt::join(th0, ","), seed, fmt::join(th1, ","));
-
-  // 2. Mine n events at θ1 with t(x,z|θ1) and r(x,z|θ0,θ1).
+  fmt::print("{}", mining::demo_event_text(model, th0, th1, seed, one(th0, seed, 0, at1)));
   const mining::GoldIdentities id = mining::mine_gold_identities(model, th0, th1, seed, n);
-  fmt::print("Mined {} events at theta1 with score and ratio in {:.2f} s ({:.0f} events/s on one core){}\n\n", n,
-             id.seconds, static_cast<double>(n) / id.seconds,
-             id.skipped ? fmt::format(", {} skipped after errors", id.skipped) : std::string());
-
-  Table ids({"identity", "estimate", "± MC error", "expected", "deviation"},
-            {Table::Align::left, Table::Align::right, Table::Align::right, Table::Align::right, Table::Align::left});
-  for (std::size_t i = 0; i < np; ++i)
-    ids.add({fmt::format("E[t_{}(x,z|theta1)]", model.parameters[i]), format_short(id.score.mean(i)),
-             format_short(mc_error(id.score, i), 3), "0", verdict(id.score.mean(i), mc_error(id.score, i))});
-  ids.add({"E[r(x,z|theta0,theta1)]", format_short(id.ratio.mean()), format_short(mc_error(id.ratio), 3), "1",
-           verdict(id.ratio.mean() - 1.0, mc_error(id.ratio))});
-  fmt::print("{}\n", ids.str("  "));
-
-  // 3. Against the exact likelihood, when the model has one.
-  if (model.exact_log_likelihood && !id.ratio_by_x.empty()) {
-    fmt::print("The joint ratio is an unbiased label of the likelihood ratio: mean of r per x vs exact\n");
-    Table byx({"x", "events", "mean r(x,z)", "± MC error", "exact r(x)", "deviation"},
-              {Table::Align::right, Table::Align::right, Table::Align::right, Table::Align::right,
-               Table::Align::right, Table::Align::left});
-    std::vector<std::pair<std::uint64_t, const std::vector<double>*>> common;
-    for (const auto& [x, m] : id.ratio_by_x) common.push_back({m.count(), &x});
-    std::sort(common.rbegin(), common.rend());
-    if (common.size() > 9) common.resize(9);
-    std::sort(common.begin(), common.end(), [](auto& a, auto& b) { return *a.second < *b.second; });
-    for (const auto& [count, x] : common) {
-      const RunningMean& m = id.ratio_by_x.at(*x);
-      const double exact_r = std::exp(model.exact_log_likelihood(*x, th0, nullptr) - model.exact_log_likelihood(*x, th1, nullptr));
-      byx.add({format_list(*x), std::to_string(count), format_short(m.mean()), format_short(mc_error(m), 3),
-               format_short(exact_r), verdict(m.mean() - exact_r, mc_error(m))});
-    }
-    fmt::print("{}\n", byx.str("  "));
-    if (np == 1) {
-      // Fisher information of x at θ1 from the exact score, over the same simulated x.
-      RunningMean fx;
-      std::vector<double> grad(1);
-      for (const auto& [x, m] : id.ratio_by_x) {
-        model.exact_log_likelihood(x, th1, grad.data());
-        for (std::uint64_t k = 0; k < m.count(); ++k) fx.add(grad[0] * grad[0]);
-      }
-      fmt::print("Fisher information at theta1: joint E[t^2] = {} >= E[t(x)^2] = {} (what x alone can tell)\n",
-                 format_short(id.fisher[0] / static_cast<double>(n - id.skipped)), format_short(fx.mean()));
-    }
-  }
+  fmt::print("{}", mining::gold_identities_text(model, th0, th1, n, id));
   return kExitOk;
 }
 

@@ -4,7 +4,7 @@
 // Mines N events with their gold into a dataset directory (SPEC §4). The engine, and what
 // the files hold, is lode::mining::mine (lode/mining/job.hpp; the directory's layout while
 // mining: lode/mining/shard_store.hpp). Here: the options, SPEC parsed into a
-// lode::mining::ThetaSpec, the progress bar and the summary.
+// lode::mining::ThetaSpec, and the progress bar (the summary: lode/mining/job_text.hpp).
 //
 // SPEC is a point `V[,V...]`, `prior`, `uniform:LO..HI[,LO..HI...]` or
 // `grid:LO..HI:N[,LO..HI:N...]` (row i takes grid point i mod the grid size, row-major:
@@ -23,6 +23,7 @@
 #include "common.hpp"
 #include "lode/error.hpp"
 #include "lode/mining/job.hpp"
+#include "lode/mining/job_text.hpp"
 #include "lode/mining/shard_store.hpp"
 
 namespace lode::cli {
@@ -181,17 +182,7 @@ int mine(const MineOptions& o) {
     throw;
   }
   clear_bar();
-  if (r.already_complete) {
-    fmt::print(stderr, "lode mine: '{}' is already complete ({} rows); nothing to do\n", o.out, r.rows);
-    return kExitOk;
-  }
-  fmt::print(stderr,
-             "lode mine: {} events of {} --for {} (seed {}): {} rows, {} skipped{}; {:.2f} s, {:.0f} events/s on {} "
-             "thread{} -> {}\n",
-             job.events, model.name, o.mode, job.seed, r.rows, r.skipped,
-             r.resumed_events ? fmt::format(", {} events resumed", r.resumed_events) : std::string(), r.seconds,
-             r.seconds > 0 ? static_cast<double>(job.events - r.resumed_events) / r.seconds : 0.0, threads,
-             threads == 1 ? "" : "s", o.out);
+  fmt::print(stderr, "{}", mining::mining_summary_text(job, r, static_cast<unsigned>(threads)));
   return kExitOk;
 }
 

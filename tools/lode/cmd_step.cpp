@@ -28,7 +28,7 @@
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/mining/trace_json.hpp"
-#include "trace_print.hpp"
+#include "lode/mining/trace_text.hpp"
 
 namespace lode::cli {
 
@@ -52,15 +52,6 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-std::string pending_text(const Stepper& s) {
-  const Stepper::Pending& p = s.pending();
-  std::vector<std::pair<std::string, std::span<const double>>> params;
-  for (const auto& [name, v] : p.parameters) params.emplace_back(name, std::span<const double>(v));
-  return fmt::format("[{}] {}  {}  {}{}", s.trace().size(), p.address.str(), to_string(p.kind),
-                     distribution_text(p.distribution, params),
-                     p.value_size > 1 ? fmt::format("  ({} values)", p.value_size) : std::string());
-}
-
 int step(const StepOptions& o) {
   const Model& model = open_model(o.model);
   const std::vector<double> theta = parse_point(model, "--theta", o.theta);
@@ -79,7 +70,7 @@ int step(const StepOptions& o) {
   std::vector<std::string> forced;
   bool quit = false;
   while (!stepper.done()) {
-    say(pending_text(stepper) + "\n");
+    say(mining::pending_text(stepper) + "\n");
     if (interactive) say("step> ");
     std::string line;
     if (!std::getline(std::cin, line)) {
@@ -97,7 +88,7 @@ int step(const StepOptions& o) {
       break;
     } else if (cmd == "t") {
       const Trace& t = stepper.trace();
-      say(t.size() == 0 ? "(no choices yet)\n" : choices_table(model, t, "  "));
+      say(t.size() == 0 ? "(no choices yet)\n" : mining::choices_text(model, t, "  "));
       say(fmt::format("  log p so far = {}\n", format_number(stepper.log_p())));
     } else if (cmd == "h" || cmd == "?" || cmd == "help") {
       say(kHelp);
@@ -121,22 +112,13 @@ int step(const StepOptions& o) {
     return kExitOk;
   }
 
-  const Trace& t = stepper.trace();
   if (o.json) {
     const Json j = mining::step_json(model, theta, seed, event, stepper, forced);
-    say(fmt::format("run finished: {} choices\n", t.size()));
+    say(fmt::format("run finished: {} choices\n", stepper.trace().size()));
     fmt::print("{}\n", j.dump(2));
-    return kExitOk;
+  } else {
+    say(mining::step_text(model, stepper, forced));
   }
-  std::string out = fmt::format("\nrun finished: {} choices ({} forced)\n\n", t.size(), forced.size());
-  out += choices_table(model, t);
-  out += fmt::format("\nx                  = {}\n", format_list(stepper.x()));
-  out += fmt::format("log p(x,z|theta)   = {}\n", format_number(stepper.log_p()));
-  out += fmt::format("score t(x,z|theta) = {}\n", format_list(stepper.score()));
-  if (!stepper.gold_problem().empty())
-    out += fmt::format("gold problem: {}\n(log p and the score above are not the gold of this run)\n",
-                       stepper.gold_problem());
-  say(out);
   return kExitOk;
 }
 

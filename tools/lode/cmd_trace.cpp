@@ -6,11 +6,11 @@
 // likelihood ratio log r(x,z|θ,θ') = log p(x,z|θ) − log p(x,z|θ') on the same z.
 //
 // lode trace MODEL --diff ... (two runs side by side) and --stats -n N (address statistics
-// and variance shares over N events). The engines are lode::mining's (trace_json.hpp,
-// trace_diff.hpp, trace_stats.hpp); this file parses, calls and prints.
+// and variance shares over N events). The engines and reports are lode::mining's
+// (trace_text.hpp, trace_json.hpp, trace_diff.hpp, trace_stats.hpp); this file parses, calls
+// and prints.
 #include <fmt/format.h>
 
-#include <cmath>
 #include <memory>
 
 #include "command.hpp"
@@ -20,13 +20,11 @@
 #include "lode/mining/trace_diff.hpp"
 #include "lode/mining/trace_json.hpp"
 #include "lode/mining/trace_stats.hpp"
-#include "trace_print.hpp"
+#include "lode/mining/trace_text.hpp"
 
 namespace lode::cli {
 
 namespace {
-
-using mining::Json;
 
 struct TraceOptions {
   std::string model, theta, seed = "1", event;
@@ -37,29 +35,6 @@ struct TraceOptions {
   std::string events;
   std::string theta2, seed2, event2;
 };
-
-std::string trace_text(const Model& model, std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
-                       const std::vector<std::vector<double>>& at, const Gold& g) {
-  const Trace& t = g.trace;
-  std::string out = fmt::format("{} at theta = {}, seed {}, event {}: {} choices\n\n", model.name,
-                                format_point(theta), seed, event, t.size());
-  out += choices_table(model, t);
-  out += fmt::format("\nx                  = {}\n", format_list(g.x));
-  out += fmt::format("log p(x,z|theta)   = {}\n", format_number(g.log_p));
-  out += fmt::format("score t(x,z|theta) = {}\n", format_list(g.score));
-  for (std::size_t k = 0; k < at.size(); ++k) {
-    const std::string p = format_point(at[k]);
-    if (std::isfinite(g.log_p_at[k])) {
-      out += fmt::format("at {}: log p(x,z|{}) = {}, log r(x,z|theta,{}) = {}\n", p, p, format_number(g.log_p_at[k]),
-                         p, format_number(g.log_p - g.log_p_at[k]));
-    } else {
-      out += fmt::format("at {}: log p(x,z|{}) = {}, log r = {} ({})\n", p, p, format_number(g.log_p_at[k]),
-                         format_number(g.log_p - g.log_p_at[k]),
-                         g.reason_at[k].empty() ? "zero density at this point" : g.reason_at[k]);
-    }
-  }
-  return out;
-}
 
 // ---- lode trace --diff: two runs of one model side by side ----
 
@@ -76,69 +51,14 @@ int trace_diff(const TraceOptions& o, const Model& model) {
   pb.event = o.event2.empty() ? pa.event : parse_count("--event2", o.event2);
 
   const mining::RunDiff d = mining::diff_runs(model, pa, pb);
-  if (o.json) {
+  if (o.json)
     fmt::print("{}\n", mining::diff_json(model, d).dump(2));
-    return kExitOk;
-  }
-  const Gold &a = d.a, &b = d.b;
-  const bool same_z = d.diff.same_choices();
-  std::string out = fmt::format("{}: run A at theta = {}, seed {}, event {} ({} choices)\n", model.name,
-                                format_point(pa.theta), pa.seed, pa.event, a.trace.size());
-  out += fmt::format("{}  run B at theta = {}, seed {}, event {} ({} choices)\n\n", std::string(model.name.size(), ' '),
-                     format_point(pb.theta), pb.seed, pb.event, b.trace.size());
-  out += same_z ? "the runs make the same choices with the same values\n\n"
-                : fmt::format("the runs diverge at {}\n\n", d.diff.diverge_text);
-  Table table({"#A", "#B", "address", "value A", "value B", "log p A", "log p B", "share of log r", ""},
-              {Table::Align::right, Table::Align::right, Table::Align::left, Table::Align::right, Table::Align::right,
-               Table::Align::right, Table::Align::right, Table::Align::right, Table::Align::left});
-  const auto choice = [](const Gold& g, std::ptrdiff_t i) -> const Choice* {
-    return i >= 0 ? &g.trace.choices[static_cast<std::size_t>(i)] : nullptr;
-  };
-  for (const mining::DiffRow& r : d.diff.rows) {
-    const Choice* ca = choice(a, r.index_a);
-    const Choice* cb = choice(b, r.index_b);
-    table.add({ca ? std::to_string(r.index_a) : "-", cb ? std::to_string(r.index_b) : "-", r.address,
-               ca ? short_values(a.trace.value(*ca)) : "-", cb ? short_values(b.trace.value(*cb)) : "-",
-               ca ? format_short(ca->log_p) : "-", cb ? format_short(cb->log_p) : "-", format_short(r.share), r.note});
-  }
-  out += table.str();
-  out += fmt::format("\nx A = {}, x B = {}\n", format_list(a.x), format_list(b.x));
-  out += fmt::format("log p A = {}, log p B = {}\n", format_number(a.log_p), format_number(b.log_p));
-  out += fmt::format("{} = {} (the sum of the shares)\n",
-                     same_z ? "log r(x,z|theta_A,theta_B)" : "log p A - log p B (different z: not a joint ratio)",
-                     format_number(d.log_r));
-  fmt::print("{}", out);
+  else
+    fmt::print("{}", mining::diff_text(model, d));
   return kExitOk;
 }
 
 // ---- lode trace --stats: address frequencies, trace lengths and variance shares over N events ----
-
-std::string shares_table(const std::vector<mining::VarianceShare>& shares, double total_variance) {
-  constexpr std::size_t kTop = 10;
-  Table table({"name", "variance", "share"}, {Table::Align::left, Table::Align::right, Table::Align::right});
-  double rest = 0.0;
-  for (std::size_t k = 0; k < shares.size(); ++k) {
-    const auto text = [](double v) { return std::isfinite(v) ? format_short(v) : std::string("-"); };
-    if (k < kTop)
-      table.add({shares[k].name, text(shares[k].variance), text(shares[k].share)});
-    else
-      rest += shares[k].share;
-  }
-  if (shares.size() > kTop) table.add({fmt::format("({} more)", shares.size() - kTop), "", format_short(rest)});
-  const bool defined = std::isfinite(total_variance) && total_variance > 0;
-  table.add({"total", std::isfinite(total_variance) ? format_short(total_variance) : "-", defined ? "1" : "-"});
-  if (!defined) return table.str("  ") + "  (no shares: the total does not vary over these events)\n";
-  return table.str("  ");
-}
-
-std::string occurrences_table(const char* key, const std::vector<std::string>& names,
-                              const std::vector<mining::Occurrence>& counts, std::uint64_t ok) {
-  Table t({key, "events", "per event"}, {Table::Align::left, Table::Align::right, Table::Align::right});
-  for (std::size_t k = 0; k < names.size(); ++k)
-    t.add({names[k], std::to_string(counts[k].events),
-           format_short(static_cast<double>(counts[k].occurrences) / static_cast<double>(ok))});
-  return t.str("  ");
-}
 
 int trace_stats(const TraceOptions& o, const Model& model) {
   if (!o.event.empty()) throw UsageError("--stats runs events 0..N-1: give -n N instead of --event");
@@ -158,54 +78,11 @@ int trace_stats(const TraceOptions& o, const Model& model) {
   }
 
   const mining::TraceStats s = mining::trace_stats(model, theta, at, seed, n);
-  if (o.json) {
+  if (o.json)
     fmt::print("{}\n", mining::trace_stats_json(model, theta, at, seed, s).dump(2));
-    return s.ok > 0 ? kExitOk : kExitFailure;
-  }
-
-  std::string out = fmt::format("{}: events 0..{} of seed {} at theta = {}, log r against theta' = {}\n", model.name,
-                                n - 1, seed, format_point(theta), format_point(at));
-  out += fmt::format("{} events ran, {} failed{}\n", s.ok, s.failed,
-                     s.failed ? fmt::format(" (first: {})", s.first_failure) : std::string());
-  if (s.ok == 0) {
-    fmt::print("{}", out);
-    return kExitFailure;
-  }
-  const mining::LengthSummary len = mining::summarize_lengths(s.lengths);
-  out += fmt::format("\nchoices per event (every record: sample, observe, factor, output):\n"
-                     "  min {}, mean {}, max {}; quantiles 5% {}, 50% {}, 95% {}\n",
-                     format_short(len.min), format_short(len.mean), format_short(len.max), format_short(len.q05),
-                     format_short(len.q50), format_short(len.q95));
-
-  out += "\naddresses by name:\n" + occurrences_table("name", s.names, s.name_counts, s.ok);
-  if (s.exact_overflow) {
-    out += fmt::format("(more than {} distinct addresses: not listed one by one)\n", mining::kMaxExactAddresses);
-  } else {
-    out += fmt::format("\naddresses ({} distinct):\n", s.exact.size());
-    out += occurrences_table("address", s.exact, s.exact_counts, s.ok);
-  }
-
-  out += fmt::format("\nvariance of log r(x,z|theta,theta') by address name: per-event sums of log p(theta) - "
-                     "log p(theta') over {} events",
-                     s.log_r_events);
-  if (s.log_r_excluded() > 0) {
-    out += fmt::format(" ({} excluded: log r not finite", s.log_r_excluded());
-    if (s.log_r_impossible) out += fmt::format("; {} replays impossible at theta'", s.log_r_impossible);
-    if (s.log_r_failed) out += fmt::format("; {} replays failed at theta'", s.log_r_failed);
-    if (!s.first_impossible.empty()) out += fmt::format(", first: {}", s.first_impossible);
-    out += ")";
-  }
-  out += "; share = Cov(name, log r) / Var(log r)\n";
-  out += shares_table(s.log_r_shares, s.log_r_variance);
-  for (std::size_t i = 0; i < s.score_shares.size(); ++i) {
-    out += fmt::format("\nvariance of the score t_{} = dlogp/d{} by address name ({} events{})\n", i,
-                       model.parameters[i], s.score_events,
-                       s.score_excluded ? fmt::format(", {} with a non-finite score excluded", s.score_excluded)
-                                        : std::string());
-    out += shares_table(s.score_shares[i], s.score_variance[i]);
-  }
-  fmt::print("{}", out);
-  return kExitOk;
+  else
+    fmt::print("{}", mining::trace_stats_text(model, theta, at, seed, s));
+  return s.ok > 0 ? kExitOk : kExitFailure;
 }
 
 int trace(const TraceOptions& o) {
@@ -230,7 +107,7 @@ int trace(const TraceOptions& o) {
   if (o.json)
     fmt::print("{}\n", mining::trace_json(model, theta, seed, event, at, g).dump(2));
   else
-    fmt::print("{}", trace_text(model, theta, seed, event, at, g));
+    fmt::print("{}", mining::trace_text(model, theta, seed, event, at, g));
   return kExitOk;
 }
 

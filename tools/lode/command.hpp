@@ -1,8 +1,8 @@
 // command.hpp — the `lode` application and its subcommands.
 //
-// Each subcommand lives in its own file, tools/lode/cmd_NAME.cpp, and has one entry point
-// `void add_NAME(Application&)` (declared below, called from main.cpp) that adds the
-// subcommand, declares its arguments and sets its action:
+// Each subcommand lives in its own file, tools/lode/cmd_NAME.cpp, with one function
+// `void add_NAME(Application&)` that adds the subcommand, declares its arguments and sets its
+// action, and registers it (LODE_REGISTER_COMMAND, below):
 //
 //   void add_hello(Application& app) {
 //     auto o = std::make_shared<HelloOptions>();   // the parsed values live here
@@ -12,11 +12,12 @@
 //         .flag("--json", o->json, "print JSON")
 //         .action([o] { return hello(*o); });      // returns the exit status
 //   }
+//   LODE_REGISTER_COMMAND(90, add_hello);
 //
-// Values are kept as text and parsed by the action with the helpers of common.hpp, so
-// every bad value gets a message naming its option. Actions throw lode::UsageError for bad
-// input and let runtime errors propagate; Application::run() reports them and picks the
-// exit status (common.hpp).
+// Values are kept as text and parsed by the action (common.hpp, lode/format.hpp), so every
+// bad value gets a message naming its option. Actions throw lode::UsageError for bad input
+// and let runtime errors propagate; Application::run() reports them and picks the exit
+// status (common.hpp).
 //
 // Negative values need no care: CLI11 gives an option that takes a value the next word
 // even when it starts with '-', so `--theta -0.8`, `--theta=-0.8`, `-t -0.8` and `-t-0.8`

@@ -2,10 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <cstdlib>
 #include <exception>
 #include <new>
 
@@ -18,52 +14,6 @@ const Model& open_model(std::string_view name) {
   return Registry::global().get(name);  // UsageError naming the known models
 }
 
-namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// One number, the whole of `s` (a leading '+' allowed). False when it is not a number.
-bool parse_double(std::string_view s, double& out) {
-  s = trim(s);
-  if (s.size() > 1 && s.front() == '+' && s[1] != '-') s.remove_prefix(1);
-  if (s.empty()) return false;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  if (end != s.data() + s.size()) return false;
-  if (ec == std::errc::result_out_of_range) out = std::strtod(std::string(s).c_str(), nullptr);  // ±inf or ~0
-  return ec == std::errc() || ec == std::errc::result_out_of_range;
-}
-
-// Calls f(entry) for each comma-separated entry of `text`.
-template <class F>
-void for_each_entry(std::string_view text, F&& f) {
-  for (;;) {
-    const auto comma = text.find(',');
-    f(text.substr(0, comma));
-    if (comma == std::string_view::npos) return;
-    text.remove_prefix(comma + 1);
-  }
-}
-
-}  // namespace
-
-std::vector<double> parse_numbers(std::string_view option, std::string_view text) {
-  if (trim(text).empty()) throw UsageError(fmt::format("{}: expected a number (or a comma-separated list), got ''", option));
-  std::vector<double> out;
-  for_each_entry(text, [&](std::string_view entry) {
-    double v = 0.0;
-    if (trim(entry).empty())
-      throw UsageError(fmt::format("{}: empty entry in '{}' (values are separated by single commas)", option, text));
-    if (!parse_double(entry, v)) throw UsageError(fmt::format("{}: '{}' is not a number", option, trim(entry)));
-    if (!std::isfinite(v)) throw UsageError(fmt::format("{}: '{}' is not a finite number", option, trim(entry)));
-    out.push_back(v);
-  });
-  return out;
-}
-
 std::vector<double> parse_point(const Model& model, std::string_view option, std::string_view text) {
   if (text.empty()) return model.reference.at(0);
   std::vector<double> v = parse_numbers(option, text);
@@ -73,64 +23,6 @@ std::vector<double> parse_point(const Model& model, std::string_view option, std
                                  n == 1 ? "" : "s", fmt::join(model.parameters, ", "), v.size(),
                                  v.size() == 1 ? "" : "s", text));
   return v;
-}
-
-std::uint64_t parse_count(std::string_view option, std::string_view text, bool positive) {
-  const std::string_view s = trim(text);
-  std::uint64_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  const char* what = positive ? "a positive integer" : "a non-negative integer";
-  if (s.empty() || end != s.data() + s.size() || ec == std::errc::invalid_argument)
-    throw UsageError(fmt::format("{}: '{}' is not {}", option, text, what));
-  if (ec == std::errc::result_out_of_range) throw UsageError(fmt::format("{}: '{}' is too large", option, text));
-  if (positive && v == 0) throw UsageError(fmt::format("{}: '{}' is not {}", option, text, what));
-  return v;
-}
-
-std::string format_number(double v) { return fmt::format("{}", v); }
-
-std::string format_point(std::span<const double> values) {
-  if (values.size() == 1) return format_number(values[0]);
-  return fmt::format("({})", fmt::join(values, ", "));
-}
-
-std::string format_list(std::span<const double> values) { return fmt::format("[{}]", fmt::join(values, ", ")); }
-
-std::string format_short(double v, int digits) {
-  if (v == 0.0) v = 0.0;  // no "-0" in tables
-  return fmt::format("{:.{}g}", v, digits);
-}
-
-// ---------------------------------------------------------------------------------------
-// Table
-
-Table::Table(std::vector<std::string> headers, std::vector<Align> align) : align_(std::move(align)) {
-  align_.resize(headers.size(), Align::left);
-  rows_.push_back(std::move(headers));
-}
-
-void Table::add(std::vector<std::string> row) {
-  row.resize(align_.size());
-  rows_.push_back(std::move(row));
-}
-
-std::string Table::str(std::string_view indent) const {
-  std::vector<std::size_t> width(align_.size(), 0);
-  for (const auto& row : rows_)
-    for (std::size_t j = 0; j < row.size(); ++j) width[j] = std::max(width[j], row[j].size());
-  std::string out;
-  for (const auto& row : rows_) {
-    std::string line(indent);
-    for (std::size_t j = 0; j < row.size(); ++j) {
-      const std::string pad(width[j] - row[j].size(), ' ');
-      if (j > 0) line += "  ";
-      line += align_[j] == Align::right ? pad + row[j] : row[j] + pad;
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line;
-    out += '\n';
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <span>
 
+#include "lode/format.hpp"
+
 namespace lode::mining {
 
 namespace {
@@ -13,17 +15,9 @@ bool same_values(std::span<const double> a, std::span<const double> b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end());
 }
 
-// A value in the divergence message: 6 significant digits, no "-0" (as the CLI's tables).
-std::string short_number(double v) {
-  if (v == 0.0) v = 0.0;
-  return fmt::format("{:.6g}", v);
-}
-
-std::string short_values(std::span<const double> v) {
-  if (v.size() == 1) return short_number(v[0]);
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + short_number(v[i]);
-  return s + "]";
+// Choice i of a run's trace, or null for −1 (the address is not in that run).
+const Choice* choice_at(const Gold& g, std::ptrdiff_t i) {
+  return i >= 0 ? &g.trace.choices[static_cast<std::size_t>(i)] : nullptr;
 }
 
 }  // namespace
@@ -52,7 +46,7 @@ TraceDiff diff_traces(const Trace& ta, const Trace& tb) {
     } else if (!same_values(ta.value(a), tb.value(b))) {
       d.diverge = static_cast<std::ptrdiff_t>(i);
       d.diverge_text = fmt::format("choice {} '{}': value {} in run A, {} in run B", i, a.address.str(),
-                                   short_values(ta.value(a)), short_values(tb.value(b)));
+                                   format_short_values(ta.value(a)), format_short_values(tb.value(b)));
     }
   }
   for (std::size_t i = 0; i < ta.size(); ++i) {
@@ -102,13 +96,10 @@ Json diff_json(const Model& model, const RunDiff& d) {
     return Json{{"theta", p.theta}, {"seed", p.seed},   {"event", p.event},           {"x", g.x},
                 {"log_p", json_number(g.log_p)}, {"score", g.score}, {"choices", g.trace.size()}};
   };
-  const auto choice = [](const Gold& g, std::ptrdiff_t i) -> const Choice* {
-    return i >= 0 ? &g.trace.choices[static_cast<std::size_t>(i)] : nullptr;
-  };
   Json rows = Json::array();
   for (const DiffRow& r : d.diff.rows) {
-    const Choice* a = choice(d.a, r.index_a);
-    const Choice* b = choice(d.b, r.index_b);
+    const Choice* a = choice_at(d.a, r.index_a);
+    const Choice* b = choice_at(d.b, r.index_b);
     rows.push_back({{"address", r.address},
                     {"index_a", a ? Json(r.index_a) : Json(nullptr)},
                     {"index_b", b ? Json(r.index_b) : Json(nullptr)},
@@ -126,6 +117,35 @@ Json diff_json(const Model& model, const RunDiff& d) {
           {"diverge", same ? Json(nullptr) : Json{{"index", d.diff.diverge}, {"reason", d.diff.diverge_text}}},
           {"log_r", json_number(d.log_r)},
           {"choices", rows}};
+}
+
+std::string diff_text(const Model& model, const RunDiff& d) {
+  const Gold &a = d.a, &b = d.b;
+  const RunPoint &pa = d.a_point, &pb = d.b_point;
+  const bool same_z = d.diff.same_choices();
+  std::string out = fmt::format("{}: run A at theta = {}, seed {}, event {} ({} choices)\n", model.name,
+                                format_point(pa.theta), pa.seed, pa.event, a.trace.size());
+  out += fmt::format("{}  run B at theta = {}, seed {}, event {} ({} choices)\n\n", std::string(model.name.size(), ' '),
+                     format_point(pb.theta), pb.seed, pb.event, b.trace.size());
+  out += same_z ? "the runs make the same choices with the same values\n\n"
+                : fmt::format("the runs diverge at {}\n\n", d.diff.diverge_text);
+  Table table({"#A", "#B", "address", "value A", "value B", "log p A", "log p B", "share of log r", ""},
+              {Table::Align::right, Table::Align::right, Table::Align::left, Table::Align::right, Table::Align::right,
+               Table::Align::right, Table::Align::right, Table::Align::right, Table::Align::left});
+  for (const DiffRow& r : d.diff.rows) {
+    const Choice* ca = choice_at(a, r.index_a);
+    const Choice* cb = choice_at(b, r.index_b);
+    table.add({ca ? std::to_string(r.index_a) : "-", cb ? std::to_string(r.index_b) : "-", r.address,
+               ca ? format_short_values(a.trace.value(*ca)) : "-", cb ? format_short_values(b.trace.value(*cb)) : "-",
+               ca ? format_short(ca->log_p) : "-", cb ? format_short(cb->log_p) : "-", format_short(r.share), r.note});
+  }
+  out += table.str();
+  out += fmt::format("\nx A = {}, x B = {}\n", format_list(a.x), format_list(b.x));
+  out += fmt::format("log p A = {}, log p B = {}\n", format_number(a.log_p), format_number(b.log_p));
+  out += fmt::format("{} = {} (the sum of the shares)\n",
+                     same_z ? "log r(x,z|theta_A,theta_B)" : "log p A - log p B (different z: not a joint ratio)",
+                     format_number(d.log_r));
+  return out;
 }
 
 }  // namespace lode::mining

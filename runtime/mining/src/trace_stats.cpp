@@ -1,5 +1,7 @@
 #include "lode/mining/trace_stats.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -8,6 +10,7 @@
 
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
+#include "lode/format.hpp"
 
 namespace lode::mining {
 
@@ -261,6 +264,83 @@ Json trace_stats_json(const Model& model, std::span<const double> theta, std::sp
           {"score_events", s.score_events},
           {"score_variance", score_variance},
           {"score", score}};
+}
+
+// ---------------------------------------------------------------------------------------
+// Text
+
+namespace {
+
+std::string shares_text(const std::vector<VarianceShare>& shares, double total_variance) {
+  constexpr std::size_t kTop = 10;
+  const auto text = [](double v) { return std::isfinite(v) ? format_short(v) : std::string("-"); };
+  Table table({"name", "variance", "share"}, {Table::Align::left, Table::Align::right, Table::Align::right});
+  double rest = 0.0;
+  for (std::size_t k = 0; k < shares.size(); ++k) {
+    if (k < kTop)
+      table.add({shares[k].name, text(shares[k].variance), text(shares[k].share)});
+    else
+      rest += shares[k].share;
+  }
+  if (shares.size() > kTop) table.add({fmt::format("({} more)", shares.size() - kTop), "", format_short(rest)});
+  const bool defined = std::isfinite(total_variance) && total_variance > 0;
+  table.add({"total", text(total_variance), defined ? "1" : "-"});
+  if (!defined) return table.str("  ") + "  (no shares: the total does not vary over these events)\n";
+  return table.str("  ");
+}
+
+std::string occurrences_text(const char* key, const std::vector<std::string>& names,
+                             const std::vector<Occurrence>& counts, std::uint64_t ok) {
+  Table t({key, "events", "per event"}, {Table::Align::left, Table::Align::right, Table::Align::right});
+  for (std::size_t k = 0; k < names.size(); ++k)
+    t.add({names[k], std::to_string(counts[k].events),
+           format_short(static_cast<double>(counts[k].occurrences) / static_cast<double>(ok))});
+  return t.str("  ");
+}
+
+}  // namespace
+
+std::string trace_stats_text(const Model& model, std::span<const double> theta, std::span<const double> at,
+                             std::uint64_t seed, const TraceStats& s) {
+  std::string out = fmt::format("{}: events 0..{} of seed {} at theta = {}, log r against theta' = {}\n", model.name,
+                                s.events - 1, seed, format_point(theta), format_point(at));
+  out += fmt::format("{} events ran, {} failed{}\n", s.ok, s.failed,
+                     s.failed ? fmt::format(" (first: {})", s.first_failure) : std::string());
+  if (s.ok == 0) return out;
+  const LengthSummary len = summarize_lengths(s.lengths);
+  out += fmt::format("\nchoices per event (every record: sample, observe, factor, output):\n"
+                     "  min {}, mean {}, max {}; quantiles 5% {}, 50% {}, 95% {}\n",
+                     format_short(len.min), format_short(len.mean), format_short(len.max), format_short(len.q05),
+                     format_short(len.q50), format_short(len.q95));
+
+  out += "\naddresses by name:\n" + occurrences_text("name", s.names, s.name_counts, s.ok);
+  if (s.exact_overflow) {
+    out += fmt::format("(more than {} distinct addresses: not listed one by one)\n", kMaxExactAddresses);
+  } else {
+    out += fmt::format("\naddresses ({} distinct):\n", s.exact.size());
+    out += occurrences_text("address", s.exact, s.exact_counts, s.ok);
+  }
+
+  out += fmt::format("\nvariance of log r(x,z|theta,theta') by address name: per-event sums of log p(theta) - "
+                     "log p(theta') over {} events",
+                     s.log_r_events);
+  if (s.log_r_excluded() > 0) {
+    out += fmt::format(" ({} excluded: log r not finite", s.log_r_excluded());
+    if (s.log_r_impossible) out += fmt::format("; {} replays impossible at theta'", s.log_r_impossible);
+    if (s.log_r_failed) out += fmt::format("; {} replays failed at theta'", s.log_r_failed);
+    if (!s.first_impossible.empty()) out += fmt::format(", first: {}", s.first_impossible);
+    out += ")";
+  }
+  out += "; share = Cov(name, log r) / Var(log r)\n";
+  out += shares_text(s.log_r_shares, s.log_r_variance);
+  for (std::size_t i = 0; i < s.score_shares.size(); ++i) {
+    out += fmt::format("\nvariance of the score t_{} = dlogp/d{} by address name ({} events{})\n", i,
+                       model.parameters[i], s.score_events,
+                       s.score_excluded ? fmt::format(", {} with a non-finite score excluded", s.score_excluded)
+                                        : std::string());
+    out += shares_text(s.score_shares[i], s.score_variance[i]);
+  }
+  return out;
 }
 
 }  // namespace lode::mining

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/mining/running_mean.hpp"
 #include "lode/mining/trace_json.hpp"
@@ -106,6 +107,11 @@ GoldCheck check_gold(const Model& model, std::span<const double> theta, const Go
 Json gold_check_json(const Model& model, std::span<const double> theta, const GoldCheckOptions& options,
                      const GoldCheck& check);
 
+/// `lode check`: a heading, then the refusal, or (a) with its failures, a table of (b) and
+/// (c), the failed events; last "PASSED" or "FAILED". (gold_check_text.cpp)
+std::string gold_check_text(const Model& model, std::span<const double> theta, const GoldCheckOptions& options,
+                            const GoldCheck& check);
+
 /// The gold identities of the main job (`lode demo`): events 0..n−1 drawn at θ1 with the
 /// score t(x,z|θ1) and the ratio r(x,z|θ0,θ1).
 struct GoldIdentities {
@@ -119,5 +125,16 @@ struct GoldIdentities {
 };
 GoldIdentities mine_gold_identities(const Model& model, std::span<const double> theta0,
                                     std::span<const double> theta1, std::uint64_t seed, std::uint64_t n);
+
+/// What `lode demo` prints after its heading: event 0 of stream `seed` at θ0 (`gold`, mined
+/// with the one extra point θ1): x, log p, the score and log r.
+std::string demo_event_text(const Model& model, std::span<const double> theta0, std::span<const double> theta1,
+                            std::uint64_t seed, const Gold& gold);
+/// What `lode demo` prints next: the mining time, E[t] = 0 and E[r] = 1 with their
+/// Monte-Carlo errors and, for a model with an exact likelihood, the mean of r per x against
+/// the exact ratio (the 9 most frequent x) and, for one parameter, the Fisher information of
+/// x at θ1 against the joint one. Evaluates the model's exact likelihood.
+std::string gold_identities_text(const Model& model, std::span<const double> theta0, std::span<const double> theta1,
+                                 std::uint64_t n, const GoldIdentities& id);
 
 }  // namespace lode::mining

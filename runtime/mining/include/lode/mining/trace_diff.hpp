@@ -57,4 +57,8 @@ RunDiff diff_runs(const Model& model, const RunPoint& a, const RunPoint& b);
 /// index_a, index_b, value_a, value_b, log_p_a, log_p_b, share}]} (null where missing).
 Json diff_json(const Model& model, const RunDiff& d);
 
+/// `lode trace --diff`: both runs, where they diverge, a table of the addresses (both indices,
+/// values and log densities, the share and a note), x, log p and the sum of the shares.
+std::string diff_text(const Model& model, const RunDiff& d);
+
 }  // namespace lode::mining

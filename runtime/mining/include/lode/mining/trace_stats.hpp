@@ -88,4 +88,10 @@ TraceStats trace_stats(const Model& model, std::span<const double> theta, std::s
 Json trace_stats_json(const Model& model, std::span<const double> theta, std::span<const double> at,
                       std::uint64_t seed, const TraceStats& s);
 
+/// `lode trace --stats`: the events that ran and failed; when some ran, the trace lengths,
+/// the address tables and the variance shares of log r and of each score component (the
+/// top 10 names of each, the rest summed).
+std::string trace_stats_text(const Model& model, std::span<const double> theta, std::span<const double> at,
+                             std::uint64_t seed, const TraceStats& s);
+
 }  // namespace lode::mining

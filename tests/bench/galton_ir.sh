@@ -1,7 +1,7 @@
 #!/bin/bash
 # Instructions per galton event (callgrind), for a source tree with a built `build/`:
-#   tools/bench/galton_ir.sh [TREE]      (default: this tree)
-# Builds tools/bench/galton_ir.cpp against TREE's runtime and models (the flags of the
+#   tests/bench/galton_ir.sh [TREE]      (default: this tree)
+# Builds tests/bench/galton_ir.cpp against TREE's runtime and models (the flags of the
 # Release build), runs 1000 and 3000 events under callgrind per mode and prints the
 # difference / 2000 (start-up and the first events cancel out).
 set -e

@@ -32,70 +32,6 @@ namespace {
 
 using mining::ThetaSpec;
 
-std::pair<double, double> parse_range(std::string_view option, std::string_view spec, std::string_view entry) {
-  const auto dots = entry.find("..");
-  if (dots == std::string_view::npos)
-    throw UsageError(fmt::format("{}: '{}' in '{}' is not a range LO..HI", option, entry, spec));
-  const std::vector<double> lo = parse_numbers(option, entry.substr(0, dots));
-  const std::vector<double> hi = parse_numbers(option, entry.substr(dots + 2));
-  if (lo.size() != 1 || hi.size() != 1 || !(lo[0] <= hi[0]))
-    throw UsageError(fmt::format("{}: '{}' in '{}' is not a range LO..HI with LO <= HI", option, entry, spec));
-  return {lo[0], hi[0]};
-}
-
-std::vector<std::string_view> split(std::string_view text, char sep) {
-  std::vector<std::string_view> out;
-  for (;;) {
-    const auto at = text.find(sep);
-    out.push_back(text.substr(0, at));
-    if (at == std::string_view::npos) return out;
-    text.remove_prefix(at + 1);
-  }
-}
-
-ThetaSpec parse_spec(const Model& model, std::string_view option, const std::string& text) {
-  ThetaSpec s;
-  const std::size_t d = model.parameters.size();
-  const auto check_count = [&](std::size_t got) {
-    if (got != d)
-      throw UsageError(fmt::format("{}: model '{}' has {} parameter{} ({}), '{}' gives {}", option, model.name, d,
-                                   d == 1 ? "" : "s", fmt::join(model.parameters, ", "), text, got));
-  };
-  if (text.empty())
-    throw UsageError(fmt::format("{}: missing (a point V[,V...], prior, uniform:LO..HI[,...] or grid:LO..HI:N[,...])",
-                                 option));
-  if (text == "prior") {
-    s.kind = ThetaSpec::Kind::prior;
-    if (model.prior.empty()) throw UsageError(fmt::format("{}: model '{}' has no prior to sample", option, model.name));
-  } else if (text.starts_with("uniform:")) {
-    s.kind = ThetaSpec::Kind::uniform;
-    for (std::string_view e : split(std::string_view(text).substr(8), ',')) s.box.push_back(parse_range(option, text, e));
-    check_count(s.box.size());
-  } else if (text.starts_with("grid:")) {
-    s.kind = ThetaSpec::Kind::grid;
-    std::uint64_t size = 1;
-    for (std::string_view e : split(std::string_view(text).substr(5), ',')) {
-      const auto colon = e.rfind(':');
-      if (colon == std::string_view::npos)
-        throw UsageError(fmt::format("{}: '{}' in '{}' is not LO..HI:N", option, e, text));
-      s.box.push_back(parse_range(option, text, e.substr(0, colon)));
-      const std::uint64_t n = parse_count(option, e.substr(colon + 1), /*positive=*/true);
-      if (n > (std::uint64_t{1} << 62) / size)
-        throw UsageError(fmt::format("{}: the grid '{}' has too many points", option, text));
-      s.counts.push_back(n);
-      size *= n;
-    }
-    check_count(s.box.size());
-  } else if (text.find(':') != std::string::npos || (text.find_first_not_of("0123456789+-.,eE \t") != std::string::npos)) {
-    throw UsageError(fmt::format(
-        "{}: '{}' is not a point V[,V...], prior, uniform:LO..HI[,...] or grid:LO..HI:N[,...]", option, text));
-  } else {
-    s.point = parse_point(model, option, text);
-  }
-  s.text = text;
-  return s;
-}
-
 struct MineOptions {
   std::string model, out, events, mode, theta0, theta1, theta, seed = "1", threads = "1", shard_size = "100000";
   bool resume = false, strict = false;
@@ -116,12 +52,12 @@ int mine(const MineOptions& o) {
   job.purpose = *purpose;
   if (job.purpose == schema::Purpose::ratio) {
     if (!o.theta.empty()) throw UsageError("--theta: not used with --for ratio (give --theta0 and --theta1)");
-    job.theta0 = parse_spec(model, "--theta0", o.theta0);
-    job.theta1 = parse_spec(model, "--theta1", o.theta1);
+    job.theta0 = mining::parse_theta_spec(model, "--theta0", o.theta0);
+    job.theta1 = mining::parse_theta_spec(model, "--theta1", o.theta1);
   } else {
     if (!o.theta0.empty() || !o.theta1.empty())
       throw UsageError(fmt::format("--theta0/--theta1: not used with --for {} (give --theta)", o.mode));
-    job.theta0 = parse_spec(model, "--theta", o.theta);
+    job.theta0 = mining::parse_theta_spec(model, "--theta", o.theta);
     if (job.purpose == schema::Purpose::local && job.theta0.kind != ThetaSpec::Kind::point)
       throw UsageError(fmt::format("--theta: --for local needs one point V[,V...], got '{}'", o.theta));
   }

@@ -119,8 +119,8 @@ struct CommandRegistration {
 void add_registered_commands(Application& app);
 
 /// A command that `lode` forwards to lode-estimators: its name and --help summary.
+/// (Listed after the registered commands, in table order.)
 struct ForwardedCommand {
-  int rank;
   const char* name;
   const char* summary;
 };

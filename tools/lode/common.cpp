@@ -14,17 +14,6 @@ const Model& open_model(std::string_view name) {
   return Registry::global().get(name);  // UsageError naming the known models
 }
 
-std::vector<double> parse_point(const Model& model, std::string_view option, std::string_view text) {
-  if (text.empty()) return model.reference.at(0);
-  std::vector<double> v = parse_numbers(option, text);
-  const std::size_t n = model.parameters.size();
-  if (v.size() != n)
-    throw UsageError(fmt::format("{}: model '{}' has {} parameter{} ({}), got {} value{} in '{}'", option, model.name, n,
-                                 n == 1 ? "" : "s", fmt::join(model.parameters, ", "), v.size(),
-                                 v.size() == 1 ? "" : "s", text));
-  return v;
-}
-
 // ---------------------------------------------------------------------------------------
 // Errors
 

@@ -27,10 +27,6 @@ inline constexpr int kExitUsage = 2;    ///< bad command line: unknown model, ba
 /// The model registered under `name`; throws UsageError naming it and the known models.
 const Model& open_model(std::string_view name);
 
-/// A parameter point of `model`: parse_numbers() plus a check that there is one value
-/// per parameter. An empty `text` gives the model's first reference point.
-std::vector<double> parse_point(const Model& model, std::string_view option, std::string_view text);
-
 /// Prints "lode[ COMMAND]: error: MESSAGE" for the exception being handled (call it from
 /// a catch block) and returns the exit status it deserves: kExitUsage for UsageError,
 /// kExitFailure for everything else.

@@ -10,9 +10,9 @@
 namespace lode::cli {
 
 const ForwardedCommand kForwardedCommands[] = {
-    {80, "train", "Train a ratio or score estimator on a mined dataset"},
-    {90, "evaluate", "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x"},
-    {100, "infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets"},
+    {"train", "Train a ratio or score estimator on a mined dataset"},
+    {"evaluate", "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x"},
+    {"infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets"},
 };
 const std::size_t kForwardedCommandCount = sizeof(kForwardedCommands) / sizeof(kForwardedCommands[0]);
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "lode/error.hpp"
+#include "lode/format.hpp"
 #include "lode/rng.hpp"
 
 namespace lode::mining {
@@ -130,6 +131,77 @@ void ThetaSpec::draw(const Model& model, std::uint64_t seed, std::uint64_t row, 
       break;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing, for the edges (the command line, Python)
+
+namespace {
+
+std::pair<double, double> parse_range(std::string_view option, std::string_view spec, std::string_view entry) {
+  const auto dots = entry.find("..");
+  if (dots == std::string_view::npos)
+    throw UsageError(fmt::format("{}: '{}' in '{}' is not a range LO..HI", option, entry, spec));
+  const std::vector<double> lo = parse_numbers(option, entry.substr(0, dots));
+  const std::vector<double> hi = parse_numbers(option, entry.substr(dots + 2));
+  if (lo.size() != 1 || hi.size() != 1 || !(lo[0] <= hi[0]))
+    throw UsageError(fmt::format("{}: '{}' in '{}' is not a range LO..HI with LO <= HI", option, entry, spec));
+  return {lo[0], hi[0]};
+}
+
+std::vector<std::string_view> split(std::string_view text, char sep) {
+  std::vector<std::string_view> out;
+  for (;;) {
+    const auto at = text.find(sep);
+    out.push_back(text.substr(0, at));
+    if (at == std::string_view::npos) return out;
+    text.remove_prefix(at + 1);
+  }
+}
+
+}  // namespace
+
+ThetaSpec parse_theta_spec(const Model& model, std::string_view option, std::string_view text) {
+  ThetaSpec s;
+  const std::size_t d = model.parameters.size();
+  const auto check_count = [&](std::size_t got) {
+    if (got != d)
+      throw UsageError(fmt::format("{}: model '{}' has {} parameter{} ({}), '{}' gives {}", option, model.name, d,
+                                   d == 1 ? "" : "s", fmt::join(model.parameters, ", "), text, got));
+  };
+  if (text.empty())
+    throw UsageError(fmt::format("{}: missing (a point V[,V...], prior, uniform:LO..HI[,...] or grid:LO..HI:N[,...])",
+                                 option));
+  if (text == "prior") {
+    s.kind = ThetaSpec::Kind::prior;
+    if (model.prior.empty()) throw UsageError(fmt::format("{}: model '{}' has no prior to sample", option, model.name));
+  } else if (text.starts_with("uniform:")) {
+    s.kind = ThetaSpec::Kind::uniform;
+    for (std::string_view e : split(text.substr(8), ',')) s.box.push_back(parse_range(option, text, e));
+    check_count(s.box.size());
+  } else if (text.starts_with("grid:")) {
+    s.kind = ThetaSpec::Kind::grid;
+    std::uint64_t size = 1;
+    for (std::string_view e : split(text.substr(5), ',')) {
+      const auto colon = e.rfind(':');
+      if (colon == std::string_view::npos)
+        throw UsageError(fmt::format("{}: '{}' in '{}' is not LO..HI:N", option, e, text));
+      s.box.push_back(parse_range(option, text, e.substr(0, colon)));
+      const std::uint64_t n = parse_count(option, e.substr(colon + 1), /*positive=*/true);
+      if (n > (std::uint64_t{1} << 62) / size)
+        throw UsageError(fmt::format("{}: the grid '{}' has too many points", option, text));
+      s.counts.push_back(n);
+      size *= n;
+    }
+    check_count(s.box.size());
+  } else if (text.find(':') != std::string_view::npos || (text.find_first_not_of("0123456789+-.,eE \t") != std::string_view::npos)) {
+    throw UsageError(fmt::format(
+        "{}: '{}' is not a point V[,V...], prior, uniform:LO..HI[,...] or grid:LO..HI:N[,...]", option, text));
+  } else {
+    s.point = parse_point(model, option, text);
+  }
+  s.text = std::string(text);
+  return s;
 }
 
 }  // namespace lode::mining

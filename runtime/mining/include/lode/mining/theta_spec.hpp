@@ -1,6 +1,7 @@
 // lode/mining/theta_spec.hpp — how the parameter point θ of each mined row is chosen: a
-// fixed point, the model's prior, a uniform box or a grid. A plain value: parsing text such
-// as "grid:-1..1:5" belongs to the caller (the lode tool); `text` is what meta.json records.
+// fixed point, the model's prior, a uniform box or a grid. A plain value that the mining job
+// takes as it is; parse_theta_spec() reads the text form ("grid:-1..1:5") for the edges that
+// take text (the command line, Python); `text` is what meta.json records.
 //
 // Row i of a job with seed S draws from the Philox stream (S, i, stream), so a row depends
 // only on (S, i): never on threads, shards or interruptions.
@@ -8,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,5 +47,10 @@ struct ThetaSpec {
   /// θ of row `row` into out[0 .. model.parameters.size()).
   void draw(const Model& model, std::uint64_t seed, std::uint64_t row, std::uint64_t stream, double* out) const;
 };
+
+/// Reads SPEC = a point `V[,V...]` | `prior` | `uniform:LO..HI[,...]` | `grid:LO..HI:N[,...]`
+/// for `model` (one range per parameter). Throws UsageError naming `option` ("--theta0"),
+/// the text and what is wrong.
+ThetaSpec parse_theta_spec(const Model& model, std::string_view option, std::string_view text);
 
 }  // namespace lode::mining

@@ -1,6 +1,7 @@
 #include "lode/format.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -8,18 +9,16 @@
 #include <cstdlib>
 
 #include "lode/error.hpp"
+#include "lode/model.hpp"
 
 namespace lode {
 
-namespace {
-
-std::string_view trim(std::string_view s) {
+std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
 
-// One number, the whole of `s` (a leading '+' allowed). False when it is not a number.
 bool parse_double(std::string_view s, double& out) {
   s = trim(s);
   if (s.size() > 1 && s.front() == '+' && s[1] != '-') s.remove_prefix(1);
@@ -29,8 +28,6 @@ bool parse_double(std::string_view s, double& out) {
   if (ec == std::errc::result_out_of_range) out = std::strtod(std::string(s).c_str(), nullptr);  // ±inf or ~0
   return ec == std::errc() || ec == std::errc::result_out_of_range;
 }
-
-}  // namespace
 
 std::vector<double> parse_numbers(std::string_view option, std::string_view text) {
   if (trim(text).empty()) throw UsageError(fmt::format("{}: expected a number (or a comma-separated list), got ''", option));
@@ -112,6 +109,17 @@ std::string Table::str(std::string_view indent) const {
     out += '\n';
   }
   return out;
+}
+
+std::vector<double> parse_point(const Model& model, std::string_view option, std::string_view text) {
+  if (text.empty()) return model.reference.at(0);
+  std::vector<double> v = parse_numbers(option, text);
+  const std::size_t n = model.parameters.size();
+  if (v.size() != n)
+    throw UsageError(fmt::format("{}: model '{}' has {} parameter{} ({}), got {} value{} in '{}'", option, model.name, n,
+                                 n == 1 ? "" : "s", fmt::join(model.parameters, ", "), v.size(),
+                                 v.size() == 1 ? "" : "s", text));
+  return v;
 }
 
 }  // namespace lode

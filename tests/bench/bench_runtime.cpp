@@ -18,6 +18,7 @@
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/models/galton.hpp"
+#include "plain_galton.hpp"
 
 using namespace lode;
 
@@ -25,34 +26,7 @@ namespace {
 
 const Model& galton() { return Registry::global().get("galton"); }
 
-// The same board, by hand: doubles, the same Philox stream, log p and d log p/dθ accumulated
-// by hand (the derivative as a hand-written simulator would need it for the score).
-struct PlainResult {
-  int x;
-  double log_p, score;
-};
-PlainResult plain_galton(double theta, std::uint64_t seed, std::uint64_t event) {
-  Rng rng(seed, event);
-  int pos = models::kGaltonStart;
-  double log_p = 0.0, score = 0.0;
-  for (int level = 0; level < models::kGaltonRows; ++level) {
-    const double f = std::sin(3.14159265358979323846 * level / (models::kGaltonRows - 1));
-    const double h = 2.0 * pos / (models::kGaltonNails - 1) - 1.0;
-    const double s = sigmoid(10.0 * theta * h);
-    const double p = (1.0 - f) / 2.0 + f * s;
-    const double dp = f * s * (1.0 - s) * 10.0 * h;
-    const bool left = rng.uniform() < p;
-    if (left) {
-      log_p += std::log(p);
-      score += dp / p;
-    } else {
-      log_p += std::log1p(-p);
-      score -= dp / (1.0 - p);
-    }
-    pos += left ? -(level % 2) : (1 - level % 2);
-  }
-  return {pos, log_p, score};
-}
+using bench::plain_galton;
 
 void galton_plain(benchmark::State& state) {
   std::uint64_t e = 0;

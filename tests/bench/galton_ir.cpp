@@ -15,33 +15,8 @@
 
 #include "lode/driver.hpp"
 #include "lode/models/galton.hpp"
+#include "plain_galton.hpp"
 
-namespace {
-// The same as plain_galton in bench_runtime.cpp.
-double plain_galton(double theta, std::uint64_t seed, std::uint64_t event) {
-  namespace m = lode::models;
-  lode::Rng rng(seed, event);
-  int pos = m::kGaltonStart;
-  double log_p = 0.0, score = 0.0;
-  for (int level = 0; level < m::kGaltonRows; ++level) {
-    const double f = std::sin(3.14159265358979323846 * level / (m::kGaltonRows - 1));
-    const double h = 2.0 * pos / (m::kGaltonNails - 1) - 1.0;
-    const double s = lode::sigmoid(10.0 * theta * h);
-    const double p = (1.0 - f) / 2.0 + f * s;
-    const double dp = f * s * (1.0 - s) * 10.0 * h;
-    const bool left = rng.uniform() < p;
-    if (left) {
-      log_p += std::log(p);
-      score += dp / p;
-    } else {
-      log_p += std::log1p(-p);
-      score -= dp / (1.0 - p);
-    }
-    pos += left ? -(level % 2) : (1 - level % 2);
-  }
-  return log_p + score + pos;
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 3) return 2;
@@ -49,7 +24,10 @@ int main(int argc, char** argv) {
   const long n = std::atol(argv[2]);
   if (mode == 4) {
     double s = 0;
-    for (long e = 0; e < n; ++e) s += plain_galton(-0.8, 1, static_cast<std::uint64_t>(e));
+    for (long e = 0; e < n; ++e) {
+      const auto r = lode::bench::plain_galton(-0.8, 1, static_cast<std::uint64_t>(e));
+      s += r.log_p + r.score + r.x;
+    }
     std::printf("%g\n", s);
     return 0;
   }

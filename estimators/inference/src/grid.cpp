@@ -1,6 +1,8 @@
 // Parameter grids: parsing "LO..HI:N[,...]", points and edges.
 #include "lode/inference/grid.hpp"
 
+#include "lode/format.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -11,20 +13,8 @@ namespace lode::inference {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // A finite number that is the whole of `s` (a leading '+' allowed).
-bool parse_finite(std::string_view s, double& out) {
-  s = trim(s);
-  if (s.size() > 1 && s.front() == '+' && s[1] != '-') s.remove_prefix(1);
-  if (s.empty()) return false;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size() && std::isfinite(out);
-}
+bool parse_finite(std::string_view s, double& out) { return parse_double(s, out) && std::isfinite(out); }
 
 }  // namespace
 

@@ -12,6 +12,12 @@
 
 namespace lode {
 
+/// `s` without leading and trailing blanks and tabs.
+std::string_view trim(std::string_view s) noexcept;
+/// One number, the whole of `s` after trim() (a leading '+' allowed; ±inf for values out of
+/// range). False when it is not a number.
+bool parse_double(std::string_view s, double& out);
+
 /// A comma-separated list of finite numbers ("-0.8", "1,2.5e-3,-4"; blanks around entries
 /// and a leading '+' allowed). Throws UsageError naming `option` and the offending text on an
 /// empty entry, a non-number, NaN or ±inf.
@@ -19,6 +25,12 @@ std::vector<double> parse_numbers(std::string_view option, std::string_view text
 
 /// A non-negative integer ("0", "17"); with `positive`, zero is refused as well.
 std::uint64_t parse_count(std::string_view option, std::string_view text, bool positive = false);
+
+struct Model;
+/// A parameter point of `model`: parse_numbers() plus a check that there is one value per
+/// parameter (the message names the option, the model and its parameters). An empty `text`
+/// gives the model's first reference point.
+std::vector<double> parse_point(const Model& model, std::string_view option, std::string_view text);
 
 /// Shortest text that reads back as exactly `v` ("-0.8", "15", "1e-300", "-inf").
 std::string format_number(double v);

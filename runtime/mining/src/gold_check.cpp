@@ -131,13 +131,15 @@ FdCheck check_score_finite_differences(const Model& model, std::span<const doubl
   return r;
 }
 
-RunningMean score_mean(const Model& model, std::span<const double> theta, std::uint64_t seed, std::uint64_t events,
-                       CheckFailures& failures) {
-  GoldMiner miner(model, GoldOptions{.keep_trace = false});
-  RunningMean m(theta.size());
+namespace {
+// The mean of value(e) over events 0..events-1: failed runs are counted in `failures`, a
+// gold refusal stops the loop (it would refuse every event).
+template <class Value>
+RunningMean mean_over_events(std::size_t dim, std::uint64_t events, CheckFailures& failures, Value value) {
+  RunningMean m(dim);
   for (std::uint64_t e = 0; e < events; ++e) {
     try {
-      m.add(miner(theta, seed, e).score);
+      value(m, e);
     } catch (const GoldRefused& refused) {
       failures.gold_refused = refused.reason();
       break;
@@ -147,24 +149,23 @@ RunningMean score_mean(const Model& model, std::span<const double> theta, std::u
   }
   return m;
 }
+}  // namespace
+
+RunningMean score_mean(const Model& model, std::span<const double> theta, std::uint64_t seed, std::uint64_t events,
+                       CheckFailures& failures) {
+  GoldMiner miner(model, GoldOptions{.keep_trace = false});
+  return mean_over_events(theta.size(), events, failures,
+                          [&](RunningMean& m, std::uint64_t e) { m.add(miner(theta, seed, e).score); });
+}
 
 RunningMean ratio_mean(const Model& model, std::span<const double> theta, std::span<const double> other,
                        std::uint64_t seed, std::uint64_t events, CheckFailures& failures) {
   GoldMiner miner(model, GoldOptions{.score = false, .keep_trace = false});
   const std::vector<std::vector<double>> at = {std::vector<double>(theta.begin(), theta.end())};
-  RunningMean m(1);
-  for (std::uint64_t e = 0; e < events; ++e) {
-    try {
-      const Gold& g = miner(other, seed, e, at);
-      m.add(std::exp(g.log_p_at[0] - g.log_p));
-    } catch (const GoldRefused& refused) {
-      failures.gold_refused = refused.reason();
-      break;
-    } catch (const RunError& err) {
-      failures.add(err);
-    }
-  }
-  return m;
+  return mean_over_events(1, events, failures, [&](RunningMean& m, std::uint64_t e) {
+    const Gold& g = miner(other, seed, e, at);
+    m.add(std::exp(g.log_p_at[0] - g.log_p));
+  });
 }
 
 GoldCheck check_gold(const Model& model, std::span<const double> theta, const GoldCheckOptions& o) {

@@ -1,18 +1,9 @@
 // lode check MODEL [--theta P] [--at P]... [-n N] [--seed S] [--json]
 //
-// Verifies a model's gold at θ:
-//   (a) the joint score t(x,z|θ) against 5-point central finite differences of the replayed
-//       log p(x,z|θ) on min(N, 100) events; on a failure, the first choice whose recorded
-//       ∂log p/∂θ disagrees with finite differences of its own replayed log p is named (and
-//       the first non-finite contribution, if any);
-//   (b) E[t(x,z|θ)] = 0 over N events drawn at θ, within 4 Monte-Carlo standard errors per
-//       component;
-//   (c) for each --at point θ' (default: the model's second reference point),
-//       E[r(x,z|θ,θ')] = 1 over N events drawn at θ', within 4 standard errors.
-// Events that fail with a RunError are counted and reported (they do not fail the check);
-// a model that refuses gold (an output depends on θ at fixed z) fails it, naming the output.
-// Exit status 0 when everything holds, 1 otherwise, 2 for a bad command line. The checks and
-// their report are lode::mining's (lode/mining/gold_check.hpp); this file parses, calls and prints.
+// Verifies a model's gold: (a) the score against finite differences on min(N, 100) events,
+// (b) E[t] = 0 and (c) E[r] = 1 per --at point over N events, within 4 standard errors. The
+// checks and their report are lode::mining's (lode/mining/gold_check.hpp); this file parses,
+// calls and prints. Exit status 0 when everything holds, 1 otherwise, 2 for a bad command line.
 #include <fmt/format.h>
 
 #include <memory>

@@ -1,14 +1,9 @@
 // lode mine MODEL --out DIR -n N --for ratio|local|density [--theta0 SPEC --theta1 SPEC | --theta SPEC]
 //           [--seed S] [--threads T] [--shard-size K] [--resume] [--strict]
 //
-// Mines N events with their gold into a dataset directory (SPEC §4). The engine, and what
-// the files hold, is lode::mining::mine (lode/mining/job.hpp; the directory's layout while
-// mining: lode/mining/shard_store.hpp). Here: the options, SPEC parsed into a
-// lode::mining::ThetaSpec, and the progress bar (the summary: lode/mining/job_text.hpp).
-//
-// SPEC is a point `V[,V...]`, `prior`, `uniform:LO..HI[,LO..HI...]` or
-// `grid:LO..HI:N[,LO..HI:N...]` (row i takes grid point i mod the grid size, row-major:
-// the last parameter varies fastest); meta.json records it as written.
+// Mines N events with their gold into a dataset directory (SPEC §4). The engine, and what the
+// files hold, is lode::mining::mine (lode/mining/job.hpp, shard_store.hpp); SPEC is read by
+// lode::mining::parse_theta_spec. Here: the options, the progress bar and the summary.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>

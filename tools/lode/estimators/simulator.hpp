@@ -9,9 +9,10 @@
 
 #include <exception>
 #include <string>
+#include <utility>
 
-#include "lode/driver.hpp"
 #include "lode/estimators/estimator.hpp"
+#include "lode/mining/simulate.hpp"
 #include "lode/model.hpp"
 
 namespace lode::cli {
@@ -29,20 +30,12 @@ inline estimators::Simulate model_simulator(const std::string& model, const std:
   if (check_now) open();
   return [open](std::span<const double> theta, std::size_t n, std::uint64_t seed) {
     const Model* m = open();
-    Simulator sim(*m);
-    estimators::Matrix xs(0, m->observables.size());
-    for (std::size_t i = 0; i < n; ++i) {
-      try {
-        const std::vector<double>& xi = sim(theta, seed, i);
-        xs.data.insert(xs.data.end(), xi.begin(), xi.end());
-        ++xs.rows;
-      } catch (const lode::Error&) {
-        // left out of the histogram
-      }
-    }
-    if (xs.rows == 0)
+    mining::Simulations sims = mining::simulate_events(*m, theta, n, seed);  // failed runs left out
+    if (sims.rows == 0)
       throw estimators::EstimatorError(
           fmt::format("SALLINO: every simulation of '{}' at θ = {} failed", m->name, fmt::join(theta, ",")));
+    estimators::Matrix xs(sims.rows, sims.cols);
+    xs.data = std::move(sims.data);
     return xs;
   };
 }

@@ -60,8 +60,10 @@ bool is_theta(schema::Column c) {
 ShardStore::ShardStore(const MiningJob& job) : job_(job), arrays_(job.arrays()) {
   const bool ratio = job.purpose == schema::Purpose::ratio;
   const auto text = [](const ThetaSpec& s) { return s.text.empty() ? s.describe() : s.text; };
-  const json specs = ratio ? json{{"theta0", text(job.theta0)}, {"theta1", text(job.theta1)}}
-                           : json{{"theta", text(job.theta0)}};
+  using schema::Column;
+  const json specs = ratio ? json{{schema::name(Column::theta0), text(job.theta0)},
+                                  {schema::name(Column::theta1), text(job.theta1)}}
+                           : json{{schema::name(Column::theta), text(job.theta0)}};
   identity_ = {{"model", job.model->name},
                {"mode", schema::name(job.purpose)},
                {"theta", specs},

@@ -94,6 +94,18 @@ TEST_CASE("lode train + evaluate: galton, agreement with the library and the exa
   const std::string sc = scratch("score.npy");
   require_ok(run_lode({"evaluate", "--model", model, "--x", xs, "--theta0", "-0.8", "--score", "--out", sc}));
   CHECK(lode::npy::read(sc).data == e.score(x, std::vector<double>{-0.8}).data);
+  // --exact --score: the exact score t(x|θ0) (it used to be ignored, writing log p).
+  const std::string exs = scratch("exact_score.npy");
+  require_ok(run_lode({"evaluate", "--exact", "galton", "--x", xs, "--theta0", "-0.8", "--score", "--out", exs}));
+  const lode::npy::Array ts = lode::npy::read(exs);
+  REQUIRE(ts.shape == std::vector<std::size_t>{32, 1});
+  double grad = 0;
+  galton.exact_log_likelihood(x15, t0, &grad);
+  CHECK(ts.data[15] == grad);
+  CHECK(ts.data[15] == Approx(1.5696).margin(5e-5));  // SPEC §3 check value t(x=15|θ=−0.8)
+  check_fails({"evaluate", "--exact", "galton", "--x", xs, "--theta0", "-0.8", "--spread", scratch("s.npy"), "--out",
+               scratch("o.npy")},
+              "not with --exact");
 }
 
 TEST_CASE("lode train / evaluate: bad input", "[cli][estimators][errors]") {

@@ -24,8 +24,7 @@ struct EvaluateOptions {
   bool score = false;
 };
 
-// Reads observations for evaluation: (rows,) or (rows, cols), finite values. Errors name
-// the option, the file, and the row and column of a bad value.
+// Observations (rows,) or (rows, cols), finite; errors name option, file, row and column.
 est::Matrix read_matrix(const std::string& option, const std::string& path) {
   npy::Array a;
   try {
@@ -47,8 +46,8 @@ est::Matrix read_matrix(const std::string& option, const std::string& path) {
   return m;
 }
 
-// --exact MODEL: the model's exact log p(x|θ0) (and log r = log p(x|θ0) − log p(x|θ1) with
-// --theta1), the reference estimators are compared with.
+// --exact MODEL: the model's exact log p(x|θ0), log r = log p(x|θ0) − log p(x|θ1) with
+// --theta1, or the score with --score: the reference estimators are compared with.
 int evaluate_exact(const EvaluateOptions& o) {
   const Model& model = open_model(o.exact);
   if (!model.exact_log_likelihood)
@@ -60,16 +59,20 @@ int evaluate_exact(const EvaluateOptions& o) {
   if (o.theta0.empty()) throw UsageError("--theta0 is required");
   const std::vector<double> t0 = parse_point(model, "--theta0", o.theta0);
   const std::vector<double> t1 = o.theta1.empty() ? std::vector<double>{} : parse_point(model, "--theta1", o.theta1);
-  std::vector<double> out(x.rows);
+  if (!o.spread.empty()) throw UsageError("--spread: only for trained ensembles (--model), not with --exact");
+  // --score: the exact score t(x|θ0) = ∇θ log p(x|θ0) (= ∇θ0 log r(x|θ0,θ1)), one row per x.
+  const std::size_t cols = o.score ? t0.size() : 1;
+  std::vector<double> out(x.rows * cols);
   for (std::size_t r = 0; r < x.rows; ++r) {
-    out[r] = model.exact_log_likelihood(x.row(r), t0, nullptr);
-    if (!t1.empty()) out[r] -= model.exact_log_likelihood(x.row(r), t1, nullptr);
+    if (o.score) model.exact_log_likelihood(x.row(r), t0, &out[r * cols]);  // writes the gradient
+    else out[r] = model.exact_log_likelihood(x.row(r), t0, nullptr) -
+                  (t1.empty() ? 0.0 : model.exact_log_likelihood(x.row(r), t1, nullptr));
   }
-  npy::write(o.out, out.size(), 1, out);
-  fmt::print(stderr, "lode evaluate: {} exact values of {} from model {} -> {}\n", out.size(),
-             t1.empty() ? fmt::format("log p(x|{})", format_point(t0))
-                        : fmt::format("log r(x|{}, {})", format_point(t0), format_point(t1)),
-             model.name, o.out);
+  npy::write(o.out, x.rows, cols, out);
+  const std::string what = o.score      ? fmt::format("t(x|{})", format_point(t0))
+                           : t1.empty() ? fmt::format("log p(x|{})", format_point(t0))
+                                        : fmt::format("log r(x|{}, {})", format_point(t0), format_point(t1));
+  fmt::print(stderr, "lode evaluate: {} exact values of {} from model {} -> {}\n", x.rows, what, model.name, o.out);
   return kExitOk;
 }
 
@@ -97,7 +100,6 @@ int evaluate(const EvaluateOptions& o) {
   const bool score_method = !est::method_info(e.method()).log_ratio;  // SALLY; SALLINO gives log r̂
   if (!score_method && t0.empty()) throw UsageError("--theta0 is required for a ratio estimator");
   if (score_method && !o.spread.empty()) throw UsageError("--spread: only for ratio estimators");
-  if (o.out.empty()) throw UsageError("--out: empty file name");
 
   if (score_method || o.score) {
     const est::Matrix t = e.score(x, t0, t1);
@@ -134,7 +136,7 @@ void add_evaluate(Application& app) {
               "Output: log r̂ as (N, 1), or score vectors as (N, n_θ) for sally and with --score",
               /*required=*/true)
       .option("--spread", o->spread, "FILE.npy", "Ensembles: also write the members' standard deviation of log r̂")
-      .flag("--score", o->score, "Ratio estimators: write t̂(x|θ0) = ∇_θ0 log r̂ instead of log r̂")
+      .flag("--score", o->score, "Ratio estimators: write t̂(x|θ0) = ∇_θ0 log r̂ instead of log r̂; with --exact: the exact score t(x|θ0)")
       .action([o] { return evaluate(*o); });
 }
 

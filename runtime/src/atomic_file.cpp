@@ -1,6 +1,7 @@
 #include "lode/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -14,6 +15,12 @@ std::string errno_text(int e) { return std::generic_category().message(e); }
 }  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+  // A directory or a device (/dev/null) must not be replaced by a regular file, and must
+  // be refused before any work is done, not at the rename.
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw FileError(fmt::format("'{}' exists and is not a regular file ({}): refusing to replace it", path_,
+                                S_ISDIR(st.st_mode) ? "a directory" : "a device or special file"));
   file_ = std::fopen(tmp_.c_str(), "wb");
   if (!file_) throw FileError(fmt::format("cannot create '{}': {}", tmp_, errno_text(errno)));
 }

@@ -91,6 +91,7 @@ TEST_CASE("parse_grid: good specs", "[inference][grid]") {
 
 TEST_CASE("parse_grid: bad specs name the piece", "[inference][grid]") {
   check_bad_grid("", {"empty grid"});
+  check_bad_grid("-1e308..1e308:3", {"grid piece 1", "overflows"});  // NaN points before (issue 14, item 11)
   check_bad_grid("  ", {"empty grid"});
   check_bad_grid("-1..1", {"piece 1 '-1..1'", "LO..HI:N"});
   check_bad_grid("-1:1..5", {"piece 1", "LO..HI:N"});

@@ -91,4 +91,14 @@ TEST_CASE("ThetaSpec::check refuses specs that do not fit the model", "[mining][
   CHECK_THROWS_AS(ThetaSpec::from_prior().check(m), lode::UsageError);  // no prior
   CHECK_THROWS_WITH(ThetaSpec::at({1.0}).check(m), Catch::Contains("'1'") && Catch::Contains("pair"));
   CHECK_NOTHROW(ThetaSpec::grid({{0.0, 1.0}, {0.0, 1.0}}, {3, 2}).check(m));
+  // One point on a range used to be LO silently; a range whose width overflows gave
+  // infinite or NaN draws (issue 14, item 11).
+  CHECK_THROWS_WITH(ThetaSpec::grid({{0.0, 1.0}, {0.0, 1.0}}, {1, 2}).check(m), Catch::Contains("N = 1"));
+  CHECK_NOTHROW(ThetaSpec::grid({{0.5, 0.5}, {0.0, 1.0}}, {1, 2}).check(m));
+  CHECK_THROWS_WITH(ThetaSpec::uniform({{-1e308, 1e308}, {0.0, 1.0}}).check(m), Catch::Contains("overflows"));
+  CHECK_THROWS_WITH(lode::mining::parse_theta_spec(m, "--theta", "grid:0..1:1,0..1:2"),
+                    Catch::Contains("--theta") && Catch::Contains("N = 1"));
+  CHECK(lode::mining::parse_theta_spec(m, "--theta", "grid:0.5..0.5:1,0..1:2").counts[0] == 1);
+  CHECK_THROWS_WITH(lode::mining::parse_theta_spec(m, "--theta", "uniform:-1e308..1e308,0..1"),
+                    Catch::Contains("--theta") && Catch::Contains("overflows"));
 }

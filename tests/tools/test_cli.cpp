@@ -60,6 +60,20 @@ TEST_CASE("lode --version, --help and no arguments", "[cli]") {
   CHECK(none.out.find("simulate") != std::string::npos);
 }
 
+TEST_CASE("lode simulate --out naming a directory is refused before simulating", "[cli][errors]") {
+  // It used to simulate every event and fail only at the rename (issue 14, item 11); the
+  // directory (or a device such as /dev/null) must stay what it is.
+  const std::string dir = scratch("a_directory");
+  fs::create_directories(dir);
+  const Result r = run_lode({"simulate", "galton", "-n", "1000000000", "--out", dir});
+  INFO(r.err);
+  CHECK(r.status == 2);
+  CHECK(r.err.find("is not a regular file (a directory)") != std::string::npos);
+  CHECK(r.err.find("--out") != std::string::npos);
+  CHECK(fs::is_directory(dir));
+  CHECK_FALSE(fs::exists(dir + ".tmp"));
+}
+
 TEST_CASE("lode models --json describes the registered models", "[cli]") {
   const json j = parse_json(run_lode({"models", "--json"}));
   REQUIRE(j.is_array());

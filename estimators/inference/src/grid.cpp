@@ -88,6 +88,8 @@ Grid parse_grid(std::string_view spec) {
     if (count < 2) throw InferenceError(fmt::format("{}: N = {}, a grid axis needs at least 2 points", where, count));
     if (!(axis.lo < axis.hi))
       throw InferenceError(fmt::format("{}: LO = {} is not below HI = {}", where, axis.lo, axis.hi));
+    if (!std::isfinite(axis.hi - axis.lo))
+      throw InferenceError(fmt::format("{}: the width HI - LO = {} - ({}) overflows", where, axis.hi, axis.lo));
     if (count > kMaxGridPoints || total > kMaxGridPoints / count)
       throw InferenceError(fmt::format("{}: the grid would have more than {} points", where, kMaxGridPoints));
     axis.n = static_cast<std::size_t>(count);

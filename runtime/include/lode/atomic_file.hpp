@@ -28,7 +28,8 @@ class FileError : public Error {
 
 class AtomicFile {
  public:
-  /// Creates PATH.tmp. Throws FileError naming it when it cannot be created.
+  /// Creates PATH.tmp. Throws FileError naming it when it cannot be created, and naming PATH
+  /// when PATH exists and is not a regular file (a directory, a device).
   explicit AtomicFile(std::string path);
   /// Removes PATH.tmp unless commit() succeeded.
   ~AtomicFile();

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "lode/error.hpp"
 #include "lode/format.hpp"
@@ -88,11 +89,15 @@ void ThetaSpec::check(const Model& model) const {
       count(box.size());
       for (const auto& [lo, hi] : box)
         if (!(lo <= hi)) fail(fmt::format("the range {}..{} has LO > HI", lo, hi));
+        else if (!std::isfinite(hi - lo)) fail(fmt::format("the width of the range {}..{} overflows", lo, hi));
       if (kind == Kind::uniform) break;
       count(counts.size());
       std::uint64_t size = 1;
-      for (std::uint64_t n : counts) {
+      for (std::size_t k = 0; k < counts.size(); ++k) {
+        const std::uint64_t n = counts[k];
         if (n == 0) fail("a grid of 0 points");
+        if (n == 1 && box[k].first != box[k].second)
+          fail(fmt::format("one grid point (N = 1) on {}..{}: give N >= 2, or LO = HI", box[k].first, box[k].second));
         if (n > (std::uint64_t{1} << 62) / size) fail("the grid has too many points");
         size *= n;
       }
@@ -146,6 +151,8 @@ std::pair<double, double> parse_range(std::string_view option, std::string_view 
   const std::vector<double> hi = parse_numbers(option, entry.substr(dots + 2));
   if (lo.size() != 1 || hi.size() != 1 || !(lo[0] <= hi[0]))
     throw UsageError(fmt::format("{}: '{}' in '{}' is not a range LO..HI with LO <= HI", option, entry, spec));
+  if (!std::isfinite(hi[0] - lo[0]))
+    throw UsageError(fmt::format("{}: '{}' in '{}': the width HI - LO overflows", option, entry, spec));
   return {lo[0], hi[0]};
 }
 
@@ -188,6 +195,9 @@ ThetaSpec parse_theta_spec(const Model& model, std::string_view option, std::str
         throw UsageError(fmt::format("{}: '{}' in '{}' is not LO..HI:N", option, e, text));
       s.box.push_back(parse_range(option, text, e.substr(0, colon)));
       const std::uint64_t n = parse_count(option, e.substr(colon + 1), /*positive=*/true);
+      if (n == 1 && s.box.back().first != s.box.back().second)
+        throw UsageError(fmt::format("{}: '{}' in '{}' has one point (N = 1) on a range: give N >= 2, or LO = HI", option,
+                                     e, text));
       if (n > (std::uint64_t{1} << 62) / size)
         throw UsageError(fmt::format("{}: the grid '{}' has too many points", option, text));
       s.counts.push_back(n);

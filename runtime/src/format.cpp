@@ -122,4 +122,17 @@ std::vector<double> parse_point(const Model& model, std::string_view option, std
   return v;
 }
 
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "--:--";
+  const auto t = static_cast<std::uint64_t>(s + 0.5);
+  return t >= 3600 ? fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60) : fmt::format("{}:{:02}", t / 60, t % 60);
+}
+
+double parse_fraction(std::string_view option, std::string_view text) {
+  const std::vector<double> v = parse_numbers(option, text);
+  if (v.size() != 1 || !(v[0] >= 0.0 && v[0] <= 1.0))
+    throw UsageError(fmt::format("{}: '{}' is not a fraction in [0, 1]", option, text));
+  return v[0];
+}
+
 }  // namespace lode

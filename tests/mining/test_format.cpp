@@ -110,3 +110,13 @@ TEST_CASE("tables pad columns, align them and drop trailing blanks", "[format]")
         "x           -12.5  n\n");
   CHECK(t.str("  ").substr(0, 26) == "  a          number  note\n");
 }
+
+TEST_CASE("parse_fraction: one number in [0, 1]", "[mining][format]") {
+  CHECK(lode::parse_fraction("--allow-skips", "0") == 0.0);
+  CHECK(lode::parse_fraction("--allow-skips", " 0.05 ") == 0.05);
+  CHECK(lode::parse_fraction("--allow-skips", "1") == 1.0);
+  CHECK_THROWS_WITH(lode::parse_fraction("--allow-skips", "1.5"), "--allow-skips: '1.5' is not a fraction in [0, 1]");
+  CHECK_THROWS_WITH(lode::parse_fraction("--allow-skips", "-0.1"), Catch::Contains("not a fraction"));
+  CHECK_THROWS_WITH(lode::parse_fraction("--allow-skips", "0.1,0.2"), Catch::Contains("not a fraction"));
+  CHECK_THROWS_WITH(lode::parse_fraction("--allow-skips", "x"), "--allow-skips: 'x' is not a number");
+}

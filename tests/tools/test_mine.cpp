@@ -277,8 +277,11 @@ TEST_CASE("lode mine refuses an existing dataset and bad input", "[cli][mine]") 
 TEST_CASE("lode mine skips failing events (listed in meta.json), --strict stops", "[cli][mine]") {
   // two_moons refuses gold for every event (x depends on theta at fixed latents).
   const std::string dir = scratch("skips");
-  require_ok(mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40", "--threads",
-                   "2", "--out", dir}));
+  // Every event skipped: the (empty) dataset is written, and the exit status says it is empty.
+  const Result all = mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40",
+                           "--threads", "2", "--allow-skips", "1", "--out", dir});
+  CHECK(all.status == 1);
+  CHECK(all.err.find("no event gave a row (150 skipped)") != std::string::npos);
   const json meta = json::parse(read_text(dir + "/meta.json"));
   CHECK(meta.at("rows") == 0);
   CHECK(meta.at("skipped").at("count") == 150);

@@ -28,15 +28,11 @@ namespace {
 using mining::ThetaSpec;
 
 struct MineOptions {
-  std::string model, out, events, mode, theta0, theta1, theta, seed = "1", threads = "1", shard_size = "100000";
+  std::string model, out, events, mode, theta0, theta1, theta, seed = "1", threads = "1", shard_size = "100000",
+      allow_skips = "0";
   bool resume = false, strict = false;
 };
 
-std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "--:--";
-  const auto t = static_cast<std::uint64_t>(s + 0.5);
-  return t >= 3600 ? fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60) : fmt::format("{}:{:02}", t / 60, t % 60);
-}
 
 int mine(const MineOptions& o) {
   mining::MiningJob job;
@@ -65,6 +61,7 @@ int mine(const MineOptions& o) {
     throw UsageError(fmt::format("--shard-size {}: -n {} makes more than {} shards", job.shard_size, job.events,
                                  mining::MiningJob::kMaxShards));
   job.strict = o.strict;
+  const double allowed_skips = parse_fraction("--allow-skips", o.allow_skips);
   if (o.out.empty()) throw UsageError("--out: empty directory name");
   job.out = o.out;
   job.resume = o.resume;
@@ -114,7 +111,8 @@ int mine(const MineOptions& o) {
   }
   clear_bar();
   fmt::print(stderr, "{}", mining::mining_summary_text(job, r, static_cast<unsigned>(threads)));
-  return kExitOk;
+  const std::string problem = mining::skip_problem(job, r, allowed_skips);  // a biased or empty sample: an error
+  return problem.empty() ? kExitOk : (fmt::print(stderr, "lode mine: error: {}\n", problem), kExitFailure);
 }
 
 }  // namespace
@@ -134,6 +132,8 @@ void add_mine(Application& app) {
       .option("--shard-size", o->shard_size, "K", "Events per shard (default: 100000)")
       .flag("--resume", o->resume, "Continue an interrupted job in DIR (complete shards are kept)")
       .flag("--strict", o->strict, "Stop at the first failing event instead of skipping it")
+      .option("--allow-skips", o->allow_skips, "F", "Skipped fraction accepted with exit status 0 (default 0: any skip, "
+              "a possibly biased sample, exits 1; an empty dataset always does; files are written either way)")
       .footer(
           "SPEC: a point V[,V...] | prior | uniform:LO..HI[,LO..HI...] | grid:LO..HI:N[,LO..HI:N...]\n"
           "  (grid: row i takes grid point i mod the grid size, the last parameter varying fastest).\n"

@@ -23,6 +23,9 @@ bool parse_double(std::string_view s, double& out);
 /// empty entry, a non-number, NaN or ±inf.
 std::vector<double> parse_numbers(std::string_view option, std::string_view text);
 
+/// One number in [0, 1] ("0.05"). Throws UsageError naming `option` and the text otherwise.
+double parse_fraction(std::string_view option, std::string_view text);
+
 /// A non-negative integer ("0", "17"); with `positive`, zero is refused as well.
 std::uint64_t parse_count(std::string_view option, std::string_view text, bool positive = false);
 
@@ -36,6 +39,8 @@ std::vector<double> parse_point(const Model& model, std::string_view option, std
 std::string format_number(double v);
 /// "-0.8" for one value, "(-0.8, 0.25)" for several.
 std::string format_point(std::span<const double> values);
+/// A duration as "m:ss" or "h:mm:ss" (rounded to seconds); "--:--" when unknown.
+std::string format_duration(double seconds);
 /// "[1, 2.5]".
 std::string format_list(std::span<const double> values);
 /// A number for tables: at most `digits` significant digits ("-0.693147"), never "-0".

@@ -127,4 +127,18 @@ MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCall
   return result;
 }
 
+std::string skip_problem(const MiningJob& job, const MiningResult& r, double allowed) {
+  const std::string where = job.out.string();
+  if (r.rows == 0)
+    return fmt::format("no event gave a row ({} skipped): the dataset in '{}' is empty (meta.json lists the skipped "
+                       "events and why)",
+                       r.skipped, where);
+  const double fraction = job.events ? static_cast<double>(r.skipped) / static_cast<double>(job.events) : 0.0;
+  if (r.skipped == 0 || fraction <= allowed) return {};
+  return fmt::format("{} of {} events were skipped ({:.3g}%, more than --allow-skips {}): the rows are a biased "
+                     "sample of the model; the dataset in '{}' is complete as mined (meta.json lists the skipped "
+                     "events and why)",
+                     r.skipped, job.events, 100.0 * fraction, allowed, where);
+}
+
 }  // namespace lode::mining

@@ -85,6 +85,11 @@ struct MiningResult {
   bool already_complete = false;  ///< resume of a finished dataset: nothing was done (rows from its meta.json)
 };
 
+/// Why the mined sample must not pass silently, or "" when it may: no row at all, or a
+/// fraction of skipped events above `allowed` (the rows are then a biased sample of the
+/// model: the events that failed are missing). The dataset on disk is complete either way.
+std::string skip_problem(const MiningJob& job, const MiningResult& result, double allowed);
+
 /// Progress of mine(), reported about every 250 ms by a ThreadScheduler (after each shard
 /// by a SerialScheduler).
 struct Progress {

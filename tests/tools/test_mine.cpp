@@ -380,8 +380,8 @@ TEST_CASE("lode mine: a second run on a directory in use is refused; after kill 
   // A second `lode mine --resume` of a live job used to proceed: both wrote the dataset,
   // one removed shards/ under the other (issue 14, item 6).
   const std::string dir = scratch("in-use"), full = scratch("in-use-full");
-  const std::vector<std::string> args = {"galton", "--for", "local", "--theta", "-0.8", "-n", "400000",
-                                         "--shard-size", "1000", "--seed", "3"};
+  const std::vector<std::string> args = {"galton", "--for", "local", "--theta", "-0.8", "-n", "40000",
+                                         "--shard-size", "500", "--seed", "3"};
   const auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> a = args;
     a.insert(a.end(), extra.begin(), extra.end());

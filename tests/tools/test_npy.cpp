@@ -393,7 +393,7 @@ TEST_CASE("lode simulate: two runs writing one --out leave one run's complete fi
   std::vector<std::string> references;
   for (const std::string& seed : seeds) {
     references.push_back(scratch("seed" + seed + ".npy"));
-    const Result r = run_lode({"simulate", "galton", "--theta", "-0.8", "-n", "300000", "--seed", seed, "--out",
+    const Result r = run_lode({"simulate", "galton", "--theta", "-0.8", "-n", "100000", "--seed", seed, "--out",
                                references.back()});
     INFO(r.err);
     REQUIRE(r.status == 0);
@@ -401,7 +401,7 @@ TEST_CASE("lode simulate: two runs writing one --out leave one run's complete fi
   for (int trial = 0; trial < 3; ++trial) {
     std::vector<pid_t> pids;
     for (const std::string& seed : seeds) {
-      std::vector<std::string> storage = {LODE_CLI, "simulate", "galton", "--theta", "-0.8", "-n", "300000", "--seed",
+      std::vector<std::string> storage = {LODE_CLI, "simulate", "galton", "--theta", "-0.8", "-n", "100000", "--seed",
                                           seed, "--out", out};
       std::vector<char*> argv;
       for (std::string& s : storage) argv.push_back(s.data());

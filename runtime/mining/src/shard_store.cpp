@@ -66,6 +66,11 @@ std::uint64_t unsigned_field(const json& j, const char* key) {
   return v.get<std::uint64_t>();
 }
 
+std::uint64_t mix(std::uint64_t h, std::uint64_t word) { return (h ^ word) * kFnvPrime; }
+
+// The checksum of a marker's fields (computed on the values, not on the JSON text).
+std::uint64_t marker_checksum(std::uint64_t shard, const ShardResult& r, const std::map<std::string, std::uint64_t>& sums);
+
 // checksum64 of `values` as the little-endian doubles a .npy file holds.
 std::uint64_t checksum_of(const std::vector<double>& values) {
   std::uint64_t h = kChecksumBasis;
@@ -117,6 +122,18 @@ std::uint64_t checksum64(const void* data, std::size_t size, std::uint64_t h) no
   return h;
 }
 
+namespace {
+
+std::uint64_t marker_checksum(std::uint64_t shard, const ShardResult& r, const std::map<std::string, std::uint64_t>& sums) {
+  std::uint64_t h = kChecksumBasis;
+  for (std::uint64_t w : {shard, r.first, r.end, r.rows, r.impossible, std::uint64_t{r.skipped.size()}}) h = mix(h, w);
+  for (const Skip& s : r.skipped) h = checksum64(s.reason.data(), s.reason.size(), mix(mix(h, s.event), s.reason.size()));
+  for (const auto& [name, sum] : sums) h = mix(checksum64(name.data(), name.size(), mix(h, name.size())), sum);
+  return h;
+}
+
+}  // namespace
+
 ShardMarker parse_shard_json(std::string_view text, const std::string& where) {
   json j;
   try {
@@ -147,11 +164,8 @@ ShardMarker parse_shard_json(std::string_view text, const std::string& where) {
     if (!j.at("arrays").is_object()) throw Error("\"arrays\" is not an object");
     for (const auto& [name, sum] : j.at("arrays").items())
       m.checksums[name] = parse_hex(sum, fmt::format("the checksum of {}", name));
-    const std::uint64_t stated = parse_hex(j.at("checksum"), "\"checksum\"");
-    json fields = j;
-    fields.erase("checksum");
-    const std::string dump = fields.dump();
-    if (checksum64(dump.data(), dump.size()) != stated) throw Error("its checksum does not match its fields (damaged)");
+    if (parse_hex(j.at("checksum"), "\"checksum\"") != marker_checksum(m.shard, r, m.checksums))
+      throw Error("its checksum does not match its fields (damaged)");
     return m;
   } catch (const json::exception& e) {
     throw Error(fmt::format("'{}': {}", where, e.what()));
@@ -364,20 +378,22 @@ void ShardStore::write(std::uint64_t k, const ShardResult& shard) const {
                             dir().string(), k, job_.first(k), job_.end(k), shard.first, shard.end, shard.arrays.size()));
   for (std::size_t a = 0; a < arrays_.size(); ++a)
     npy::write(shard_file(k, arrays_[a].column).string(), shard.rows, arrays_[a].width, shard.arrays.at(a));
-  json skipped = json::array(), sums = json::object();
+  json skipped = json::array(), sums_json = json::object();
   for (const Skip& s : shard.skipped) skipped.push_back({s.event, s.reason});
-  for (std::size_t a = 0; a < arrays_.size(); ++a)
-    sums[schema::file_name(arrays_[a].column)] = hex(checksum_of(shard.arrays[a]));
-  json m{{"shard", k},
-         {"first_event", shard.first},
-         {"end_event", shard.end},
-         {"rows", shard.rows},
-         {"impossible_ratio_rows", shard.impossible},
-         {"skipped", skipped},
-         {"arrays", sums}};
-  const std::string fields = m.dump();
-  m["checksum"] = hex(checksum64(fields.data(), fields.size()));
-  write_json(marker(k), m);
+  std::map<std::string, std::uint64_t> sums;
+  for (std::size_t a = 0; a < arrays_.size(); ++a) {
+    const std::string name = schema::file_name(arrays_[a].column);
+    sums[name] = checksum_of(shard.arrays[a]);
+    sums_json[name] = hex(sums[name]);
+  }
+  write_json(marker(k), json{{"shard", k},
+                             {"first_event", shard.first},
+                             {"end_event", shard.end},
+                             {"rows", shard.rows},
+                             {"impossible_ratio_rows", shard.impossible},
+                             {"skipped", skipped},
+                             {"arrays", sums_json},
+                             {"checksum", hex(marker_checksum(k, shard, sums))}});
   fsync_directory(shard_dir().string());
 }
 

@@ -122,8 +122,8 @@ MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCall
   scheduler.barrier();
   if (!leader) return result;  // the counts of the dataset are the leader's
 
-  // A shard whose data no longer match its checksums when they are concatenated (nothing
-  // is written then) is mined again, a few times at most.
+  // A shard found incomplete or damaged while the shards are concatenated (meta.json is
+  // not written then) is mined again, a few times at most.
   MiningResult totals;
   for (int attempt = 1;; ++attempt) {
     try {

@@ -233,8 +233,8 @@ OutputLock::OutputLock(const fs::path& dir) : path_(dir / kFile) {
       fmt::format("pid {} on host {}, started {:%Y-%m-%d %H:%M:%S} UTC\n", ::getpid(), host[0] ? host : "unknown",
                   fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
   // Best effort: the lock holds without its description.
-  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, holder.data(), holder.size(), 0) < 0) {
-  }
+  [[maybe_unused]] const bool described =
+      ::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, holder.data(), holder.size(), 0) == static_cast<ssize_t>(holder.size());
 }
 
 OutputLock::~OutputLock() {

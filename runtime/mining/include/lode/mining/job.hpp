@@ -102,10 +102,13 @@ using ProgressCallback = std::function<void(const Progress&)>;
 /// Notes on a resumed job ("shard 3 is incomplete (...): mining it again", "resuming ...").
 using NoticeCallback = std::function<void(std::string_view)>;
 
-/// Does everything `lode mine` does: checks the job and the directory (ShardStore::open),
-/// mines the shards not complete yet on `scheduler` (a ShardMiner per worker, each shard
-/// written by ShardStore::write), then concatenates them into DIR/ARRAY.npy, writes
-/// meta.json and removes DIR/shards (ShardStore::finish). Throws UsageError for a bad job,
+/// Does everything `lode mine` does: checks the job, locks the directory (OutputLock: a
+/// directory in use by a live process is refused) and checks it (ShardStore::open), mines
+/// the shards not complete yet on `scheduler` (a ShardMiner per worker, each shard written
+/// by ShardStore::write; on resume, a shard whose checksums do not match is mined again and
+/// reported to `notice`), then concatenates them into DIR/ARRAY.npy, writes meta.json and
+/// removes DIR/shards (ShardStore::finish; a shard found damaged then is mined again and
+/// reported). Throws UsageError for a bad job,
 /// OutputError for a directory that cannot take it, the RunError of the first failing event
 /// with `strict`, FileError / npy::NpyError when a file cannot be written. With a scheduler
 /// over several processes, each calls mine(); rows, skipped and impossible_ratio_rows are

@@ -138,8 +138,8 @@ class ShardStore {
   /// Writes shard k: its arrays, then its marker (the shard is complete once it returns).
   void write(std::uint64_t k, const ShardResult& shard) const;
   /// Every shard must be complete: concatenates them into DIR/ARRAY.npy (verifying each
-  /// shard's checksums on the way: DamagedShard, nothing written, when one differs), writes
-  /// meta.json, removes DIR/shards. Returns rows, skipped and impossible_ratio_rows (and shards).
+  /// shard's checksums on the way: DamagedShard, before meta.json is written, when a shard
+  /// is incomplete or its data differ), writes meta.json, removes DIR/shards. Returns rows, skipped and impossible_ratio_rows (and shards).
   MiningResult finish() const;
 
  private:

@@ -66,7 +66,7 @@ Writer::Writer(std::string path, std::size_t rows, std::size_t cols)
   }
 }
 
-Writer::~Writer() = default;  // AtomicFile removes PATH.tmp unless committed
+Writer::~Writer() = default;  // AtomicFile removes the temporary unless committed
 
 void Writer::fail(const std::string& what) {
   file_.reset();

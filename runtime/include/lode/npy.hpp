@@ -7,10 +7,10 @@
 // padded with spaces and ended by '\n' so that the data starts at a multiple of 64 bytes,
 // then ROWS*COLS little-endian IEEE-754 doubles in C (row-major) order.
 //
-// A writer streams rows to PATH.tmp and renames it to PATH only when every row has been
-// written and flushed to disk, so a file named PATH is never half-written: after a crash
-// or an error there is either the previous PATH (if any) or none, and at most a stale
-// PATH.tmp.
+// A writer streams rows to a temporary file (lode::AtomicFile: a unique name beside PATH)
+// and renames it to PATH only when every row has been written and flushed to disk, so a
+// file named PATH is never half-written: after a crash or an error there is either the
+// previous PATH (if any) or none, and at most a stale temporary.
 #pragma once
 
 #include <cstddef>
@@ -38,10 +38,10 @@ std::string header(std::size_t rows, std::size_t cols);
 /// Streams a (rows, cols) float64 array to `path` row by row.
 class Writer {
  public:
-  /// Creates PATH.tmp and writes the header. Throws NpyError naming the file when it cannot
+  /// Creates the temporary file and writes the header. Throws NpyError naming the file when it cannot
   /// be created (missing directory, no permission, ...).
   Writer(std::string path, std::size_t rows, std::size_t cols);
-  /// Removes PATH.tmp unless finish() succeeded.
+  /// Removes the temporary file unless finish() succeeded.
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -49,7 +49,7 @@ class Writer {
   /// Appends one row of exactly `cols` values. Throws NpyError on a wrong size, on a row
   /// beyond `rows`, or when the write fails (disk full).
   void write_row(std::span<const double> row);
-  /// Checks that all rows were written, flushes to disk and renames PATH.tmp to PATH.
+  /// Checks that all rows were written, flushes to disk and renames the temporary to PATH.
   void finish();
 
   const std::string& path() const noexcept { return path_; }

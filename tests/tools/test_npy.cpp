@@ -282,9 +282,8 @@ std::string npy_bytes(const std::string& dict, std::size_t data_bytes) {
 }
 
 // Runs npy::read(path) in a child process limited to 1 GiB of address space (not under
-// ASan) and 20 s, so
-// that a reader that loads everything cannot hang or exhaust the test machine. Returns the
-// NpyError's message, or what happened instead.
+// ASan) and 20 s, so that a reader that loads everything cannot hang or exhaust the test
+// machine. Returns the NpyError's message, or what happened instead.
 std::string read_in_child(const std::string& path) {
   int fds[2];
   REQUIRE(::pipe(fds) == 0);

@@ -7,9 +7,11 @@
 # x ∈ [−2, 3]). The models: tests/tools/plugins/impossible_models.hpp; the study itself is
 # the hidden test "impossible-replays study" of tests/estimators/test_impossible.cpp.
 #
-#   scripts/impossible-replays-study.sh [BUILD_DIR] (env: LODE_STUDY_EVENTS=20000, LODE_STUDY_EPOCHS=20)
+#   scripts/impossible-replays-study.sh [BUILD_DIR] (env: LODE_STUDY_EVENTS=20000, LODE_STUDY_EPOCHS=20,
+#   LODE_STUDY_SEED=1 (training seed), LODE_STUDY_METHOD=alice|rolr|rascal|alices (one only))
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
+export LODE_STUDY_EVENTS=${LODE_STUDY_EVENTS:-20000} LODE_STUDY_EPOCHS=${LODE_STUDY_EPOCHS:-20}
 cmake --build "$BUILD" --target lode_estimator_tests > /dev/null
 "$BUILD/tests/lode_estimator_tests" "[study]"

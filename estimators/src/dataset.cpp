@@ -85,8 +85,8 @@ bool forms_r(const std::string& method) { return method == "rolr" || method == "
 bool beyond_rolr(double r, double y) {
   return y == 1.0 ? !(std::log(r) <= kRolrLogMax) : !(std::log(r) >= -kRolrLogMax);
 }
-// Score labels beyond this overflow float32 in |t̂ − t|².
-constexpr double kScoreMax = 1e19;
+// Score labels beyond this overflow float32 in a batch's sum of |t̂ − t|² (1e34 a row).
+constexpr double kScoreMax = 1e17;
 
 }  // namespace
 
@@ -194,8 +194,8 @@ std::size_t check_columns(const Dataset& d, const MethodInfo& m) {
                                            v, m.name));
         if (ratio_score && std::abs(v) > kScoreMax)
           throw EstimatorError(fmt::format(
-              "{}: {} row {} column {} is {}; float32 training takes scores up to |t| ≤ 1e19 (|t̂ − t|² must stay "
-              "finite): rescale the parameter (θ in other units), or train a method without a score term",
+              "{}: {} row {} column {} is {}; float32 training takes scores up to |t| ≤ 1e17 (a batch's sum of |t̂ − t|² "
+              "must stay finite): rescale the parameter (θ in other units), or train a method without a score term",
               where, name, r, k, v));
         if (std::abs(v) > 3.4e38)
           throw EstimatorError(fmt::format("{}: {} row {} column {} is {}, beyond float32's range (|v| ≤ 3.4e38) in "

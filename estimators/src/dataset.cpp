@@ -74,8 +74,25 @@ Dataset load_dataset(const std::string& dir) {
   return d;
 }
 
+namespace {
+
+// ROLR's and RASCAL's squared errors form r_xz at y = 1 and 1/r_xz at y = 0 (their
+// clamped r̂ spans [e^−40, e^40]): targets beyond that range overflow float32 training.
+// The other built-in losses take any r_xz ≥ 0 in log space.
+constexpr double kRolrLogMax = 40.0;
+bool forms_r(const std::string& method) { return method == "rolr" || method == "rascal"; }
+// True when ROLR's loss cannot take r_xz = r at label y (NaN is refused elsewhere).
+bool beyond_rolr(double r, double y) {
+  return y == 1.0 ? !(std::log(r) <= kRolrLogMax) : !(std::log(r) >= -kRolrLogMax);
+}
+// Score labels beyond this overflow float32 in a batch's sum of |t̂ − t|² (1e34 a row).
+constexpr double kScoreMax = 1e17;
+
+}  // namespace
+
 std::size_t drop_invalid_rows(Dataset& d, const Method& method) {
   const std::vector<Column>& needed = method_info(method).columns;
+  const bool rolr = forms_r(method.name());
   const std::size_t rows = d.x.rows;
   std::vector<char> bad(rows, 0);
   for (const schema::ColumnInfo& info : schema::columns()) {
@@ -87,6 +104,7 @@ std::size_t drop_invalid_rows(Dataset& d, const Method& method) {
       for (std::size_t k = 0; k < m.cols; ++k) {
         const double v = m(r, k);
         if (!std::isfinite(v) || (info.column == Column::r_xz && !(v > 0))) bad[r] = 1;
+        if (info.column == Column::r_xz && rolr && d.y.rows == rows && beyond_rolr(v, d.y(r, 0))) bad[r] = 1;
       }
   }
   const std::size_t dropped = static_cast<std::size_t>(std::count(bad.begin(), bad.end(), 1));
@@ -106,8 +124,20 @@ std::size_t drop_invalid_rows(Dataset& d, const Method& method) {
   return dropped;
 }
 
+std::string drop_invalid_message(const Method& method, std::size_t dropped, std::size_t rows) {
+  std::string s = fmt::format("--drop-invalid: dropped {} of {} rows (non-finite values or r_xz <= 0)", dropped, rows);
+  if (dropped > 0)
+    s += fmt::format(
+        "\nwarning: the estimator is biased: the rows dropped are not a random sample. Rows with r_xz = 0 or inf "
+        "(impossible replays) are exactly the informative ones, the events that tell θ0 from θ1 best; {} trains on "
+        "them as they are without --drop-invalid (docs/estimators.md, \"Impossible replays\")",
+        method.name());
+  return s;
+}
+
 // Every column the method needs: present, with x's rows, the schema's widths, finite
-// values, y in {0, 1}, r_xz > 0.
+// values within float32's range, y in {0, 1}, r_xz ≥ 0 (0 and inf: impossible replays,
+// within ROLR's range for rolr and rascal), t_xz0 / t_xz1 finite or not (masked).
 std::string where(const Dataset& d) {
   return d.source.empty() ? std::string("dataset") : fmt::format("dataset '{}'", d.source);
 }
@@ -134,22 +164,46 @@ std::size_t check_columns(const Dataset& d, const MethodInfo& m) {
     }
     if (info.width == schema::Width::one && c.cols != 1)
       throw EstimatorError(fmt::format("{}: {} must have one column, it has {}", where, name, c.cols));
+    const bool ratio_score = col == Column::t_xz0 || col == Column::t_xz1;
     for (std::size_t r = 0; r < c.rows; ++r)
       for (std::size_t k = 0; k < c.cols; ++k) {
         const double v = c(r, k);
-        if (!std::isfinite(v)) {
-          std::string why;
-          if (col == Column::r_xz || info.gradient)
-            why = " (lode mine writes r_xz = 0 or inf and NaN scores for rows whose replay at the other point was "
-                  "impossible; they are counted in meta.json: drop those rows, e.g. lode train --drop-invalid)";
-          throw EstimatorError(fmt::format("{}: {} row {} column {} is {}; {} needs finite values{}", where, name, r, k,
-                                           v, m.name, why));
+        if (col == Column::r_xz) {
+          // 0 and inf are impossible replays: the losses take them (in log space).
+          if (!(v >= 0))
+            throw EstimatorError(fmt::format("{}: r_xz row {} is {}; joint ratios are ≥ 0 (0 and inf mark impossible "
+                                             "replays and are fine)",
+                                             where, r, v));
+          if (forms_r(m.name) && d.y.rows == rows && beyond_rolr(v, d.y(r, 0))) {
+            const bool at1 = d.y(r, 0) == 1.0;
+            std::size_t n = 0;
+            for (std::size_t i = 0; i < rows; ++i) n += beyond_rolr(c(i, 0), d.y(i, 0)) ? 1 : 0;
+            throw EstimatorError(fmt::format(
+                "{}: r_xz row {} is {} at y = {}; {}'s loss forms {} there, and float32 training takes "
+                "{} (r̂ is clamped to [e^-40, e^40]); {} row(s) are beyond that range. Train alice or alices instead, "
+                "whose loss takes any r_xz ≥ 0 in log space (0 and inf included), or carl / cascal, which do "
+                "not use r_xz (--drop-invalid would drop those rows and bias the estimator)",
+                where, r, v, at1 ? 1 : 0, m.name, at1 ? "(r̂ − r_xz)²" : "(1/r̂ − 1/r_xz)²",
+                at1 ? "r_xz ≤ e^40 ≈ 2.35e17 at y = 1" : "r_xz ≥ e^-40 ≈ 4.25e-18 at y = 0", n, n));
+          }
+          continue;
         }
+        if (ratio_score && !std::isfinite(v)) continue;  // an impossible replay's score: masked in the score term
+        if (!std::isfinite(v))
+          throw EstimatorError(fmt::format("{}: {} row {} column {} is {}; {} needs finite values", where, name, r, k,
+                                           v, m.name));
+        if (ratio_score && std::abs(v) > kScoreMax)
+          throw EstimatorError(fmt::format(
+              "{}: {} row {} column {} is {}; float32 training takes scores up to |t| ≤ 1e17 (a batch's sum of |t̂ − t|² "
+              "must stay finite): rescale the parameter (θ in other units), or train a method without a score term",
+              where, name, r, k, v));
+        if (std::abs(v) > 3.4e38)
+          throw EstimatorError(fmt::format("{}: {} row {} column {} is {}, beyond float32's range (|v| ≤ 3.4e38) in "
+                                           "which training runs: rescale the column",
+                                           where, name, r, k, v));
         if (col == Column::y && v != 0.0 && v != 1.0)
           throw EstimatorError(
               fmt::format("{}: y row {} is {}; y must be 0 (drawn at θ0) or 1 (drawn at θ1)", where, r, v));
-        if (col == Column::r_xz && !(v > 0))
-          throw EstimatorError(fmt::format("{}: r_xz row {} is {}; {} needs positive joint ratios", where, r, v, m.name));
       }
   }
   if (d.theta.rows != 0 && d.theta.rows != rows)

@@ -18,24 +18,46 @@ using torch::Tensor;
 using C = schema::Column;
 
 // ROLR/RASCAL exponentiate log r̂: clamp it so that r̂ and 1/r̂ stay finite in float32.
+// (check_columns refuses targets beyond the same range: r_xz > e^40 at y = 1, < e^−40 at y = 0.)
 constexpr double kLogRClamp = 40.0;
+
+// The losses read the labels' log r_xz (computed from the float64 data: −inf where r_xz = 0,
+// +inf where r_xz = ∞, finite for 1e160), never r_xz in float32. Labels without a
+// log r_xz (a caller that filled only r_xz) get it from r_xz.
+Tensor log_r_xz(const Labels& l) { return l.log_r_xz().defined() ? l.log_r_xz() : torch::log(l[C::r_xz]); }
 
 // BCE(ŝ, s) with ŝ = 1/(1+r̂) = sigmoid(−log r̂): −log ŝ = softplus(log r̂), −log(1−ŝ) = softplus(−log r̂).
 Tensor bce(const Tensor& log_r, const Tensor& s) {
   return (s * torch::softplus(log_r) + (1 - s) * torch::softplus(-log_r)).mean();
 }
 Tensor carl(const RatioOutputs& o, const Labels& l) { return bce(o.log_r, l[C::y]); }
-Tensor alice(const RatioOutputs& o, const Labels& l) { return bce(o.log_r, 1 / (1 + l[C::r_xz])); }
+// s_xz = 1/(1+r_xz) = sigmoid(−log r_xz): exactly 1 at r_xz = 0 and 0 at r_xz = ∞.
+Tensor alice(const RatioOutputs& o, const Labels& l) { return bce(o.log_r, torch::sigmoid(-log_r_xz(l))); }
+// y·(r̂ − r_xz)² + (1−y)·(1/r̂ − 1/r_xz)². Each row uses one of its targets only: r_xz at
+// y = 1 (0 for an impossible replay), 1/r_xz at y = 0 (0 for r_xz = ∞). The unused target
+// is replaced by 0 before any arithmetic, so that an infinite one contributes 0 (not
+// 0·∞ = NaN) to the loss and to its gradient.
 Tensor rolr(const RatioOutputs& o, const Labels& l) {
-  const Tensor rh = torch::exp(torch::clamp(o.log_r, -kLogRClamp, kLogRClamp));
-  const Tensor &y = l[C::y], &r = l[C::r_xz];
-  return (y * (rh - r).pow(2) + (1 - y) * (1 / rh - 1 / r).pow(2)).mean();
+  const Tensor lr = torch::clamp(o.log_r, -kLogRClamp, kLogRClamp);
+  const Tensor& y = l[C::y];
+  const Tensor L = log_r_xz(l), at1 = y > 0.5, zero = torch::zeros_like(L);
+  const Tensor r = torch::where(at1, torch::exp(torch::where(at1, L, zero)), zero);
+  const Tensor inv_r = torch::where(at1, zero, torch::exp(-torch::where(at1, zero, L)));
+  return (y * (torch::exp(lr) - r).pow(2) + (1 - y) * (torch::exp(-lr) - inv_r).pow(2)).mean();
 }
-// (1−y)|t̂0 − t_xz0|², plus y|t̂1 − t_xz1|² when doubly parameterized.
+// w·|t̂ − t|² over the rows where t is finite (an impossible replay's score is NaN): the
+// other rows contribute 0 and are counted out of the mean.
+Tensor masked_score(const Tensor& w, const Tensor& t_hat, const Tensor& t) {
+  const Tensor ok = torch::isfinite(t).all(1);
+  const Tensor ts = torch::where(ok.unsqueeze(1), t, torch::zeros_like(t));
+  const Tensor n = ok.sum().clamp_min(1).to(t_hat.scalar_type());
+  return (w * ok.to(w.scalar_type()) * (t_hat - ts).pow(2).sum(1)).sum() / n;
+}
+// (1−y)|t̂0 − t_xz0|², plus y|t̂1 − t_xz1|² when doubly parameterized (each masked).
 Tensor score_term(const RatioOutputs& o, const Labels& l) {
   const Tensor& y = l[C::y];
-  Tensor s = ((1 - y) * (o.t_hat0 - l[C::t_xz0]).pow(2).sum(1)).mean();
-  if (o.t_hat1.defined()) s = s + (y * (o.t_hat1 - l[C::t_xz1]).pow(2).sum(1)).mean();
+  Tensor s = masked_score(1 - y, o.t_hat0, l[C::t_xz0]);
+  if (o.t_hat1.defined()) s = s + masked_score(y, o.t_hat1, l[C::t_xz1]);
   return s;
 }
 LossTerms sally(const ScoreOutputs& o, const Labels& l) { return {(o.t_hat - l[C::t_xz]).pow(2).sum(1).mean(), {}}; }
@@ -169,7 +191,10 @@ LossValue loss_value(const Method& method, double alpha, std::span<const double>
       l.slot(C::t_xz1) = to_tensor(t_xz1, torch::kDouble);
     }
     l.slot(C::y) = vec(y);
-    if (!r_xz.empty()) l.slot(C::r_xz) = vec(r_xz);
+    if (!r_xz.empty()) {
+      l.slot(C::r_xz) = vec(r_xz);
+      l.log_r_xz_slot() = torch::log(l.slot(C::r_xz));
+    }
     if (!t_xz0.empty()) l.slot(C::t_xz0) = to_tensor(t_xz0, torch::kDouble);
     terms = loss_of<RatioOutputs>(method)(o, l);
   }

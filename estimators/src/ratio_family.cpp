@@ -50,6 +50,8 @@ class RatioModel final : public FamilyModel {
     for (Column c : info.columns)
       if (c != Column::x && c != Column::theta0 && c != Column::theta1) fill(*labels, data, c);
     if (info.score_term && doubly_) fill(*labels, data, Column::t_xz1);
+    if (labels->slot(Column::r_xz).defined())  // log r_xz from the float64 values (1e160 stays finite)
+      labels->log_r_xz_slot() = to_tensor(data.r_xz, torch::kDouble).squeeze(1).log().to(torch::kFloat);
     const auto& loss = loss_of<RatioOutputs>(Method(info.name));
     const bool scores = info.score_term;
     const double alpha = settings.ratio.alpha;
@@ -64,6 +66,7 @@ class RatioModel final : public FamilyModel {
       for (const Column c : schema::columns_for(schema::Purpose::ratio))
         if (c != Column::x && c != Column::theta0 && c != Column::theta1 && labels->slot(c).defined())
           batch.slot(c) = labels->slot(c).index_select(0, idx);
+      if (labels->log_r_xz().defined()) batch.log_r_xz_slot() = labels->log_r_xz().index_select(0, idx);
       const LossTerms t = loss(RatioOutputs{o.log_r, o.t0, doubly_ ? o.t1 : Tensor()}, batch);
       return t.score.defined() ? t.main + alpha * t.score : t.main;
     };
@@ -167,10 +170,7 @@ class RatioModel final : public FamilyModel {
     if (t1.rows != N || t1.cols != n_theta)
       throw EstimatorError(fmt::format("{}: t_xz1 is {}×{}, it must be {}×{} like t_xz0", where(data), t1.rows,
                                        t1.cols, N, n_theta));
-    for (std::size_t i = 0; i < t1.data.size(); ++i)
-      if (!std::isfinite(t1.data[i]))
-        throw EstimatorError(fmt::format("{}: t_xz1 row {} column {} is {}; {} needs finite values", where(data),
-                                         i / t1.cols, i % t1.cols, t1.data[i], info.name));
+    // Non-finite t_xz1 (an impossible replay at θ1) is masked out of the score term.
   }
 
   static void fill(Labels& l, const Dataset& data, Column c) {

@@ -264,8 +264,8 @@ TEST_CASE("ratio estimators: r(x|θ,θ) = 1 and antisymmetry, exactly", "[estima
   CHECK_THROWS_WITH(e.log_ratio(x, a), Catch::Contains("doubly parameterized"));
   // The doubly-parameterized score term needs t_xz1: present, the right shape, finite.
   est::Dataset bad = d;
-  bad.t_xz1.data[4] = std::nan("");
-  CHECK_THROWS_WITH(est::Estimator::train(bad, quick(est::Method::alices, 1)), Catch::Contains("t_xz1 row 4 column 0 is nan"));
+  bad.t_xz1.data[4] = std::nan("");  // an impossible replay at θ1: masked out of the score term
+  CHECK_FALSE(est::Estimator::train(bad, quick(est::Method::alices, 1)).report().nan);
   bad = d;
   bad.t_xz1 = Matrix(3, 1);
   CHECK_THROWS_WITH(est::Estimator::train(bad, quick(est::Method::alices, 1)), Catch::Contains("t_xz1 is 3×1"));
@@ -293,14 +293,14 @@ TEST_CASE("bad data and bad directories give clear errors", "[estimators][errors
   }
   {
     est::Dataset d = good;
-    d.r_xz.data[17] = std::numeric_limits<double>::infinity();
-    CHECK_THROWS_WITH(est::Estimator::train(d, settings), Catch::Contains("r_xz row 17 column 0 is inf"));
+    d.r_xz.data[17] = std::numeric_limits<double>::infinity();  // y = 1: ROLR's (r̂ − r_xz)² cannot take it
+    CHECK_THROWS_WITH(est::Estimator::train(d, settings), Catch::Contains("r_xz row 17 is inf at y = 1"));
     d = good;
-    d.t_xz0.data[3] = std::nan("");
-    CHECK_THROWS_WITH(est::Estimator::train(d, settings), Catch::Contains("t_xz0 row 3 column 0 is nan"));
+    d.x.data[3] = std::nan("");
+    CHECK_THROWS_WITH(est::Estimator::train(d, settings), Catch::Contains("x row 3 column 0 is nan"));
     d = good;
-    d.r_xz.data[5] = 0;
-    CHECK_THROWS_WITH(est::Estimator::train(d, settings), Catch::Contains("r_xz row 5 is 0"));
+    d.r_xz.data[5] = -1;
+    CHECK_THROWS_WITH(est::Estimator::train(d, settings), Catch::Contains("r_xz row 5 is -1"));
     d = good;
     d.y.data[2] = 0.5;
     CHECK_THROWS_WITH(est::Estimator::train(d, settings), Catch::Contains("y row 2 is 0.5"));
@@ -337,18 +337,6 @@ TEST_CASE("bad data and bad directories give clear errors", "[estimators][errors
   CHECK_THROWS_WITH(est::Estimator::load(dir), Catch::Contains("not a lode estimator"));
   std::filesystem::remove_all(dir);
   CHECK_THROWS_WITH(est::load_dataset(dir), Catch::Contains("no such directory"));
-}
-
-TEST_CASE("a loss that becomes infinite stops training and keeps the last good weights", "[estimators][errors]") {
-  // ROLR on rows drawn at θ1 with r_xz = 1e30: (r̂ − r_xz)² overflows float32 at once.
-  est::Dataset d = gaussian_data(200, -1, 1, 0.5, 1);
-  for (std::size_t i = 1; i < 200; i += 2) d.r_xz.data[i] = 1e30;
-  const est::Estimator e = est::Estimator::train(d, quick(est::Method::rolr, 5));
-  CHECK(e.report().nan);
-  CHECK(e.report().epochs_run == 1);
-  CHECK(e.report().best_epoch == 0);
-  CHECK_THAT(e.report().stopped, Catch::Contains("non-finite") && Catch::Contains("kept the weights of epoch 0"));
-  for (double v : e.log_ratio(grid(-1, 1, 5), std::vector<double>{0.0})) CHECK(std::isfinite(v));
 }
 
 TEST_CASE("two parameters: forward-mode score equals autograd, per component", "[estimators]") {

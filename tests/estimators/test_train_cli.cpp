@@ -122,16 +122,17 @@ TEST_CASE("lode train / evaluate: bad input", "[cli][estimators][errors]") {
   }
   {
     const std::string d = copy_dataset("nan");
-    const std::string p = (fs::path(d) / "t_xz0.npy").string();
+    const std::string p = (fs::path(d) / "r_xz.npy").string();
     lode::npy::Array a = lode::npy::read(p);
     a.data[7] = std::nan("");
     lode::npy::write(p, a.rows(), a.cols(), a.data);
-    check_fails({"train", "alices", "--data", d, "--out", out}, "t_xz0 row 7 column 0 is nan");
-    // --drop-invalid trains on the other 1999 rows and says so.
+    check_fails({"train", "alices", "--data", d, "--out", out}, "r_xz row 7 is nan");
+    // --drop-invalid trains on the other 1999 rows and says so, and that this biases.
     const std::string kept = scratch("kept");
     const Result r = run_lode({"train", "alices", "--data", d, "--out", kept, "--epochs", "1", "--drop-invalid"});
     require_ok(r);
     CHECK(r.err.find("dropped 1 of 2000 rows") != std::string::npos);
+    CHECK(r.err.find("warning: the estimator is biased") != std::string::npos);
     CHECK(r.err.find("1999 rows (") != std::string::npos);
     // CARL does not need t_xz0: nothing is dropped.
     const Result c = run_lode({"train", "carl", "--data", d, "--out", scratch("carl"), "--epochs", "1", "--drop-invalid"});

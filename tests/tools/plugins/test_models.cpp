@@ -11,8 +11,11 @@
 //   test_veto           — a factor 'veto' of −∞ for some events (log p not finite there).
 //   test_nan_likelihood — x ~ Normal(θ, 1) with an exact likelihood that is NaN for θ > 0.5
 //                         (a numerically broken likelihood, for `lode infer --exact`).
+//   test_branch, test_branch_smooth — θ-dependent control flow with impossible replays, and
+//                         its reparameterization (impossible_models.hpp).
 #include <cmath>
 
+#include "impossible_models.hpp"
 #include "lode/lode.hpp"
 
 namespace lode::test_models {
@@ -97,6 +100,8 @@ Model make_nan_likelihood() {
   m.exact_log_likelihood = nan_likelihood;
   return m;
 }
+Model make_branch() { return branch_model(false); }
+Model make_branch_smooth() { return branch_model(true); }
 Model make_shifted_output() {
   return toy("test_shifted_output", "test model: output x = z + theta (gold refused)", shifted_output);
 }
@@ -108,5 +113,7 @@ LODE_REGISTER_MODEL(make_bad_gradient);
 LODE_REGISTER_MODEL(make_veto);
 LODE_REGISTER_MODEL(make_nan_likelihood);
 LODE_REGISTER_MODEL(make_shifted_output);
+LODE_REGISTER_MODEL(make_branch);
+LODE_REGISTER_MODEL(make_branch_smooth);
 
 }  // namespace lode::test_models

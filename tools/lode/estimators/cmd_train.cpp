@@ -91,8 +91,7 @@ int train(const TrainOptions& o) {
   est::Dataset data = est::load_dataset(o.data);
   if (o.drop_invalid) {
     const std::size_t rows = data.x.rows, dropped = est::drop_invalid_rows(data, s.method);
-    fmt::print(stderr, "lode train {}: --drop-invalid: dropped {} of {} rows (non-finite values or r_xz <= 0)\n",
-               o.method, dropped, rows);
+    fmt::print(stderr, "lode train {}: {}\n", o.method, est::drop_invalid_message(s.method, dropped, rows));
     if (data.x.rows == 0) throw UsageError(fmt::format("--drop-invalid: no row of '{}' is left", o.data));
   }
   if (s.method == est::Method::sallino) {  // its histograms simulate the model that mined the data
@@ -175,8 +174,8 @@ void add_train(Application& app) {
       .option("--sallino-events", o->sallino_events, "M", "sallino: simulated events per parameter point (default: 10000)")
       .option("--sallino-bins", o->sallino_bins, "K", "sallino: histogram bins (default: 20)")
       .flag("--drop-invalid", o->drop_invalid,
-            "Drop rows with a non-finite value in a needed column or r_xz <= 0 (rows whose replay at the other "
-            "point was impossible), and say how many; without it such rows are an error")
+            "Drop rows with a non-finite value in a needed column or r_xz <= 0 (impossible replays, which the "
+            "losses take as they are): this biases the estimator")
       .flag("-q,--quiet", o->quiet, "No progress lines")
       .footer(
           "\nExamples:\n"

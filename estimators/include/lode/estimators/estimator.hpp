@@ -80,11 +80,15 @@ struct Dataset {
 /// when one is unreadable, and when row counts differ.
 Dataset load_dataset(const std::string& dir);
 
-/// Removes the rows that `method` cannot train on: a non-finite value in a column it needs,
-/// or r_xz ≤ 0 (lode mine writes r_xz = 0 or inf and NaN scores for events whose replay at
-/// the other point was impossible). Returns the number of rows removed. Columns the method
-/// does not need are filtered alike, so rows stay aligned.
+/// Removes the rows with a non-finite value in a column `method` needs, r_xz ≤ 0, or (rolr,
+/// rascal) r_xz beyond ROLR's float32 range. Returns the number of rows removed. Columns the
+/// method does not need are filtered alike, so rows stay aligned. This BIASES the estimator:
+/// lode mine writes r_xz = 0 or inf and NaN scores for events whose replay at the other
+/// point was impossible, the most informative rows, and the losses take them as they are.
 std::size_t drop_invalid_rows(Dataset& data, const Method& method);
+/// What `lode train --drop-invalid` prints: the count, and when rows were dropped the
+/// warning that the estimator is biased (lines joined by '\n', no trailing newline).
+std::string drop_invalid_message(const Method& method, std::size_t dropped, std::size_t rows);
 
 /// The network: a multilayer perceptron.
 struct NetworkSettings {

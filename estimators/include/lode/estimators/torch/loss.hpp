@@ -28,15 +28,21 @@
 namespace lode::estimators {
 
 /// The label columns of a batch (float32, the batch's rows): y and r_xz as (B), the others
-/// (B, cols). Only the method's columns are there.
+/// (B, cols). Only the method's columns are there. r_xz may be 0 or ∞ (impossible replays)
+/// and t_xz0 / t_xz1 NaN there; write losses in log space with log_r_xz().
 class Labels {
  public:
   /// Throws EstimatorError when the method did not declare the column.
   const torch::Tensor& operator[](schema::Column c) const;
   torch::Tensor& slot(schema::Column c) { return t_[static_cast<std::size_t>(c)]; }
+  /// log r_xz (B), taken from the float64 data (−∞ for r_xz = 0, +∞ for r_xz = ∞, finite
+  /// for ratios beyond float32's range such as 1e160); defined when r_xz is.
+  const torch::Tensor& log_r_xz() const { return log_r_xz_; }
+  torch::Tensor& log_r_xz_slot() { return log_r_xz_; }
 
  private:
   std::array<torch::Tensor, schema::kColumns> t_;
+  torch::Tensor log_r_xz_;
 };
 
 /// The terms of a loss: `main`, and `score` (undefined when the method has no score term).

@@ -47,7 +47,7 @@ Dataset load_dataset(const std::string& dir, DatasetFormat format) {
   if (fs::exists(meta_path, ec)) {
     std::ifstream in(meta_path, std::ios::binary);
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad() || !in.eof()) throw EstimatorError(fmt::format("dataset '{}': cannot read {}", dir, schema::kMetaFile));
+    if (!in || in.bad()) throw EstimatorError(fmt::format("dataset '{}': cannot read {}", dir, schema::kMetaFile));
     try {
       meta = parse_dataset_meta(text, meta_path.string());
     } catch (const EstimatorError& e) {

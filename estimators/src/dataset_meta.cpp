@@ -34,7 +34,7 @@ std::string shell_word(const std::string& s) {
 std::string read_file(const fs::path& p, bool& ok) {
   std::ifstream in(p, std::ios::binary);
   std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  ok = static_cast<bool>(in) || in.eof();
+  ok = static_cast<bool>(in);  // opened, and no read error (istreambuf_iterator sets no eofbit)
   return text;
 }
 

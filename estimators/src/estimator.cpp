@@ -123,7 +123,8 @@ void Estimator::check_writable(const std::string& dir) {
     if (p == p.parent_path()) break;
   }
   const auto clean = [&] {
-    for (const fs::path& p : created) fs::remove(p, ec);  // only empty directories go
+    std::error_code ignored;
+    for (const fs::path& p : created) fs::remove(p, ignored);  // only empty directories go
   };
   fs::create_directories(dir, ec);
   if (ec) {

@@ -24,17 +24,17 @@ struct EvaluateOptions {
   bool score = false;
 };
 
-// Non-finite outputs (the file is written all the same): NaN is an error, and so is ±inf
-// unless `inf_ok` (exact log p or log r, where x impossible at a point gives ∓inf).
-int report_non_finite(const std::vector<double>& out, std::size_t cols, const EvaluateOptions& o, bool inf_ok) {
+// Non-finite outputs (the file is written all the same) are an error, but for ±inf in an
+// exact log p or log r (x impossible at a point: a true value, stated).
+int report_non_finite(const std::vector<double>& out, std::size_t cols, const EvaluateOptions& o) {
   const est::NonFinite n = est::find_non_finite(out, cols);
   if (n.count == 0) return kExitOk;
-  const bool error = n.nan > 0 || !inf_ok;
+  const bool exact = !o.exact.empty(), error = n.nan > 0 || !exact || o.score;
   fmt::print(stderr, "lode evaluate: {}: {} of {} values in {} are not finite ({} NaN; the first: row {} column {} = {}){}\n",
              error ? "error" : "note", n.count, out.size(), o.out, n.nan, n.row, n.col, n.value,
-             error ? "; the file is written, but these values are not estimates: check the rows of --x (far outside the "
-                     "training data?) and the estimator"
-                   : ": x is impossible there");
+             exact ? fmt::format(": x is impossible there (p = 0){}", error ? "; the file is written, these are undefined" : "")
+                   : "; the file is written, but these values are not estimates: check the rows of --x (far outside the "
+                     "training data?) and the estimator");
   return error ? kExitFailure : kExitOk;
 }
 
@@ -67,8 +67,7 @@ int evaluate_exact(const EvaluateOptions& o) {
                            : t1.empty() ? fmt::format("log p(x|{})", format_point(t0))
                                         : fmt::format("log r(x|{}, {})", format_point(t0), format_point(t1));
   fmt::print(stderr, "lode evaluate: {} exact values of {} from model {} -> {}\n", x.rows, what, model.name, o.out);
-  // −inf is exact (x impossible at θ0) and stated; NaN (x impossible at both points) is an error.
-  return report_non_finite(out, cols, o, !o.score);
+  return report_non_finite(out, cols, o);
 }
 
 int evaluate(const EvaluateOptions& o) {
@@ -103,7 +102,7 @@ int evaluate(const EvaluateOptions& o) {
     npy::write(o.out, t.rows, t.cols, t.data);
     fmt::print(stderr, "lode evaluate: {} score vectors from {} ({}) -> {}\n", t.rows, o.model, est::to_string(e.method()),
                o.out);
-    return report_non_finite(t.data, t.cols, o, false);
+    return report_non_finite(t.data, t.cols, o);
   }
   const std::vector<double> logr = e.log_ratio(x, t0, t1);
   npy::write(o.out, logr.size(), 1, logr);
@@ -114,7 +113,7 @@ int evaluate(const EvaluateOptions& o) {
   fmt::print(stderr, "lode evaluate: {} values of log r(x|{}, {}) from {} ({}{}) -> {}\n", logr.size(), format_point(t0),
              t1.empty() ? format_point(e.fixed_theta1()) : format_point(t1), o.model, est::to_string(e.method()),
              e.members() > 1 ? fmt::format(", mean of {} members", e.members()) : "", o.out);
-  return report_non_finite(logr, 1, o, false);
+  return report_non_finite(logr, 1, o);
 }
 
 }  // namespace

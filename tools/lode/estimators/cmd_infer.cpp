@@ -100,8 +100,7 @@ void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const
   gp.render(path, script);
 }
 
-// The observed events (a file, or a dataset's x.npy) of the model `names` says, with
-// messages naming --observed.
+// The observed events (a file or a dataset's x.npy) of the model `names` says; errors name --observed.
 inf::Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who,
                             const est::DataNames& names) {
   if (path.empty()) throw UsageError("--observed: empty file name");

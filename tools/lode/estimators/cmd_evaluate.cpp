@@ -24,8 +24,20 @@ struct EvaluateOptions {
   bool score = false;
 };
 
-// Non-finite outputs (the file is written all the same) are an error, but for ±inf in an
-// exact log p or log r (x impossible at a point: a true value, stated).
+// --x (a file or a dataset's x.npy) for `user` (which takes n_x columns of the model `names` says).
+est::Matrix read_x(const std::string& path, const est::DataNames& names, const std::string& user, std::size_t n_x) {
+  try {
+    const est::ObservationSource src = est::observation_source("--x", path);
+    est::check_observations(src, names, "--x", user);
+    est::Matrix x = est::read_observations(src, "--x");
+    if (x.cols != n_x) throw UsageError(fmt::format("--x '{}': {} columns, {} takes {}", path, x.cols, user, n_x));
+    return x;
+  } catch (const est::EstimatorError& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// Non-finite outputs (the file is written) are an error, but ±inf of an exact log p or log r.
 int report_non_finite(const std::vector<double>& out, std::size_t cols, const EvaluateOptions& o) {
   const est::NonFinite n = est::find_non_finite(out, cols);
   if (n.count == 0) return kExitOk;
@@ -44,12 +56,8 @@ int evaluate_exact(const EvaluateOptions& o) {
   const Model& model = open_model(o.exact);
   if (!model.exact_log_likelihood)
     throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood", model.name));
-  const est::ObservationSource src = est::observation_source("--x", o.x);
-  est::check_observations(src, {model.name, model.parameters, model.observables}, "--x", "--exact");
-  const est::Matrix x = est::read_observations(src, "--x");
-  if (x.cols != model.observables.size())
-    throw UsageError(fmt::format("--x '{}': {} columns, model '{}' has {} observables", o.x, x.cols, model.name,
-                                 model.observables.size()));
+  const est::Matrix x = read_x(o.x, {model.name, model.parameters, model.observables},
+                                fmt::format("--exact model '{}'", model.name), model.observables.size());
   if (o.theta0.empty()) throw UsageError("--theta0 is required");
   const std::vector<double> t0 = parse_point(model, "--theta0", o.theta0);
   const std::vector<double> t1 = o.theta1.empty() ? std::vector<double>{} : parse_point(model, "--theta1", o.theta1);
@@ -78,11 +86,7 @@ int evaluate(const EvaluateOptions& o) {
   est::Estimator e = est::Estimator::load(o.model);
   if (e.method() == est::Method::sallino)  // its histograms simulate
     e.set_simulate(model_simulator(e.settings().local.simulator, "SALLINO needs its simulator: ", false));
-  const est::ObservationSource src = est::observation_source("--x", o.x);
-  est::check_observations(src, e.names(), "--x", fmt::format("the model of estimator '{}'", o.model));
-  const est::Matrix x = est::read_observations(src, "--x");
-  if (x.cols != e.n_x())
-    throw UsageError(fmt::format("--x '{}': {} columns, the estimator in '{}' takes {}", o.x, x.cols, o.model, e.n_x()));
+  const est::Matrix x = read_x(o.x, e.names(), fmt::format("estimator '{}'", o.model), e.n_x());
   const auto point = [&](const char* option, const std::string& text) {
     std::vector<double> p;
     if (text.empty()) return p;

@@ -104,10 +104,12 @@ void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const
 inf::Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who,
                             const est::DataNames& names) {
   if (path.empty()) throw UsageError("--observed: empty file name");
-  const est::ObservationSource src = est::observation_source("--observed", path);
-  est::check_observations(src, names, "--observed", who);
   try {
+    const est::ObservationSource src = est::observation_source("--observed", path);
+    est::check_observations(src, names, "--observed", who);
     return inf::read_observed(src.file, n_x, who);
+  } catch (const est::EstimatorError& e) {
+    throw UsageError(e.what());
   } catch (const npy::NpyError& e) {
     throw UsageError(fmt::format("--observed: {}", e.what()));
   } catch (const inf::InferenceError& e) {
@@ -177,13 +179,7 @@ int infer(const InferOptions& o) {
     names = e.names().parameters;  // empty for estimators saved before they were recorded
     for (std::size_t d = names.size(); d < e.n_theta(); ++d)
       names.push_back(e.n_theta() == 1 ? std::string("theta") : fmt::format("theta_{}", d));
-    std::vector<double> theta1;
-    try {
-      theta1 = est::choose_theta1(e, o.theta1.empty() ? theta1 : parse_numbers("--theta1", o.theta1), o.theta1,
-                                  o.model_dir);
-    } catch (const est::EstimatorError& err) {
-      throw UsageError(err.what());
-    }
+    const std::vector<double> theta1 = est::choose_theta1(e, o.theta1, o.model_dir);
     obs = read_observed(o.observed, e.n_x(), who, e.names());
     what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, est::to_string(e.method()), format_point(theta1));
     name = o.model_dir;

@@ -11,6 +11,9 @@
 //   test_veto           — a factor 'veto' of −∞ for some events (log p not finite there).
 //   test_nan_likelihood — x ~ Normal(θ, 1) with an exact likelihood that is NaN for θ > 0.5
 //                         (a numerically broken likelihood, for `lode infer --exact`).
+//   test_rare_outcome   — a correct model whose identities are carried by an outcome of
+//                         probability 1e-9·e^θ ('rare'), which a sample never contains: the
+//                         sample's scores and ratios are all equal (`lode check`: inconclusive).
 #include <cmath>
 
 #include "lode/lode.hpp"
@@ -75,6 +78,11 @@ void veto(Run& run) {
   run.observe("x", Normal(z, 0.5));
 }
 
+void rare_outcome(Run& run) {
+  const bool rare = run.sample("rare", Bernoulli(1e-9 * exp(run.parameter(0))));
+  run.observe("x", Normal(rare ? 3.0 : 0.0, 1.0));
+}
+
 void normal_x(Run& run) { run.observe("x", Normal(run.parameter(0), 1.0)); }
 
 double nan_likelihood(std::span<const double> x, std::span<const double> theta, double* grad) {
@@ -97,6 +105,10 @@ Model make_nan_likelihood() {
   m.exact_log_likelihood = nan_likelihood;
   return m;
 }
+Model make_rare_outcome() {
+  return toy("test_rare_outcome", "test model: an outcome of probability 1e-9 exp(theta) carries E[t] = 0",
+             rare_outcome);
+}
 Model make_shifted_output() {
   return toy("test_shifted_output", "test model: output x = z + theta (gold refused)", shifted_output);
 }
@@ -108,5 +120,6 @@ LODE_REGISTER_MODEL(make_bad_gradient);
 LODE_REGISTER_MODEL(make_veto);
 LODE_REGISTER_MODEL(make_nan_likelihood);
 LODE_REGISTER_MODEL(make_shifted_output);
+LODE_REGISTER_MODEL(make_rare_outcome);
 
 }  // namespace lode::test_models

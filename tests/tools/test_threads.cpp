@@ -18,7 +18,8 @@ TEST_CASE("--threads above 4 x the processors is refused, naming the cap", "[cli
   if (processors > 0) CHECK(cap == 4 * processors);
   const std::string out = scratch("threads-never");
   const std::string over = std::to_string(cap + 1);
-  const Result m = run_lode({"mine", "galton", "--for", "local", "-n", "10", "--threads", over, "--out", out});
+  const Result m =
+      run_lode({"mine", "galton", "--for", "local", "--theta", "-0.7", "-n", "10", "--threads", over, "--out", out});
   INFO("stderr: " << m.err);
   CHECK(m.status == 2);
   CHECK(m.err.find("--threads: " + over + " threads: give 1 to " + std::to_string(cap)) != std::string::npos);

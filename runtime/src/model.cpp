@@ -1,13 +1,18 @@
 #include "lode/model.hpp"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
+#include <string_view>
 
 #include "lode/distributions/uniform.hpp"
 #include "lode/error.hpp"
+#include "lode/plugin.hpp"
 
 namespace lode {
 
@@ -90,19 +95,68 @@ Registry& Registry::global() {
   return *r;
 }
 
+void Registry::refuse(std::string error) {
+  if (!collect_) throw Error(error);
+  // Every registration of a mismatched library gives the same message: keep one.
+  if (std::find(errors_.begin(), errors_.end(), error) == errors_.end()) errors_.push_back(std::move(error));
+}
+
 void Registry::add(Model m) {
-  std::string error;
   if (find(m.name) != nullptr)
-    error = fmt::format("model '{}' is registered twice", m.name);
+    refuse(fmt::format("model '{}' is registered twice", m.name));
   else if (m.reference.empty() || m.reference[0].size() != m.parameters.size())
-    error = fmt::format("model '{}': needs a reference point with {} parameters", m.name, m.parameters.size());
-  if (error.empty()) {
+    refuse(fmt::format("model '{}': needs a reference point with {} parameters", m.name, m.parameters.size()));
+  else
     models_.push_back(std::move(m));
-  } else if (collect_) {
-    errors_.push_back(std::move(error));
-  } else {
-    throw Error(error);
+}
+
+// The names of abi::kLayout's entries, in its order (two entries each: size, alignment).
+static constexpr const char* kLayoutNames[] = {"Model", "Prior", "Run", "Message", "Trace", "Choice",
+                                               "Address", "Real", "Rng", "LockstepState", "std::string",
+                                               "std::vector<double>", "std::function<void(Run&)>"};
+static_assert(std::size(kLayoutNames) * 2 == abi::kLayoutSize, "a name for each type of abi::kLayout");
+
+// "lode 0.1.0 (Model 320/8, ...)": the version and the entries of `layout` where it differs
+// from `other` (all of them when the lists differ in length).
+static std::string describe_tag(const char* version, const std::uint32_t* layout, std::size_t count,
+                                const std::uint32_t* other, std::size_t other_count) {
+  std::string types;
+  for (std::size_t i = 0; i + 1 < count; i += 2) {
+    if (count == other_count && layout[i] == other[i] && layout[i + 1] == other[i + 1]) continue;
+    const std::string name = i / 2 < std::size(kLayoutNames) && count == abi::kLayoutSize
+                                 ? kLayoutNames[i / 2]
+                                 : fmt::format("type {}", i / 2);
+    types += fmt::format("{}{} {}/{}", types.empty() ? "" : ", ", name, layout[i], layout[i + 1]);
   }
+  return fmt::format("lode {}{}", version, types.empty() ? "" : " (size/alignment: " + types + ")");
+}
+
+bool register_model(const char* version, const std::uint32_t* layout, std::size_t count, Model (*factory)()) {
+  Registry& r = Registry::global();
+  const char* theirs = version ? version : "(no version)";
+  const bool same_layout = layout && count == abi::kLayoutSize && std::equal(layout, layout + count, abi::kLayout);
+  if (std::string_view(theirs) != LODE_VERSION_STRING || !same_layout) {
+    const std::uint32_t* l = layout ? layout : abi::kLayout;
+    const std::size_t n = layout ? count : 0;
+    r.refuse(fmt::format(
+        "the model library was built against {} but this is {}: its models are not loaded (rebuild it "
+        "against this lode's installed headers, with the same compiler and standard library)",
+        describe_tag(theirs, l, n, abi::kLayout, abi::kLayoutSize),
+        describe_tag(LODE_VERSION_STRING, abi::kLayout, abi::kLayoutSize, l, n)));
+    return false;
+  }
+  if (!r.collect_) {
+    r.add(factory());
+    return true;
+  }
+  // lode --plugin: an exception must not leave a static initializer inside dlopen().
+  try {
+    r.add(factory());
+  } catch (const std::exception& e) {
+    r.refuse(fmt::format("a model factory failed: {}", e.what()));
+    return false;
+  }
+  return true;
 }
 
 const Model* Registry::find(std::string_view name) const noexcept {
@@ -123,6 +177,21 @@ std::vector<const Model*> Registry::all() const {
   for (const Model& m : models_) out.push_back(&m);
   std::sort(out.begin(), out.end(), [](const Model* a, const Model* b) { return a->name < b->name; });
   return out;
+}
+
+void load_plugin(const std::string& path) {
+  if (path.empty()) throw UsageError("--plugin needs a library (--plugin LIB.so)");
+  dlerror();
+  Registry& r = Registry::global();
+  r.collect_errors(true);  // a registration error must not terminate inside dlopen
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  r.collect_errors(false);
+  const std::vector<std::string> errors = r.take_errors();
+  if (handle == nullptr) {
+    const char* why = dlerror();
+    throw Error(fmt::format("cannot load plugin '{}': {}", path, why ? why : "unknown dlopen error"));
+  }
+  if (!errors.empty()) throw Error(fmt::format("plugin '{}': {}", path, fmt::join(errors, "; ")));
 }
 
 }  // namespace lode

@@ -2,7 +2,8 @@
 # The install test (CTest: install_and_plugin; or by hand: tests/install/run.sh SRC BUILD):
 #  1. cmake --install BUILD into a temporary prefix;
 #  2. builds the example plugin examples/mysim against it, once with find_package(lode)
-#     and once with pkg-config (its Makefile);
+#     and once with pkg-config (its Makefile), with mysim_run, a program linking it
+#     directly: with --as-needed forced, the model must be registered all the same;
 #  3. runs the installed lode with --plugin on it: models, check, trace, mine;
 #  4. builds a program that includes every installed lode::runtime header and links only
 #     lode::runtime: no LibTorch header is compiled in (dependency list) and no LibTorch
@@ -28,7 +29,7 @@ LIBDIR=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
 LIBDIR=${LIBDIR:-lib}
 step "install into $P"
 cmake --install "$BUILD" --prefix "$P" > "$TMP/install.log"
-for f in bin/lode include/lode/lode.hpp include/lode/models/galton.hpp include/lode/mining/running_mean.hpp \
+for f in bin/lode include/lode/lode.hpp include/lode/version.hpp include/lode/models/galton.hpp include/lode/mining/running_mean.hpp \
          include/lode/inference/scan.hpp $LIBDIR/liblode_runtime.so $LIBDIR/liblode_models.so \
          $LIBDIR/liblode_mining.so $LIBDIR/liblode_inference.so $LIBDIR/cmake/lode/lodeConfig.cmake \
          $LIBDIR/cmake/lode/lodeConfigVersion.cmake $LIBDIR/cmake/lode/lodeTargets.cmake $LIBDIR/pkgconfig/lode.pc \
@@ -44,17 +45,32 @@ n=$("$LODE" models --json | $PY -c 'import json, sys; print(len(json.load(sys.st
 GEN=(-G Ninja)
 command -v ninja > /dev/null || GEN=()
 step "example plugin with find_package(lode CONFIG)"
+# --as-needed forced for the programs: mysim_run must keep libmysim.so all the same
 cmake -S "$SRC/examples/mysim" -B "$TMP/mysim-cmake" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$P" > "$TMP/cmake.log" || { cat "$TMP/cmake.log"; fail "configure"; }
+  -DCMAKE_PREFIX_PATH="$P" -DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed > "$TMP/cmake.log" || { cat "$TMP/cmake.log"; fail "configure"; }
 cmake --build "$TMP/mysim-cmake" -j 2 > "$TMP/build.log" || { cat "$TMP/build.log"; fail "build"; }
 PLUGIN=$TMP/mysim-cmake/libmysim.so
 [ -f "$PLUGIN" ] || fail "no $PLUGIN"
 
 step "example plugin with pkg-config"
 mkdir -p "$TMP/mysim-pc"
-PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" make -s -f "$SRC/examples/mysim/Makefile" OUT="$TMP/mysim-pc"
+PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" make -s -f "$SRC/examples/mysim/Makefile" OUT="$TMP/mysim-pc" \
+  LDFLAGS=-Wl,--as-needed
 [ -f "$TMP/mysim-pc/libmysim.so" ] || fail "no libmysim.so from pkg-config"
 grep -q mysim <<< "$("$LODE" --plugin "$TMP/mysim-pc/libmysim.so" models)" || fail "pkg-config plugin: no model mysim"
+
+step "a program linking the model library directly (mysim_run, --as-needed forced) sees the model"
+for prog in "$TMP/mysim-cmake/mysim_run" "$TMP/mysim-pc/mysim_run"; do
+  out=$("$prog" 2>&1) || { echo "$out"; fail "$prog: the model is not registered"; }
+  grep -q "mysim at its reference point, event 0: x = " <<< "$out" || { echo "$out"; fail "$prog output"; }
+done
+# the trap itself: the same program linked with --as-needed alone loses the model
+g++ -O2 -Wl,--as-needed "$SRC/examples/mysim/run.cpp" -L"$TMP/mysim-pc" -Wl,-rpath,"$TMP/mysim-pc" -lmysim \
+  $(PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" pkg-config --cflags --libs lode) -o "$TMP/mysim_run_as_needed"
+if "$TMP/mysim_run_as_needed" > /dev/null 2> "$TMP/err.txt"; then
+  fail "linked with --as-needed alone, mysim_run still sees the model: the test no longer tests the fix"
+fi
+grep -q "model 'mysim' is not registered" "$TMP/err.txt" || { cat "$TMP/err.txt"; fail "mysim_run message"; }
 
 step "lode --plugin ... models / check / trace / mine"
 "$LODE" --plugin "$PLUGIN" models --json > "$TMP/models.json"

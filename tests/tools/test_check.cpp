@@ -160,3 +160,29 @@ TEST_CASE("lode --help lists check and step; their --help shows the options", "[
   const Result t = run_lode({"trace", "--help"});
   for (const char* opt : {"--diff", "--theta2", "--seed2", "--event2"}) CHECK(t.out.find(opt) != std::string::npos);
 }
+
+TEST_CASE("lode check: a rare outcome never sampled is inconclusive, not a failure", "[cli][check][rare]") {
+  // test_rare_outcome is correct; its identities are carried by an outcome of probability
+  // 1e-9 e^theta that 2000 events never contain: every score is -q'/(1-q) and every ratio
+  // (1-q0)/(1-q1), with a standard error of about 0 (it used to fail by ~1e8 sigma).
+  const Result t = check({"test_rare_outcome", "-n", "2000"}, true);
+  INFO("stdout: " << t.out << "\nstderr: " << t.err);
+  CHECK(t.status == 0);
+  CHECK(t.out.find("FAILED") == std::string::npos);
+  CHECK(t.out.find("inconclusive: the values are all equal") != std::string::npos);
+  CHECK(t.out.find("INCONCLUSIVE (no check failed; 2 identities could not be tested)") != std::string::npos);
+  const Result j = check({"test_rare_outcome", "-n", "2000", "--json"}, true);
+  const json r = parse(j);
+  CHECK(j.status == 0);
+  CHECK(r["passed"] == true);
+  CHECK(r["inconclusive"] == 2);
+  CHECK(r["score"]["inconclusive"] == json::array({true}));
+  CHECK(r["ratios"][0]["inconclusive"] == true);
+  // a degenerate sample whose mean is exactly the expected value holds: weinberg's score
+  // (0 in every event) is not inconclusive
+  const json w = parse(check({"weinberg", "-n", "500", "--json"}));
+  CHECK(w["score"]["inconclusive"][0] == false);
+  CHECK(w["inconclusive"] == 0);
+  // and a broken model still fails
+  CHECK(check({"test_double_param", "-n", "2000"}, true).status == 1);
+}

@@ -331,3 +331,59 @@ TEST_CASE("lode runs lode-estimators for train, evaluate and infer, with their e
   CHECK(run_program((alone / "lode").string(), {"models"}).status == 0);  // the rest still works
 }
 #endif
+
+TEST_CASE("lode --plugin refuses a plugin built against other lode headers, naming both tags", "[cli][plugin][abi]") {
+  // Built with -D_GLIBCXX_USE_CXX11_ABI=0: std::string, and with it Model, has another size.
+  // Before the ABI tag it loaded and registered a Model of another layout.
+  const Result layout = run_lode({"--plugin", LODE_ABI_LAYOUT_PLUGIN, "models"});
+  INFO("stdout: " << layout.out << "\nstderr: " << layout.err);
+  CHECK(layout.status == 1);
+  for (const char* needle : {"plugin '", "lode_test_abi_layout_plugin", "was built against lode", "but this is lode",
+                             "std::string 8/8", "std::string 32/8", "rebuild it"})
+    CHECK(layout.err.find(needle) != std::string::npos);
+  CHECK(layout.err.find("factory ran") == std::string::npos);  // refused before its model ran
+  CHECK(layout.out.find("abi_mismatch") == std::string::npos);
+  // A hand-built registration claiming another version.
+  const Result version = run_lode({"--plugin", LODE_ABI_VERSION_PLUGIN, "models"});
+  INFO("stdout: " << version.out << "\nstderr: " << version.err);
+  CHECK(version.status == 1);
+  CHECK(version.err.find("built against lode 0.0.1 but this is lode ") != std::string::npos);
+  CHECK(version.err.find("factory ran") == std::string::npos);
+  // the plugins built against these headers still load
+  const Result ok = run_lode({"--plugin", LODE_TEST_MODELS_PLUGIN, "models"});
+  CHECK(ok.status == 0);
+  CHECK(ok.out.find("test_double_param") != std::string::npos);
+}
+
+TEST_CASE("lode demo omits the per-x table for a continuous x and fails on a mismatch", "[cli][demo]") {
+  // weinberg: one continuous observable; every x occurs once, so a per-x Monte-Carlo error
+  // is 0 and every row used to say MISMATCH, with exit status 0.
+  const Result w = run_lode({"demo", "--model", "weinberg", "-n", "2000"});
+  INFO("stdout: " << w.out << "\nstderr: " << w.err);
+  CHECK(w.status == 0);
+  CHECK(w.out.find("MISMATCH") == std::string::npos);
+  CHECK(w.out.find("The per-x table of r against the exact ratio is omitted: no value of x occurs in 30 or more of "
+                   "the\n2000 events (2000 distinct values") != std::string::npos);
+  // galton's x is discrete: the table is there, every row within 4 MC errors
+  const Result g = run_lode({"demo", "-n", "2000"});
+  INFO("stdout: " << g.out << "\nstderr: " << g.err);
+  CHECK(g.status == 0);
+  CHECK(g.out.find("mean of r per x vs exact") != std::string::npos);
+  CHECK(g.out.find("MISMATCH") == std::string::npos);
+}
+
+TEST_CASE("an empty value is refused for every option that takes one", "[cli][errors][empty]") {
+  // `--theta ''` used to mean "the default point"
+  const std::string out = scratch("never-empty.npy");
+  check_fails({"trace", "galton", "--theta", ""}, 2, {"--theta", "empty value"});
+  check_fails({"trace", "galton", "--theta="}, 2, {"--theta"});  // CLI11: "1 required ... missing"
+  check_fails({"check", "galton", "--theta", ""}, 2, {"--theta", "empty value"});
+  check_fails({"check", "galton", "-n", ""}, 2, {"empty value"});
+  check_fails({"simulate", "galton", "-n", "5", "--out", ""}, 2, {"--out", "empty value"});
+  check_fails({"simulate", "galton", "-n", "5", "--seed", "", "--out", out}, 2, {"--seed", "empty value"});
+  check_fails({"mine", "galton", "--for", "local", "--theta", "", "-n", "5", "--out", scratch("never-empty-dir")}, 2,
+              {"--theta", "empty value"});
+  check_fails({"demo", "--theta0", ""}, 2, {"--theta0", "empty value"});
+  check_fails({"trace", ""}, 2, {});
+  CHECK_FALSE(fs::exists(out));
+}

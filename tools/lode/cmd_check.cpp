@@ -29,10 +29,7 @@ int check(const CheckOptions& o) {
   mining::GoldCheckOptions options;
   options.seed = parse_count("--seed", o.seed);
   options.events = parse_count("-n", o.events, true);
-  for (const std::string& text : o.at) {
-    if (text.empty()) throw UsageError("--at: empty value (give a parameter point, e.g. --at -0.6)");
-    options.at.push_back(parse_point(model, "--at", text));
-  }
+  for (const std::string& text : o.at) options.at.push_back(parse_point(model, "--at", text));
   if (o.at.empty() && model.reference.size() >= 2) options.at.push_back(model.reference[1]);
 
   const mining::GoldCheck c = mining::check_gold(model, theta, options);
@@ -62,7 +59,8 @@ void add_check(Application& app) {
           "Checks: (a) the joint score against 5-point central finite differences of the replayed log p\n"
           "  (h = 1e-4 max(1,|theta_i|), tolerance 1e-5 relative plus a rounding allowance); a failure names\n"
           "  the first address whose own dlogp/dtheta disagrees with its finite difference;\n"
-          "  (b) |mean t| <= 4 SE per parameter; (c) |mean r - 1| <= 4 SE per --at point.\n"
+          "  (b) |mean t| <= 4 SE per parameter; (c) |mean r - 1| <= 4 SE per --at point; an identity is inconclusive\n"
+          "  (not a failure: INCONCLUSIVE) when its values are equal to 1e-9 but for < 10 events and its mean is not.\n"
           "Events failing with a run error are counted and reported. A model whose gold is refused (an output\n"
           "depends on theta at fixed z) fails, naming the output.\n"
           "Exit status: 0 all checks hold, 1 a check failed, 2 bad command line.\n\n"
@@ -70,8 +68,8 @@ void add_check(Application& app) {
           "  finite_differences {events, comparisons, failed, unavailable, max_error_ratio, passed,\n"
           "    failures: [{event, parameter, score, finite_difference, tolerance, address, address_score,\n"
           "    address_finite_difference, nonfinite_address, note}]},\n"
-          "  score {events, mean, se, passed}, ratios [{at, events, mean, se, passed}],\n"
-          "  failed_events {count, first_error}.\n\n"
+          "  score {events, mean, se, passed, inconclusive}, ratios [{at, events, mean, se, passed, inconclusive}],\n"
+          "  inconclusive (count), failed_events {count, first_error}.\n\n"
           "Example:\n"
           "  lode check galton --theta -0.8 --at -0.6 -n 10000")
       .action([o] { return check(*o); });

@@ -53,8 +53,7 @@ int mine(const MineOptions& o) {
   }
   job.events = parse_count("-n", o.events, /*positive=*/true);
   job.seed = parse_count("--seed", o.seed);
-  const std::uint64_t threads = parse_count("--threads", o.threads, /*positive=*/true);
-  if (threads > 1024) throw UsageError(fmt::format("--threads: {} is too many (at most 1024)", threads));
+  const unsigned threads = mining::checked_threads("--threads", parse_count("--threads", o.threads, true));
   job.shard_size = parse_count("--shard-size", o.shard_size, /*positive=*/true);
   if (job.shards() > mining::MiningJob::kMaxShards)
     throw UsageError(fmt::format("--shard-size {}: -n {} makes more than {} shards", job.shard_size, job.events,
@@ -65,7 +64,7 @@ int mine(const MineOptions& o) {
   job.out = o.out;
   job.resume = o.resume;
 
-  mining::ThreadScheduler scheduler(static_cast<unsigned>(threads));
+  mining::ThreadScheduler scheduler(threads);
   const bool tty = ::isatty(2) != 0;
   bool drawn = false;
   mining::ProgressCallback bar;
@@ -110,7 +109,7 @@ int mine(const MineOptions& o) {
     throw;
   }
   clear_bar();
-  fmt::print(stderr, "{}", mining::mining_summary_text(job, r, static_cast<unsigned>(threads)));
+  fmt::print(stderr, "{}", mining::mining_summary_text(job, r, threads));
   const std::string problem = mining::skip_problem(job, r, allowed_skips);  // a biased or empty sample: an error
   return problem.empty() ? kExitOk : (fmt::print(stderr, "lode mine: error: {}\n", problem), kExitFailure);
 }
@@ -128,7 +127,9 @@ void add_mine(Application& app) {
       .option("--theta1", o->theta1, "SPEC", "--for ratio: θ1 (y = 1, odd events)")
       .option("-t,--theta", o->theta, "SPEC", "--for local: the point; --for density: how θ is drawn")
       .option("-s,--seed", o->seed, "S", "Random stream (default: 1)")
-      .option("-j,--threads", o->threads, "T", "Worker threads (default: 1); the files do not depend on it")
+      .option("-j,--threads", o->threads, "T",
+              fmt::format("Worker threads (default: 1; at most {}: 4 x the processors); the files do not depend on it",
+                          mining::max_threads()))
       .option("--shard-size", o->shard_size, "K", "Events per shard (default: 100000)")
       .flag("--resume", o->resume, "Continue an interrupted job in DIR (complete shards are kept)")
       .flag("--strict", o->strict, "Stop at the first failing event instead of skipping it")

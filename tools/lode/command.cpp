@@ -1,9 +1,7 @@
 #include "command.hpp"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -17,20 +15,24 @@
 #include "common.hpp"
 #include "lode/error.hpp"
 #include "lode/model.hpp"
+#include "lode/plugin.hpp"
 
 namespace lode::cli {
 
 // ---------------------------------------------------------------------------------------
 // Command
 
+// Every value is checked: an empty one (`--theta ''`) is refused, never taken as the default.
+static const CLI::Validator kNotEmpty([](const std::string& v) { return v.empty() ? "empty value" : ""; }, "");
+
 Command& Command::positional(const std::string& name, std::string& target, const std::string& help) {
-  app_->add_option(name, target, help)->required()->type_name("");
+  app_->add_option(name, target, help)->required()->type_name("")->check(kNotEmpty);
   return *this;
 }
 
 Command& Command::option(const std::string& names, std::string& target, const std::string& value_name,
                          const std::string& help, bool required) {
-  CLI::Option* o = app_->add_option(names, target, help)->type_name(value_name);
+  CLI::Option* o = app_->add_option(names, target, help)->type_name(value_name)->check(kNotEmpty);
   if (required) o->required();
   return *this;
 }
@@ -38,7 +40,7 @@ Command& Command::option(const std::string& names, std::string& target, const st
 Command& Command::repeated_option(const std::string& names, std::vector<std::string>& target,
                                   const std::string& value_name, const std::string& help) {
   app_->add_option(names, target, help)
-      ->type_name(value_name)
+      ->type_name(value_name)->check(kNotEmpty)
       ->expected(1)
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -145,22 +147,6 @@ static std::vector<std::string> take_plugins(std::vector<std::string>& args) {
   }
   args = std::move(rest);
   return plugins;
-}
-
-static void load_plugin(const std::string& path) {
-  if (path.empty()) throw UsageError("--plugin needs a library (--plugin LIB.so)");
-  dlerror();
-  // RTLD_GLOBAL: a plugin may itself rely on symbols of plugins loaded before it.
-  Registry::global().collect_errors(true);  // a registration error must not terminate inside dlopen
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  Registry::global().collect_errors(false);
-  const std::vector<std::string> errors = Registry::global().take_errors();
-  if (handle == nullptr) {
-    const char* why = dlerror();
-    throw Error(fmt::format("cannot load plugin '{}': {}", path, why ? why : "unknown dlopen error"));
-  }
-  if (!errors.empty())
-    throw Error(fmt::format("plugin '{}': {}", path, fmt::join(errors, "; ")));
 }
 
 // Replaces this process with `program` from this program's directory, the same arguments.

@@ -9,11 +9,10 @@
 #include <vector>
 
 #include "lode/rng.hpp"
+#include "lode/run.hpp"
+#include "lode/version.hpp"
 
 namespace lode {
-
-class Distribution;
-class Run;
 
 /// A prior over θ: a product of independent blocks, each a lode distribution over
 /// consecutive components of θ (a Uniform or LogNormal per parameter, a MultivariateNormal
@@ -112,16 +111,46 @@ class Registry {
   std::vector<const Model*> all() const;
 
  private:
+  friend bool register_model(const char*, const std::uint32_t*, std::size_t, Model (*)());
+  void refuse(std::string error);  // throws Error, or records it while collecting
   std::vector<Model> models_;
   bool collect_ = false;
   std::vector<std::string> errors_;
 };
 
+/// The ABI tag of the code that registers a model (a plugin, a model library): the sizes
+/// and alignments of the types it shares with lode, as the headers it was compiled with
+/// define them, in this order (a new lode version may change the list). Internal linkage
+/// (constexpr): every translation unit has its own copy, never the runtime's.
+namespace abi {
+constexpr std::uint32_t kLayout[] = {
+    sizeof(Model),    alignof(Model),    sizeof(Prior),     alignof(Prior),
+    sizeof(Run),      alignof(Run),      sizeof(Message),   alignof(Message),
+    sizeof(Trace),    alignof(Trace),    sizeof(Choice),    alignof(Choice),
+    sizeof(Address),  alignof(Address),  sizeof(Real),      alignof(Real),
+    sizeof(Rng),      alignof(Rng),      sizeof(LockstepState), alignof(LockstepState),
+    sizeof(std::string), alignof(std::string), sizeof(std::vector<double>), alignof(std::vector<double>),
+    sizeof(std::function<void(Run&)>), alignof(std::function<void(Run&)>)};
+constexpr std::size_t kLayoutSize = sizeof(kLayout) / sizeof(kLayout[0]);
+}  // namespace abi
+
+/// Registers the model `factory()` returns after checking the caller's ABI tag (`version`,
+/// and `layout[0 .. count)`: see abi::kLayout) against the runtime's own: a model library
+/// built against other lode headers (another version, other compiler flags or standard
+/// library) is refused before factory() runs. On a mismatch, or when Registry::add refuses
+/// the model, throws lode::Error naming both tags — or, while
+/// Registry::collect_errors(true) is in effect (lode --plugin), records the message. This
+/// signature stays the same in every lode version (LODE_REGISTER_MODEL calls it).
+bool register_model(const char* version, const std::uint32_t* layout, std::size_t count, Model (*factory)());
+
 }  // namespace lode
 
 #define LODE_CONCAT_INNER(a, b) a##b
 #define LODE_CONCAT(a, b) LODE_CONCAT_INNER(a, b)
-/// Registers a model at program start: LODE_REGISTER_MODEL(make_galton) with
-/// `lode::Model make_galton()`.
-#define LODE_REGISTER_MODEL(factory) \
-  static const bool LODE_CONCAT(lode_registered_, __LINE__) = (::lode::Registry::global().add(factory()), true)
+/// Registers a model at program start (or when its library is loaded):
+/// LODE_REGISTER_MODEL(make_galton) with `lode::Model make_galton()`. The registration
+/// carries the ABI tag of the translation unit it is in (lode::register_model).
+#define LODE_REGISTER_MODEL(factory)                                                          \
+  static ::lode::Model LODE_CONCAT(lode_make_model_, __LINE__)() { return factory(); }       \
+  static const bool LODE_CONCAT(lode_registered_, __LINE__) = ::lode::register_model(      \
+      LODE_VERSION_STRING, ::lode::abi::kLayout, ::lode::abi::kLayoutSize, &LODE_CONCAT(lode_make_model_, __LINE__))

@@ -78,7 +78,16 @@ class Trace {
     const auto value_begin = static_cast<std::uint32_t>(values.size());
     values.push_back(value);
     const double running = (choices.empty() ? 0.0 : choices.back().running) + log_p;
-    choices.emplace_back(a, kind, distribution, value_begin, 1u, 0u, 0u, 0u, log_p, running);
+    // Field by field, not emplace_back(a, kind, ...): parenthesized aggregate
+    // initialization is C++20 that clang 14 lacks.
+    Choice& c = choices.emplace_back();
+    c.address = a;
+    c.kind = kind;
+    c.distribution = distribution;
+    c.value_begin = value_begin;
+    c.value_size = 1;
+    c.log_p = log_p;
+    c.running = running;
     if (insert_index(static_cast<std::uint32_t>(choices.size() - 1))) [[likely]]
       return true;
     choices.pop_back();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "lode/driver.hpp"
 
@@ -30,6 +31,44 @@ std::vector<double> shifted(std::span<const double> theta, std::size_t i, double
 }
 
 }  // namespace
+
+void ValueSpread::add(std::span<const double> v) {
+  for (std::size_t i = 0; i < std::min(v.size(), values_.size()); ++i) {
+    Seen& s = values_[i];
+    if (s.varied) continue;
+    const auto same = [x = v[i]](const auto& c) {
+      return std::fabs(c.first - x) <= 1e-9 * std::max({1.0, std::fabs(c.first), std::fabs(x)});
+    };
+    if (auto it = std::find_if(s.counts.begin(), s.counts.end(), same); it != s.counts.end())
+      ++it->second;
+    else if (s.counts.size() < kMaxDistinct)
+      s.counts.emplace_back(v[i], 1);
+    else
+      s.varied = true;
+  }
+}
+
+std::uint64_t ValueSpread::others(std::size_t i) const noexcept {
+  const Seen& s = values_[i];
+  if (s.varied) return std::numeric_limits<std::uint64_t>::max();
+  std::uint64_t total = 0, most = 0;
+  for (const auto& [value, n] : s.counts) {
+    total += n;
+    most = std::max(most, n);
+  }
+  return total - most;
+}
+
+Verdict identity_verdict(const RunningMean& m, const ValueSpread& spread, std::size_t i, double expected,
+                         double sigmas) {
+  if (m.count() == 0) return Verdict::fails;
+  if (spread.degenerate(i)) {
+    // the slack of RunningMean::agrees_with: the mean's own rounding
+    const bool exact = std::fabs(m.mean(i) - expected) <= 1e-12 * std::max(1.0, std::fabs(expected));
+    return exact ? Verdict::holds : Verdict::inconclusive;
+  }
+  return m.agrees_with(i, expected, sigmas) ? Verdict::holds : Verdict::fails;
+}
 
 void CheckFailures::add(const RunError& e) {
   if (count++ == 0) first = e.what();
@@ -152,19 +191,24 @@ RunningMean mean_over_events(std::size_t dim, std::uint64_t events, CheckFailure
 }  // namespace
 
 RunningMean score_mean(const Model& model, std::span<const double> theta, std::uint64_t seed, std::uint64_t events,
-                       CheckFailures& failures) {
+                       CheckFailures& failures, ValueSpread* spread) {
   GoldMiner miner(model, GoldOptions{.keep_trace = false});
-  return mean_over_events(theta.size(), events, failures,
-                          [&](RunningMean& m, std::uint64_t e) { m.add(miner(theta, seed, e).score); });
+  return mean_over_events(theta.size(), events, failures, [&](RunningMean& m, std::uint64_t e) {
+    const Gold& g = miner(theta, seed, e);
+    m.add(g.score);
+    if (spread) spread->add(g.score);
+  });
 }
 
 RunningMean ratio_mean(const Model& model, std::span<const double> theta, std::span<const double> other,
-                       std::uint64_t seed, std::uint64_t events, CheckFailures& failures) {
+                       std::uint64_t seed, std::uint64_t events, CheckFailures& failures, ValueSpread* spread) {
   GoldMiner miner(model, GoldOptions{.score = false, .keep_trace = false});
   const std::vector<std::vector<double>> at = {std::vector<double>(theta.begin(), theta.end())};
   return mean_over_events(1, events, failures, [&](RunningMean& m, std::uint64_t e) {
     const Gold& g = miner(other, seed, e, at);
-    m.add(std::exp(g.log_p_at[0] - g.log_p));
+    const double r = std::exp(g.log_p_at[0] - g.log_p);
+    m.add(r);
+    if (spread) spread->add(r);
   });
 }
 
@@ -172,16 +216,25 @@ GoldCheck check_gold(const Model& model, std::span<const double> theta, const Go
   GoldCheck c;
   CheckFailures& failures = c.failures;
   c.fd = check_score_finite_differences(model, theta, o.seed, std::min(o.events, o.max_fd_events), failures);
-  if (failures.gold_refused.empty()) c.score = score_mean(model, theta, o.seed, o.events, failures);
+  ValueSpread score_spread(theta.size());
+  if (failures.gold_refused.empty()) c.score = score_mean(model, theta, o.seed, o.events, failures, &score_spread);
+  std::vector<ValueSpread> ratio_spread;
   for (const auto& p : o.at) {
     if (!failures.gold_refused.empty()) break;
-    c.ratios.push_back(ratio_mean(model, theta, p, o.seed, o.events, failures));
+    c.ratios.push_back(ratio_mean(model, theta, p, o.seed, o.events, failures, &ratio_spread.emplace_back(1)));
   }
 
   c.score_passed = c.score.count() > 0;
-  for (std::size_t i = 0; i < theta.size() && c.score_passed; ++i)
-    c.score_passed = c.score.agrees_with(i, 0.0, o.sigmas);
-  for (const RunningMean& m : c.ratios) c.ratio_passed.push_back(m.count() > 0 && m.agrees_with(0, 1.0, o.sigmas));
+  for (std::size_t i = 0; i < theta.size() && c.score.count() > 0; ++i) {
+    c.score_verdict.push_back(identity_verdict(c.score, score_spread, i, 0.0, o.sigmas));
+    c.score_passed = c.score_passed && c.score_verdict.back() != Verdict::fails;
+  }
+  for (std::size_t k = 0; k < c.ratios.size(); ++k) {
+    c.ratio_verdict.push_back(identity_verdict(c.ratios[k], ratio_spread[k], 0, 1.0, o.sigmas));
+    c.ratio_passed.push_back(c.ratio_verdict.back() != Verdict::fails);
+  }
+  for (const auto* verdicts : {&c.score_verdict, &c.ratio_verdict})
+    c.inconclusive += static_cast<std::size_t>(std::count(verdicts->begin(), verdicts->end(), Verdict::inconclusive));
   c.passed = failures.gold_refused.empty() && c.fd.passed() && c.score_passed && c.ratio_passed.size() == o.at.size() &&
              std::all_of(c.ratio_passed.begin(), c.ratio_passed.end(), [](bool b) { return b; });
   return c;
@@ -245,15 +298,20 @@ Json gold_check_json(const Model& model, std::span<const double> theta, const Go
     mean.push_back(json_number(c.score.mean(i)));
     se.push_back(json_number(c.score.standard_error(i)));
   }
-  j["score"] = {{"events", c.score.count()}, {"mean", mean}, {"se", se}, {"passed", c.score_passed}};
+  Json inconclusive = Json::array();
+  for (const Verdict v : c.score_verdict) inconclusive.push_back(v == Verdict::inconclusive);
+  j["score"] = {{"events", c.score.count()}, {"mean", mean},       {"se", se},
+                {"passed", c.score_passed},  {"inconclusive", inconclusive}};
   Json ratios = Json::array();
   for (std::size_t k = 0; k < c.ratios.size(); ++k)
     ratios.push_back({{"at", options.at[k]},
                       {"events", c.ratios[k].count()},
                       {"mean", json_number(c.ratios[k].mean(0))},
                       {"se", json_number(c.ratios[k].standard_error(0))},
-                      {"passed", static_cast<bool>(c.ratio_passed[k])}});
+                      {"passed", static_cast<bool>(c.ratio_passed[k])},
+                      {"inconclusive", c.ratio_verdict[k] == Verdict::inconclusive}});
   j["ratios"] = ratios;
+  j["inconclusive"] = c.inconclusive;
   j["failed_events"] = {{"count", c.failures.count},
                         {"first_error", c.failures.first.empty() ? Json(nullptr) : Json(c.failures.first)}};
   return j;

@@ -1,15 +1,34 @@
 #include "lode/mining/scheduler.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <new>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "lode/error.hpp"
+
 namespace lode::mining {
+
+unsigned max_threads() noexcept {
+  const unsigned processors = std::thread::hardware_concurrency();
+  return processors ? 4 * processors : 64;
+}
+
+unsigned checked_threads(std::string_view option, std::uint64_t requested) {
+  if (requested < 1 || requested > max_threads())
+    throw UsageError(fmt::format("{}: {} threads: give 1 to {} (4 x the {} processors of this machine)", option,
+                                 requested, max_threads(), max_threads() / 4));
+  return static_cast<unsigned>(requested);
+}
 
 void SerialScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
   stopping_ = false;
@@ -70,9 +89,16 @@ void ThreadScheduler::run(std::size_t tasks, const Task& task, const Tick& tick)
   };
   std::vector<std::thread> pool;
   const unsigned n = running;
+  std::string failure;
+  pool.reserve(n);
   try {
     for (unsigned w = 0; w < n; ++w) pool.emplace_back(worker, w);
-  } catch (...) {  // a thread could not be started: stop the ones that were
+  } catch (const std::system_error& e) {
+    failure = e.code().message();
+  } catch (const std::bad_alloc&) {
+    failure = "out of memory";
+  }
+  if (!failure.empty()) {  // a thread could not be started: stop and join the ones that were
     {
       std::lock_guard lock(mu);
       stopping_ = true;
@@ -80,7 +106,9 @@ void ThreadScheduler::run(std::size_t tasks, const Task& task, const Tick& tick)
     }
     wait();
     for (std::thread& t : pool) t.join();
-    throw;
+    throw Error(fmt::format("cannot start worker thread {} of {}: {} (a limit of this environment on processes or "
+                            "address space, ulimit -u / -v); use fewer threads",
+                            pool.size() + 1, n, failure));
   }
   wait();
   for (std::thread& t : pool) t.join();

@@ -13,6 +13,9 @@
 //                         (a numerically broken likelihood, for `lode infer --exact`).
 //   test_branch, test_branch_smooth — θ-dependent control flow with impossible replays, and
 //                         its reparameterization (impossible_models.hpp).
+//   test_rare_outcome   — a correct model whose identities are carried by an outcome of
+//                         probability 1e-9·e^θ ('rare'), which a sample never contains: the
+//                         sample's scores and ratios are all equal (`lode check`: inconclusive).
 #include <cmath>
 
 #include "impossible_models.hpp"
@@ -78,6 +81,11 @@ void veto(Run& run) {
   run.observe("x", Normal(z, 0.5));
 }
 
+void rare_outcome(Run& run) {
+  const bool rare = run.sample("rare", Bernoulli(1e-9 * exp(run.parameter(0))));
+  run.observe("x", Normal(rare ? 3.0 : 0.0, 1.0));
+}
+
 void normal_x(Run& run) { run.observe("x", Normal(run.parameter(0), 1.0)); }
 
 double nan_likelihood(std::span<const double> x, std::span<const double> theta, double* grad) {
@@ -102,6 +110,10 @@ Model make_nan_likelihood() {
 }
 Model make_branch() { return branch_model(false); }
 Model make_branch_smooth() { return branch_model(true); }
+Model make_rare_outcome() {
+  return toy("test_rare_outcome", "test model: an outcome of probability 1e-9 exp(theta) carries E[t] = 0",
+             rare_outcome);
+}
 Model make_shifted_output() {
   return toy("test_shifted_output", "test model: output x = z + theta (gold refused)", shifted_output);
 }
@@ -115,5 +127,6 @@ LODE_REGISTER_MODEL(make_nan_likelihood);
 LODE_REGISTER_MODEL(make_shifted_output);
 LODE_REGISTER_MODEL(make_branch);
 LODE_REGISTER_MODEL(make_branch_smooth);
+LODE_REGISTER_MODEL(make_rare_outcome);
 
 }  // namespace lode::test_models

@@ -12,6 +12,7 @@
 #include "command.hpp"
 #include "common.hpp"
 #include "lode/estimators/estimator.hpp"
+#include "lode/mining/scheduler.hpp"
 #include "simulator.hpp"
 
 namespace lode::cli {
@@ -72,7 +73,8 @@ est::Settings settings_from(const TrainOptions& o) {
   if (!o.patience.empty()) t.patience = parse_int("--patience", o.patience, 0);
   if (!o.clip.empty()) t.clip = parse_one("--clip", o.clip);
   if (!o.seed.empty()) t.seed = parse_count("--seed", o.seed);
-  if (!o.threads.empty()) t.threads = parse_int("--threads", o.threads, 1);
+  if (!o.threads.empty())  // refused above the cap before LibTorch sizes its pool (100000 hung there)
+    t.threads = static_cast<int>(mining::checked_threads("--threads", parse_count("--threads", o.threads, true)));
   if (!o.ensemble.empty()) t.ensemble = parse_int("--ensemble", o.ensemble, 1);
   if (!o.reference.empty()) s.local.reference = parse_numbers("--reference", o.reference);
   if (!o.model.empty()) s.local.simulator = o.model;
@@ -178,7 +180,8 @@ void add_train(Application& app) {
               "Stop after P epochs without validation improvement (default 0: run all epochs; the best epoch is kept)")
       .option("--clip", o->clip, "C", "Gradient-norm clipping (default: 10; 0: none)")
       .option("-s,--seed", o->seed, "S", "Seed of initialization, split and batch order (default: 1)")
-      .option("--threads", o->threads, "T", "LibTorch threads (default: 1)")
+      .option("--threads", o->threads, "T",
+              fmt::format("LibTorch threads (default: 1; at most {}: 4 x the processors)", mining::max_threads()))
       .option("--ensemble", o->ensemble, "K", "Train K independently seeded members (seeds S..S+K-1; default: 1)")
       .option("--reference", o->reference, "V[,V...]", "sally/sallino: the reference point (default: the data's θ)")
       .option("--model", o->model, "MODEL",

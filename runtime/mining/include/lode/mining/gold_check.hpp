@@ -69,15 +69,50 @@ FdCheck check_score_finite_differences(const Model& model, std::span<const doubl
 void locate_wrong_address(const Model& model, const Trace& trace, std::span<const double> theta, std::size_t i,
                           double h, std::uint64_t seed, std::uint64_t event, FdFailure& f);
 
-/// (b) t(x,z|θ) over events 0..events−1 drawn at θ (mean and SE per component). Stops at a
-/// gold refusal.
+/// Whether a sample can test an identity E[f] = c with its standard error. When a rare
+/// outcome carries the identity (an outcome of probability 1e-9 whose score is 1e9 times
+/// the others'), a sample that misses it, or sees it a few times, has values that are all
+/// equal but for a few, a standard error of about 0 and a mean off by a tiny amount: not a
+/// failure, no test at all. The rule: per component, values that agree to 1e-9 relative
+/// (max(1, |a|, |b|)) count as equal; a sample with at most kMaxDistinct distinct values
+/// whose most common value is shared by all but fewer than kMinOthers events is degenerate.
+class ValueSpread {
+ public:
+  static constexpr std::size_t kMaxDistinct = 4;
+  static constexpr std::uint64_t kMinOthers = 10;
+  explicit ValueSpread(std::size_t dim = 1) : values_(dim) {}
+  void add(std::span<const double> v);
+  void add(double v) { add(std::span<const double>(&v, 1)); }
+  /// Events of component i whose value differs from the sample's most common one (a large
+  /// number when the sample has more than kMaxDistinct distinct values).
+  std::uint64_t others(std::size_t i = 0) const noexcept;
+  bool degenerate(std::size_t i = 0) const noexcept { return others(i) < kMinOthers; }
+
+ private:
+  struct Seen {
+    std::vector<std::pair<double, std::uint64_t>> counts;  // distinct value, events
+    bool varied = false;                                    // more than kMaxDistinct values
+  };
+  std::vector<Seen> values_;
+};
+
+/// The verdict on one identity E[f] = expected of a check: holds, fails (|mean − expected| >
+/// sigmas·SE), or inconclusive (a degenerate sample, ValueSpread, whose mean is not the
+/// expected value to 1e-12 relative: its SE cannot measure what the sample missed).
+enum class Verdict { holds, fails, inconclusive };
+Verdict identity_verdict(const RunningMean& mean, const ValueSpread& spread, std::size_t i, double expected,
+                         double sigmas);
+
+/// (b) t(x,z|θ) over events 0..events−1 drawn at θ (mean and SE per component; the spread
+/// of the values into *spread when given). Stops at a gold refusal.
 RunningMean score_mean(const Model& model, std::span<const double> theta, std::uint64_t seed, std::uint64_t events,
-                       CheckFailures& failures);
+                       CheckFailures& failures, ValueSpread* spread = nullptr);
 
 /// (c) r(x,z|θ,θ') = p(x,z|θ)/p(x,z|θ') over events 0..events−1 drawn at θ' (`other`).
 /// Stops at a gold refusal (the mean of the events before it is returned).
 RunningMean ratio_mean(const Model& model, std::span<const double> theta, std::span<const double> other,
-                       std::uint64_t seed, std::uint64_t events, CheckFailures& failures);
+                       std::uint64_t seed, std::uint64_t events, CheckFailures& failures,
+                       ValueSpread* spread = nullptr);
 
 struct GoldCheckOptions {
   std::uint64_t seed = 1;
@@ -92,12 +127,16 @@ struct GoldCheck {
   FdCheck fd;
   RunningMean score;
   std::vector<RunningMean> ratios;  ///< one per point of `at` reached (all unless the gold was refused)
-  bool score_passed = false;
-  std::vector<bool> ratio_passed;
-  bool passed = false;  ///< no refusal and (a), (b) and every (c) hold
+  std::vector<Verdict> score_verdict;  ///< (b) per parameter
+  std::vector<Verdict> ratio_verdict;  ///< (c) per point reached
+  bool score_passed = false;           ///< no (b) component fails (and there were events)
+  std::vector<bool> ratio_passed;      ///< the (c) point does not fail (and there were events)
+  std::size_t inconclusive = 0;        ///< identities of (b) and (c) that could not be tested
+  bool passed = false;  ///< no refusal, (a) holds and no identity of (b), (c) fails
 };
 
-/// (a), (b) and (c) in turn; a gold refusal skips what follows it.
+/// (a), (b) and (c) in turn; a gold refusal skips what follows it. An inconclusive
+/// identity (Verdict) does not fail the check; GoldCheck::inconclusive counts them.
 GoldCheck check_gold(const Model& model, std::span<const double> theta, const GoldCheckOptions& options);
 
 /// `lode check --json`: {model, theta, seed, events, passed, gold_refused, finite_differences
@@ -130,11 +169,18 @@ GoldIdentities mine_gold_identities(const Model& model, std::span<const double> 
 /// with the one extra point θ1): x, log p, the score and log r.
 std::string demo_event_text(const Model& model, std::span<const double> theta0, std::span<const double> theta1,
                             std::uint64_t seed, const Gold& gold);
+/// The same, mining that event itself (a detailed trace at θ0 with the extra point θ1).
+std::string demo_event_text(const Model& model, std::span<const double> theta0, std::span<const double> theta1,
+                            std::uint64_t seed);
 /// What `lode demo` prints next: the mining time, E[t] = 0 and E[r] = 1 with their
 /// Monte-Carlo errors and, for a model with an exact likelihood, the mean of r per x against
-/// the exact ratio (the 9 most frequent x) and, for one parameter, the Fisher information of
-/// x at θ1 against the joint one. Evaluates the model's exact likelihood.
+/// the exact ratio (the 9 most frequent x among those seen in at least kMinEventsPerX
+/// events; for a continuous x no value is, and the table is omitted with a line saying so)
+/// and, for one parameter, the Fisher information of x at θ1 against the joint one.
+/// Evaluates the model's exact likelihood. *mismatch (when given): whether a row says
+/// MISMATCH (beyond 4 Monte-Carlo errors).
+inline constexpr std::uint64_t kMinEventsPerX = 30;
 std::string gold_identities_text(const Model& model, std::span<const double> theta0, std::span<const double> theta1,
-                                 std::uint64_t n, const GoldIdentities& id);
+                                 std::uint64_t n, const GoldIdentities& id, bool* mismatch = nullptr);
 
 }  // namespace lode::mining

@@ -15,7 +15,9 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <string_view>
 
 namespace lode::mining {
 
@@ -57,7 +59,9 @@ class SerialScheduler final : public Scheduler {
 };
 
 /// `threads` threads (at most as many as there are tasks), each taking the next task not
-/// yet started; the calling thread waits and runs the tick every 250 ms.
+/// yet started; the calling thread waits and runs the tick every 250 ms. When a thread
+/// cannot be started (a process or address-space limit), the ones started are stopped and
+/// joined and run() throws lode::Error naming the count and the system's reason.
 class ThreadScheduler final : public Scheduler {
  public:
   /// threads >= 1 (0 is taken as 1).
@@ -68,5 +72,12 @@ class ThreadScheduler final : public Scheduler {
  private:
   unsigned threads_;
 };
+
+/// The most threads lode starts for one job (`lode mine --threads`, `lode train --threads`):
+/// 4 × the processors std::thread::hardware_concurrency() reports (64 when it reports none).
+unsigned max_threads() noexcept;
+/// `requested` when 1 ≤ requested ≤ max_threads(); else throws UsageError naming `option`,
+/// the count and the cap.
+unsigned checked_threads(std::string_view option, std::uint64_t requested);
 
 }  // namespace lode::mining

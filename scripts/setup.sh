@@ -21,6 +21,7 @@ PACKAGES=(
   gnuplot-nox                                    # plots as PNG images
   python3-numpy                                  # tests check that .npy files load in numpy
   make                                           # the install test builds examples/mysim with its Makefile (pkg-config)
+  clang-14 libclang-rt-14-dev                    # fuzz targets (libFuzzer, ASan, UBSan: scripts/fuzz.sh)
 )
 
 missing=()

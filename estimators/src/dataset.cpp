@@ -7,9 +7,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
+#include <iterator>
+#include <optional>
 
 #include "dataset_check.hpp"
+#include "dataset_meta.hpp"
 #include "lode/npy.hpp"
 
 namespace lode::estimators {
@@ -33,11 +35,37 @@ Matrix& Dataset::column(Column c) {
 
 const Matrix& Dataset::column(Column c) const { return const_cast<Dataset&>(*this).column(c); }
 
-Dataset load_dataset(const std::string& dir) {
+Dataset load_dataset(const std::string& dir, DatasetFormat format) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) throw EstimatorError(fmt::format("dataset '{}': no such directory", dir));
   Dataset d;
   d.source = dir;
+  // meta.json first (lode mine writes it last): without it the arrays may be partial.
+  std::optional<DatasetMeta> meta;
+  const fs::path meta_path = fs::path(dir) / schema::kMetaFile;
+  std::error_code ec;
+  if (fs::exists(meta_path, ec)) {
+    std::ifstream in(meta_path, std::ios::binary);
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad() || !in.eof()) throw EstimatorError(fmt::format("dataset '{}': cannot read {}", dir, schema::kMetaFile));
+    try {
+      meta = parse_dataset_meta(text, meta_path.string());
+    } catch (const EstimatorError& e) {
+      const std::string resume = resume_command(dir);
+      throw EstimatorError(fmt::format("dataset '{}': {}{}", dir, e.what(), resume.empty() ? "" : ": " + resume));
+    }
+    d.model = meta->model, d.parameters = meta->parameters, d.observables = meta->observables;
+  } else if (format == DatasetFormat::mined || fs::exists(fs::path(dir) / "shards", ec)) {
+    const std::string resume = resume_command(dir);
+    throw EstimatorError(fmt::format(
+        "dataset '{}' has no {}: the lode mine that writes it did not finish (it writes {} last), so its arrays may "
+        "be partial; finish it by running the same lode mine command again with --resume{}{}{}",
+        dir, schema::kMetaFile, schema::kMetaFile, resume.empty() ? "" : ": ", resume,
+        format == DatasetFormat::mined && resume.empty()
+            ? ". A directory of arrays written by other software (MadMiner) has no meta.json: say so with "
+              "lode train --arrays"
+            : ""));
+  }
   std::string first;
   std::size_t rows = 0;
   for (const schema::ColumnInfo& info : schema::columns()) {
@@ -56,6 +84,14 @@ Dataset load_dataset(const std::string& dir) {
     m.rows = a.rows();
     m.cols = a.cols();
     m.data = std::move(a.data);
+    if (meta) {  // the arrays must be the ones meta.json describes
+      const std::size_t width = schema::width(info.column, meta->observables.size(), meta->parameters.size());
+      if (m.rows != meta->rows || m.cols != width)
+        throw EstimatorError(fmt::format(
+            "dataset '{}': {} is {}×{}, but {} says {}×{} (model {}): the files do not belong together; mine the "
+            "dataset again",
+            dir, path.filename().string(), m.rows, m.cols, schema::kMetaFile, meta->rows, width, meta->model));
+    }
     if (first.empty()) {
       first = path.filename().string();
       rows = m.rows;
@@ -63,11 +99,6 @@ Dataset load_dataset(const std::string& dir) {
       throw EstimatorError(fmt::format("dataset '{}': {} has {} rows but {} has {}", dir, path.filename().string(),
                                        m.rows, first, rows));
     }
-  }
-  // meta.json (lode mine) names the model; a dataset from elsewhere may lack it.
-  if (std::ifstream meta(fs::path(dir) / schema::kMetaFile); meta) {
-    const nlohmann::json j = nlohmann::json::parse(meta, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("model") && j["model"].is_string()) d.model = j["model"].get<std::string>();
   }
   if (d.x.empty())
     throw EstimatorError(fmt::format("dataset '{}': no {} (or it has no rows)", dir, schema::file_name(Column::x)));

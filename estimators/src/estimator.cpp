@@ -1,16 +1,17 @@
-// Estimator: training through a family and the Trainer, saving and loading estimator.json,
+// Estimator: training through a family and the Trainer, saving and loading estimator.json
+// (its fields and checks: estimator_file.cpp),
 // and evaluation dispatched to the family (family.hpp).
 #include <fmt/format.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "dataset_check.hpp"
 #include "family.hpp"
 #include "lode/atomic_file.hpp"
 #include "lode/estimators/torch/mlp.hpp"
-#include "persist.hpp"
 
 namespace lode::estimators {
 
@@ -19,8 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using torch::Tensor;
 
-constexpr int kFormatVersion = 1;
-constexpr const char* kFormat = "lode-estimator";
 constexpr const char* kFile = "estimator.json";
 
 void check_settings(const Settings& s) {
@@ -52,18 +51,11 @@ void check_x(const Matrix& x, std::size_t n_x) {
       throw EstimatorError(fmt::format("x row {} column {} is {}", i / x.cols, i % x.cols, x.data[i]));
 }
 
-// The common part of estimator.json; the family adds its own fields (FamilyModel::fields).
-template <class V, class M>
-void common_fields(V& v, M& m) {
-  v("n_x", m.n_x);
-  v("n_theta", m.n_theta);
-  settings_fields(v, m.settings);
-}
-
 }  // namespace
 
 struct Estimator::Impl {
   std::unique_ptr<FamilyModel> model;
+  DataNames names;  // of the training data
   std::vector<TrainReport> reports;  // the members' reports (reports() returns a reference)
 };
 
@@ -87,106 +79,104 @@ Estimator Estimator::train(const Dataset& data, const Settings& settings,
   hooks.after_epoch = progress;
   model.members = estimators::train(problem, split, s.trainer, s.trainer.min_steps, hooks);
   for (const Member& m : model.members) impl->reports.push_back(m.report);
+  impl->names = {data.model, data.parameters, data.observables};
+  if (impl->names.parameters.size() != model.n_theta) impl->names.parameters.clear();  // unknown or not θ's
+  if (impl->names.observables.size() != model.n_x) impl->names.observables.clear();
   return Estimator(impl);
 }
 
 void Estimator::save(const std::string& dir) const {
   const FamilyModel& m = *impl_->model;
-  nlohmann::json j;
-  JsonWriter w(j);
-  w("format", kFormat);
-  w("version", kFormatVersion);
-  w("method", m.info.name);
-  common_fields(w, m);
-  m.fields(w);
-  nlohmann::json members = nlohmann::json::array();
+  EstimatorFile f;
+  f.method = m.info.name;
+  f.family = m.info.family;
+  f.n_x = m.n_x;
+  f.n_theta = m.n_theta;
+  f.settings = m.settings;
+  f.names = impl_->names;
+  m.store(f);
   for (const Member& member : m.members) {
-    nlohmann::json params = nlohmann::json::array();
+    EstimatorFile::Member& out = f.members.emplace_back();
+    out.seed = member.seed;
+    out.report = member.report;
     for (const auto& p : member.net->named_parameters()) {
       const Tensor t = p.value().detach().to(torch::kDouble).contiguous();
-      params.push_back({{"name", p.key()},
-                        {"shape", t.sizes().vec()},
-                        {"data", std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel())}});
+      out.parameters.push_back(
+          {p.key(), t.sizes().vec(), std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel())});
     }
-    nlohmann::json report;
-    JsonWriter rw(report);
-    report_fields(rw, member.report);
-    members.push_back({{"seed", member.seed}, {"report", report}, {"parameters", params}});
   }
-  j["members"] = members;
-
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw EstimatorError(fmt::format("cannot create the estimator directory '{}': {}", dir, ec.message()));
-  write_file_atomically((fs::path(dir) / kFile).string(), j.dump(1) + "\n");
+  write_file_atomically((fs::path(dir) / kFile).string(), write_estimator_file(f));
   fsync_directory(dir);
+}
+
+void Estimator::check_writable(const std::string& dir) {
+  std::error_code ec;
+  if (dir.empty()) throw EstimatorError("the estimator directory name is empty");
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw EstimatorError(fmt::format("'{}' exists and is not a directory; an estimator is a directory", dir));
+  std::vector<fs::path> created;  // the directories to remove again, deepest first
+  for (fs::path p = fs::absolute(dir, ec); !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    created.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  const auto clean = [&] {
+    for (const fs::path& p : created) fs::remove(p, ec);  // only empty directories go
+  };
+  fs::create_directories(dir, ec);
+  if (ec) {
+    clean();
+    throw EstimatorError(fmt::format("cannot create the estimator directory '{}': {}", dir, ec.message()));
+  }
+  try {
+    AtomicFile probe((fs::path(dir) / kFile).string());  // removed uncommitted
+  } catch (const FileError& e) {
+    clean();
+    throw EstimatorError(fmt::format("cannot write the estimator into '{}': {}", dir, e.what()));
+  }
+  clean();
 }
 
 Estimator Estimator::load(const std::string& dir) {
   const fs::path path = fs::path(dir) / kFile;
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in)
     throw EstimatorError(
         fmt::format("'{}' is not an estimator directory: no {} (write one with lode train)", dir, kFile));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw EstimatorError(fmt::format("'{}' is corrupt or truncated: {}", path.string(), e.what()));
-  }
-  try {
-    if (j.value("format", "") != kFormat)
-      throw EstimatorError(
-          fmt::format("'{}' is not a lode estimator (format '{}')", path.string(), j.value("format", "")));
-    if (j.at("version").get<int>() != kFormatVersion)
-      throw EstimatorError(fmt::format("'{}' has format version {}; this lode reads version {}", path.string(),
-                                       j.at("version").get<int>(), kFormatVersion));
-    const MethodInfo& info = method_info(parse_method(j.at("method")));
-    Settings s;
-    s.method = Method(info.name);
-    auto impl = std::make_shared<Impl>();
-    impl->model = family(info.family).create(info, s);
-    FamilyModel& m = *impl->model;
-    JsonReader r(j);
-    common_fields(r, m);
-    parse_activation(m.settings.network.activation);
-    try {
-      m.fields(r);
-    } catch (const EstimatorError& e) {
-      throw EstimatorError(fmt::format("'{}': {}", path.string(), e.what()));
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw EstimatorError(fmt::format("cannot read '{}'", path.string()));
+  // Every check is in parse_estimator_file (torch-free); here the numbers go into tensors.
+  const EstimatorFile f = parse_estimator_file(
+      text, path.string(), [](const std::string& method) { return method_info(Method(method)).family; });
+  const MethodInfo& info = method_info(Method(f.method));
+  auto impl = std::make_shared<Impl>();
+  impl->model = family(info.family).create(info, f.settings);
+  impl->names = f.names;
+  FamilyModel& m = *impl->model;
+  m.n_x = f.n_x;
+  m.n_theta = f.n_theta;
+  m.restore(f);
+  torch::NoGradGuard no_grad;
+  for (const EstimatorFile::Member& fm : f.members) {
+    Member member;
+    member.net = m.make_network();
+    auto params = member.net->named_parameters();
+    for (const EstimatorFile::Parameter& p : fm.parameters) {
+      Tensor* t = params.find(p.name);
+      if (t == nullptr || p.shape != t->sizes().vec())  // network_shape() and make_network() disagree: a bug
+        throw EstimatorError(fmt::format("'{}': parameter '{}' does not fit the {} network", path.string(), p.name,
+                                         info.family));
+      t->copy_(torch::from_blob(const_cast<double*>(p.data.data()), t->sizes(), torch::kDouble).to(t->dtype()));
     }
-    for (const auto& jm : j.at("members")) {
-      Member member;
-      member.net = m.make_network();
-      auto params = member.net->named_parameters();
-      const auto& jp = jm.at("parameters");
-      if (jp.size() != params.size())
-        throw EstimatorError(fmt::format("'{}': {} parameter tensors, the network has {}", path.string(), jp.size(),
-                                         params.size()));
-      torch::NoGradGuard no_grad;
-      for (const auto& p : jp) {
-        const std::string name = p.at("name");
-        Tensor* t = params.find(name);
-        if (t == nullptr)
-          throw EstimatorError(fmt::format("'{}': unknown parameter tensor '{}'", path.string(), name));
-        const auto shape = p.at("shape").get<std::vector<std::int64_t>>();
-        const auto data = p.at("data").get<std::vector<double>>();
-        if (shape != t->sizes().vec() || static_cast<std::int64_t>(data.size()) != t->numel())
-          throw EstimatorError(fmt::format("'{}': parameter '{}' has the wrong shape or size", path.string(), name));
-        t->copy_(torch::from_blob(const_cast<double*>(data.data()), t->sizes(), torch::kDouble).to(t->dtype()));
-      }
-      member.net->eval();
-      member.seed = jm.at("seed");
-      const JsonReader rr(jm.at("report"));
-      report_fields(rr, member.report);
-      impl->reports.push_back(member.report);
-      m.members.push_back(std::move(member));
-    }
-    if (m.members.empty()) throw EstimatorError(fmt::format("'{}' holds no network", path.string()));
-    return Estimator(impl);
-  } catch (const nlohmann::json::exception& e) {
-    throw EstimatorError(fmt::format("'{}' is incomplete or corrupt: {}", path.string(), e.what()));
+    member.net->eval();
+    member.seed = fm.seed;
+    member.report = fm.report;
+    impl->reports.push_back(member.report);
+    m.members.push_back(std::move(member));
   }
+  return Estimator(impl);
 }
 
 void Estimator::set_simulate(Simulate simulate) { impl_->model->settings.local.simulate = std::move(simulate); }
@@ -196,6 +186,7 @@ const Method& Estimator::method() const { return impl_->model->settings.method; 
 std::size_t Estimator::n_x() const { return impl_->model->n_x; }
 std::size_t Estimator::n_theta() const { return impl_->model->n_theta; }
 const Settings& Estimator::settings() const { return impl_->model->settings; }
+const DataNames& Estimator::names() const { return impl_->names; }
 const TrainReport& Estimator::report() const { return impl_->model->members.front().report; }
 const std::vector<TrainReport>& Estimator::reports() const { return impl_->reports; }
 std::vector<double> Estimator::fixed_theta1() const { return impl_->model->fixed_theta1(); }

@@ -7,8 +7,6 @@
 // family.cpp's table; Estimator dispatches to it and the existing families stay as they are.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <memory>
 #include <span>
@@ -17,8 +15,8 @@
 
 #include "dataset_check.hpp"
 #include "lode/estimators/estimator.hpp"
+#include "lode/estimators/estimator_file.hpp"
 #include "lode/estimators/torch/trainer.hpp"
-#include "persist.hpp"
 
 namespace lode::estimators {
 
@@ -37,10 +35,11 @@ class FamilyModel {
   /// Fits the standardization on the training rows and returns the training problem.
   virtual Problem problem(const Dataset& data, const std::vector<std::int64_t>& train_rows) = 0;
 
-  // ---- persistence: the family's fields of estimator.json (persist.hpp), and a fresh
-  // network of the saved shape for the weights to be loaded into.
-  virtual void fields(JsonWriter& w) const = 0;
-  virtual void fields(JsonReader& r) = 0;
+  // ---- persistence: the family's state in estimator.json (estimator_file.hpp; restore gets
+  // a checked file), and a fresh network of the saved shape (network_shape()) for the
+  // weights to be loaded into.
+  virtual void store(EstimatorFile& f) const = 0;
+  virtual void restore(const EstimatorFile& f) = 0;
   virtual std::shared_ptr<torch::nn::Module> make_network() const = 0;
 
   // ---- evaluation (Estimator's functions; x is checked). By default: not provided.

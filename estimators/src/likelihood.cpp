@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -54,6 +55,29 @@ inference::LogLikelihood ratio_log_likelihood(const Estimator& estimator, infere
     }
     return sum;
   };
+}
+
+std::vector<double> choose_theta1(const Estimator& e, const std::vector<double>& given, const std::string& text,
+                                  const std::string& label) {
+  const std::vector<double> fixed = e.fixed_theta1();
+  const std::size_t n = e.n_theta();
+  if (given.empty()) {
+    if (!fixed.empty()) return fixed;
+    throw EstimatorError(fmt::format("--theta1: estimator '{}' takes theta1 as an input (doubly parameterized); give "
+                                     "the reference point, e.g. --theta1 {}",
+                                     label, inference::format_point(std::vector<double>(n, 0.0))));
+  }
+  if (given.size() != n)
+    throw EstimatorError(fmt::format("--theta1 '{}': {} value{}, but estimator '{}' has {} parameter{}", text,
+                                     given.size(), given.size() == 1 ? "" : "s", label, n, n == 1 ? "" : "s"));
+  bool same = true;  // the estimator's own tolerance (ratio_family.cpp: resolve_theta1)
+  for (std::size_t k = 0; k < fixed.size(); ++k)
+    same = same && std::abs(given[k] - fixed[k]) <= 1e-9 * std::max(1.0, std::abs(fixed[k]));
+  if (!same)
+    throw EstimatorError(fmt::format("--theta1 '{}': estimator '{}' was trained with the fixed theta1 = {} and can "
+                                     "only be evaluated there",
+                                     text, label, inference::format_point(fixed)));
+  return given;
 }
 
 }  // namespace lode::estimators

@@ -95,11 +95,12 @@ class LocalModel final : public FamilyModel {
     return p;
   }
 
-  void fields(JsonWriter& w) const override { fields_of(w, *this); }
-  void fields(JsonReader& r) override {
-    fields_of(r, *this);
-    if (x_mean_.size() != n_x || x_std_.size() != n_x || t_mean_.size() != n_theta || t_std_.size() != n_theta)
-      throw EstimatorError("standardization sizes do not match n_x / n_theta");
+  void store(EstimatorFile& f) const override {
+    f.fixed_theta1 = fixed_theta1(), f.reference = reference_;
+    f.x_mean = x_mean_, f.x_std = x_std_, f.t_mean = t_mean_, f.t_std = t_std_;
+  }
+  void restore(const EstimatorFile& f) override {
+    reference_ = f.reference, x_mean_ = f.x_mean, x_std_ = f.x_std, t_mean_ = f.t_mean, t_std_ = f.t_std;
     settings.local.reference = reference_;
   }
 
@@ -146,19 +147,6 @@ class LocalModel final : public FamilyModel {
   }
 
  private:
-  template <class V, class M>
-  static void fields_of(V& v, M& m) {
-    v("reference", m.reference_);
-    v("standardization/x_mean", m.x_mean_);
-    v("standardization/x_std", m.x_std_);
-    v("standardization/t_mean", m.t_mean_);
-    v("standardization/t_std", m.t_std_);
-    v.unused("doubly_parameterized", false);
-    v.unused("fixed_theta1", m.fixed_theta1());
-    v.unused("standardization/theta_mean", std::vector<double>{});
-    v.unused("standardization/theta_std", std::vector<double>{});
-  }
-
   Tensor standardize_x(const Matrix& x) const { return (to_tensor(x) - vec_tensor(x_mean_)) / vec_tensor(x_std_); }
 
   Tensor scores(MlpImpl& net, const Tensor& xs) const {

@@ -70,12 +70,13 @@ class RatioModel final : public FamilyModel {
     return p;
   }
 
-  void fields(JsonWriter& w) const override { fields_of(w, *this); }
-  void fields(JsonReader& r) override {
-    fields_of(r, *this);
-    if (x_mean_.size() != n_x || x_std_.size() != n_x || theta_mean_.size() != n_theta ||
-        theta_std_.size() != n_theta || (!doubly_ && fixed_theta1_.size() != n_theta))
-      throw EstimatorError("standardization sizes do not match n_x / n_theta");
+  void store(EstimatorFile& f) const override {
+    f.doubly_parameterized = doubly_, f.fixed_theta1 = fixed_theta1_;
+    f.x_mean = x_mean_, f.x_std = x_std_, f.theta_mean = theta_mean_, f.theta_std = theta_std_;
+  }
+  void restore(const EstimatorFile& f) override {
+    doubly_ = f.doubly_parameterized, fixed_theta1_ = f.fixed_theta1;
+    x_mean_ = f.x_mean, x_std_ = f.x_std, theta_mean_ = f.theta_mean, theta_std_ = f.theta_std;
   }
 
   std::shared_ptr<torch::nn::Module> make_network() const override {
@@ -144,20 +145,6 @@ class RatioModel final : public FamilyModel {
   }
 
  private:
-  // The saved state (format version 1 names).
-  template <class V, class M>
-  static void fields_of(V& v, M& m) {
-    v("doubly_parameterized", m.doubly_);
-    v("fixed_theta1", m.fixed_theta1_);
-    v("standardization/x_mean", m.x_mean_);
-    v("standardization/x_std", m.x_std_);
-    v("standardization/theta_mean", m.theta_mean_);
-    v("standardization/theta_std", m.theta_std_);
-    v.unused("reference", std::vector<double>{});
-    v.unused("standardization/t_mean", std::vector<double>{});
-    v.unused("standardization/t_std", std::vector<double>{});
-  }
-
   void check_t_xz1(const Dataset& data) const {
     const Matrix& t1 = data.t_xz1;
     const std::size_t N = data.x.rows;

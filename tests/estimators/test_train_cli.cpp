@@ -3,8 +3,12 @@
 // directory from another method).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "lode/estimators/estimator.hpp"
@@ -190,4 +194,209 @@ TEST_CASE("SALLINO on galton: histograms of SALLY's score give the likelihood ra
   // At θ0 = θ1 the ratio is 1.
   require_ok(run_lode({"evaluate", "--model", model, "--x", xs, "--theta0", "-0.6", "--out", out}));
   for (double v : lode::npy::read(out).data) CHECK(v == 0.0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 14, item 8: unfinished datasets, --out before training, names, observations of
+// another model; item 10: non-finite evaluations; the plot on a full disk.
+namespace {
+
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+// A weinberg dataset (1 parameter and 1 observable, like galton), mined once.
+const std::string& weinberg_data() {
+  static const std::string dir = [] {
+    const std::string d = scratch("weinberg-data");
+    require_ok(run_lode({"mine", "weinberg", "--for", "ratio", "--theta0", "uniform:0.2..0.26", "--theta1", "0.23",
+                         "-n", "1000", "--seed", "2", "--out", d}));
+    return d;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("lode train refuses a dataset whose mining did not finish", "[cli][estimators][meta]") {
+  const std::string out = scratch("m");
+  {  // No meta.json: lode mine writes it last.
+    const std::string d = copy_dataset("no-meta");
+    fs::remove(fs::path(d) / "meta.json");
+    check_fails({"train", "carl", "--data", d, "--out", out}, "has no meta.json: the lode mine that writes it did not finish");
+    check_fails({"train", "carl", "--data", d, "--out", out}, "--resume");
+    check_fails({"train", "carl", "--data", d, "--out", out}, "lode train --arrays");
+    // A MadMiner-style directory of arrays, said so: it trains, and the names are unknown.
+    const std::string arrays = scratch("arrays-model");
+    require_ok(run_lode({"train", "carl", "--data", d, "--arrays", "--out", arrays, "--epochs", "1", "-q"}));
+    auto j = nlohmann::json::parse(read_text(arrays + "/estimator.json"));
+    CHECK(j["data"]["model"] == "");
+    CHECK(j["data"]["parameters"].empty());
+    // --model names it: the names are the model's.
+    require_ok(run_lode({"train", "carl", "--data", d, "--arrays", "--model", "galton", "--out", arrays, "--epochs",
+                         "1", "-q"}));
+    j = nlohmann::json::parse(read_text(arrays + "/estimator.json"));
+    CHECK(j["data"]["model"] == "galton");
+    CHECK(j["data"]["parameters"] == std::vector<std::string>{"theta"});
+    CHECK(j["data"]["observables"] == std::vector<std::string>{"x"});
+  }
+  {  // An interrupted job (shards/job.json, no meta.json): the message gives the command that finishes it.
+    const std::string d = copy_dataset("interrupted");
+    const auto meta = nlohmann::json::parse(read_text(d + "/meta.json"));
+    fs::remove(fs::path(d) / "meta.json");
+    fs::create_directory(fs::path(d) / "shards");
+    write_text(d + "/shards/job.json", meta.at("job").dump());
+    const std::string resume = "lode mine galton --for ratio --theta0 uniform:-1..-0.4 --theta1 -0.6 -n 2000 --seed 4 "
+                               "--shard-size 100000 --out " + d + " --resume";
+    check_fails({"train", "carl", "--data", d, "--out", out}, resume);
+    // Even with --arrays: it is plainly lode mine's unfinished job.
+    check_fails({"train", "carl", "--data", d, "--arrays", "--out", out}, resume);
+    // Running the command it gives finishes the dataset, and training works.
+    std::vector<std::string> args;
+    for (std::size_t at = 0, next; at != std::string::npos; at = next == std::string::npos ? next : next + 1) {
+      next = resume.find(' ', at);
+      args.push_back(resume.substr(at, next == std::string::npos ? next : next - at));
+    }
+    args.erase(args.begin());  // "lode"
+    require_ok(run_lode(args));
+    require_ok(run_lode({"train", "carl", "--data", d, "--out", scratch("resumed"), "--epochs", "1", "-q"}));
+  }
+  {  // meta.json cut short, or without its fields.
+    const std::string d = copy_dataset("bad-meta");
+    const std::string text = read_text(d + "/meta.json");
+    write_text(d + "/meta.json", text.substr(0, text.size() / 2));
+    check_fails({"train", "carl", "--data", d, "--out", out}, "meta.json' does not parse");
+    auto meta = nlohmann::json::parse(text);
+    meta.erase("model");
+    meta.erase("rows");
+    write_text(d + "/meta.json", meta.dump());
+    check_fails({"train", "carl", "--data", d, "--out", out}, "meta.json' lacks the fields model, rows");
+    // A meta.json that does not describe the arrays (x.npy cut short by a second writer, say).
+    meta = nlohmann::json::parse(text);
+    meta["rows"] = 1999;
+    write_text(d + "/meta.json", meta.dump());
+    check_fails({"train", "carl", "--data", d, "--out", out}, "the files do not belong together");
+  }
+  // --model other than the dataset's.
+  check_fails({"train", "carl", "--data", galton_data(), "--model", "weinberg", "--out", out},
+              "--model 'weinberg': dataset '" + galton_data() + "' was mined with model 'galton'");
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("lode train checks --out before it trains", "[cli][estimators][out]") {
+  const std::string file = scratch("a-file");
+  write_text(file, "not a directory\n");
+  const std::string within = file + "/model", proc = "/proc/lode-model-" + std::to_string(::getpid());
+  for (const std::string& out : {file, within, proc}) {
+    const auto start = std::chrono::steady_clock::now();
+    // 300 epochs take several seconds: the refusal must come at once, before any of them.
+    const Result r = run_lode({"train", "carl", "--data", galton_data(), "--out", out, "--epochs", "300"});
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    INFO("--out " << out << "\nstderr: " << r.err);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("--out '" + out + "'") != std::string::npos);
+    CHECK(r.err.find("nothing was trained") != std::string::npos);
+    CHECK(r.err.find("epoch") == std::string::npos);
+    CHECK(seconds < 2.0);
+  }
+  CHECK(read_text(file) == "not a directory\n");
+  CHECK_FALSE(fs::exists(proc));
+  // A new --out several levels deep: created by the save, nothing left by the check alone.
+  const std::string deep = scratch("deep") + "/a/b";
+  require_ok(run_lode({"train", "carl", "--data", galton_data(), "--out", deep, "--epochs", "1", "-q"}));
+  CHECK(fs::exists(deep + "/estimator.json"));
+}
+
+TEST_CASE("estimators record their model and names; observations of another model are refused",
+          "[cli][estimators][names]") {
+  const std::string model = scratch("galton-carl");
+  require_ok(run_lode({"train", "carl", "--data", galton_data(), "--out", model, "--epochs", "2", "-q"}));
+  const auto j = nlohmann::json::parse(read_text(model + "/estimator.json"));
+  CHECK(j["data"] == nlohmann::json{{"model", "galton"},
+                                    {"parameters", std::vector<std::string>{"theta"}},
+                                    {"observables", std::vector<std::string>{"x"}}});
+  CHECK(est::Estimator::load(model).names().model == "galton");
+  // weinberg's x has the same width, but its meta.json names it: refused, as a dataset
+  // directory or as its x.npy, by evaluate and infer, for an estimator and for --exact.
+  const std::string w = weinberg_data(), o = scratch("o.npy");
+  const std::string said = "these observations are of model 'weinberg'";
+  check_fails({"evaluate", "--model", model, "--x", w, "--theta0", "-0.8", "--out", o}, said);
+  check_fails({"evaluate", "--model", model, "--x", w + "/x.npy", "--theta0", "-0.8", "--out", o},
+              "--x '" + w + "/x.npy': " + said);
+  check_fails({"evaluate", "--model", model, "--x", w + "/x.npy", "--theta0", "-0.8", "--out", o}, "not of model 'galton'");
+  check_fails({"evaluate", "--exact", "galton", "--x", w, "--theta0", "-0.8", "--out", o}, said);
+  check_fails({"infer", "--model", model, "--observed", w + "/x.npy", "--grid", "-1..-0.4:5"}, said);
+  check_fails({"infer", "--exact", "galton", "--observed", w, "--grid", "-1..-0.4:5"}, said);
+  CHECK_FALSE(fs::exists(o));
+  // The same values without their meta.json cannot be told apart: accepted.
+  const std::string bare = scratch("bare.npy");
+  fs::copy_file(w + "/x.npy", bare);
+  require_ok(run_lode({"evaluate", "--model", model, "--x", bare, "--theta0", "-0.8", "--out", o}));
+  // A dataset directory of the right model is read as its x.npy.
+  require_ok(run_lode({"evaluate", "--model", model, "--x", galton_data(), "--theta0", "-0.8", "--out", o}));
+  CHECK(lode::npy::read(o).rows() == 2000);
+  // The names label the results (and the plot's axes): weinberg's parameter, not "theta".
+  const std::string wm = scratch("weinberg-carl");
+  require_ok(run_lode({"train", "carl", "--data", w, "--out", wm, "--epochs", "2", "-q"}));
+  const Result r = run_lode({"infer", "--model", wm, "--observed", w, "--grid", "0.2..0.26:7", "--json"});
+  require_ok(r);
+  CHECK(nlohmann::json::parse(r.out).at("parameters") == std::vector<std::string>{"sin2_theta_w"});
+  const Result text = run_lode({"infer", "--model", wm, "--observed", w, "--grid", "0.2..0.26:7"});
+  require_ok(text);
+  CHECK(text.out.find("sin2_theta_w") != std::string::npos);
+}
+
+TEST_CASE("lode evaluate: non-finite values exit 1 with a count and the first row", "[cli][estimators][nan]") {
+  const std::string xs = scratch("x.npy"), o = scratch("o.npy");
+  // Exact: x = 100 is impossible on galton's board at both points: log r = −inf − (−inf) = NaN.
+  lode::npy::write(xs, 3, 1, std::vector<double>{15, 100, 14});
+  const Result r = run_lode({"evaluate", "--exact", "galton", "--x", xs, "--theta0", "-0.8", "--theta1", "-0.6", "--out", o});
+  INFO("stderr: " << r.err);
+  CHECK(r.status == 1);
+  CHECK(r.err.find("1 of 3 values in " + o + " are not finite (1 NaN; the first: row 1 column 0 = nan)") !=
+        std::string::npos);
+  CHECK(std::isnan(lode::npy::read(o).data[1]));  // written, as said
+  // log p(x|θ0) = −inf is exact (x impossible): stated, exit 0.
+  const Result p = run_lode({"evaluate", "--exact", "galton", "--x", xs, "--theta0", "-0.8", "--out", o});
+  INFO("stderr: " << p.err);
+  CHECK(p.status == 0);
+  CHECK(p.err.find("note: 1 of 3 values") != std::string::npos);
+  // An estimator whose output overflows (f = +inf everywhere, log r = inf − inf).
+  const std::string model = scratch("overflow");
+  require_ok(run_lode({"train", "carl", "--data", galton_data(), "--out", model, "--epochs", "1", "-q"}));
+  auto e = nlohmann::json::parse(read_text(model + "/estimator.json"));
+  for (auto& par : e.at("members").at(0).at("parameters")) {
+    const std::string name = par.at("name");
+    if (name.rfind("hidden", 0) == 0 && name.find(".bias") != std::string::npos)
+      for (auto& v : par.at("data")) v = 1e300;
+    if (name == "output.weight")
+      for (auto& v : par.at("data")) v = 1e308;
+  }
+  write_text(model + "/estimator.json", e.dump());
+  lode::npy::write(xs, 2, 1, std::vector<double>{14, 15});
+  const Result n = run_lode({"evaluate", "--model", model, "--x", xs, "--theta0", "-0.8", "--out", o});
+  INFO("stderr: " << n.err);
+  CHECK(n.status == 1);
+  CHECK(n.err.find("error: 2 of 2 values in " + o + " are not finite (2 NaN; the first: row 0 column 0") !=
+        std::string::npos);
+}
+
+TEST_CASE("lode infer --plot: a failed write (full disk, unwritable directory) leaves no file", "[cli][estimators][plot]") {
+  const std::string obs = scratch("obs.npy"), png = scratch("q.png");
+  require_ok(run_lode({"simulate", "galton", "--theta", "-0.7", "-n", "200", "--seed", "3", "--out", obs}));
+  // A file-size limit of 8 KiB makes the PNG's write fail as on a full disk (SIGXFSZ ignored:
+  // write() returns EFBIG).
+  const Result r = run_program("bash", {"-c", std::string("trap '' XFSZ; ulimit -f 8; exec ") + LODE_CLI +
+                                                  " infer --exact galton --observed " + obs +
+                                                  " --grid -1..-0.4:61 --plot " + png});
+  INFO("stderr: " << r.err);
+  CHECK(r.status == 1);
+  CHECK(r.err.find("--plot '" + png + "'") != std::string::npos);
+  CHECK(r.err.find("File too large") != std::string::npos);
+  CHECK_FALSE(fs::exists(png));
+  for (const auto& f : fs::directory_iterator(fs::path(png).parent_path()))
+    CHECK(f.path().filename().string().find("q.png") == std::string::npos);  // no temporary left
+  // A directory nobody can write into (even root: /proc).
+  const Result p = run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61", "--plot", "/proc/q.png"});
+  CHECK(p.status == 1);
+  CHECK(p.err.find("--plot '/proc/q.png'") != std::string::npos);
+  CHECK_FALSE(fs::exists("/proc/q.png"));
 }

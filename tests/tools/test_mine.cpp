@@ -2,11 +2,15 @@
 // crash + --resume, refusal of an existing dataset, bad input.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -38,12 +42,38 @@ void require_ok(const Result& r) {
   REQUIRE(r.status == 0);
 }
 
-// name -> bytes of every file of a dataset directory (recursively).
+// name -> bytes of every file of a dataset directory (recursively), but the lock file a
+// killed run leaves (the next run takes it over and removes it).
 std::map<std::string, std::string> snapshot(const std::string& dir) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) out[fs::relative(e.path(), dir).string()] = read_text(e.path().string());
+    if (e.is_regular_file() && e.path().filename() != ".lode-mine.lock")
+      out[fs::relative(e.path(), dir).string()] = read_text(e.path().string());
   return out;
+}
+
+// Starts the lode binary with `args` (stderr to /dev/null) and returns its pid.
+pid_t start_lode(std::vector<std::string> args) {
+  args.insert(args.begin(), LODE_CLI);
+  std::vector<char*> argv;
+  for (std::string& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 2);
+    ::execv(LODE_CLI, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// lode mine with `args` under a file size limit of `blocks` (write() fails with EFBIG).
+Result mine_limited(const std::string& blocks, const std::vector<std::string>& args) {
+  std::vector<std::string> sh = {"-c", "trap '' XFSZ; ulimit -f " + blocks + "; exec \"$0\" \"$@\"", LODE_CLI, "mine"};
+  sh.insert(sh.end(), args.begin(), args.end());
+  return run_program("/bin/sh", sh);
 }
 
 void check_fails(const std::vector<std::string>& args, const std::vector<std::string>& needles) {
@@ -305,21 +335,16 @@ TEST_CASE("lode mine skips failing events (listed in meta.json), --strict stops"
 TEST_CASE("lode mine: a write error (file size limit) is reported, finished shards survive", "[cli][mine]") {
   // RLIMIT_FSIZE makes write() fail with EFBIG (SIGXFSZ ignored): a stand-in for a full disk.
   const std::string dir = scratch("limit");
-  const auto limited = [&](const std::string& blocks, std::vector<std::string> args) {
-    std::vector<std::string> sh = {"-c", "trap '' XFSZ; ulimit -f " + blocks + "; exec \"$0\" \"$@\"", LODE_CLI,
-                                   "mine"};
-    sh.insert(sh.end(), args.begin(), args.end());
-    return run_program("/bin/sh", sh);
-  };
+  const auto limited = mine_limited;
   const std::vector<std::string> args = {"galton", "--for", "local", "--theta", "-0.8", "-n", "20000", "--shard-size",
                                          "2000", "--out", dir};
   // Shards (16 kB per file) fit in 100 kB, the final 160 kB arrays do not.
   const Result r = limited("100", args);
   INFO(r.err);
   CHECK(r.status == 1);
-  CHECK(r.err.find(dir + "/x.npy.tmp") != std::string::npos);
+  CHECK(r.err.find("'" + dir + "/x.npy' (temporary '" + dir + "/.x.npy.") != std::string::npos);
   CHECK(r.err.find("write failed") != std::string::npos);
-  CHECK_FALSE(fs::exists(fs::path(dir) / "x.npy.tmp"));
+  for (const auto& e : fs::directory_iterator(dir)) CHECK(e.path().extension() != ".tmp");
   CHECK_FALSE(fs::exists(fs::path(dir) / "meta.json"));
   CHECK(fs::exists(fs::path(dir) / "shards" / "000009.json"));
 
@@ -347,5 +372,96 @@ TEST_CASE("lode mine: a write error (file size limit) is reported, finished shar
   std::vector<std::string> args3 = args;
   args3.back() = clean;
   require_ok(mine(args3));
+  CHECK(snapshot(dir) == snapshot(clean));
+}
+
+TEST_CASE("lode mine: a second run on a directory in use is refused; after kill -9 of the first, --resume proceeds",
+          "[cli][mine][lock]") {
+  // A second `lode mine --resume` of a live job used to proceed: both wrote the dataset,
+  // one removed shards/ under the other (issue 14, item 6).
+  const std::string dir = scratch("in-use"), full = scratch("in-use-full");
+  const std::vector<std::string> args = {"galton", "--for", "local", "--theta", "-0.8", "-n", "40000",
+                                         "--shard-size", "500", "--seed", "3"};
+  const auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  std::vector<std::string> first_args = with({"--out", dir});
+  first_args.insert(first_args.begin(), "mine");
+  const pid_t first = start_lode(first_args);
+  // Once its first shard is complete, stop it (SIGSTOP): alive, holding the directory.
+  const fs::path marker = fs::path(dir) / "shards" / "000000.json";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!fs::exists(marker) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  ::kill(first, SIGSTOP);
+  REQUIRE(fs::exists(marker));
+  REQUIRE_FALSE(fs::exists(fs::path(dir) / "meta.json"));
+  const auto before = snapshot(dir);
+  for (const bool resume : {true, false}) {
+    const Result second = mine(resume ? with({"--out", dir, "--resume"}) : with({"--out", dir}));
+    INFO(second.err);
+    CHECK(second.status == 2);
+    CHECK(second.err.find("--out: '" + dir + "' is in use by another lode mine (pid " + std::to_string(first) +
+                          " on host ") != std::string::npos);
+    CHECK(second.err.find("wait for it to end or stop it") != std::string::npos);
+  }
+  CHECK(snapshot(dir) == before);
+
+  // kill -9: its lock file stays, stale; the next run takes it over.
+  ::kill(first, SIGKILL);
+  int status = 0;
+  ::waitpid(first, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  CHECK(read_text(dir + "/.lode-mine.lock").find("pid " + std::to_string(first) + " on host ") == 0);
+  const Result resumed = mine(with({"--out", dir, "--resume", "--threads", "2"}));
+  require_ok(resumed);
+  CHECK_FALSE(fs::exists(dir + "/.lode-mine.lock"));
+  require_ok(mine(with({"--out", full})));
+  CHECK(snapshot(dir) == snapshot(full));
+}
+
+TEST_CASE("lode mine --resume: damaged shards are mined again and named; the dataset is a clean run's",
+          "[cli][mine][checksum]") {
+  // Shards with flipped bytes or an array swapped in from another shard used to be
+  // concatenated, exit 0 (issue 14, item 7).
+  const std::string dir = scratch("damaged"), clean = scratch("damaged-clean");
+  const std::vector<std::string> args = {"galton", "--for", "local", "--theta", "-0.8", "-n", "20000",
+                                         "--shard-size", "2000", "--seed", "4", "--out"};
+  std::vector<std::string> a = args, c = args;
+  a.push_back(dir);
+  c.push_back(clean);
+  // The shards fit under the file size limit, the final arrays do not: ten complete shards.
+  REQUIRE(mine_limited("100", a).status == 1);
+  const fs::path shards = fs::path(dir) / "shards";
+  REQUIRE(fs::exists(shards / "000009.json"));
+  {
+    std::string x = read_text((shards / "000001.x.npy").string());
+    x[128 + 5] = static_cast<char>(x[128 + 5] ^ 1);  // one flipped bit in the data
+    std::ofstream(shards / "000001.x.npy", std::ios::binary) << x;
+  }
+  fs::rename(shards / "000002.t_xz.npy", shards / "swap.npy");  // arrays of two shards swapped
+  fs::rename(shards / "000004.t_xz.npy", shards / "000002.t_xz.npy");
+  fs::rename(shards / "swap.npy", shards / "000004.t_xz.npy");
+  fs::resize_file(shards / "000006.theta.npy", 100);  // truncated
+  fs::remove(shards / "000007.t_xz.npy");             // missing
+  std::ofstream(shards / "000008.json") << "{\"shard\": 8,";  // a marker that does not parse
+  a.push_back("--resume");
+  const Result r = mine(a);
+  require_ok(r);
+  INFO(r.err);
+  const std::string s = shards.string();
+  CHECK(r.err.find("shard 1 is incomplete (the data of '" + s + "/000001.x.npy' differ from its checksum in '" + s +
+                   "/000001.json' (damaged, or another shard's)): mining it again") != std::string::npos);
+  CHECK(r.err.find("shard 2 is incomplete (the data of '" + s + "/000002.t_xz.npy' differ") != std::string::npos);
+  CHECK(r.err.find("shard 4 is incomplete (the data of '" + s + "/000004.t_xz.npy' differ") != std::string::npos);
+  CHECK(r.err.find("shard 6 is incomplete ('" + s + "/000006.theta.npy' is missing or not a (2000, 1) array)") !=
+        std::string::npos);
+  CHECK(r.err.find("shard 7 is incomplete ('" + s + "/000007.t_xz.npy' is missing") != std::string::npos);
+  CHECK(r.err.find("shard 8 is incomplete ('" + s + "/000008.json' is not valid JSON") != std::string::npos);
+  CHECK(r.err.find("4 of 10 shards already complete") != std::string::npos);
+  require_ok(mine(c));
+  CHECK(read_text(dir + "/x.npy") == read_text(clean + "/x.npy"));
   CHECK(snapshot(dir) == snapshot(clean));
 }

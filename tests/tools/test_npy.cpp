@@ -1,12 +1,22 @@
 // The .npy writer and reader of the lode tool (tools/lode/npy.hpp).
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lode/npy.hpp"
@@ -17,6 +27,17 @@ namespace npy = lode::npy;
 namespace fs = std::filesystem;
 
 namespace {
+
+// The temporaries of `path` in its directory (.NAME.XXXXXX.tmp).
+int temporaries(const std::string& path) {
+  const std::string prefix = "." + fs::path(path).filename().string() + ".";
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(path).parent_path())) {
+    const std::string name = e.path().filename().string();
+    n += name.rfind(prefix, 0) == 0 && e.path().extension() == ".tmp";
+  }
+  return n;
+}
 
 bool same_bits(double a, double b) { return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b); }
 
@@ -85,11 +106,11 @@ TEST_CASE("npy round trip keeps every bit", "[npy]") {
     for (std::size_t i = 0; i < rows; ++i) w.write_row(std::span<const double>(kValues).subspan(i * cols, cols));
     CHECK(w.rows_written() == rows);
     CHECK_FALSE(fs::exists(path));  // nothing under the final name before finish()
-    CHECK(fs::exists(path + ".tmp"));
+    CHECK(temporaries(path) == 1);  // .NAME.XXXXXX.tmp beside it
     w.finish();
   }
   CHECK(fs::exists(path));
-  CHECK_FALSE(fs::exists(path + ".tmp"));
+  CHECK(temporaries(path) == 0);
   const npy::Array a = npy::read(path);
   REQUIRE(a.shape == std::vector<std::size_t>{rows, cols});
   CHECK(a.rows() == rows);
@@ -117,19 +138,19 @@ TEST_CASE("npy writer never leaves a half-written file", "[npy]") {
       w.write_row(std::vector<double>{1.0});
     }
     CHECK_FALSE(fs::exists(path));
-    CHECK_FALSE(fs::exists(path + ".tmp"));
+    CHECK(temporaries(path) == 0);
   }
   SECTION("too few rows") {
     npy::Writer w(path, 3, 1);
     w.write_row(std::vector<double>{1.0});
     CHECK_THROWS_AS(w.finish(), npy::NpyError);
     CHECK_FALSE(fs::exists(path));
-    CHECK_FALSE(fs::exists(path + ".tmp"));
+    CHECK(temporaries(path) == 0);
   }
   SECTION("wrong row size or too many rows") {
     npy::Writer w(path, 1, 2);
     CHECK_THROWS_WITH(w.write_row(std::vector<double>{1.0}), Catch::Contains("2 columns"));
-    CHECK_FALSE(fs::exists(path + ".tmp"));
+    CHECK(temporaries(path) == 0);
     npy::Writer v(path, 1, 1);
     v.write_row(std::vector<double>{1.0});
     CHECK_THROWS_WITH(v.write_row(std::vector<double>{2.0}), Catch::Contains("1 rows"));
@@ -239,4 +260,170 @@ TEST_CASE("numpy loads the files with the right shape and dtype", "[npy][python]
     CHECK(theirs == mine);
   else
     CHECK(npy::read(saved).data == npy::read(ours).data);
+}
+
+namespace {
+
+// A .npy file: `dict` padded as numpy pads it, then `data_bytes` zero bytes.
+std::string npy_bytes(const std::string& dict, std::size_t data_bytes) {
+  std::string d = dict;
+  d.append(static_cast<std::size_t>(64 - (10 + d.size() + 1) % 64) % 64, ' ');
+  d.push_back('\n');
+  std::string f = std::string("\x93NUMPY\x01\x00", 8);
+  f.push_back(static_cast<char>(d.size() & 0xff));
+  f.push_back(static_cast<char>(d.size() >> 8));
+  return f + d + std::string(data_bytes, '\0');
+}
+
+// Runs npy::read(path) in a child process limited to 1 GiB of address space and 20 s, so
+// that a reader that loads everything cannot hang or exhaust the test machine. Returns the
+// NpyError's message, or what happened instead.
+std::string read_in_child(const std::string& path) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    const rlimit as{1UL << 30, 1UL << 30};
+    ::setrlimit(RLIMIT_AS, &as);
+    ::alarm(20);
+    std::string out;
+    try {
+      npy::read(path);
+      out = "read without an error";
+    } catch (const npy::NpyError& e) {
+      out = e.what();
+    } catch (const std::exception& e) {
+      out = std::string("another exception: ") + e.what();
+    }
+    if (::write(fds[1], out.data(), out.size()) < 0) ::_exit(3);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string message;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) message.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return message;
+}
+
+}  // namespace
+
+TEST_CASE("npy::read refuses a file that is not a regular file before reading it", "[npy]") {
+  // /dev/zero used to be read until memory ran out (issue 14, item 10).
+  const std::string zero = read_in_child("/dev/zero");
+  CHECK(zero == "'/dev/zero' is not a regular file (a device or special file): a .npy file is expected");
+  const std::string dir = scratch("a-directory.npy");
+  fs::create_directories(dir);
+  CHECK_THROWS_WITH(npy::read(dir), Catch::Contains(dir) && Catch::Contains("is not a regular file (a directory)"));
+
+  // A FIFO: refused at once, not read from (a writer is offered for 1 s: a reader that opens
+  // and reads it gets a valid file).
+  const std::string fifo = scratch("fifo.npy");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!done && std::chrono::steady_clock::now() < deadline) {
+      const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd < 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      const std::string f = npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 16);
+      if (::write(fd, f.data(), f.size()) < 0) {
+      }
+      ::close(fd);
+      return;
+    }
+  });
+  std::string message = "read without an error";
+  try {
+    npy::read(fifo);
+  } catch (const npy::NpyError& e) {
+    message = e.what();
+  }
+  done = true;
+  writer.join();
+  CHECK(message == "'" + fifo + "' is not a regular file (a FIFO): a .npy file is expected");
+}
+
+TEST_CASE("npy: a header is checked against the file's size before anything is allocated", "[npy]") {
+  // A small file whose header claims (10^12, 3): 24 TB of doubles.
+  const std::string huge = scratch("huge-shape.npy");
+  const std::string bytes = npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 3), }", 48);
+  { std::ofstream(huge, std::ios::binary) << bytes; }
+  const std::string expected = "'" + huge +
+                               "': 48 data bytes, the shape needs 24000000000000 (shape (1000000000000, 3) of 8-byte "
+                               "values: a truncated or damaged file)";
+  CHECK(read_in_child(huge) == expected);
+  CHECK_THROWS_WITH(npy::parse(bytes.data(), bytes.size(), huge), expected);
+
+  // A shape whose size overflows, a header length beyond the file or beyond 64 KiB.
+  const std::string over = npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", 0);
+  CHECK_THROWS_WITH(npy::parse(over.data(), over.size(), "over.npy"), Catch::Contains("needs more than 2^64"));
+  std::string v2 = std::string("\x93NUMPY\x02\x00\xff\xff\xff\x7f", 12) + std::string(100, ' ');
+  CHECK_THROWS_WITH(npy::parse(v2.data(), v2.size(), "v2.npy"),
+                    "'v2.npy': the .npy header claims 2147483647 bytes, more than the 65536 accepted");
+  std::string cut = npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 0).substr(0, 40);
+  CHECK_THROWS_WITH(npy::parse(cut.data(), cut.size(), "cut.npy"), "'cut.npy': truncated .npy header");
+  const std::string cut_file = scratch("cut.npy");
+  { std::ofstream(cut_file, std::ios::binary) << cut; }
+  CHECK_THROWS_WITH(npy::read(cut_file), "'" + cut_file + "': truncated .npy header");
+  CHECK_THROWS_WITH(npy::parse("\x93NUM", 4, "short.npy"), "'short.npy' is not a .npy file");
+
+  // parse() reads what read() reads.
+  const std::string path = scratch("parse.npy");
+  npy::write(path, 4, 4, kValues);
+  const std::string file = read_text(path);
+  const npy::Array a = npy::parse(file.data(), file.size(), path), b = npy::read(path);
+  CHECK(a.shape == b.shape);
+  REQUIRE(a.data.size() == kValues.size());
+  for (std::size_t i = 0; i < kValues.size(); ++i) CHECK(same_bits(a.data[i], kValues[i]));
+}
+
+TEST_CASE("lode simulate: two runs writing one --out leave one run's complete file", "[npy][cli][simulate]") {
+  // They used to share FILE.tmp: the file held the other run's rows or a mix (issue 14, item 6).
+  const std::string out = scratch("shared.npy");
+  const std::vector<std::string> seeds = {"1", "2"};
+  std::vector<std::string> references;
+  for (const std::string& seed : seeds) {
+    references.push_back(scratch("seed" + seed + ".npy"));
+    const Result r = run_lode({"simulate", "galton", "--theta", "-0.8", "-n", "100000", "--seed", seed, "--out",
+                               references.back()});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+  }
+  for (int trial = 0; trial < 3; ++trial) {
+    std::vector<pid_t> pids;
+    for (const std::string& seed : seeds) {
+      std::vector<std::string> storage = {LODE_CLI, "simulate", "galton", "--theta", "-0.8", "-n", "100000", "--seed",
+                                          seed, "--out", out};
+      std::vector<char*> argv;
+      for (std::string& s : storage) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      const pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        const int devnull = ::open("/dev/null", O_WRONLY);
+        ::dup2(devnull, 2);
+        ::execv(LODE_CLI, argv.data());
+        ::_exit(127);
+      }
+      pids.push_back(pid);
+    }
+    for (pid_t pid : pids) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    }
+    const std::string got = read_text(out);
+    CHECK((got == read_text(references[0]) || got == read_text(references[1])));
+    for (const auto& e : fs::directory_iterator(scratch_dir()))
+      CHECK(e.path().extension() != ".tmp");
+  }
 }

@@ -33,7 +33,6 @@ struct MineOptions {
   bool resume = false, strict = false;
 };
 
-
 int mine(const MineOptions& o) {
   mining::MiningJob job;
   job.model = &open_model(o.model);
@@ -93,6 +92,7 @@ int mine(const MineOptions& o) {
         throw UsageError(fmt::format("--out '{}' already holds a dataset ({}): use --resume to continue the same job, "
                                      "or choose another directory (nothing was changed)",
                                      o.out, e.detail()));
+      case mining::OutputError::Reason::locked:
       case mining::OutputError::Reason::cannot_create:
         throw UsageError(fmt::format("--out: {}", e.what()));
       case mining::OutputError::Reason::cannot_write:

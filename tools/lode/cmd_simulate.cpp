@@ -35,7 +35,7 @@ int simulate(const SimulateOptions& o) {
   if (o.out.empty()) throw UsageError("--out: empty file name");
   const std::size_t dim = model.observables.size();
 
-  // Create the output (FILE.tmp) before simulating: a bad path fails at once.
+  // Create the output (a temporary beside FILE) before simulating: a bad path fails at once.
   std::unique_ptr<npy::Writer> out;
   try {
     out = std::make_unique<npy::Writer>(o.out, n, dim);
@@ -74,8 +74,8 @@ void add_simulate(Application& app) {
       .option("-s,--seed", o->seed, "S", "Random stream (default: 1)")
       .option("--first-event", o->first_event, "E", "First event number (default: 0): events E..E+N-1")
       .option("-o,--out", o->out, "FILE.npy",
-              "Output: float64 array of shape (N, dim x), one row per event (written to FILE.npy.tmp, "
-              "renamed when complete)",
+              "Output: float64 array of shape (N, dim x), one row per event (written to a temporary "
+              "beside it, renamed when complete)",
               /*required=*/true)
       .footer(
           "Negative values work in both forms: --theta -0.8 and --theta=-0.8.\n"

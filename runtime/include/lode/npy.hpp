@@ -78,7 +78,12 @@ struct Array {
 };
 
 /// Reads a little-endian float64 or float32 (converted to double) C-order .npy file (format 1.0, 2.0 or 3.0). Throws
-/// NpyError naming the file when it is missing, truncated or of another type.
+/// NpyError naming the file when it is missing, not a regular file (a FIFO, a device such as /dev/zero, a
+/// directory: refused before reading), truncated or of another type. The header (at most 64 KiB) is checked
+/// against the file's size before the data are read: nothing larger than the file is allocated.
 Array read(const std::string& path);
+
+/// The same for the bytes of a .npy file in memory (`name` names it in errors).
+Array parse(const void* data, std::size_t size, const std::string& name);
 
 }  // namespace lode::npy

@@ -60,6 +60,8 @@ MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCall
   // Phases (separated by barriers when several processes mine the job): the leader
   // prepares the directory; every process finds the shards to mine; they mine them; the
   // leader finishes the dataset.
+  std::optional<OutputLock> lock;  // held by the leader until the dataset is finished
+  if (leader) lock.emplace(job.out);
   std::optional<std::uint64_t> complete = leader ? store.open(job.resume) : std::nullopt;
   scheduler.barrier();
   if (!leader) complete = store.complete();
@@ -120,7 +122,22 @@ MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCall
   scheduler.barrier();
   if (!leader) return result;  // the counts of the dataset are the leader's
 
-  const MiningResult totals = store.finish();
+  // A shard whose data no longer match its checksums when they are concatenated (nothing
+  // is written then) is mined again, a few times at most.
+  MiningResult totals;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      totals = store.finish();
+      break;
+    } catch (const DamagedShard& e) {
+      if (attempt == 3) throw;
+      if (notice) notice(fmt::format("{}: mining it again", e.what()));
+      ShardMiner miner(job);
+      ShardResult shard;
+      miner.mine(job.first(e.shard()), job.end(e.shard()), shard);
+      store.write(e.shard(), shard);
+    }
+  }
   result.rows = totals.rows;
   result.skipped = totals.skipped;
   result.impossible_ratio_rows = totals.impossible_ratio_rows;

@@ -1,11 +1,19 @@
 #include "lode/mining/shard_store.hpp"
 
+#include <fcntl.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <bit>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <system_error>
 
@@ -30,14 +38,56 @@ std::string errno_text(int e) { return std::generic_category().message(e); }
 
 void write_json(const fs::path& path, const json& j) { write_file_atomically(path.string(), j.dump(2) + "\n"); }
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("cannot open '{}'", path.string()));
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("'{}' is not valid JSON: {}", path.string(), e.what()));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+constexpr std::uint64_t kFnvPrime = 0x100000001b3ULL;
+
+std::string hex(std::uint64_t v) { return fmt::format("{:016x}", v); }
+
+std::uint64_t parse_hex(const json& j, const std::string& what) {
+  const std::string s = j.get<std::string>();
+  std::uint64_t v = 0;
+  if (s.size() != 16) throw Error(fmt::format("{} is not 16 hexadecimal digits", what));
+  for (char c : s) {
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) throw Error(fmt::format("{} is not 16 hexadecimal digits", what));
+    v = v << 4 | static_cast<std::uint64_t>(d);
   }
+  return v;
+}
+
+std::uint64_t unsigned_field(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_number_unsigned()) throw Error(fmt::format("\"{}\" is not a non-negative integer", key));
+  return v.get<std::uint64_t>();
+}
+
+// checksum64 of `values` as the little-endian doubles a .npy file holds.
+std::uint64_t checksum_of(const std::vector<double>& values) {
+  std::uint64_t h = kChecksumBasis;
+  for (double v : values) h = (h ^ std::bit_cast<std::uint64_t>(v)) * kFnvPrime;
+  return h;
+}
+
+// checksum64 of `bytes` bytes of `path` from offset `skip`; nullopt when they cannot be read.
+std::optional<std::uint64_t> file_checksum(const fs::path& path, std::size_t skip, std::uint64_t bytes) {
+  std::FILE* in = std::fopen(path.c_str(), "rb");
+  if (!in) return std::nullopt;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(in, &std::fclose);
+  if (std::fseek(in, static_cast<long>(skip), SEEK_SET) != 0) return std::nullopt;
+  std::vector<char> buf(1 << 20);
+  std::uint64_t h = kChecksumBasis;
+  while (bytes > 0) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(bytes, buf.size()));
+    if (std::fread(buf.data(), 1, want, in) != want) return std::nullopt;
+    h = checksum64(buf.data(), want, h);
+    bytes -= want;
+  }
+  return h;
 }
 
 // True when `path` is exactly the .npy file of a (rows, cols) float64 array as written here.
@@ -56,6 +106,127 @@ bool is_theta(schema::Column c) {
 }
 
 }  // namespace
+
+std::uint64_t checksum64(const void* data, std::size_t size, std::uint64_t h) noexcept {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < size; i += 8) {
+    std::uint64_t w = 0;
+    for (std::size_t b = 0; b < 8 && i + b < size; ++b) w |= static_cast<std::uint64_t>(p[i + b]) << (8 * b);
+    h = (h ^ w) * kFnvPrime;
+  }
+  return h;
+}
+
+ShardMarker parse_shard_json(std::string_view text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("'{}' is not valid JSON: {}", where, e.what()));
+  }
+  try {
+    if (!j.is_object()) throw Error("it is not a JSON object");
+    if (!j.contains("checksum") || !j.contains("arrays"))
+      throw Error("it has no checksums (a shard written by an older lode, or damaged)");
+    ShardMarker m;
+    m.shard = unsigned_field(j, "shard");
+    ShardResult& r = m.result;
+    r.first = unsigned_field(j, "first_event");
+    r.end = unsigned_field(j, "end_event");
+    r.rows = unsigned_field(j, "rows");
+    r.impossible = unsigned_field(j, "impossible_ratio_rows");
+    if (r.end < r.first) throw Error("end_event < first_event");
+    const json& skipped = j.at("skipped");
+    if (!skipped.is_array() || skipped.size() > r.end - r.first) throw Error("\"skipped\" is not a list of events");
+    for (const json& s : skipped) {
+      if (!s.is_array() || s.size() != 2 || !s[0].is_number_unsigned() || !s[1].is_string())
+        throw Error("\"skipped\" holds an entry that is not [event, reason]");
+      r.skipped.push_back({s[0].get<std::uint64_t>(), s[1].get<std::string>()});
+    }
+    if (r.rows + r.skipped.size() != r.end - r.first) throw Error("rows + skipped != events");
+    if (!j.at("arrays").is_object()) throw Error("\"arrays\" is not an object");
+    for (const auto& [name, sum] : j.at("arrays").items())
+      m.checksums[name] = parse_hex(sum, fmt::format("the checksum of {}", name));
+    const std::uint64_t stated = parse_hex(j.at("checksum"), "\"checksum\"");
+    json fields = j;
+    fields.erase("checksum");
+    const std::string dump = fields.dump();
+    if (checksum64(dump.data(), dump.size()) != stated) throw Error("its checksum does not match its fields (damaged)");
+    return m;
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("'{}': {}", where, e.what()));
+  } catch (const Error& e) {
+    throw Error(fmt::format("'{}': {}", where, e.what()));
+  }
+}
+
+DatasetMeta parse_meta_json(std::string_view text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("'{}' is not valid JSON: {}", where, e.what()));
+  }
+  if (!j.is_object()) throw Error(fmt::format("'{}' is not a JSON object", where));
+  if (!j.contains("rows") || !j["rows"].is_number_unsigned())
+    throw Error(fmt::format("'{}': \"rows\" is missing or not a non-negative integer", where));
+  return {j["rows"].get<std::uint64_t>(), j.value("job", json())};
+}
+
+OutputLock::OutputLock(const fs::path& dir) : path_(dir / kFile) {
+  using Reason = OutputError::Reason;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw OutputError(Reason::cannot_create, dir.string(),
+                      fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
+  for (int attempt = 0;; ++attempt) {
+    const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+      throw OutputError(Reason::cannot_create, path_.string(),
+                        fmt::format("cannot create the lock file '{}': {}", path_.string(), errno_text(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      char text[256] = {};
+      const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
+      ::close(fd);
+      std::string holder(text, n > 0 ? static_cast<std::size_t>(n) : 0);
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      if (holder.empty()) holder = "holder unknown";
+      if (e != EWOULDBLOCK)
+        throw OutputError(Reason::cannot_create, path_.string(),
+                          fmt::format("cannot lock '{}': {}", path_.string(), errno_text(e)));
+      throw OutputError(Reason::locked, holder,
+                        fmt::format("'{}' is in use by another lode mine ({}; lock file '{}'): wait for it to end or "
+                                    "stop it (nothing was changed; the lock of a process that died is taken over)",
+                                    dir.string(), holder, path_.string()));
+    }
+    // Its holder may have finished and removed the file between open() and flock(): the
+    // lock counts only on the file that is there.
+    struct stat held {}, there {};
+    if (::fstat(fd, &held) == 0 && ::stat(path_.c_str(), &there) == 0 && held.st_ino == there.st_ino &&
+        held.st_dev == there.st_dev) {
+      fd_ = fd;
+      break;
+    }
+    ::close(fd);
+    if (attempt == 100)
+      throw OutputError(Reason::cannot_create, path_.string(), fmt::format("cannot lock '{}'", path_.string()));
+  }
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  const std::string holder =
+      fmt::format("pid {} on host {}, started {:%Y-%m-%d %H:%M:%S} UTC\n", ::getpid(), host[0] ? host : "unknown",
+                  fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
+  // Best effort: the lock holds without its description.
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, holder.data(), holder.size(), 0) < 0) {
+  }
+}
+
+OutputLock::~OutputLock() {
+  ::unlink(path_.c_str());  // while still holding the lock
+  ::close(fd_);
+}
 
 ShardStore::ShardStore(const MiningJob& job) : job_(job), arrays_(job.arrays()) {
   const bool ratio = job.purpose == schema::Purpose::ratio;
@@ -101,20 +272,31 @@ std::optional<std::uint64_t> ShardStore::open(bool resume) const {
                                     dir().string(), found));
   } else if (has_meta || fs::exists(job_path, ec)) {
     const fs::path id_path = has_meta ? meta_path : job_path;
-    json old;
+    json old_id;
+    std::uint64_t rows = 0;
     try {
-      old = read_json(id_path);
+      const std::string text = read_text(id_path);
+      if (has_meta) {
+        const DatasetMeta meta = parse_meta_json(text, id_path.string());
+        old_id = meta.job;
+        rows = meta.rows;
+      } else {
+        try {
+          old_id = json::parse(text);
+        } catch (const json::exception& e) {
+          throw Error(fmt::format("'{}' is not valid JSON: {}", id_path.string(), e.what()));
+        }
+      }
     } catch (const Error& e) {
       throw OutputError(Reason::unreadable, id_path.string(), e.what());
     }
-    const json old_id = has_meta ? old.value("job", json()) : old;
     if (old_id != identity_)
       throw OutputError(Reason::different_job, id_path.string(),
                         fmt::format("'{}' holds a different job ({}), this one is {}: choose another directory",
                                     id_path.string(), old_id.dump(), identity_.dump()));
     if (has_meta) {
       if (has_shards) fs::remove_all(shards, ec);  // left over by a crash after meta.json
-      return old.value("rows", std::uint64_t{0});
+      return rows;
     }
   } else if (has_shards) {
     throw OutputError(Reason::not_a_job, shards.string(),
@@ -139,32 +321,41 @@ std::optional<std::uint64_t> ShardStore::complete() const {
   std::error_code ec;
   const fs::path meta_path = dir() / schema::kMetaFile;
   if (!fs::exists(meta_path, ec)) return std::nullopt;
-  return read_json(meta_path).value("rows", std::uint64_t{0});
+  return parse_meta_json(read_text(meta_path), meta_path.string()).rows;
 }
 
-std::optional<ShardResult> ShardStore::load(std::uint64_t k, std::string* why) const {
+std::optional<ShardMarker> ShardStore::read_marker(std::uint64_t k, std::string* why, bool verify) const {
   const fs::path path = marker(k);
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
   try {
-    const json j = read_json(path);
-    ShardResult r;
-    r.first = j.at("first_event").get<std::uint64_t>();
-    r.end = j.at("end_event").get<std::uint64_t>();
-    if (r.first != job_.first(k) || r.end != job_.end(k)) throw Error("its event range differs");
-    r.rows = j.at("rows").get<std::uint64_t>();
-    r.impossible = j.at("impossible_ratio_rows").get<std::uint64_t>();
-    for (const json& s : j.at("skipped")) r.skipped.push_back({s.at(0).get<std::uint64_t>(), s.at(1).get<std::string>()});
-    if (r.rows + r.skipped.size() != r.end - r.first) throw Error("rows + skipped != events");
-    for (const ArrayLayout& a : arrays_)
-      if (!npy_ok(shard_file(k, a.column), r.rows, a.width))
-        throw Error(fmt::format("'{}' is missing or not a ({}, {}) array", shard_file(k, a.column).string(), r.rows,
-                                a.width));
-    return r;
+    ShardMarker m = parse_shard_json(read_text(path), path.string());
+    const ShardResult& r = m.result;
+    if (m.shard != k || r.first != job_.first(k) || r.end != job_.end(k))
+      throw Error(fmt::format("'{}' is another shard's (shard {}, events [{}, {}))", path.string(), m.shard, r.first,
+                              r.end));
+    for (const ArrayLayout& a : arrays_) {
+      const fs::path file = shard_file(k, a.column);
+      if (!npy_ok(file, r.rows, a.width))
+        throw Error(fmt::format("'{}' is missing or not a ({}, {}) array", file.string(), r.rows, a.width));
+      const auto sum = m.checksums.find(schema::file_name(a.column));
+      if (sum == m.checksums.end())
+        throw Error(fmt::format("'{}' has no checksum of {}", path.string(), schema::file_name(a.column)));
+      if (verify && file_checksum(file, npy::header(r.rows, a.width).size(), r.rows * a.width * 8) != sum->second)
+        throw Error(fmt::format("the data of '{}' differ from its checksum in '{}' (damaged, or another shard's)",
+                                file.string(), path.string()));
+    }
+    return m;
   } catch (const std::exception& e) {
     if (why) *why = e.what();
     return std::nullopt;
   }
+}
+
+std::optional<ShardResult> ShardStore::load(std::uint64_t k, std::string* why, bool verify) const {
+  std::optional<ShardMarker> m = read_marker(k, why, verify);
+  if (!m) return std::nullopt;
+  return std::move(m->result);
 }
 
 void ShardStore::write(std::uint64_t k, const ShardResult& shard) const {
@@ -173,14 +364,20 @@ void ShardStore::write(std::uint64_t k, const ShardResult& shard) const {
                             dir().string(), k, job_.first(k), job_.end(k), shard.first, shard.end, shard.arrays.size()));
   for (std::size_t a = 0; a < arrays_.size(); ++a)
     npy::write(shard_file(k, arrays_[a].column).string(), shard.rows, arrays_[a].width, shard.arrays.at(a));
-  json skipped = json::array();
+  json skipped = json::array(), sums = json::object();
   for (const Skip& s : shard.skipped) skipped.push_back({s.event, s.reason});
-  write_json(marker(k), json{{"shard", k},
-                             {"first_event", shard.first},
-                             {"end_event", shard.end},
-                             {"rows", shard.rows},
-                             {"impossible_ratio_rows", shard.impossible},
-                             {"skipped", skipped}});
+  for (std::size_t a = 0; a < arrays_.size(); ++a)
+    sums[schema::file_name(arrays_[a].column)] = hex(checksum_of(shard.arrays[a]));
+  json m{{"shard", k},
+         {"first_event", shard.first},
+         {"end_event", shard.end},
+         {"rows", shard.rows},
+         {"impossible_ratio_rows", shard.impossible},
+         {"skipped", skipped},
+         {"arrays", sums}};
+  const std::string fields = m.dump();
+  m["checksum"] = hex(checksum64(fields.data(), fields.size()));
+  write_json(marker(k), m);
   fsync_directory(shard_dir().string());
 }
 
@@ -188,15 +385,15 @@ namespace {
 
 // Streams the shards of one array into DIR/ARRAY.npy: the header with the final row
 // count, then each shard's data bytes.
-void concatenate(const ShardStore& store, const ArrayLayout& a, const std::vector<ShardResult>& shards,
+void concatenate(const ShardStore& store, const ArrayLayout& a, const std::vector<ShardMarker>& shards,
                  std::uint64_t rows) {
   AtomicFile out((store.dir() / schema::file_name(a.column)).string());
   out.write(npy::header(rows, a.width));
   std::vector<char> buf(1 << 20);
   for (std::uint64_t k = 0; k < shards.size(); ++k) {
     const fs::path p = store.shard_file(k, a.column);
-    const std::size_t skip = npy::header(shards[k].rows, a.width).size();
-    std::uint64_t left = shards[k].rows * a.width * 8;
+    const std::size_t skip = npy::header(shards[k].result.rows, a.width).size();
+    std::uint64_t left = shards[k].result.rows * a.width * 8, sum = kChecksumBasis;
     std::FILE* in = std::fopen(p.c_str(), "rb");
     if (!in) throw Error(fmt::format("cannot open '{}': {}", p.string(), errno_text(errno)));
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(in, &std::fclose);
@@ -205,10 +402,14 @@ void concatenate(const ShardStore& store, const ArrayLayout& a, const std::vecto
     while (left > 0) {
       const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
       if (std::fread(buf.data(), 1, want, in) != want)
-        throw Error(fmt::format("cannot read '{}': truncated or unreadable", p.string()));
+        throw DamagedShard(k, fmt::format("shard {} is damaged ('{}' is truncated or unreadable)", k, p.string()));
+      sum = checksum64(buf.data(), want, sum);
       out.write(buf.data(), want);
       left -= want;
     }
+    if (sum != shards[k].checksums.at(schema::file_name(a.column)))
+      throw DamagedShard(k, fmt::format("shard {} is damaged (the data of '{}' differ from its checksum in '{}')", k,
+                                        p.string(), store.marker(k).string()));
   }
   out.commit();
 }
@@ -220,19 +421,20 @@ MiningResult ShardStore::finish() const {
   const bool ratio = job_.purpose == schema::Purpose::ratio;
   MiningResult totals;
   totals.shards = job_.shards();
-  std::vector<ShardResult> shards;
+  std::vector<ShardMarker> shards;
   json listed = json::array(), shard_rows = json::array();
   for (std::uint64_t k = 0; k < totals.shards; ++k) {
     std::string why = "no marker";
-    std::optional<ShardResult> r = load(k, &why);
-    if (!r) throw Error(fmt::format("'{}': shard {} is not complete ({})", dir().string(), k, why));
+    std::optional<ShardMarker> m = read_marker(k, &why, /*verify=*/false);  // concatenate() verifies the data
+    if (!m) throw DamagedShard(k, fmt::format("shard {} of '{}' is not complete ({})", k, dir().string(), why));
+    const ShardResult* r = &m->result;
     totals.rows += r->rows;
     totals.impossible_ratio_rows += r->impossible;
     totals.skipped += r->skipped.size();
     shard_rows.push_back(r->rows);
     for (const Skip& s : r->skipped)
       if (listed.size() < kMaxListedSkips) listed.push_back({{"event", s.event}, {"reason", s.reason}});
-    shards.push_back(std::move(*r));
+    shards.push_back(std::move(*m));
   }
   for (const ArrayLayout& a : arrays_) concatenate(*this, a, shards, totals.rows);
 

@@ -24,26 +24,18 @@ struct EvaluateOptions {
   bool score = false;
 };
 
-// Observations (rows,) or (rows, cols), finite; errors name option, file, row and column.
-est::Matrix read_matrix(const std::string& option, const std::string& path) {
-  npy::Array a;
-  try {
-    a = npy::read(path);
-  } catch (const npy::NpyError& e) {
-    throw UsageError(fmt::format("{}: {}", option, e.what()));
-  }
-  if (a.shape.empty() || a.shape.size() > 2)
-    throw UsageError(fmt::format("{} '{}': an array of {} dimensions; expected (rows, dim x) or (rows,)", option, path,
-                                 a.shape.size()));
-  est::Matrix m;
-  m.rows = a.rows();
-  m.cols = a.cols();
-  m.data = std::move(a.data);
-  for (std::size_t i = 0; i < m.data.size(); ++i)
-    if (!std::isfinite(m.data[i]))
-      throw UsageError(fmt::format("{} '{}': row {} column {} is {} (values must be finite)", option, path, i / m.cols,
-                                   i % m.cols, m.data[i]));
-  return m;
+// Non-finite outputs (the file is written all the same): NaN is an error, and so is ±inf
+// unless `inf_ok` (exact log p or log r, where x impossible at a point gives ∓inf).
+int report_non_finite(const std::vector<double>& out, std::size_t cols, const EvaluateOptions& o, bool inf_ok) {
+  const est::NonFinite n = est::find_non_finite(out, cols);
+  if (n.count == 0) return kExitOk;
+  const bool error = n.nan > 0 || !inf_ok;
+  fmt::print(stderr, "lode evaluate: {}: {} of {} values in {} are not finite ({} NaN; the first: row {} column {} = {}){}\n",
+             error ? "error" : "note", n.count, out.size(), o.out, n.nan, n.row, n.col, n.value,
+             error ? "; the file is written, but these values are not estimates: check the rows of --x (far outside the "
+                     "training data?) and the estimator"
+                   : ": x is impossible there");
+  return error ? kExitFailure : kExitOk;
 }
 
 // --exact MODEL: the model's exact log p(x|θ0), log r = log p(x|θ0) − log p(x|θ1) with
@@ -52,7 +44,9 @@ int evaluate_exact(const EvaluateOptions& o) {
   const Model& model = open_model(o.exact);
   if (!model.exact_log_likelihood)
     throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood", model.name));
-  const est::Matrix x = read_matrix("--x", o.x);
+  const est::ObservationSource src = est::observation_source("--x", o.x);
+  est::check_observations(src, {model.name, model.parameters, model.observables}, "--x", "--exact");
+  const est::Matrix x = est::read_observations(src, "--x");
   if (x.cols != model.observables.size())
     throw UsageError(fmt::format("--x '{}': {} columns, model '{}' has {} observables", o.x, x.cols, model.name,
                                  model.observables.size()));
@@ -73,7 +67,8 @@ int evaluate_exact(const EvaluateOptions& o) {
                            : t1.empty() ? fmt::format("log p(x|{})", format_point(t0))
                                         : fmt::format("log r(x|{}, {})", format_point(t0), format_point(t1));
   fmt::print(stderr, "lode evaluate: {} exact values of {} from model {} -> {}\n", x.rows, what, model.name, o.out);
-  return kExitOk;
+  // −inf is exact (x impossible at θ0) and stated; NaN (x impossible at both points) is an error.
+  return report_non_finite(out, cols, o, !o.score);
 }
 
 int evaluate(const EvaluateOptions& o) {
@@ -84,7 +79,9 @@ int evaluate(const EvaluateOptions& o) {
   est::Estimator e = est::Estimator::load(o.model);
   if (e.method() == est::Method::sallino)  // its histograms simulate
     e.set_simulate(model_simulator(e.settings().local.simulator, "SALLINO needs its simulator: ", false));
-  const est::Matrix x = read_matrix("--x", o.x);
+  const est::ObservationSource src = est::observation_source("--x", o.x);
+  est::check_observations(src, e.names(), "--x", fmt::format("the model of estimator '{}'", o.model));
+  const est::Matrix x = est::read_observations(src, "--x");
   if (x.cols != e.n_x())
     throw UsageError(fmt::format("--x '{}': {} columns, the estimator in '{}' takes {}", o.x, x.cols, o.model, e.n_x()));
   const auto point = [&](const char* option, const std::string& text) {
@@ -106,7 +103,7 @@ int evaluate(const EvaluateOptions& o) {
     npy::write(o.out, t.rows, t.cols, t.data);
     fmt::print(stderr, "lode evaluate: {} score vectors from {} ({}) -> {}\n", t.rows, o.model, est::to_string(e.method()),
                o.out);
-    return kExitOk;
+    return report_non_finite(t.data, t.cols, o, false);
   }
   const std::vector<double> logr = e.log_ratio(x, t0, t1);
   npy::write(o.out, logr.size(), 1, logr);
@@ -117,7 +114,7 @@ int evaluate(const EvaluateOptions& o) {
   fmt::print(stderr, "lode evaluate: {} values of log r(x|{}, {}) from {} ({}{}) -> {}\n", logr.size(), format_point(t0),
              t1.empty() ? format_point(e.fixed_theta1()) : format_point(t1), o.model, est::to_string(e.method()),
              e.members() > 1 ? fmt::format(", mean of {} members", e.members()) : "", o.out);
-  return kExitOk;
+  return report_non_finite(logr, 1, o, false);
 }
 
 }  // namespace
@@ -128,7 +125,8 @@ void add_evaluate(Application& app) {
       .option("-m,--model", o->model, "MODEL_DIR", "Estimator directory written by lode train")
       .option("--exact", o->exact, "MODEL",
               "Instead of an estimator: the model's exact log r(x|θ0,θ1), or log p(x|θ0) without --theta1")
-      .option("--x", o->x, "FILE.npy", "Observations, shape (N, dim x)", /*required=*/true)
+      .option("--x", o->x, "FILE.npy|DIR", "Observations, shape (N, dim x), or a dataset directory (its x.npy); "
+              "observations of another model than the estimator's (says meta.json) are refused", /*required=*/true)
       .option("--theta0", o->theta0, "V[,V...]", "Numerator point θ0 (ratio estimators; the score's point)")
       .option("--theta1", o->theta1, "V[,V...]",
               "Denominator point θ1 (default: the fixed θ1 of a single-parameterized estimator)")

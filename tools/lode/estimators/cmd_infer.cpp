@@ -100,39 +100,20 @@ void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const
   gp.render(path, script);
 }
 
-// The observed events, with messages naming --observed.
-inf::Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who) {
+// The observed events (a file, or a dataset's x.npy) of the model `names` says, with
+// messages naming --observed.
+inf::Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who,
+                            const est::DataNames& names) {
   if (path.empty()) throw UsageError("--observed: empty file name");
+  const est::ObservationSource src = est::observation_source("--observed", path);
+  est::check_observations(src, names, "--observed", who);
   try {
-    return inf::read_observed(path, n_x, who);
+    return inf::read_observed(src.file, n_x, who);
   } catch (const npy::NpyError& e) {
     throw UsageError(fmt::format("--observed: {}", e.what()));
   } catch (const inf::InferenceError& e) {
     throw UsageError(fmt::format("--observed {}", e.what()));
   }
-}
-
-// θ1 of an estimator: --theta1 (which must equal a fixed θ1) or the fixed one.
-std::vector<double> choose_theta1(const InferOptions& o, const est::Estimator& e, const std::string& who) {
-  const std::vector<double> fixed = e.fixed_theta1();
-  if (o.theta1.empty()) {
-    if (!fixed.empty()) return fixed;
-    throw UsageError(fmt::format("--theta1: estimator '{}' takes theta1 as an input (doubly parameterized); give the "
-                                 "reference point, e.g. --theta1 {}",
-                                 o.model_dir, format_point(std::vector<double>(e.n_theta(), 0.0))));
-  }
-  const std::vector<double> theta1 = parse_numbers("--theta1", o.theta1);
-  if (theta1.size() != e.n_theta())
-    throw UsageError(fmt::format("--theta1 '{}': {} value{}, but {} has {} parameter{}", o.theta1, theta1.size(),
-                                 theta1.size() == 1 ? "" : "s", who, e.n_theta(), e.n_theta() == 1 ? "" : "s"));
-  bool same = true;  // the estimator's own tolerance (estimator.cpp: resolve_theta1)
-  for (std::size_t k = 0; k < fixed.size(); ++k)
-    same = same && std::abs(theta1[k] - fixed[k]) <= 1e-9 * std::max(1.0, std::abs(fixed[k]));
-  if (!same)
-    throw UsageError(fmt::format("--theta1 '{}': estimator '{}' was trained with the fixed theta1 = {} and can only "
-                                 "be evaluated there",
-                                 o.theta1, o.model_dir, format_point(fixed)));
-  return theta1;
 }
 
 int infer(const InferOptions& o) {
@@ -176,7 +157,7 @@ int infer(const InferOptions& o) {
     const std::string who = fmt::format("model '{}'", model.name);
     grid_matches(model.parameters.size(), who);
     names = model.parameters;
-    obs = read_observed(o.observed, model.observables.size(), who);
+    obs = read_observed(o.observed, model.observables.size(), who, {model.name, model.parameters, model.observables});
     what = fmt::format("{} (exact likelihood)", model.name);
     name = model.name;
     source = {{"method", "exact"}, {"model", model.name}};
@@ -194,10 +175,17 @@ int infer(const InferOptions& o) {
                                    o.model_dir, est::to_string(e.method())));
     const std::string who = fmt::format("estimator '{}'", o.model_dir);
     grid_matches(e.n_theta(), who);
-    for (std::size_t d = 0; d < e.n_theta(); ++d)
+    names = e.names().parameters;  // empty for estimators saved before they were recorded
+    for (std::size_t d = names.size(); d < e.n_theta(); ++d)
       names.push_back(e.n_theta() == 1 ? std::string("theta") : fmt::format("theta_{}", d));
-    const std::vector<double> theta1 = choose_theta1(o, e, who);
-    obs = read_observed(o.observed, e.n_x(), who);
+    std::vector<double> theta1;
+    try {
+      theta1 = est::choose_theta1(e, o.theta1.empty() ? theta1 : parse_numbers("--theta1", o.theta1), o.theta1,
+                                  o.model_dir);
+    } catch (const est::EstimatorError& err) {
+      throw UsageError(err.what());
+    }
+    obs = read_observed(o.observed, e.n_x(), who, e.names());
     what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, est::to_string(e.method()), format_point(theta1));
     name = o.model_dir;
     source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", est::to_string(e.method())},

@@ -25,7 +25,7 @@ using est::TrainerSettings;
 struct TrainOptions {
   std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
       patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins;
-  bool quiet = false, drop_invalid = false;
+  bool quiet = false, drop_invalid = false, arrays = false;
 };
 
 int parse_int(std::string_view option, const std::string& text, int min) {
@@ -88,7 +88,18 @@ est::Settings settings_from(const TrainOptions& o) {
 int train(const TrainOptions& o) {
   est::Settings s = settings_from(o);
   if (o.out.empty()) throw UsageError("--out: empty directory name");
-  est::Dataset data = est::load_dataset(o.data);
+  try {  // before the work: a long training must not end in an unwritable --out
+    est::Estimator::check_writable(o.out);
+  } catch (const est::EstimatorError& e) {
+    throw Error(fmt::format("--out '{}': {} (nothing was trained)", o.out, e.what()));
+  }
+  est::Dataset data = est::load_dataset(o.data, o.arrays ? est::DatasetFormat::arrays : est::DatasetFormat::mined);
+  if (!o.model.empty() && !data.model.empty() && o.model != data.model)
+    throw UsageError(fmt::format("--model '{}': dataset '{}' was mined with model '{}'", o.model, o.data, data.model));
+  if (data.model.empty() && !o.model.empty()) {  // --arrays: the model the user names, and its names
+    const Model& m = open_model(o.model);
+    data.model = m.name, data.parameters = m.parameters, data.observables = m.observables;
+  }
   if (o.drop_invalid) {
     const std::size_t rows = data.x.rows, dropped = est::drop_invalid_rows(data, s.method);
     fmt::print(stderr, "lode train {}: --drop-invalid: dropped {} of {} rows (non-finite values or r_xz <= 0)\n",
@@ -99,7 +110,7 @@ int train(const TrainOptions& o) {
     if (s.local.simulator.empty()) s.local.simulator = data.model;
     if (s.local.simulator.empty())
       throw est::EstimatorError(fmt::format("dataset '{}': SALLINO simulates its histograms, but the dataset does not "
-                                            "name its model (no meta.json); give the model",
+                                            "name its model (no meta.json); give it with --model",
                                             o.data));
     s.local.simulate = model_simulator(s.local.simulator, "SALLINO: ", true);
   }
@@ -171,7 +182,12 @@ void add_train(Application& app) {
       .option("--threads", o->threads, "T", "LibTorch threads (default: 1)")
       .option("--ensemble", o->ensemble, "K", "Train K independently seeded members (seeds S..S+K-1; default: 1)")
       .option("--reference", o->reference, "V[,V...]", "sally/sallino: the reference point (default: the data's θ)")
-      .option("--model", o->model, "MODEL", "sallino: the simulator for its histograms (default: the dataset's model)")
+      .option("--model", o->model, "MODEL",
+              "The model of the data (default: meta.json's; another is refused): recorded in the estimator with its "
+              "names; sallino simulates it")
+      .flag("--arrays", o->arrays,
+            "DIR holds .npy arrays without meta.json (e.g. MadMiner's); without it a dataset needs the meta.json "
+            "that lode mine writes when it finishes")
       .option("--sallino-events", o->sallino_events, "M", "sallino: simulated events per parameter point (default: 10000)")
       .option("--sallino-bins", o->sallino_bins, "K", "sallino: histogram bins (default: 20)")
       .flag("--drop-invalid", o->drop_invalid,

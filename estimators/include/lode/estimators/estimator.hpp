@@ -27,6 +27,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lode/error.hpp"
@@ -69,16 +70,61 @@ struct Dataset {
   Matrix t_xz;    ///< local / density data: t(x,z|θ) (rows, n_θ)
   std::string source;  ///< where it came from (a directory), for messages
   std::string model;   ///< the simulator that mined it (meta.json's "model"; "" if unknown)
+  std::vector<std::string> parameters;   ///< names of θ's components (meta.json; empty if unknown)
+  std::vector<std::string> observables;  ///< names of x's components (meta.json; empty if unknown)
 
   /// The member holding column `c`.
   Matrix& column(schema::Column c);
   const Matrix& column(schema::Column c) const;
 };
 
-/// Reads a dataset directory written by `lode mine` (or by MadMiner): every NAME.npy of the
-/// columns above that exists (float64 or float32). Throws EstimatorError naming the file
-/// when one is unreadable, and when row counts differ.
-Dataset load_dataset(const std::string& dir);
+/// What a dataset directory is.
+enum class DatasetFormat {
+  mined,   ///< written by `lode mine`: its meta.json must be complete (the mining finished)
+  arrays,  ///< NAME.npy arrays without meta.json (e.g. MadMiner's); model and names unknown
+};
+
+/// What meta.json of a finished `lode mine` says about its dataset (the fields training and
+/// the checks of observations use).
+struct DatasetMeta {
+  std::string model;
+  std::vector<std::string> parameters, observables;
+  std::uint64_t rows = 0;
+};
+
+/// Parses meta.json text (`path` for messages). Throws EstimatorError naming the file and
+/// the missing or mistyped fields, saying that the mining did not finish.
+DatasetMeta parse_dataset_meta(std::string_view text, const std::string& path);
+
+/// Reads a dataset directory: every NAME.npy of the columns above that exists (float64 or
+/// float32). `mined` (lode mine's): meta.json must exist, parse and hold its fields (else the
+/// mining did not finish: resume it), and agree with the arrays (rows, widths); the names
+/// come from it. `arrays`: a directory without meta.json (MadMiner's); refused when it is an
+/// unfinished lode mine job (shards/). Throws EstimatorError naming the file when one is
+/// unreadable, and when row counts differ.
+Dataset load_dataset(const std::string& dir, DatasetFormat format = DatasetFormat::mined);
+
+/// Where observations (an .npy file) come from: `path` itself or, for a dataset directory,
+/// its x.npy; and the dataset's meta.json (in that directory, or beside the file) when
+/// there is one, which names the model.
+struct ObservationSource {
+  std::string file;                 ///< the .npy file to read
+  std::string meta;                 ///< the meta.json that describes it ("" if none)
+  std::optional<DatasetMeta> data;  ///< what it says
+};
+/// Throws EstimatorError naming `option` and `path` when a meta.json beside it is unreadable.
+ObservationSource observation_source(const std::string& option, const std::string& path);
+/// The observations in `source.file`, (rows,) or (rows, cols), every value finite. Throws
+/// EstimatorError naming `option`, the file, and the row and column of a non-finite value.
+Matrix read_observations(const ObservationSource& source, const std::string& option);
+
+/// The non-finite values of a row-major array of `cols` columns: how many (of which NaN),
+/// and the first one.
+struct NonFinite {
+  std::size_t count = 0, nan = 0, row = 0, col = 0;
+  double value = 0;
+};
+NonFinite find_non_finite(std::span<const double> data, std::size_t cols);
 
 /// Removes the rows that `method` cannot train on: a non-finite value in a column it needs,
 /// or r_xz ≤ 0 (lode mine writes r_xz = 0 or inf and NaN scores for events whose replay at
@@ -171,6 +217,21 @@ LossValue loss_value(const Method& method, double alpha, std::span<const double>
                      const Matrix& t_hat1, std::span<const double> y, std::span<const double> r_xz, const Matrix& t_xz0,
                      const Matrix& t_xz1);
 
+/// The names of what an estimator was trained on, from its dataset's meta.json: the model,
+/// θ's components, x's components. Empty when unknown (a dataset without meta.json, an
+/// estimator saved before they were recorded).
+struct DataNames {
+  std::string model;
+  std::vector<std::string> parameters, observables;
+};
+
+/// Throws EstimatorError when observations described by `source` (its meta.json) come from
+/// another model than `names.model`, or name other observables; `option` and `user` (what
+/// the names are of: "estimator 'DIR'", "--exact") name them in the message. Nothing is
+/// checked where either side is unknown.
+void check_observations(const ObservationSource& source, const DataNames& names, const std::string& option,
+                        const std::string& user);
+
 class Estimator {
  public:
   /// Trains on `data`. Throws EstimatorError for a missing column, mismatched rows,
@@ -186,6 +247,11 @@ class Estimator {
   /// temporary and renamed, so an existing estimator stays intact until the new one is
   /// complete.
   void save(const std::string& dir) const;
+  /// Checks, before a long training, that save(dir) can write: `dir` is a directory or can
+  /// be created, and a temporary estimator.json can be created in it (AtomicFile's rules:
+  /// an estimator.json that is not a regular file is refused). Leaves nothing behind (the
+  /// directories it created are removed again). Throws EstimatorError naming `dir`.
+  static void check_writable(const std::string& dir);
   /// SALLINO: the simulator its evaluation runs (load() cannot restore it; settings().local
   /// .simulator names it).
   void set_simulate(Simulate simulate);
@@ -194,6 +260,8 @@ class Estimator {
   std::size_t n_x() const;
   std::size_t n_theta() const;
   const Settings& settings() const;
+  /// The model, parameter and observable names of its training data (empty when unknown).
+  const DataNames& names() const;
   /// The report of the first member's training (all of them: reports()).
   const TrainReport& report() const;
   const std::vector<TrainReport>& reports() const;

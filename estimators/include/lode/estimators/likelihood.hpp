@@ -26,4 +26,11 @@ namespace lode::estimators {
 inference::LogLikelihood ratio_log_likelihood(const Estimator& estimator, inference::Observed observed,
                                               std::vector<double> theta1, std::string label);
 
+/// The reference point θ1 of L: `given` (empty: none was given; `text`, how the user wrote
+/// it, names it in messages), which must have n_θ values and equal the fixed θ1 of a
+/// single-parameterized estimator; or that fixed θ1. Throws EstimatorError naming `text` and
+/// the estimator `label` (a doubly-parameterized estimator needs θ1 given).
+std::vector<double> choose_theta1(const Estimator& estimator, const std::vector<double>& given,
+                                  const std::string& text, const std::string& label);
+
 }  // namespace lode::estimators

@@ -1,8 +1,9 @@
 // libFuzzer target: estimator.json as `lode evaluate` / `lode infer` read it
 // (lode::estimators::parse_estimator_file, the torch-free check before Estimator::load
 // copies the numbers into tensors) on any bytes. Each input must give a file whose
-// tensors fit the network it describes, or an EstimatorError naming the file; a crash, a
-// sanitizer report or any other exception is a bug.
+// tensors fit the network it describes and that reads back the same once written, or an
+// EstimatorError naming the file; a crash, a sanitizer report or any other exception is a
+// bug.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (n < 0 || static_cast<std::size_t>(n) != p.data.size()) std::abort();
       }
     }
+    // What is accepted is written back as a file that is accepted again (Estimator::save).
+    const est::EstimatorFile again = est::parse_estimator_file(est::write_estimator_file(f), "model/estimator.json");
+    if (again.method != f.method || again.members.size() != f.members.size()) std::abort();
   } catch (const lode::Error& e) {
     if (std::strstr(e.what(), "model/estimator.json") == nullptr) std::abort();
   }

@@ -78,7 +78,11 @@ class Trace {
     const auto value_begin = static_cast<std::uint32_t>(values.size());
     values.push_back(value);
     const double running = (choices.empty() ? 0.0 : choices.back().running) + log_p;
+#if defined(__clang__) && __clang_major__ < 16  // no parenthesized aggregate initialization (clang 14)
+    choices.emplace_back(Choice{a, kind, distribution, value_begin, 1u, 0u, 0u, 0u, log_p, running});
+#else
     choices.emplace_back(a, kind, distribution, value_begin, 1u, 0u, 0u, 0u, log_p, running);
+#endif
     if (insert_index(static_cast<std::uint32_t>(choices.size() - 1))) [[likely]]
       return true;
     choices.pop_back();

@@ -20,7 +20,8 @@ t1=$(seconds)
 
 export ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
-mkdir -p "$BUILD_DIR/crashes"
+mkdir -p "$BUILD_DIR/crashes" "$BUILD_DIR/tmp"
+export TMPDIR="$(cd "$BUILD_DIR/tmp" && pwd)"  # the targets' input files (npy_fuzz)
 for target in $(cd tests/fuzz && ls ./*_fuzz.cpp | sed 's|^\./||; s|\.cpp$||'); do
   name=${target%_fuzz}
   work="$BUILD_DIR/corpus/$name"

@@ -13,7 +13,8 @@
 
 namespace lode::fuzz {
 
-/// A directory of this process, removed at exit.
+/// A directory of this process in $TMPDIR (scripts/fuzz.sh points it into the build
+/// directory: libFuzzer ends with _Exit, so nothing removes it).
 inline const std::filesystem::path& work_dir() {
   static const std::filesystem::path dir = [] {
     std::string pattern = (std::filesystem::temp_directory_path() / "lode-fuzz.XXXXXX").string();
@@ -21,10 +22,6 @@ inline const std::filesystem::path& work_dir() {
       std::perror("lode fuzz: mkdtemp");
       std::abort();
     }
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(work_dir(), ec);
-    });
     return std::filesystem::path(pattern);
   }();
   return dir;

@@ -21,7 +21,8 @@ PACKAGES=(
   gnuplot-nox                                    # plots as PNG images
   python3-numpy                                  # tests check that .npy files load in numpy
   make                                           # the install test builds examples/mysim with its Makefile (pkg-config)
-  clang                                          # Debian's clang 14: headers compile with clang too (CTest headers_clang); sanitizers and libFuzzer
+  clang                                          # Debian's clang 14: headers compile with clang too (CTest headers_clang), fuzz targets
+  libclang-rt-14-dev                             # libFuzzer and clang's sanitizer runtimes (tests/fuzz, scripts/fuzz.sh)
 )
 
 missing=()

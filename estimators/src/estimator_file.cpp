@@ -9,13 +9,20 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <ranges>
 
 #include "persist.hpp"
 
 namespace lode::estimators {
 
 namespace {
+
+// The tensors' names (not `shape | std::views::keys`: clang 14, which builds the fuzz
+// targets, cannot compile libstdc++ 12's ranges).
+std::vector<std::string> tensor_names(const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& shape) {
+  std::vector<std::string> names;
+  for (const auto& [name, dims] : shape) names.push_back(name);
+  return names;
+}
 
 constexpr int kFormatVersion = 1;
 constexpr const char* kFormat = "lode-estimator";
@@ -86,7 +93,7 @@ EstimatorFile::Member parse_member(const nlohmann::json& jm, std::size_t index, 
   if (!it->is_array()) r.fail("parameters", "must be an array");
   if (it->size() != shape.size())
     r.fail("parameters", fmt::format("has {} tensors, the network has {} ({})", it->size(), shape.size(),
-                                     fmt::join(shape | std::views::keys, ", ")));
+                                     fmt::join(tensor_names(shape), ", ")));
   std::vector<bool> seen(shape.size(), false);
   for (std::size_t k = 0; k < it->size(); ++k) {
     const JsonReader pr((*it)[k], path, fmt::format("members[{}]/parameters[{}]/", index, k));
@@ -96,7 +103,7 @@ EstimatorFile::Member parse_member(const nlohmann::json& jm, std::size_t index, 
     const auto s = std::find_if(shape.begin(), shape.end(), [&](const auto& e) { return e.first == p.name; });
     if (s == shape.end())
       pr.fail("name", fmt::format("'{}' is not a tensor of the network ({})", p.name,
-                                  fmt::join(shape | std::views::keys, ", ")));
+                                  fmt::join(tensor_names(shape), ", ")));
     const std::size_t at = static_cast<std::size_t>(s - shape.begin());
     if (seen[at]) pr.fail("name", fmt::format("'{}' appears twice", p.name));
     seen[at] = true;

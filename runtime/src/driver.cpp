@@ -11,6 +11,17 @@
 
 #include "lode/error.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define LODE_ASAN_FIBERS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LODE_ASAN_FIBERS 1
+#endif
+#endif
+#ifdef LODE_ASAN_FIBERS
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace lode {
 
 namespace ctx = boost::context;
@@ -33,6 +44,56 @@ struct CachedStack {
 };
 thread_local CachedStack cached;
 
+// AddressSanitizer keeps track of the stack each thread runs on (it unpoisons it when an
+// exception unwinds and tells stack from heap addresses in its reports). Boost.Context's
+// fcontext fibers (Debian's Boost is not built with BOOST_USE_ASAN, which only the
+// ucontext fibers honour) switch stacks behind its back, so every switch is announced
+// here with the sanitizer's fiber-switch hooks. Without ASan these are no-ops.
+class FiberStack {
+ public:
+  void set(const void* bottom, std::size_t size) noexcept {
+    bottom_ = bottom;
+    size_ = size;
+  }
+  // The resuming side: switches into the fiber; back here when it suspends or ends.
+  ctx::fiber enter(ctx::fiber&& f) {
+    void* fake = nullptr;
+    start(&fake, bottom_, size_);
+    ctx::fiber back = std::move(f).resume();
+    finish(fake, nullptr, nullptr);
+    return back;
+  }
+  // First thing on the fiber: notes the stack of the caller that resumed it.
+  void entered() noexcept { finish(nullptr, &caller_bottom_, &caller_size_); }
+  // On the fiber: suspends to the caller; back here when resumed (from whichever stack).
+  ctx::fiber leave(ctx::fiber&& caller) {
+    void* fake = nullptr;
+    start(&fake, caller_bottom_, caller_size_);
+    ctx::fiber back = std::move(caller).resume();
+    finish(fake, &caller_bottom_, &caller_size_);
+    return back;
+  }
+  // On the fiber, just before it returns to its caller for the last time.
+  void exiting() noexcept { start(nullptr, caller_bottom_, caller_size_); }
+
+ private:
+#ifdef LODE_ASAN_FIBERS
+  static void start(void** fake, const void* bottom, std::size_t size) noexcept {
+    __sanitizer_start_switch_fiber(fake, bottom, size);
+  }
+  static void finish(void* fake, const void** bottom, std::size_t* size) noexcept {
+    __sanitizer_finish_switch_fiber(fake, bottom, size);
+  }
+#else
+  static void start(void**, const void*, std::size_t) noexcept {}
+  static void finish(void*, const void**, std::size_t*) noexcept {}
+#endif
+  const void* bottom_ = nullptr;  // the fiber's stack
+  std::size_t size_ = 0;
+  const void* caller_bottom_ = nullptr;  // the stack that resumed it last
+  std::size_t caller_size_ = 0;
+};
+
 void* map_stack() {
   void* p = mmap(nullptr, kStackSize + kGuard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
@@ -41,6 +102,7 @@ void* map_stack() {
 }
 
 struct StackAllocator {
+  FiberStack* stack;  // told the stack's bounds
   ctx::stack_context allocate() {
     void* base;
     if (!cached.busy) {
@@ -53,6 +115,7 @@ struct StackAllocator {
     ctx::stack_context sc;
     sc.size = kStackSize;
     sc.sp = static_cast<char*>(base) + kGuard + kStackSize;
+    stack->set(static_cast<char*>(base) + kGuard, kStackSize);
     return sc;
   }
   void deallocate(ctx::stack_context& sc) noexcept {
@@ -86,6 +149,12 @@ class Executor {
   // The cached stack must outlive this object (thread-locals are destroyed in the reverse
   // order of their construction, and the fiber's stack is returned on destruction).
   Executor() noexcept { (void)cached.busy; }
+  // Ends the fiber's loop (rather than have ~fiber unwind it by a switch no hook announces).
+  ~Executor() {
+    if (!fiber_) return;
+    stopping_ = true;
+    fiber_ = stack_.enter(std::move(fiber_));
+  }
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
   // Runs the job on the fiber; false when this thread's executor is busy (a model that
@@ -96,23 +165,28 @@ class Executor {
     model_ = &model;
     run_ = &run;
     error_ = &error;
-    if (!fiber_) fiber_ = ctx::fiber{std::allocator_arg, StackAllocator{}, [this](ctx::fiber&& caller) {
+    if (!fiber_) fiber_ = ctx::fiber{std::allocator_arg, StackAllocator{&stack_}, [this](ctx::fiber&& caller) {
+                   stack_.entered();
                    for (;;) {
                      run_->fiber_caller = &caller;
                      run_once(*model_, *run_, *error_);
                      run_->fiber_caller = nullptr;
-                     caller = std::move(caller).resume();  // back to the driver until the next job
+                     caller = stack_.leave(std::move(caller));  // back to the driver until the next job
+                     if (stopping_) break;
                    }
+                   stack_.exiting();
                    return std::move(caller);
                  }};
-    fiber_ = std::move(fiber_).resume();
+    fiber_ = stack_.enter(std::move(fiber_));
     busy_ = false;
     return true;
   }
 
  private:
   ctx::fiber fiber_;
+  FiberStack stack_;
   bool busy_ = false;
+  bool stopping_ = false;
   const Model* model_ = nullptr;
   Run* run_ = nullptr;
   std::exception_ptr* error_ = nullptr;
@@ -122,13 +196,16 @@ thread_local Executor executor;
 void run_to_end(const Model& model, Run& run) {
   std::exception_ptr error;
   if (!executor.run(model, run, error)) {
-    ctx::fiber f{std::allocator_arg, StackAllocator{}, [&](ctx::fiber&& caller) {
+    FiberStack stack;
+    ctx::fiber f{std::allocator_arg, StackAllocator{&stack}, [&](ctx::fiber&& caller) {
+                   stack.entered();
                    run.fiber_caller = &caller;
                    run_once(model, run, error);
                    run.fiber_caller = nullptr;
+                   stack.exiting();
                    return std::move(caller);
                  }};
-    f = std::move(f).resume();
+    f = stack.enter(std::move(f));
   }
   if (error) std::rethrow_exception(error);
 }
@@ -322,7 +399,9 @@ struct Stepper::Impl final : Handler {
   Handler* hs[3] = {this, &trace_handler, &joint};
   std::optional<Run> run;
   ctx::fiber fiber;
+  FiberStack stack;
   bool finished = false;
+  bool abandon = false;  // the Stepper is destroyed before its run ended
   std::exception_ptr error;
   Pending pending;
   Message* current = nullptr;
@@ -339,8 +418,9 @@ struct Stepper::Impl final : Handler {
     pending.value_size = m.size;
     current = &m;
     auto& caller = *static_cast<ctx::fiber*>(r.fiber_caller);
-    caller = std::move(caller).resume();
+    caller = stack.leave(std::move(caller));
     current = nullptr;
+    if (abandon) throw Abandoned{};
     if (forced) {
       for (std::uint32_t k = 0; k < m.size; ++k) m.value[k] = (*forced)[k];
       m.has_value = true;
@@ -351,7 +431,8 @@ struct Stepper::Impl final : Handler {
   void start(std::uint64_t seed, std::uint64_t event) {
     run.emplace(model->name, theta, seed, event, true, hs);
     run->set_max_steps(model->max_steps);
-    fiber = ctx::fiber{std::allocator_arg, StackAllocator{}, [this](ctx::fiber&& caller) {
+    fiber = ctx::fiber{std::allocator_arg, StackAllocator{&stack}, [this](ctx::fiber&& caller) {
+                         stack.entered();
                          run->fiber_caller = &caller;
                          try {
                            run->start();
@@ -363,11 +444,20 @@ struct Stepper::Impl final : Handler {
                            error = std::current_exception();
                          }
                          finished = true;
+                         stack.exiting();
                          return std::move(caller);
                        }};
   }
+  // Unwinds a run left unfinished (rather than have ~fiber do it by a switch no hook
+  // announces): the pending choice throws Abandoned, which the fiber catches.
+  struct Abandoned {};
+  ~Impl() override {
+    if (!fiber || finished) return;
+    abandon = true;
+    fiber = stack.enter(std::move(fiber));
+  }
   void resume() {
-    fiber = std::move(fiber).resume();
+    fiber = stack.enter(std::move(fiber));
     if (error) {
       auto e = error;
       error = nullptr;

@@ -164,8 +164,13 @@ bool Trace::record(const Message& m) {
   const double running = (choices.empty() ? 0.0 : choices.back().running) + lp;
   // Built in place field by field (a value-initialized emplace_back() zeroes the record
   // with `rep stos` first, which cost more than the rest of the recording).
+#if defined(__clang__) && __clang_major__ < 16  // no parenthesized aggregate initialization (clang 14: the fuzz targets)
+  Choice& c = choices.emplace_back(Choice{*m.address, m.kind, m.distribution ? m.distribution->name() : "", value_begin,
+                                          m.size, 0u, 0u, 0u, lp, running});
+#else
   Choice& c = choices.emplace_back(*m.address, m.kind, m.distribution ? m.distribution->name() : "", value_begin,
                                    m.size, 0u, 0u, 0u, lp, running);
+#endif
   if (detailed) {
     c.param_begin = static_cast<std::uint32_t>(params.size());
     if (m.distribution) {

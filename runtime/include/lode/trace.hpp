@@ -78,16 +78,9 @@ class Trace {
     const auto value_begin = static_cast<std::uint32_t>(values.size());
     values.push_back(value);
     const double running = (choices.empty() ? 0.0 : choices.back().running) + log_p;
-    // Field by field, not emplace_back(a, kind, ...): parenthesized aggregate
-    // initialization is C++20 that clang 14 lacks.
-    Choice& c = choices.emplace_back();
-    c.address = a;
-    c.kind = kind;
-    c.distribution = distribution;
-    c.value_begin = value_begin;
-    c.value_size = 1;
-    c.log_p = log_p;
-    c.running = running;
+    // Braces, not emplace_back(a, kind, ...): parenthesized aggregate initialization is
+    // C++20 that clang 14 lacks.
+    choices.push_back(Choice{a, kind, distribution, value_begin, 1u, 0u, 0u, 0u, log_p, running});
     if (insert_index(static_cast<std::uint32_t>(choices.size() - 1))) [[likely]]
       return true;
     choices.pop_back();

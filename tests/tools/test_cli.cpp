@@ -71,7 +71,7 @@ TEST_CASE("lode simulate --out naming a directory is refused before simulating",
   CHECK(r.err.find("is not a regular file (a directory)") != std::string::npos);
   CHECK(r.err.find("--out") != std::string::npos);
   CHECK(fs::is_directory(dir));
-  CHECK_FALSE(fs::exists(dir + ".tmp"));
+  CHECK_FALSE(has_temporary(dir));
 }
 
 TEST_CASE("lode models --json describes the registered models", "[cli]") {
@@ -116,7 +116,7 @@ TEST_CASE("lode simulate writes exactly the Simulator's x", "[cli]") {
   CHECK(r.out.empty());
   CHECK(r.err.find("300 events") != std::string::npos);
   CHECK(r.err.find("events/s") != std::string::npos);
-  CHECK_FALSE(fs::exists(path + ".tmp"));
+  CHECK_FALSE(has_temporary(path));
 
   const lode::npy::Array a = lode::npy::read(path);
   REQUIRE(a.shape == std::vector<std::size_t>{300, 1});
@@ -278,7 +278,7 @@ TEST_CASE("bad input fails with a message naming it", "[cli]") {
 
   const std::string unwritable = (scratch_dir() / "no-such-dir" / "x.npy").string();
   check_fails({"simulate", "galton", "-n", "5", "--out", unwritable}, 2, {"--out", unwritable});
-  CHECK_FALSE(fs::exists(unwritable + ".tmp"));
+  CHECK_FALSE(has_temporary(unwritable));
 }
 
 TEST_CASE("lode --plugin names the library and the reason when it cannot load it", "[cli]") {

@@ -213,7 +213,7 @@ TEST_CASE("lode infer --json: fields and values against the exact likelihood com
   CHECK(t.out.find("68.27% CL (q <= 1): theta in [") != std::string::npos);
   CHECK(t.out.find("95% CL (q <= 3.841): theta in [") != std::string::npos);
   CHECK(json::parse(read_text(out)) == j);
-  CHECK_FALSE(fs::exists(out + ".tmp"));
+  CHECK_FALSE(has_temporary(out));
 }
 
 TEST_CASE("lode infer: a grid that cuts the set is reported", "[cli][infer]") {
@@ -275,7 +275,7 @@ TEST_CASE("lode infer --plot: PNG images, tmp + rename, missing gnuplot", "[cli]
       run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61", "--plot", png});
   require_ok(r);
   CHECK(is_png(png));
-  CHECK_FALSE(fs::exists(png + ".tmp"));
+  CHECK_FALSE(has_temporary(png));
   CHECK(r.err.find("plot written to " + png) != std::string::npos);
 
   const std::string gm = scratch("gm.npy");
@@ -299,7 +299,7 @@ TEST_CASE("lode infer --plot: PNG images, tmp + rename, missing gnuplot", "[cli]
   CHECK(m.err.find("gnuplot was not found in PATH") != std::string::npos);
   CHECK(m.err.find("gnuplot-nox") != std::string::npos);
   CHECK_FALSE(fs::exists(png3));
-  CHECK_FALSE(fs::exists(png3 + ".tmp"));
+  CHECK_FALSE(has_temporary(png3));
 
   // More than two dimensions cannot be drawn; a missing directory is refused before work.
   check_fails({"--exact", "gaussian_linear", "--observed", obs, "--grid", "0..1:2,0..1:2,0..1:2,0..1:2,0..1:2,0..1:2,"

@@ -12,7 +12,7 @@
 using namespace lode_test;
 namespace fs = std::filesystem;
 
-TEST_CASE("--threads above 4 x the processors is refused, naming the cap", "[cli][threads]") {
+TEST_CASE("lode mine, lode train: --threads above 4 x the processors is refused, naming the cap", "[cli][threads]") {
   const unsigned cap = lode::mining::max_threads();
   const unsigned processors = std::thread::hardware_concurrency();
   if (processors > 0) CHECK(cap == 4 * processors);

@@ -43,6 +43,25 @@ inline std::string scratch(const std::string& name) {
   return (scratch_dir() / (std::to_string(++counter) + "-" + name)).string();
 }
 
+// Whether a writer left a temporary of PATH behind: lode::AtomicFile's DIR/.NAME.XXXXXX.tmp
+// (or an old-style PATH.tmp).
+inline bool has_temporary(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  if (fs::exists(path + ".tmp")) return true;
+  const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return false;
+  const std::string prefix = "." + p.filename().string().substr(0, 200) + ".";
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > prefix.size() + 4 && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.compare(name.size() - 4, 4, ".tmp") == 0)
+      return true;
+  }
+  return false;
+}
+
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

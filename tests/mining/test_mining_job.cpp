@@ -28,38 +28,19 @@
 #include "lode/mining/shard_store.hpp"
 #include "lode/model.hpp"
 #include "lode/npy.hpp"
+#include "support/scratch.hpp"
 
 namespace fs = std::filesystem;
+using lode_test::read_bytes;
+using lode_test::scratch_root;
 using namespace lode::mining;
 using lode::schema::Purpose;
 
 namespace {
 
-const fs::path& scratch_root() {
-  struct Dir {
-    fs::path path;
-    Dir() {
-      std::string tmpl = (fs::temp_directory_path() / "lode-mining-tests-XXXXXX").string();
-      if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-      path = tmpl;
-    }
-    ~Dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  };
-  static const Dir dir;
-  return dir.path;
-}
-
 fs::path scratch(const std::string& name) {
   static int counter = 0;
   return scratch_root() / (std::to_string(++counter) + "-" + name);
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // name -> bytes of every file under `dir`.

@@ -15,38 +15,19 @@
 #include <vector>
 
 #include "lode/atomic_file.hpp"
+#include "support/scratch.hpp"
 
 namespace fs = std::filesystem;
+using lode_test::read_bytes;
+using lode_test::scratch_root;
 
 namespace {
-
-const fs::path& scratch_root() {
-  struct Dir {
-    fs::path path;
-    Dir() {
-      std::string tmpl = (fs::temp_directory_path() / "lode-atomic-tests-XXXXXX").string();
-      if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-      path = tmpl;
-    }
-    ~Dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  };
-  static const Dir dir;
-  return dir.path;
-}
 
 fs::path scratch(const std::string& name) {
   static int counter = 0;
   const fs::path dir = scratch_root() / std::to_string(++counter);
   fs::create_directories(dir);
   return dir / name;
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // `n` bytes that differ from writer to writer at every position.

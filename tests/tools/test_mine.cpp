@@ -52,23 +52,6 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
   return out;
 }
 
-// Starts the lode binary with `args` (stderr to /dev/null) and returns its pid.
-pid_t start_lode(std::vector<std::string> args) {
-  args.insert(args.begin(), LODE_CLI);
-  std::vector<char*> argv;
-  for (std::string& s : args) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    ::dup2(devnull, 2);
-    ::execv(LODE_CLI, argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
 // lode mine with `args` under a file size limit of `blocks` (write() fails with EFBIG).
 Result mine_limited(const std::string& blocks, const std::vector<std::string>& args) {
   std::vector<std::string> sh = {"-c", "trap '' XFSZ; ulimit -f " + blocks + "; exec \"$0\" \"$@\"", LODE_CLI, "mine"};
@@ -218,20 +201,9 @@ TEST_CASE("lode mine: killed half-way, --resume gives the uninterrupted dataset"
   const std::vector<std::string> args = {"mine", "galton", "--for", "ratio", "--theta0", "-0.8", "--theta1",
                                          "uniform:-1..-0.4", "-n", "60000", "--shard-size", "2000", "--seed", "9"};
   // The interrupted run: SIGKILL once its first shard is complete.
-  std::vector<std::string> storage = {LODE_CLI};
-  storage.insert(storage.end(), args.begin(), args.end());
-  storage.insert(storage.end(), {"--out", crashed});
-  std::vector<char*> argv;
-  for (std::string& s : storage) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    ::dup2(devnull, 2);
-    ::execv(LODE_CLI, argv.data());
-    ::_exit(127);
-  }
+  std::vector<std::string> run_args = args;
+  run_args.insert(run_args.end(), {"--out", crashed});
+  const pid_t pid = start_lode(run_args);
   const fs::path marker = fs::path(crashed) / "shards" / "000000.json";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (!fs::exists(marker) && std::chrono::steady_clock::now() < deadline)

@@ -409,19 +409,7 @@ TEST_CASE("lode simulate: two runs writing one --out leave one run's complete fi
   for (int trial = 0; trial < 3; ++trial) {
     std::vector<pid_t> pids;
     for (const std::string& seed : seeds) {
-      std::vector<std::string> storage = {LODE_CLI, "simulate", "galton", "--theta", "-0.8", "-n", "100000", "--seed",
-                                          seed, "--out", out};
-      std::vector<char*> argv;
-      for (std::string& s : storage) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      const pid_t pid = ::fork();
-      REQUIRE(pid >= 0);
-      if (pid == 0) {
-        const int devnull = ::open("/dev/null", O_WRONLY);
-        ::dup2(devnull, 2);
-        ::execv(LODE_CLI, argv.data());
-        ::_exit(127);
-      }
+      const pid_t pid = start_lode({"simulate", "galton", "--theta", "-0.8", "-n", "100000", "--seed", seed, "--out", out});
       pids.push_back(pid);
     }
     for (pid_t pid : pids) {

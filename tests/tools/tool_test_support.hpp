@@ -43,6 +43,24 @@ inline std::string scratch(const std::string& name) {
   return (scratch_dir() / (std::to_string(++counter) + "-" + name)).string();
 }
 
+// Starts the lode binary (LODE_CLI) with `args`, stderr to /dev/null, without waiting;
+// returns its pid (for tests that signal or race runs).
+inline pid_t start_lode(std::vector<std::string> args) {
+  args.insert(args.begin(), LODE_CLI);
+  std::vector<char*> argv;
+  for (std::string& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 2);
+    ::execv(LODE_CLI, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 // Whether a writer left a temporary of PATH behind: lode::AtomicFile's DIR/.NAME.XXXXXX.tmp
 // (or an old-style PATH.tmp).
 inline bool has_temporary(const std::string& path) {

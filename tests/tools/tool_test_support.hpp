@@ -17,25 +17,12 @@
 
 extern char** environ;
 
+#include "support/scratch.hpp"
+
 namespace lode_test {
 
 /// A directory for one test process, removed at exit.
-inline const std::filesystem::path& scratch_dir() {
-  struct Dir {
-    std::filesystem::path path;
-    Dir() {
-      std::string tmpl = (std::filesystem::temp_directory_path() / "lode-tool-tests-XXXXXX").string();
-      if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-      path = tmpl;
-    }
-    ~Dir() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  };
-  static const Dir dir;
-  return dir.path;
-}
+inline const std::filesystem::path& scratch_dir() { return scratch_root(); }
 
 /// A fresh path in the scratch directory.
 inline std::string scratch(const std::string& name) {

@@ -23,7 +23,9 @@ export ASAN_OPTIONS="detect_leaks=1:check_initialization_order=1:strict_init_ord
 export LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0:${LSAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 status=0
-(cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)") || status=$?
+# headers_clang compiles headers with clang (no program runs: nothing to sanitize); test
+# cases tagged [slow] skip themselves (tests/catch_main.cpp) and are counted as skipped.
+(cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)" -E '^headers_clang$') || status=$?
 t2=$(seconds)
 echo "sanitize: build $((t1 - t0)) s, tests $((t2 - t1)) s (ASan + UBSan, $(nproc) cores)"
 exit $status

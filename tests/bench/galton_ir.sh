@@ -7,7 +7,7 @@
 set -e
 TREE=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 OUT=$(mktemp -d)
-g++ -O2 -DNDEBUG -fPIE -std=c++20 -DFMT_SHARED -I"$TREE/runtime/include" -I"$TREE/models/include" \
+g++ -O2 -DNDEBUG -fPIE -std=c++20 -DFMT_SHARED -I"$TREE/runtime/include" -I"$TREE/build/include" -I"$TREE/models/include" \
     "$(dirname "$0")/galton_ir.cpp" -o "$OUT/galton_ir" -Wl,--no-as-needed -Wl,-rpath,"$TREE/build/models:$TREE/build/runtime" \
     -L"$TREE/build/models" -L"$TREE/build/runtime" -llode_models -llode_runtime -lfmt
 ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | grep "refs:" | sed 's/.*refs: *//; s/,//g'; }

@@ -42,6 +42,11 @@ grep -Eq "$P/(bin/\.\./)?$LIBDIR/liblode_runtime.so" <<< "$(ldd "$LODE")" || { l
 n=$("$LODE" models --json | $PY -c 'import json, sys; print(len(json.load(sys.stdin)))')
 [ "$n" -ge 10 ] || fail "installed lode lists $n models, expected the 10 built-in ones"
 
+# In a sanitizer build (LODE_SANITIZE, set by CTest) the installed libraries need the
+# sanitizer runtime loaded first: every program built here is built with it too.
+SAN=()
+[ -n "${LODE_SANITIZE:-}" ] && SAN=(-fsanitize="$LODE_SANITIZE")
+export CXXFLAGS="${SAN[*]}"
 GEN=(-G Ninja)
 command -v ninja > /dev/null || GEN=()
 step "example plugin with find_package(lode CONFIG)"
@@ -55,7 +60,7 @@ PLUGIN=$TMP/mysim-cmake/libmysim.so
 step "example plugin with pkg-config"
 mkdir -p "$TMP/mysim-pc"
 PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" make -s -f "$SRC/examples/mysim/Makefile" OUT="$TMP/mysim-pc" \
-  LDFLAGS=-Wl,--as-needed
+  LDFLAGS="-Wl,--as-needed ${SAN[*]}"
 [ -f "$TMP/mysim-pc/libmysim.so" ] || fail "no libmysim.so from pkg-config"
 grep -q mysim <<< "$("$LODE" --plugin "$TMP/mysim-pc/libmysim.so" models)" || fail "pkg-config plugin: no model mysim"
 
@@ -65,7 +70,7 @@ for prog in "$TMP/mysim-cmake/mysim_run" "$TMP/mysim-pc/mysim_run"; do
   grep -q "mysim at its reference point, event 0: x = " <<< "$out" || { echo "$out"; fail "$prog output"; }
 done
 # the trap itself: the same program linked with --as-needed alone loses the model
-g++ -O2 -Wl,--as-needed "$SRC/examples/mysim/run.cpp" -L"$TMP/mysim-pc" -Wl,-rpath,"$TMP/mysim-pc" -lmysim \
+g++ -O2 "${SAN[@]}" -Wl,--as-needed "$SRC/examples/mysim/run.cpp" -L"$TMP/mysim-pc" -Wl,-rpath,"$TMP/mysim-pc" -lmysim \
   $(PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" pkg-config --cflags --libs lode) -o "$TMP/mysim_run_as_needed"
 if "$TMP/mysim_run_as_needed" > /dev/null 2> "$TMP/err.txt"; then
   fail "linked with --as-needed alone, mysim_run still sees the model: the test no longer tests the fix"
@@ -141,7 +146,7 @@ for l in liblode_mining liblode_inference liblode_runtime; do
   grep -Eq "$l\.so\.[0-9]+ => $P/" <<< "$libs" || { ldd "$TMP/runtime_only/build/mining_inference"; fail "mining_inference: $l not from $P"; }
 done
 # pkg-config, plain g++
-g++ -O1 -I"$TMP/runtime_only" "$TMP/runtime_only/mining_inference.cpp" \
+g++ -O1 "${SAN[@]}" -I"$TMP/runtime_only" "$TMP/runtime_only/mining_inference.cpp" \
   $(PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" pkg-config --cflags --libs lode-mining lode-inference) \
   -o "$TMP/mining_inference_pc" || fail "build with pkg-config lode-mining lode-inference"
 "$TMP/mining_inference_pc" > /dev/null || fail "mining_inference (pkg-config)"
@@ -161,7 +166,7 @@ if [ -e "$P/$LIBDIR/liblode_estimators.so" ]; then
     if grep -Eq '/(torch|ATen|c10)/' <<< "$deps"; then fail "an estimators header includes LibTorch"; fi
   fi
   # pkg-config, plain g++, no LibTorch include path
-  g++ -O1 "$TMP/estimators_user/main.cpp" $(PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" pkg-config --cflags --libs lode-estimators) \
+  g++ -O1 "${SAN[@]}" "$TMP/estimators_user/main.cpp" $(PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig" pkg-config --cflags --libs lode-estimators) \
     -o "$TMP/estimators_user_pc" || fail "build with pkg-config lode-estimators"
   "$TMP/estimators_user_pc" "$TMP/est-pc" || fail "estimators_user (pkg-config)"
 

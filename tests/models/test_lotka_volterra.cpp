@@ -229,7 +229,7 @@ TEST_CASE("lotka_volterra joint score matches finite differences of replayed log
   CHECK(worst <= 1e-5);
 }
 
-TEST_CASE("lotka_volterra gold identities: E[t] = 0 and E[r] = 1", "[lotka_volterra]") {
+TEST_CASE("lotka_volterra gold identities: E[t] = 0 and E[r] = 1", "[lotka_volterra][slow]") {
   const Model& m = lv();
   const std::vector<double>& theta0 = m.reference[0];
   const std::vector<double>& theta1 = m.reference[1];

@@ -144,7 +144,7 @@ TEST_CASE("lotka_volterra_ode joint score matches finite differences of replayed
   test::check_score_fd_at_reference_and_prior(lvo(), 77, 6);
 }
 
-TEST_CASE("lotka_volterra_ode gold identities: E[t] = 0 and E[r] = 1", "[lotka_volterra_ode]") {
+TEST_CASE("lotka_volterra_ode gold identities: E[t] = 0 and E[r] = 1", "[lotka_volterra_ode][slow]") {
   const Model& m = lvo();
   constexpr int kEvents = 4000;
   // E[r] over events drawn at θ1 = reference[1], the denominator of r = p(x|θ0)/p(x|θ1)

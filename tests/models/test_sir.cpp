@@ -137,7 +137,7 @@ TEST_CASE("sir joint score matches finite differences of replayed log p", "[sir]
   test::check_score_fd_at_reference_and_prior(sir(), 99, 5);
 }
 
-TEST_CASE("sir gold identities: E[t] = 0 and E[r] = 1", "[sir]") {
+TEST_CASE("sir gold identities: E[t] = 0 and E[r] = 1", "[sir][slow]") {
   const Model& m = sir();
   constexpr int kEvents = 4000;
   // E[r] over events drawn at θ1 = reference[1], the denominator of r = p(x|θ0)/p(x|θ1)

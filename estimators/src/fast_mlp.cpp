@@ -55,6 +55,10 @@ namespace {
 
 template <class T>
 using Arr = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using RowVec = Eigen::Array<T, 1, Eigen::Dynamic>;
+template <class T>
+using Rows = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 
 // a = φ(z), d1 = φ'(z), d2 = φ''(z) (d2 only when wanted) over n values.
 template <class T>
@@ -120,10 +124,7 @@ void Mlp<T>::forward(const Params<T>& P, const T* u, int nv, const T* dirs, int 
     } else {
       gemm<T>(false, true, R, out, in, T(1), a_[l - 1].data(), in, P.W[l], in, T(0), z.data(), out);
     }
-    for (int r = 0; r < nv_; ++r) {
-      T* zr = z.data() + static_cast<std::size_t>(r) * out;
-      for (int o = 0; o < out; ++o) zr[o] += P.b[l][o];
-    }
+    Rows<T>(z.data(), nv_, out).rowwise() += Eigen::Map<const RowVec<T>>(P.b[l], out);
     if (l + 1 == L) break;
     std::vector<T>& a = a_[l];
     a.resize(static_cast<std::size_t>(R) * out);
@@ -147,9 +148,7 @@ void Mlp<T>::backward(const Params<T>& P) {
   T* gp = g_[1].data();  // ∂L/∂a of layer l−1, then its ∂L/∂z
   for (int l = L - 1; l >= 0; --l) {
     const int in = P.width[l], out = P.width[l + 1];
-    for (int o = 0; o < out; ++o) P.gb[l][o] = 0;
-    for (int r = 0; r < nv_; ++r)
-      for (int o = 0; o < out; ++o) P.gb[l][o] += g[static_cast<std::size_t>(r) * out + o];
+    Eigen::Map<RowVec<T>>(P.gb[l], out) = Rows<T>(g, nv_, out).colwise().sum();
     if (l == 0) {
       gemm<T>(true, false, out, in, nv_, T(1), g, out, u_, in, T(0), P.gW[0], in);
       for (int k = 0; k < p_; ++k) {  // the tangent rows' input is the constant dir_k

@@ -40,9 +40,9 @@ void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const dou
 }
 
 template <class T>
-Params<T> params_of(MlpImpl& net) {
-  Params<T> P;
-  P.width.push_back(static_cast<int>(net.layers.front()->weight.size(1)));
+void params_of(MlpImpl& net, Params<T>& P) {
+  P.width.assign(1, static_cast<int>(net.layers.front()->weight.size(1)));
+  P.W.clear(), P.b.clear(), P.gW.clear(), P.gb.clear();
   for (auto& L : net.layers) {
     P.width.push_back(static_cast<int>(L->weight.size(0)));
     P.W.push_back(L->weight.data_ptr<T>());
@@ -50,7 +50,6 @@ Params<T> params_of(MlpImpl& net) {
     P.gW.push_back(L->weight.mutable_grad().data_ptr<T>());
     P.gb.push_back(L->bias.mutable_grad().data_ptr<T>());
   }
-  return P;
 }
 
 namespace {
@@ -300,7 +299,7 @@ void Mlp<T>::backward(const Params<T>& P) {
 
 template class Mlp<float>;
 template class Mlp<double>;
-template Params<float> params_of<float>(MlpImpl&);
-template Params<double> params_of<double>(MlpImpl&);
+template void params_of<float>(MlpImpl&, Params<float>&);
+template void params_of<double>(MlpImpl&, Params<double>&);
 
 }  // namespace lode::estimators::fast

@@ -30,9 +30,16 @@ struct Params {
   std::vector<T*> gW, gb;
 };
 
-/// The parameters of `net` (an MlpImpl of dtype T) and their grad() tensors (defined).
+/// The parameters of `net` (an MlpImpl of dtype T) and their grad() tensors (defined); the
+/// second form refills `P` (no allocation once its vectors have grown).
 template <class T>
-Params<T> params_of(MlpImpl& net);
+void params_of(MlpImpl& net, Params<T>& P);
+template <class T>
+Params<T> params_of(MlpImpl& net) {
+  Params<T> P;
+  params_of(net, P);
+  return P;
+}
 
 template <class T>
 class Mlp {

@@ -103,8 +103,10 @@ class LocalModel final : public FamilyModel {
       d->t_mean.assign(t_mean_.begin(), t_mean_.end());
       d->t_std.assign(t_std_.begin(), t_std_.end());
       auto step = std::make_shared<fast::LocalStep<float>>(d, parse_activation(settings.network.activation));
-      p.fast_loss = [step](torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients) {
-        return (*step)(fast::params_of<float>(static_cast<MlpImpl&>(net)), rows.data(), rows.size(), gradients);
+      auto params = std::make_shared<fast::Params<float>>();
+      p.fast_loss = [step, params](torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients) {
+        fast::params_of<float>(static_cast<MlpImpl&>(net), *params);
+        return (*step)(*params, rows.data(), rows.size(), gradients);
       };
     }
     return p;

@@ -76,8 +76,10 @@ class RatioModel final : public FamilyModel {
       auto step = std::make_shared<fast::RatioStep<float>>(
           fast::ratio_data<float>(data, *m, doubly_, x_mean_, x_std_, theta_mean_, theta_std_), *m, alpha,
           parse_activation(settings.network.activation));
-      p.fast_loss = [step](torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients) {
-        return (*step)(fast::params_of<float>(static_cast<MlpImpl&>(net)), rows.data(), rows.size(), gradients);
+      auto params = std::make_shared<fast::Params<float>>();
+      p.fast_loss = [step, params](torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients) {
+        fast::params_of<float>(static_cast<MlpImpl&>(net), *params);
+        return (*step)(*params, rows.data(), rows.size(), gradients);
       };
     }
     return p;

@@ -68,8 +68,9 @@ using Rows = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 #define LODE_AVX2_FN __attribute__((target("avx2,fma")))
 #else
 #define LODE_AVX2 0
-#define LODE_AVX2_FN
 #endif
+
+#if LODE_AVX2
 #pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors are passed only to inlined functions
 typedef float v8f __attribute__((vector_size(32)));
 typedef std::int32_t v8i __attribute__((vector_size(32)));
@@ -149,6 +150,8 @@ LODE_AVX2_FN void tangent_back_f32(float* gt, float* gv, const float* zt, const 
   }
 }
 
+#endif  // LODE_AVX2
+
 const bool kAvx2 = [] {
 #if LODE_AVX2
   __builtin_cpu_init();
@@ -161,16 +164,20 @@ const bool kAvx2 = [] {
 // out = x ⊙ y
 template <class T>
 void mul(const T* x, const T* y, T* out, int n) {
+#if LODE_AVX2
   if constexpr (std::is_same_v<T, float>)
     if (kAvx2) return mul_f32(x, y, out, n);
+#endif
   Arr<T>(out, n) = Arr<T>(const_cast<T*>(x), n) * Arr<T>(const_cast<T*>(y), n);
 }
 
 // gv += gt ⊙ zt ⊙ d2, then gt ⊙= d1.
 template <class T>
 void tangent_back(T* gt, T* gv, const T* zt, const T* d1, const T* d2, int n) {
+#if LODE_AVX2
   if constexpr (std::is_same_v<T, float>)
     if (kAvx2) return tangent_back_f32(gt, gv, zt, d1, d2, n);
+#endif
   Arr<T> g(gt, n), v(gv, n);
   v += g * Arr<T>(const_cast<T*>(zt), n) * Arr<T>(const_cast<T*>(d2), n);
   g *= Arr<T>(const_cast<T*>(d1), n);
@@ -179,8 +186,10 @@ void tangent_back(T* gt, T* gv, const T* zt, const T* d1, const T* d2, int n) {
 // a = φ(z), d1 = φ'(z), d2 = φ''(z) (d2 only when wanted) over n values.
 template <class T>
 void activate(Activation act, const T* zp, T* ap, T* d1p, T* d2p, int n, bool second) {
+#if LODE_AVX2
   if constexpr (std::is_same_v<T, float>)
     if (kAvx2 && act == Activation::tanh) return tanh_f32(zp, ap, d1p, d2p, n, second);
+#endif
   const Arr<T> z(const_cast<T*>(zp), n);
   Arr<T> a(ap, n), d1(d1p, n), d2(d2p, second ? n : 0);
   switch (act) {

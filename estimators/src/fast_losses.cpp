@@ -60,8 +60,8 @@ std::shared_ptr<const RatioData<T>> ratio_data(const Dataset& data, const RatioM
     d->target.resize(N);
     for (std::size_t r = 0; r < N; ++r) {
       const double L = std::log(data.r_xz(r, 0));
-      d->target[r] = static_cast<T>(m.main == RatioMain::rolr ? std::exp(data.y(r, 0) > 0.5 ? L : -L)
-                                                               : 1.0 / (1.0 + std::exp(L)));
+      d->target[r] =
+          static_cast<T>(m.main == RatioMain::rolr ? std::exp(data.y(r, 0) > 0.5 ? L : -L) : 1.0 / (1.0 + std::exp(L)));
     }
   }
   if (m.score) {
@@ -70,7 +70,8 @@ std::shared_ptr<const RatioData<T>> ratio_data(const Dataset& data, const RatioM
   }
   const int in = d->n_x + d->p;
   d->dirs.assign(static_cast<std::size_t>(d->p * in), T(0));
-  for (int k = 0; k < d->p; ++k) d->dirs[static_cast<std::size_t>(k * in + d->n_x + k)] = static_cast<T>(1.0 / theta_std[k]);
+  for (int k = 0; k < d->p; ++k)
+    d->dirs[static_cast<std::size_t>(k * in + d->n_x + k)] = static_cast<T>(1.0 / theta_std[k]);
   return d;
 }
 

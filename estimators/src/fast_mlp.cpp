@@ -25,8 +25,8 @@ void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
 
 // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands.
 template <>
-void gemm<float>(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                 int ldb, float beta, float* c, int ldc) {
+void gemm<float>(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
+                 float beta, float* c, int ldc) {
   if (m == 0 || n == 0) return;
   const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N';
   sgemm_(&tB, &tA, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
@@ -136,8 +136,7 @@ LODE_AVX2_FN void mul_f32(const float* x, const float* y, float* out, int n) {
 }
 
 // A tangent row's backward: gv += gt ⊙ zt ⊙ d2, then gt ⊙= d1.
-LODE_AVX2_FN void tangent_back_f32(float* gt, float* gv, const float* zt, const float* d1, const float* d2,
-                                       int n) {
+LODE_AVX2_FN void tangent_back_f32(float* gt, float* gv, const float* zt, const float* d1, const float* d2, int n) {
   int i = 0;
   for (; i + 8 <= n; i += 8) {
     const v8f g = load8(gt + i);
@@ -246,7 +245,9 @@ void Mlp<T>::forward(const Params<T>& P, const T* u, int nv, const T* dirs, int 
           for (int i = 0; i < in; ++i) s += P.W[0][o * in + i] * dirs[k * in + i];
           c[o] = s;
         }
-        for (int j = 1; j < nt_; ++j) std::copy(c, c + out, c + static_cast<std::size_t>(j) * out);
+        // A hidden first layer keeps the one row (ztan()); an output layer is read whole.
+        if (L == 1)
+          for (int j = 1; j < nt_; ++j) std::copy(c, c + out, c + static_cast<std::size_t>(j) * out);
       }
     } else {
       gemm<T>(false, true, R, out, in, T(1), a_[l - 1].data(), in, P.W[l], in, T(0), z.data(), out);
@@ -262,7 +263,7 @@ void Mlp<T>::forward(const Params<T>& P, const T* u, int nv, const T* dirs, int 
       for (int j = 0; j < nt_; ++j) {
         const std::size_t t = static_cast<std::size_t>(nv_ + k * nt_ + j) * out;
         const std::size_t v = static_cast<std::size_t>(t_begin_ + j) * out;
-        mul<T>(z.data() + t, d1_[l].data() + v, a.data() + t, out);
+        mul<T>(ztan(l, k, j, out), d1_[l].data() + v, a.data() + t, out);
       }
   }
 }
@@ -292,7 +293,6 @@ void Mlp<T>::backward(const Params<T>& P) {
     gemm<T>(true, false, out, in, R, T(1), g, out, a_[l - 1].data(), in, T(0), P.gW[l], in);
     gemm<T>(false, false, R, in, out, T(1), g, out, P.W[l], in, T(0), gp, in);
     // Through the activation of layer l−1 (width `in`).
-    const std::vector<T>& z = z_[l - 1];
     const std::vector<T>& d1 = d1_[l - 1];
     const std::vector<T>& d2 = d2_[l - 1];
     mul<T>(gp, d1.data(), gp, nv_ * in);
@@ -300,7 +300,7 @@ void Mlp<T>::backward(const Params<T>& P) {
       for (int j = 0; j < nt_; ++j) {
         const std::size_t t = static_cast<std::size_t>(nv_ + k * nt_ + j) * in;
         const std::size_t v = static_cast<std::size_t>(t_begin_ + j) * in;
-        tangent_back<T>(gp + t, gp + v, z.data() + t, d1.data() + v, d2.data() + v, in);
+        tangent_back<T>(gp + t, gp + v, ztan(l - 1, k, j, in), d1.data() + v, d2.data() + v, in);
       }
     std::swap(g, gp);
   }

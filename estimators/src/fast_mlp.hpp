@@ -65,6 +65,11 @@ class Mlp {
   // (hidden layers); the activation's first and second derivatives at the value rows.
   std::vector<std::vector<T>> z_, a_, d1_, d2_;
   std::vector<T> g_[2], colsum_;
+  // The pre-activation of tangent row j of direction k in hidden layer l (width w): the
+  // first layer's are all W·dir_k, kept once.
+  const T* ztan(int l, int k, int j, int w) const {
+    return z_[l].data() + static_cast<std::size_t>(nv_ + k * nt_ + (l == 0 ? 0 : j)) * w;
+  }
 };
 
 }  // namespace lode::estimators::fast

@@ -98,7 +98,8 @@ class LocalModel final : public FamilyModel {
       d->n_x = static_cast<int>(n_x), d->p = static_cast<int>(n_theta);
       d->x.resize(data.x.rows * n_x);
       for (std::size_t r = 0; r < data.x.rows; ++r)
-        for (std::size_t c = 0; c < n_x; ++c) d->x[r * n_x + c] = static_cast<float>((data.x(r, c) - x_mean_[c]) / x_std_[c]);
+        for (std::size_t c = 0; c < n_x; ++c)
+          d->x[r * n_x + c] = static_cast<float>((data.x(r, c) - x_mean_[c]) / x_std_[c]);
       d->t.assign(data.t_xz.data.begin(), data.t_xz.data.end());
       d->t_mean.assign(t_mean_.begin(), t_mean_.end());
       d->t_std.assign(t_std_.begin(), t_std_.end());

@@ -23,11 +23,35 @@ void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
             const int* ldc);
 }
 
+namespace {
+
+// Products with a side of at most 4 (the first layer's few inputs, the output layer's one
+// unit): Eigen's matrix-vector and outer products, without BLAS's packing and call cost.
+template <class T>
+void small_gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,
+                int ldc) {
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using S = Eigen::OuterStride<>;
+  const Eigen::Map<const M, 0, S> A(a, ta ? k : m, ta ? m : k, S(lda)), B(b, tb ? n : k, tb ? k : n, S(ldb));
+  Eigen::Map<M, 0, S> C(c, m, n, S(ldc));
+  if (beta == T(0))
+    C.setZero();
+  else
+    C *= beta;
+  if (!ta && !tb) C.noalias() += alpha * A * B;
+  if (!ta && tb) C.noalias() += alpha * A * B.transpose();
+  if (ta && !tb) C.noalias() += alpha * A.transpose() * B;
+  if (ta && tb) C.noalias() += alpha * A.transpose() * B.transpose();
+}
+
+}  // namespace
+
 // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands.
 template <>
 void gemm<float>(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
                  float beta, float* c, int ldc) {
   if (m == 0 || n == 0) return;
+  if (std::min({m, n, k}) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N';
   sgemm_(&tB, &tA, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }
@@ -35,6 +59,7 @@ template <>
 void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
                   int ldb, double beta, double* c, int ldc) {
   if (m == 0 || n == 0) return;
+  if (std::min({m, n, k}) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N';
   dgemm_(&tB, &tA, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }

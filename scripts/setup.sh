@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Installs every Debian package lode needs (when missing) and builds it.
-#   scripts/setup.sh [BUILD_DIR]     (default: build)
+#   scripts/setup.sh [--bench] [BUILD_DIR]     (default: build)
+# --bench also installs PyTorch for Python (python3-torch), only for the comparison
+# tests/bench/trainer-vs-torch.sh; lode itself does not use it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BENCH=0
+if [ "${1:-}" = "--bench" ]; then
+  BENCH=1
+  shift
+fi
 
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config       # toolchain
   libtorch-dev                                   # estimators (LibTorch 1.13, CPU)
   libopenblas0-openmp                            # fast BLAS for LibTorch (cooperates with its OpenMP)
+  libblas-dev                                    # links the fused training step to the same BLAS (libblas.so.3)
   libboost-context-dev                           # fibers: simulators run as Boost.Context fibers
   libboost-math-dev                              # special functions (lgamma, digamma, incomplete beta)
   libeigen3-dev                                  # linear algebra (multivariate normal)
@@ -24,6 +32,7 @@ PACKAGES=(
   clang                                          # Debian's clang 14: headers compile with clang too (CTest headers_clang), fuzz targets
   libclang-rt-14-dev                             # libFuzzer and clang's sanitizer runtimes (tests/fuzz, scripts/fuzz.sh)
 )
+if [ "$BENCH" = 1 ]; then PACKAGES+=(python3-torch); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "family.hpp"
+#include "fast_losses.hpp"
 #include "lode/estimators/torch/loss.hpp"
 #include "lode/estimators/torch/mlp.hpp"
 #include "tensors.hpp"
@@ -92,6 +93,23 @@ class LocalModel final : public FamilyModel {
       const LossTerms t = loss(ScoreOutputs{scores(static_cast<MlpImpl&>(net), X->index_select(0, idx))}, batch);
       return t.score.defined() ? t.main + settings.ratio.alpha * t.score : t.main;
     };
+    if (fast::builtin_local_method(info.name)) {  // the fused step (fast_losses.hpp)
+      auto d = std::make_shared<fast::LocalData<float>>();
+      d->n_x = static_cast<int>(n_x), d->p = static_cast<int>(n_theta);
+      d->x.resize(data.x.rows * n_x);
+      for (std::size_t r = 0; r < data.x.rows; ++r)
+        for (std::size_t c = 0; c < n_x; ++c)
+          d->x[r * n_x + c] = static_cast<float>((data.x(r, c) - x_mean_[c]) / x_std_[c]);
+      d->t.assign(data.t_xz.data.begin(), data.t_xz.data.end());
+      d->t_mean.assign(t_mean_.begin(), t_mean_.end());
+      d->t_std.assign(t_std_.begin(), t_std_.end());
+      auto step = std::make_shared<fast::LocalStep<float>>(d, parse_activation(settings.network.activation));
+      auto params = std::make_shared<fast::Params<float>>();
+      p.fast_loss = [step, params](torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients) {
+        fast::params_of<float>(static_cast<MlpImpl&>(net), *params);
+        return (*step)(*params, rows.data(), rows.size(), gradients);
+      };
+    }
     return p;
   }
 

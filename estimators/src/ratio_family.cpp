@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "family.hpp"
+#include "fast_losses.hpp"
 #include "lode/estimators/torch/loss.hpp"
 #include "lode/estimators/torch/mlp.hpp"
 #include "tensors.hpp"
@@ -70,6 +71,17 @@ class RatioModel final : public FamilyModel {
       const LossTerms t = loss(RatioOutputs{o.log_r, o.t0, doubly_ ? o.t1 : Tensor()}, batch);
       return t.score.defined() ? t.main + alpha * t.score : t.main;
     };
+    // The built-in methods also get the fused step (fast_losses.hpp); registered ones do not.
+    if (const auto m = fast::builtin_ratio_method(info.name)) {
+      auto step = std::make_shared<fast::RatioStep<float>>(
+          fast::ratio_data<float>(data, *m, doubly_, x_mean_, x_std_, theta_mean_, theta_std_), *m, alpha,
+          parse_activation(settings.network.activation));
+      auto params = std::make_shared<fast::Params<float>>();
+      p.fast_loss = [step, params](torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients) {
+        fast::params_of<float>(static_cast<MlpImpl&>(net), *params);
+        return (*step)(*params, rows.data(), rows.size(), gradients);
+      };
+    }
     return p;
   }
 

@@ -2,7 +2,8 @@
 //
 // A family hands the Trainer a Problem: the rows to train on, a factory of fresh networks,
 // and the mean loss of a set of rows. The Trainer splits the rows (seeded), and for each
-// ensemble member (seed, seed+1, …) seeds LibTorch, builds a network and runs Adam over
+// ensemble member (seed, seed+1, …) seeds LibTorch, builds a network and runs Adam (the
+// arithmetic of torch::optim::Adam's defaults, written out on float32 parameters) over
 // shuffled batches with an exponentially decaying learning rate, gradient clipping, the
 // best validation epoch's weights kept, early stopping and a stop on a non-finite loss.
 //
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "lode/estimators/estimator.hpp"
@@ -39,6 +41,13 @@ struct Problem {
   std::function<std::shared_ptr<torch::nn::Module>()> make_network;
   /// Mean loss over rows `idx` (a kLong tensor) of `net` (one that make_network made).
   std::function<torch::Tensor(torch::nn::Module& net, const torch::Tensor& idx)> loss;
+  /// Optional fused path (the built-in methods, fast_losses.hpp): the mean loss over `rows`
+  /// of `net`, the same as `loss` up to rounding, and with `gradients` its gradient written
+  /// into every parameter's grad() (defined beforehand by the Trainer). When set, the
+  /// Trainer uses it for the steps and the validation loss (environment variable
+  /// LODE_TRAINER=libtorch: `loss` and autograd instead). It keeps buffers: one training
+  /// at a time per Problem.
+  std::function<double(torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients)> fast_loss;
 };
 
 struct Hooks {

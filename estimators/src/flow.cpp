@@ -90,8 +90,15 @@ std::pair<torch::Tensor, torch::Tensor> FlowImpl::sample_and_log_prob(std::int64
   } else if (context.defined()) {
     throw EstimatorError("flow sample: the flow is unconditional but a context was given");
   }
-  auto params = parameters();
-  auto options = torch::TensorOptions().dtype(params.empty() ? torch::get_default_dtype() : params.front().options().dtype());
+  // The flow's floating type (of its first floating parameter or buffer).
+  auto options = torch::TensorOptions().dtype(torch::get_default_dtype());
+  bool typed = false;
+  for (const auto& list : {parameters(), buffers()})
+    for (const auto& t : list)
+      if (!typed && t.is_floating_point()) {
+        options = options.dtype(t.scalar_type());
+        typed = true;
+      }
   auto noise = generator ? torch::randn({m * n, features}, *generator, options) : torch::randn({m * n, features}, options);
   auto r = transform->inverse(noise, ctx);
   return {r.outputs, base_log_prob(noise) - r.logabsdet};
@@ -220,7 +227,7 @@ torch::Tensor read_npy(const std::filesystem::path& path, const torch::Tensor& l
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::bit_cast<std::int64_t>(a.data[i]);
     return torch::tensor(v, torch::kLong).view(shape).to(like.scalar_type());
   }
-  return torch::from_blob(a.data.data(), shape, torch::kFloat64).to(like.scalar_type());
+  return torch::from_blob(a.data.data(), shape, torch::kFloat64).to(like.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
 }
 
 }  // namespace

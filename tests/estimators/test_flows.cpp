@@ -94,6 +94,11 @@ TEST_CASE("flows: the rational-quadratic spline reproduces the reference values"
     auto x = load(dir, "inputs"), uw = load(dir, "uw"), uh = load(dir, "uh"), ud = load(dir, "ud");
     auto xi = load(dir, "inv_inputs");
     auto uw2 = torch::cat({uw, uw}), uh2 = torch::cat({uh, uh}), ud2 = torch::cat({ud, ud});
+    // Without gradients the spline runs fused; with them, as tensor operations.
+    const bool grad = GENERATE(false, true);
+    INFO((grad ? "tensor operations (gradients)" : "fused (no gradients)"));
+    if (grad)
+      for (auto* t : {&uw, &uh, &ud, &uw2, &uh2, &ud2}) t->requires_grad_(true);
     fl::Transformed f, inv;
     if (c["tails"].is_null()) {
       const double l = c["left"], r = c["right"], b = c["bottom"], t = c["top"];
@@ -201,6 +206,19 @@ TEST_CASE("flows: inverse(forward(u)) = u and log|det J| = autograd's, with rand
     auto inv = flow->inverse(z, ctx);
     auto jinv = autograd_logdet([&](const torch::Tensor& u) { return flow->inverse(u, ctx).outputs; }, z);
     CHECK((jinv - inv.logabsdet).abs().max().item<double>() <= 1e-10);
+    // Without gradients (the fused spline): the same values, and exact too.
+    {
+      torch::NoGradGuard no_grad;
+      auto g = flow->forward(x, ctx);
+      CHECK((g.outputs - f.outputs).abs().max().item<double>() <= 1e-12);
+      CHECK((g.logabsdet - f.logabsdet).abs().max().item<double>() <= 1e-12);
+      auto gb = flow->inverse(g.outputs, ctx);
+      CHECK((gb.outputs - x).abs().max().item<double>() <= 1e-10);
+      CHECK((gb.logabsdet + g.logabsdet).abs().max().item<double>() <= 1e-10);
+      auto gi = flow->inverse(z, ctx);
+      CHECK((gi.outputs - inv.outputs).abs().max().item<double>() <= 1e-12);
+      CHECK((gi.logabsdet - inv.logabsdet).abs().max().item<double>() <= 1e-12);
+    }
     // The flow is far from the identity (else the checks above would be weak).
     CHECK((f.logabsdet - f.logabsdet.mean()).abs().max().item<double>() > 0.1);
   }

@@ -12,6 +12,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -21,8 +22,8 @@
 namespace lode::estimators::flows {
 namespace {
 
-// Knot positions (…, K+1) from unnormalized bin sizes (…, K), and the bin sizes (…, K).
-std::pair<torch::Tensor, torch::Tensor> knots(const torch::Tensor& unnormalized, double lo, double hi, double min_size) {
+// Knot positions (…, K+1) from unnormalized bin sizes (…, K).
+torch::Tensor knots(const torch::Tensor& unnormalized, double lo, double hi, double min_size) {
   const auto k = unnormalized.size(-1);
   auto sizes = torch::softmax(unnormalized, -1);
   sizes = min_size + (1 - min_size * static_cast<double>(k)) * sizes;
@@ -30,9 +31,7 @@ std::pair<torch::Tensor, torch::Tensor> knots(const torch::Tensor& unnormalized,
   auto inner = (hi - lo) * cum.narrow(-1, 0, k - 1) + lo;
   auto first = torch::full_like(cum.narrow(-1, 0, 1), lo);
   auto last = torch::full_like(first, hi);
-  auto all = torch::cat({first, inner, last}, -1);
-  auto bins = all.narrow(-1, 1, k) - all.narrow(-1, 0, k);
-  return {all, bins};
+  return torch::cat({first, inner, last}, -1);
 }
 
 // The bin index of each input (…) among the knots (…, K+1), in [0, K−1].
@@ -43,6 +42,11 @@ torch::Tensor bin_index(const torch::Tensor& knots_, const torch::Tensor& x) {
   return idx.clamp(0, k - 1);
 }
 
+// The bin search and the rational-quadratic map (forward) as tensor operations, from knots
+// and slopes (…, K+1).
+Transformed spline_core_ops(const torch::Tensor& x, const torch::Tensor& cumwidths, const torch::Tensor& cumheights,
+                            const torch::Tensor& derivatives, bool inverse);
+
 Transformed spline(const torch::Tensor& x, const torch::Tensor& uw, const torch::Tensor& uh, const torch::Tensor& ud,
                    bool inverse, double left, double right, double bottom, double top, const SplineLimits& lim) {
   const auto k = uw.size(-1);
@@ -52,10 +56,17 @@ Transformed spline(const torch::Tensor& x, const torch::Tensor& uw, const torch:
                                      k, uh.size(-1), ud.size(-1)));
   if (lim.min_bin_width * static_cast<double>(k) > 1.0 || lim.min_bin_height * static_cast<double>(k) > 1.0)
     throw EstimatorError(fmt::format("rational-quadratic spline: minimum bin width/height too large for {} bins", k));
-  auto [cumwidths, widths] = knots(uw, left, right, lim.min_bin_width);
-  auto [cumheights, heights] = knots(uh, bottom, top, lim.min_bin_height);
+  auto cumwidths = knots(uw, left, right, lim.min_bin_width);
+  auto cumheights = knots(uh, bottom, top, lim.min_bin_height);
   auto derivatives = lim.min_derivative + torch::softplus(ud);
+  return spline_core_ops(x, cumwidths, cumheights, derivatives, inverse);
+}
 
+Transformed spline_core_ops(const torch::Tensor& x, const torch::Tensor& cumwidths, const torch::Tensor& cumheights,
+                            const torch::Tensor& derivatives, bool inverse) {
+  const auto k = cumwidths.size(-1) - 1;
+  auto widths = cumwidths.narrow(-1, 1, k) - cumwidths.narrow(-1, 0, k);
+  auto heights = cumheights.narrow(-1, 1, k) - cumheights.narrow(-1, 0, k);
   auto idx = bin_index(inverse ? cumheights : cumwidths, x);
   auto pick = [&](const torch::Tensor& t) { return t.gather(-1, idx).squeeze(-1); };
   auto in_cumwidths = pick(cumwidths), in_widths = pick(widths);
@@ -206,6 +217,161 @@ Transformed fused(const torch::Tensor& x, const torch::Tensor& uw, const torch::
   });
   return {out, lad};
 }
+
+// ---------------------------------------------------------------------------------------
+// The forward direction with gradients (training): knots and slopes as tensor operations
+// (softmax, cumsum, softplus), then the bin search and the rational-quadratic map fused
+// into one autograd function whose backward is written out. With u = (x − cw_b)/w,
+// s = h/w, t = u(1−u), S = d₀ + d₁ − 2s, D = s + S·t, N = s·u² + d₀·t,
+// Q = d₁u² + 2st + d₀(1−u)²:  y = ch_b + h·N/D,  log|dy/dx| = 2 log s + log Q − 2 log D.
+// A double backward (create_graph) differentiates the tensor-operation path instead.
+
+std::atomic<bool> fused_enabled{true};
+
+struct Local {  // one element's bin
+  std::int64_t b;
+  double u, w, h, s, d0, d1;
+};
+
+template <typename T>
+Local locate(double xi, const T* cw, const T* ch, const T* d, std::int64_t k) {
+  std::int64_t b = 0;
+  for (std::int64_t j = 1; j < k; ++j)
+    if (xi >= static_cast<double>(cw[j])) b = j;
+  Local l;
+  l.b = b;
+  l.w = static_cast<double>(cw[b + 1]) - static_cast<double>(cw[b]);
+  l.h = static_cast<double>(ch[b + 1]) - static_cast<double>(ch[b]);
+  l.s = l.h / l.w;
+  l.u = (xi - static_cast<double>(cw[b])) / l.w;
+  l.d0 = static_cast<double>(d[b]);
+  l.d1 = static_cast<double>(d[b + 1]);
+  return l;
+}
+
+
+struct SplineForward : torch::autograd::Function<SplineForward> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor cw,
+                                                torch::Tensor ch, torch::Tensor d, double lo, double hi, bool tails) {
+    const auto k = cw.size(-1) - 1, n = x.numel();
+    auto y = torch::empty_like(x), lad = torch::empty_like(x);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rq_spline_forward", [&] {
+      const scalar_t *px = x.data_ptr<scalar_t>(), *pw = cw.data_ptr<scalar_t>(), *ph = ch.data_ptr<scalar_t>(),
+                     *pd = d.data_ptr<scalar_t>();
+      scalar_t *py = y.data_ptr<scalar_t>(), *pl = lad.data_ptr<scalar_t>();
+      at::parallel_for(0, n, 512, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) {
+          const double xi = static_cast<double>(px[i]);
+          if (tails && !(xi >= lo && xi <= hi)) {
+            py[i] = px[i];
+            pl[i] = 0;
+            continue;
+          }
+          const auto o = (k + 1) * i;
+          const Local l = locate(xi, pw + o, ph + o, pd + o, k);
+          const double t = l.u * (1 - l.u), S = l.d0 + l.d1 - 2 * l.s;
+          const double D = l.s + S * t, N = l.s * l.u * l.u + l.d0 * t;
+          const double Q = l.d1 * l.u * l.u + 2 * l.s * t + l.d0 * (1 - l.u) * (1 - l.u);
+          py[i] = static_cast<scalar_t>(static_cast<double>(ph[o + l.b]) + l.h * N / D);
+          pl[i] = static_cast<scalar_t>(std::log(l.s * l.s * Q) - 2 * std::log(D));
+        }
+      });
+    });
+    ctx->save_for_backward({x, cw, ch, d});
+    ctx->saved_data["lo"] = lo;
+    ctx->saved_data["hi"] = hi;
+    ctx->saved_data["tails"] = tails;
+    return {y, lad};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto x = saved[0], cw = saved[1], ch = saved[2], d = saved[3];
+    const double lo = ctx->saved_data["lo"].toDouble(), hi = ctx->saved_data["hi"].toDouble();
+    const bool tails = ctx->saved_data["tails"].toBool();
+    auto gy = grads[0].defined() ? grads[0].contiguous() : torch::zeros_like(x);
+    auto gl = grads[1].defined() ? grads[1].contiguous() : torch::zeros_like(x);
+    if (torch::GradMode::is_enabled()) {  // create_graph: differentiate the tensor operations
+      auto xc = tails ? x.clamp(lo, hi) : x;
+      auto r = spline_core_ops(xc, cw, ch, d, false);
+      torch::Tensor y = r.outputs, lad = r.logabsdet;
+      if (tails) {
+        auto inside = (x >= lo) & (x <= hi);
+        y = torch::where(inside, y, x);
+        lad = torch::where(inside, lad, torch::zeros_like(lad));
+      }
+      auto g = torch::autograd::grad({y, lad}, {x, cw, ch, d}, {gy, gl}, /*retain_graph=*/true, /*create_graph=*/true,
+                                     /*allow_unused=*/true);
+      return {g[0], g[1], g[2], g[3], torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    }
+    const auto k = cw.size(-1) - 1, n = x.numel();
+    auto gx = torch::empty_like(x), gcw = torch::zeros_like(cw), gch = torch::zeros_like(ch), gd = torch::zeros_like(d);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rq_spline_backward", [&] {
+      const scalar_t *px = x.data_ptr<scalar_t>(), *pw = cw.data_ptr<scalar_t>(), *ph = ch.data_ptr<scalar_t>(),
+                     *pd = d.data_ptr<scalar_t>(), *pgy = gy.data_ptr<scalar_t>(), *pgl = gl.data_ptr<scalar_t>();
+      scalar_t *qx = gx.data_ptr<scalar_t>(), *qw = gcw.data_ptr<scalar_t>(), *qh = gch.data_ptr<scalar_t>(),
+               *qd = gd.data_ptr<scalar_t>();
+      at::parallel_for(0, n, 512, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) {
+          const double xi = static_cast<double>(px[i]), ay = static_cast<double>(pgy[i]), al = static_cast<double>(pgl[i]);
+          if (tails && !(xi >= lo && xi <= hi)) {
+            qx[i] = pgy[i];
+            continue;
+          }
+          const auto o = (k + 1) * i;
+          const Local l = locate(xi, pw + o, ph + o, pd + o, k);
+          const double u = l.u, s = l.s, h = l.h, w = l.w;
+          const double t = u * (1 - u), S = l.d0 + l.d1 - 2 * s;
+          const double D = s + S * t, N = s * u * u + l.d0 * t;
+          const double Q = l.d1 * u * u + 2 * s * t + l.d0 * (1 - u) * (1 - u);
+          // ∂y and ∂log|dy/dx| with respect to u, s, d0, d1 (h and ch_b: below)
+          const double hD = h / D, hND2 = h * N / (D * D);
+          const double dy_u = hD * (2 * s * u + l.d0 * (1 - 2 * u)) - hND2 * S * (1 - 2 * u);
+          const double dy_s = hD * u * u - hND2 * (1 - 2 * t);
+          const double dy_d0 = (hD - hND2) * t, dy_d1 = -hND2 * t;
+          const double dl_u = (2 * l.d1 * u + 2 * s * (1 - 2 * u) - 2 * l.d0 * (1 - u)) / Q - 2 * S * (1 - 2 * u) / D;
+          const double dl_s = 2 / s + 2 * t / Q - 2 * (1 - 2 * t) / D;
+          const double dl_d0 = (1 - u) * (1 - u) / Q - 2 * t / D, dl_d1 = u * u / Q - 2 * t / D;
+          const double Gu = ay * dy_u + al * dl_u, Gs = ay * dy_s + al * dl_s;
+          const double Gh = ay * N / D;
+          qx[i] = static_cast<scalar_t>(Gu / w);
+          qw[o + l.b] = static_cast<scalar_t>(Gu * (u - 1) / w + Gs * s / w);
+          qw[o + l.b + 1] = static_cast<scalar_t>(-Gu * u / w - Gs * s / w);
+          qh[o + l.b] = static_cast<scalar_t>(ay - Gh - Gs / w);
+          qh[o + l.b + 1] = static_cast<scalar_t>(Gh + Gs / w);
+          qd[o + l.b] = static_cast<scalar_t>(ay * dy_d0 + al * dl_d0);
+          qd[o + l.b + 1] = static_cast<scalar_t>(ay * dy_d1 + al * dl_d1);
+        }
+      });
+    });
+    return {gx, gcw, gch, gd, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// The forward spline with gradients through SplineForward.
+Transformed fused_forward_with_grad(const torch::Tensor& x, const torch::Tensor& uw, const torch::Tensor& uh,
+                                    const torch::Tensor& ud, double left, double right, double bottom, double top,
+                                    const SplineLimits& lim, bool tails) {
+  auto cw = knots(uw, left, right, lim.min_bin_width);
+  auto ch = knots(uh, bottom, top, lim.min_bin_height);
+  torch::Tensor d = ud;
+  if (tails) {
+    auto pad = torch::full_like(ud.narrow(-1, 0, 1), std::log(std::expm1(1 - lim.min_derivative)));
+    d = torch::cat({pad, ud, pad}, -1);
+  }
+  d = lim.min_derivative + torch::softplus(d);
+  auto r = SplineForward::apply(x.contiguous(), cw.contiguous(), ch.contiguous(), d.contiguous(), left, right, tails);
+  return {r[0], r[1]};
+}
+
+bool fusable_with_grad(std::initializer_list<const torch::Tensor*> ts) {
+  const auto type = ts.begin()[0]->scalar_type();
+  for (const auto* t : ts)
+    if (!t->device().is_cpu() || t->scalar_type() != type || t->dim() < 1) return false;
+  if (ts.begin()[0]->sizes() != ts.begin()[1]->sizes().slice(0, ts.begin()[1]->dim() - 1)) return false;
+  return fused_enabled && (type == torch::kFloat64 || type == torch::kFloat32);
+}
 }  // namespace
 
 Transformed rq_spline(const torch::Tensor& x, const torch::Tensor& widths, const torch::Tensor& heights,
@@ -215,8 +381,11 @@ Transformed rq_spline(const torch::Tensor& x, const torch::Tensor& widths, const
   if (x.numel() > 0 && ((x < lo).any().item<bool>() || (x > hi).any().item<bool>()))
     throw EstimatorError(fmt::format("rational-quadratic spline: an input lies outside the domain [{}, {}] (min {}, max {})",
                                      lo, hi, x.min().item<double>(), x.max().item<double>()));
-  if (fusable({&x, &widths, &heights, &derivatives}))
+  if (fused_enabled && fusable({&x, &widths, &heights, &derivatives}))
     return fused(x, widths, heights, derivatives, Fused{left, right, bottom, top, limits, inverse, false});
+  if (!inverse && fusable_with_grad({&x, &widths, &heights, &derivatives}) && derivatives.size(-1) == widths.size(-1) + 1 &&
+      heights.size(-1) == widths.size(-1))
+    return fused_forward_with_grad(x, widths, heights, derivatives, left, right, bottom, top, limits, false);
   return spline(x, widths, heights, derivatives, inverse, left, right, bottom, top, limits);
 }
 
@@ -224,9 +393,13 @@ Transformed rq_spline_linear_tails(const torch::Tensor& x, const torch::Tensor& 
                                    const torch::Tensor& derivatives, bool inverse, double tail_bound,
                                    const SplineLimits& limits) {
   if (!(tail_bound > 0)) throw EstimatorError(fmt::format("rational-quadratic spline: tail bound {} is not positive", tail_bound));
-  if (fusable({&x, &widths, &heights, &derivatives}))
+  if (fused_enabled && fusable({&x, &widths, &heights, &derivatives}))
     return fused(x, widths, heights, derivatives,
                  Fused{-tail_bound, tail_bound, -tail_bound, tail_bound, limits, inverse, true});
+  if (!inverse && fusable_with_grad({&x, &widths, &heights, &derivatives}) &&
+      derivatives.size(-1) == widths.size(-1) - 1 && heights.size(-1) == widths.size(-1))
+    return fused_forward_with_grad(x, widths, heights, derivatives, -tail_bound, tail_bound, -tail_bound, tail_bound,
+                                   limits, true);
   // Boundary slopes of exactly 1: min_d + softplus(c) = 1.
   const double edge = std::log(std::expm1(1 - limits.min_derivative));
   auto pad = torch::full_like(derivatives.narrow(-1, 0, 1), edge);
@@ -237,4 +410,8 @@ Transformed rq_spline_linear_tails(const torch::Tensor& x, const torch::Tensor& 
   return {torch::where(inside, r.outputs, x), torch::where(inside, r.logabsdet, torch::zeros_like(r.logabsdet))};
 }
 
+}  // namespace lode::estimators::flows
+
+namespace lode::estimators::flows {
+void use_fused_spline(bool on) { fused_enabled = on; }
 }  // namespace lode::estimators::flows

@@ -94,11 +94,13 @@ TEST_CASE("flows: the rational-quadratic spline reproduces the reference values"
     auto x = load(dir, "inputs"), uw = load(dir, "uw"), uh = load(dir, "uh"), ud = load(dir, "ud");
     auto xi = load(dir, "inv_inputs");
     auto uw2 = torch::cat({uw, uw}), uh2 = torch::cat({uh, uh}), ud2 = torch::cat({ud, ud});
-    // Without gradients the spline runs fused; with them, as tensor operations.
-    const bool grad = GENERATE(false, true);
-    INFO((grad ? "tensor operations (gradients)" : "fused (no gradients)"));
-    if (grad)
+    // 0: fused without gradients; 1: with gradients (forward fused with its written-out
+    // backward, inverse as tensor operations); 2: tensor operations throughout.
+    const int mode = GENERATE(0, 1, 2);
+    INFO("mode " << mode);
+    if (mode > 0)
       for (auto* t : {&uw, &uh, &ud, &uw2, &uh2, &ud2}) t->requires_grad_(true);
+    fl::use_fused_spline(mode < 2);
     fl::Transformed f, inv;
     if (c["tails"].is_null()) {
       const double l = c["left"], r = c["right"], b = c["bottom"], t = c["top"];
@@ -113,6 +115,44 @@ TEST_CASE("flows: the rational-quadratic spline reproduces the reference values"
     CHECK(max_error(f.logabsdet, load(dir, "fwd_logabsdet")) <= tolerance(c, "fwd_logabsdet"));
     CHECK(max_error(inv.outputs, load(dir, "inv_out")) <= tolerance(c, "inv_out"));
     CHECK(max_error(inv.logabsdet, load(dir, "inv_logabsdet")) <= tolerance(c, "inv_logabsdet"));
+    fl::use_fused_spline(true);
+  }
+}
+
+TEST_CASE("flows: the fused spline's gradients are the tensor operations' gradients", "[flows]") {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const std::int64_t n = 300, k = 7;
+  for (bool tails : {true, false}) {
+    INFO((tails ? "linear tails" : "bounded on [-1, 2]"));
+    auto x = tails ? torch::randn({n}, gen, torch::kFloat64) * 2 : torch::rand({n}, gen, torch::kFloat64) * 3 - 1;
+    auto uw = torch::randn({n, k}, gen, torch::kFloat64) * 2, uh = torch::randn({n, k}, gen, torch::kFloat64) * 2;
+    auto ud = torch::randn({n, tails ? k - 1 : k + 1}, gen, torch::kFloat64) * 2;
+    auto ry = torch::randn({n}, gen, torch::kFloat64), rl = torch::randn({n}, gen, torch::kFloat64);
+    auto run = [&](bool fused, bool twice) {
+      fl::use_fused_spline(fused);
+      std::vector<torch::Tensor> in;
+      for (auto* t : {&x, &uw, &uh, &ud}) in.push_back(t->clone().requires_grad_(true));
+      auto r = tails ? fl::rq_spline_linear_tails(in[0], in[1], in[2], in[3], false, 1.5)
+                     : fl::rq_spline(in[0], in[1], in[2], in[3], false, -1, 2, -1, 2);
+      auto loss = (r.outputs * ry + r.logabsdet * rl).sum();
+      auto g = torch::autograd::grad({loss}, in, {}, /*retain_graph=*/true, /*create_graph=*/twice);
+      if (twice) {  // a double backward: ∂/∂(uw, uh, ud) of Σ ∂loss/∂x · ry
+        auto g2 = torch::autograd::grad({(g[0] * ry).sum()}, {in[1], in[2], in[3]}, {}, true, false, true);
+        g = std::vector<torch::Tensor>(g2.begin(), g2.end());
+      }
+      fl::use_fused_spline(true);
+      return g;
+    };
+    for (bool twice : {false, true}) {
+      INFO((twice ? "double backward" : "backward"));
+      auto a = run(true, twice), b = run(false, twice);
+      REQUIRE(a.size() == b.size());
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        INFO("gradient " << i);
+        CHECK(max_error(a[i], b[i]) <= 1e-10);
+        CHECK(b[i].abs().max().item<double>() > 1e-3);  // not trivially zero
+      }
+    }
   }
 }
 

@@ -54,6 +54,12 @@ Transformed rq_spline_linear_tails(const torch::Tensor& x, const torch::Tensor& 
                                    const torch::Tensor& derivatives, bool inverse, double tail_bound,
                                    const SplineLimits& limits = {});
 
+/// Both functions run as fused loops on CPU float32/float64 tensors (without gradients;
+/// with gradients in the forward direction, whose backward is written out — a double
+/// backward falls back to tensor operations) and as tensor operations otherwise. The two
+/// agree to rounding; `use_fused_spline(false)` forces tensor operations (tests).
+void use_fused_spline(bool on);
+
 // ---------------------------------------------------------------------------------------
 // Transforms.
 

@@ -27,9 +27,11 @@ torch::Tensor knots(const torch::Tensor& unnormalized, double lo, double hi, dou
   const auto k = unnormalized.size(-1);
   auto sizes = torch::softmax(unnormalized, -1);
   sizes = min_size + (1 - min_size * static_cast<double>(k)) * sizes;
-  auto cum = torch::cumsum(sizes, -1);
-  auto inner = (hi - lo) * cum.narrow(-1, 0, k - 1) + lo;
-  auto first = torch::full_like(cum.narrow(-1, 0, 1), lo);
+  // The running sums as a product with a triangular matrix of ones: cumsum's backward is
+  // very slow on CPU (~3 ms for 200×3×10), a matrix product's is not.
+  auto tri = torch::ones({k, k - 1}, sizes.options()).triu();
+  auto inner = (hi - lo) * torch::matmul(sizes, tri) + lo;
+  auto first = torch::full_like(sizes.narrow(-1, 0, 1), lo);
   auto last = torch::full_like(first, hi);
   return torch::cat({first, inner, last}, -1);
 }

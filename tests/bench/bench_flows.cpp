@@ -1,0 +1,137 @@
+// Throughput of the sbi-default flows on slcp-shaped data (θ 5-d, x 8-d), one thread,
+// float32, batch 200: log_prob rows/s, training-step rows/s (forward + backward + gradient
+// clipping at 5 + Adam 5e-4) for NPE-NSF and NLE-MAF, and NPE samples/s (1,000 per call,
+// one observation), per second of the thread's CPU time. LODE_BENCH_PARTS=1 also times the
+// pieces of the NSF.
+//
+//   cmake --build build --target lode_bench_flows && build/tests/lode_bench_flows [seconds]
+#include <torch/torch.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include "lode/estimators/torch/flows.hpp"
+
+namespace fl = lode::estimators::flows;
+using Clock = std::chrono::steady_clock;
+
+std::string fmt_name(const char* f, std::size_t i) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, i);
+  return buf;
+}
+
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// Runs `step` (processing `rows` rows) repeatedly for about `seconds` of this thread's CPU
+// time (the machine may be shared); prints and returns rows per CPU second (and per wall
+// second).
+double rate(const char* what, double seconds, std::int64_t rows, const std::function<void()>& step) {
+  for (int i = 0; i < 3; ++i) step();  // warm-up
+  std::int64_t n = 0;
+  const auto t0 = Clock::now();
+  const double c0 = cpu_seconds();
+  double dt = 0;
+  while (dt < seconds) {
+    step();
+    n += rows;
+    dt = cpu_seconds() - c0;
+  }
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("%-36s %10.0f rows/CPU-s %10.0f rows/s  (%lld rows, %.2f CPU-s)\n", what, double(n) / dt, double(n) / wall,
+              static_cast<long long>(n), dt);
+  return double(n) / dt;
+}
+
+int main(int argc, char** argv) {
+  const double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
+  at::set_num_threads(1);
+  torch::manual_seed(0);
+  const std::int64_t batch = 200;
+  auto theta = torch::randn({10000, 5});
+  auto x = torch::randn({10000, 8}) * 2 + 1;
+
+  auto bench = [&](const char* name, fl::FlowSettings s, const torch::Tensor& data, const torch::Tensor& ctx, bool sample) {
+    auto flow = fl::build_flow(s, data, ctx);
+    auto xb = data.narrow(0, 0, batch), cb = ctx.narrow(0, 0, batch);
+    {
+      torch::NoGradGuard no_grad;
+      rate((std::string(name) + " log_prob").c_str(), seconds, batch, [&] { (void)flow->log_prob(xb, cb); });
+    }
+    torch::optim::Adam opt(flow->parameters(), torch::optim::AdamOptions(5e-4));
+    std::int64_t at = 0;
+    rate((std::string(name) + " training step").c_str(), seconds, batch, [&] {
+      auto xs = data.narrow(0, at, batch), cs = ctx.narrow(0, at, batch);
+      at = (at + batch) % (data.size(0) - batch);
+      opt.zero_grad();
+      auto loss = -flow->log_prob(xs, cs).mean();
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(flow->parameters(), 5.0);
+      opt.step();
+    });
+    if (std::getenv("LODE_BENCH_PARTS")) {  // where a training step's time goes
+      auto xs = data.narrow(0, 0, batch), cs = ctx.narrow(0, 0, batch);
+      rate((std::string(name) + "   forward").c_str(), seconds / 2, batch, [&] { (void)flow->log_prob(xs, cs).mean(); });
+      rate((std::string(name) + "   forward+backward").c_str(), seconds / 2, batch, [&] {
+        opt.zero_grad();
+        (-flow->log_prob(xs, cs).mean()).backward();
+      });
+      rate((std::string(name) + "   clip").c_str(), seconds / 2, batch,
+           [&] { torch::nn::utils::clip_grad_norm_(flow->parameters(), 5.0); });
+      rate((std::string(name) + "   Adam step").c_str(), seconds / 2, batch, [&] { opt.step(); });
+      std::printf("%s: %zu parameter tensors\n", name, flow->parameters().size());
+      if (const char* trace = std::getenv("LODE_BENCH_TRACE")) {  // chrome://tracing of 20 steps
+        torch::autograd::profiler::RecordProfile guard(std::string(trace) + "." + (s.kind == fl::FlowKind::nsf ? "nsf" : "maf") + ".json");
+        for (int i = 0; i < 20; ++i) {
+          opt.zero_grad();
+          (-flow->log_prob(xs, cs).mean()).backward();
+          opt.step();
+        }
+      }
+    }
+    if (sample) {
+      torch::NoGradGuard no_grad;
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+      const std::int64_t n = 1000;
+      rate((std::string(name) + " sampling (one x)").c_str(), seconds, n,
+           [&] { (void)flow->sample(n, cb.narrow(0, 0, 1), gen); });
+    }
+  };
+  if (std::getenv("LODE_BENCH_PARTS")) {
+    // Each transform of the NSF alone, no gradient, 1000 rows.
+    auto flow = fl::build_flow(fl::npe_defaults(5, 8), theta, x);
+    torch::NoGradGuard no_grad;
+    auto u = torch::randn({1000, 5});
+    auto c = flow->embed(x.narrow(0, 0, 1000));
+    for (std::size_t i = 0; i < 3; ++i) {
+      auto& t = flow->transform->transforms()[i];
+      rate(fmt_name("transform %zu forward", i).c_str(), 1, 1000, [&] { (void)t->forward(u, c); });
+      rate(fmt_name("transform %zu inverse", i).c_str(), 1, 1000, [&] { (void)t->inverse(u, c); });
+    }
+    auto k = torch::randn({1000, 3, 10}), kd = torch::randn({1000, 3, 9}), v = torch::randn({1000, 3});
+    rate("spline forward", 1, 1000, [&] { (void)fl::rq_spline_linear_tails(v, k, k, kd, false, 3.0); });
+    rate("spline inverse", 1, 1000, [&] { (void)fl::rq_spline_linear_tails(v, k, k, kd, true, 3.0); });
+    auto rn = std::dynamic_pointer_cast<fl::SplineCouplingImpl>(flow->transform->transforms()[1])->transform_net;
+    auto in2 = u.narrow(1, 0, 2);
+    rate("residual net", 1, 1000, [&] { (void)rn->forward(in2, c); });
+    auto c1 = x.narrow(0, 0, 1000);
+    rate("flow inverse", 1, 1000, [&] { (void)flow->inverse(u, c1); });
+    rate("flow forward", 1, 1000, [&] { (void)flow->forward(u, c1); });
+    rate("flow sample", 1, 1000, [&] { (void)flow->sample(1000, c1.narrow(0, 0, 1)); });
+  }
+  bench("NPE-NSF (θ 5 | x 8)", fl::npe_defaults(5, 8), theta, x, true);
+  bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);
+  return 0;
+}

@@ -171,11 +171,12 @@ TEST_CASE("lode posterior: bad input, each with its message and exit status", "[
 }
 
 TEST_CASE("lode posterior: chains that do not mix are written, reported, and exit 1", "[cli][posterior]") {
-  // x = 1 under x ~ N(θ², 0.05²): modes at θ = ±1 that no chain crosses; 8 chains start in both.
+  // x = 1 under x ~ N(θ², 0.05²): modes at θ = ±1 that a slice sampler does not cross; 8
+  // chains start in both. Without jumps between chains (--jump-every 0) they stay there.
   const std::string obs = write_observed("modes.npy", 1, 1, {1.0});
   const std::string out = scratch("modes-samples.npy");
   const Result r = posterior({"--exact", "test_two_modes", "--observed", obs, "-n", "2000", "--chains", "8", "--warmup",
-                              "100", "--seed", "1", "--out", out},
+                              "100", "--seed", "1", "--jump-every", "0", "--out", out},
                              true);
   check_fails(r, 1,
               {"not mixed", "the chains have not mixed: theta (R-hat ", "above 1.1",
@@ -189,6 +190,19 @@ TEST_CASE("lode posterior: chains that do not mix are written, reported, and exi
   }
   CHECK(left > 0);
   CHECK(left < a.rows());
+
+  // With the jumps (default) the chains move between the modes: mixed, half the draws in each.
+  const std::string joined = scratch("modes-joined.npy");
+  const Result j = posterior({"--exact", "test_two_modes", "--observed", obs, "-n", "4000", "--chains", "8", "--warmup",
+                              "100", "--seed", "1", "--out", joined},
+                             true);
+  require_ok(j);
+  CHECK(j.err.find("jumps between chains accepted") != std::string::npos);
+  const lode::npy::Array b = lode::npy::read(joined);
+  double below = 0;
+  for (const double v : b.data) below += v < 0;
+  below /= static_cast<double>(b.rows());
+  CHECK(std::abs(below - 0.5) < 0.15);
 }
 
 TEST_CASE("lode posterior --model: a trained ratio estimator with its model's prior", "[cli][posterior]") {

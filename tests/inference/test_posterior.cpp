@@ -171,22 +171,31 @@ TEST_CASE("posterior: the same draws for the same seed, whatever the number of t
   s.seed = 6;
   const PosteriorSamples other = sample_posterior(prior, L, s);
   CHECK(other.draws != one.draws);
-  // Chain 0 alone reproduces rows 0, 3, 6, ... (chains are independent streams).
+  // A sweep of jumps after every jump_every iterations but the last.
+  CHECK(one.jumps == 3u * ((50 + 334 * 2 - 1) / McmcSettings{}.jump_every));
+  CHECK(one.jumps_accepted > 0);
+  CHECK(one.jumps_accepted == three.jumps_accepted);
+  // Without jumps the chains are independent streams: chain 0 alone reproduces rows 0, 3, 6, ...
   s.seed = 5;
+  s.jump_every = 0;
+  const PosteriorSamples independent = sample_posterior(prior, L, s);
+  CHECK(independent.jumps == 0);
   s.chains = 1;
   s.draws = 334;
   s.threads = 1;
   const PosteriorSamples chain0 = sample_posterior(prior, L, s);
   for (std::size_t i = 0; i < 334; ++i) {
     INFO("draw " << i);
-    REQUIRE(chain0.draws[2 * i] == one.draws[2 * (3 * i)]);
-    REQUIRE(chain0.draws[2 * i + 1] == one.draws[2 * (3 * i) + 1]);
+    REQUIRE(chain0.draws[2 * i] == independent.draws[2 * (3 * i)]);
+    REQUIRE(chain0.draws[2 * i + 1] == independent.draws[2 * (3 * i) + 1]);
   }
 }
 
-TEST_CASE("posterior: chains stuck in separate modes give R-hat > 1.1", "[inference][posterior]") {
+TEST_CASE("posterior: chains stuck in separate modes give R-hat > 1.1; jumps between chains join them",
+          "[inference][posterior]") {
   // Two modes 10 apart with sd 0.3: a slice sampler never crosses between them, and the
   // chains start in one or the other (initial draws resampled ∝ L: each mode has weight 1/2).
+  // Without jumps between chains they stay there.
   const LogLikelihood L = [](std::span<const double> t) {
     const double a = (t[0] + 5) / 0.3, b = (t[0] - 5) / 0.3;
     return std::log(std::exp(-0.5 * a * a) + std::exp(-0.5 * b * b));
@@ -197,6 +206,7 @@ TEST_CASE("posterior: chains stuck in separate modes give R-hat > 1.1", "[infere
   s.chains = 8;
   s.warmup = 100;
   s.seed = 1;
+  s.jump_every = 0;
   const PosteriorSamples p = sample_posterior(prior, L, s);
   // Each chain stays in its mode.
   std::size_t left = 0;
@@ -212,6 +222,24 @@ TEST_CASE("posterior: chains stuck in separate modes give R-hat > 1.1", "[infere
   CHECK_FALSE(p.mixed());
   const std::string summary = posterior_summary(p, {"mu"});
   CHECK(summary.find("not mixed") != std::string::npos);
+
+  // With jumps (the default): every chain visits both modes, half of the draws in each.
+  s.jump_every = McmcSettings{}.jump_every;
+  const PosteriorSamples mixed = sample_posterior(prior, L, s);
+  INFO("R-hat " << mixed.rhat[0] << ", ESS " << mixed.ess[0] << ", jumps " << mixed.jumps_accepted << "/" << mixed.jumps);
+  CHECK(mixed.mixed());
+  CHECK(mixed.rhat[0] < 1.05);
+  CHECK(mixed.jumps_accepted > mixed.jumps / 10);
+  double below = 0;
+  for (const double x : mixed.draws) below += x < 0;
+  below /= static_cast<double>(mixed.draws.size());
+  CHECK(std::abs(below - 0.5) < 4 * std::sqrt(0.25 / mixed.ess[0]));
+  for (std::size_t c = 0; c < 8; ++c) {
+    std::size_t in_left = 0, n = 0;
+    for (std::size_t r = c; r < mixed.rows(); r += 8, ++n) in_left += mixed.draws[r] < 0;
+    CHECK(in_left > 0);
+    CHECK(in_left < n);
+  }
 
   // The same, directly: two chains around 0 and two around 3 (i.i.d. within each chain).
   const std::vector<double> v = ar1(4, 1000, 0.0, 7, {0.0, 0.0, 3.0, 3.0});

@@ -7,10 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <exception>
 #include <limits>
-#include <mutex>
+#include <memory>
 #include <thread>
 
 #include "lode/model.hpp"
@@ -23,6 +22,8 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 // The Philox stream of MCMC chains (the event number is the chain): "MCMC".
 constexpr std::uint64_t kStreamMcmc = 0x4d434d43;
+// The Philox stream of the jumps between chains (the event number is the sweep): "JUMP".
+constexpr std::uint64_t kStreamJump = 0x4a554d50;
 
 struct Shared {
   const Prior& prior;
@@ -44,48 +45,58 @@ struct ChainResult {
 class Chain {
  public:
   Chain(Shared& s, std::size_t index, ChainResult& out)
-      : s_(s), index_(index), out_(out), rng_(s.settings.seed, index, kStreamMcmc), dim_(s.prior.dim()) {}
-
-  void run() {
-    start();
-    std::vector<double> width = s_.width0;
-    const std::size_t warmup = s_.settings.warmup, thin = s_.settings.thin;
-    // Warm-up windows: the width is the running mean of 3|jump| since the window began
-    // (with the width at its start counted once), restarted at 1/4 and 1/2 of the warm-up so
-    // that the first, transient iterations do not stay in it.
-    std::vector<double> window_sum(dim_, 0.0), window_start = width;
-    std::size_t window_n = 0;
+      : s_(s), index_(index), out_(out), rng_(s.settings.seed, index, kStreamMcmc), dim_(s.prior.dim()),
+        width_(s.width0), window_sum_(dim_, 0.0), window_start_(width_) {
     out_.kept.reserve(s_.per_chain * dim_);
-    const std::size_t total = warmup + s_.per_chain * thin;
-    for (std::size_t t = 0; t < total; ++t) {
-      if (s_.stop.load(std::memory_order_relaxed)) return;
-      const bool warming = t < warmup;
-      if (warming && (t == warmup / 4 || t == warmup / 2) && window_n > 0) {
-        window_start = width;
-        std::fill(window_sum.begin(), window_sum.end(), 0.0);
-        window_n = 0;
-      }
-      for (std::size_t d = 0; d < dim_; ++d) {
-        const double before = theta_[d];
-        step(d, width[d]);
-        if (warming) window_sum[d] += 3.0 * std::abs(theta_[d] - before);
-      }
-      if (warming) {
-        ++window_n;
-        for (std::size_t d = 0; d < dim_; ++d) {
-          const double w = (window_start[d] + window_sum[d]) / static_cast<double>(window_n + 1);
-          const double floor = 1e-12 * std::max(1.0, std::abs(theta_[d]));
-          width[d] = std::max(w, floor);
-        }
-      } else if ((t - warmup + 1) % thin == 0) {
-        out_.kept.insert(out_.kept.end(), theta_.begin(), theta_.end());
-      }
-      s_.iterations.fetch_add(1, std::memory_order_relaxed);
-    }
-    out_.width = width;
   }
 
- private:
+  // Iteration t: one slice update of every coordinate; during warm-up the widths adapt, after
+  // it every thin-th state is kept. Warm-up windows: the width is the running mean of
+  // 3|jump| since the window began (with the width at its start counted once), restarted at
+  // 1/4 and 1/2 of the warm-up so that the first, transient iterations do not stay in it.
+  void iterate(std::size_t t) {
+    const std::size_t warmup = s_.settings.warmup, thin = s_.settings.thin;
+    const bool warming = t < warmup;
+    if (warming && (t == warmup / 4 || t == warmup / 2) && window_n_ > 0) {
+      window_start_ = width_;
+      std::fill(window_sum_.begin(), window_sum_.end(), 0.0);
+      window_n_ = 0;
+    }
+    for (std::size_t d = 0; d < dim_; ++d) {
+      const double before = theta_[d];
+      step(d, width_[d]);
+      if (warming) window_sum_[d] += 3.0 * std::abs(theta_[d] - before);
+    }
+    if (warming) {
+      ++window_n_;
+      for (std::size_t d = 0; d < dim_; ++d) {
+        const double w = (window_start_[d] + window_sum_[d]) / static_cast<double>(window_n_ + 1);
+        width_[d] = std::max(w, 1e-12 * std::max(1.0, std::abs(theta_[d])));
+      }
+    } else if ((t - warmup + 1) % thin == 0) {
+      out_.kept.insert(out_.kept.end(), theta_.begin(), theta_.end());
+    }
+    if (t + 1 == warmup + s_.per_chain * thin) out_.width = width_;
+    s_.iterations.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // A Metropolis move θ' = θ + (θ_a − θ_b) with the states of two other chains (differential
+  // evolution with γ = 1, ter Braak 2006): symmetric (a and b swapped give the reverse move),
+  // so accepted with probability min(1, π(θ')/π(θ)). Returns whether it was accepted.
+  // `only` < dim: the move changes that coordinate alone (a subspace chosen independently of
+  // the states, so the move stays symmetric): mirror-image modes that differ in one parameter
+  // are joined without the noise of the others.
+  bool jump(const Chain& a, const Chain& b, std::size_t only, double u) {
+    std::vector<double> proposal = theta_;
+    for (std::size_t d = 0; d < dim_; ++d)
+      if (only >= dim_ || d == only) proposal[d] += a.theta_[d] - b.theta_[d];
+    const double f = log_posterior(proposal);
+    if (!(f > -kInf) || std::log(u) >= f - f_) return false;
+    theta_ = std::move(proposal);
+    f_ = f;
+    return true;
+  }
+
   // log prior + L at θ (−∞ outside the prior's support, where L is not evaluated).
   double log_posterior(std::span<const double> theta) {
     const double lp = s_.prior.log_density(theta);
@@ -132,6 +143,9 @@ class Chain {
     f_ = log_posterior(theta_);
   }
 
+  std::size_t index() const noexcept { return index_; }
+
+ private:
   // One slice-sampling update of θ_d (Neal 2003, §4: stepping out, then shrinkage).
   void step(std::size_t d, double w) {
     const double x0 = theta_[d];
@@ -166,6 +180,8 @@ class Chain {
   ChainResult& out_;
   Rng rng_;
   std::size_t dim_;
+  std::vector<double> width_, window_sum_, window_start_;
+  std::size_t window_n_ = 0;
   std::vector<double> theta_;
   double f_ = 0;  // log posterior at theta_
 };
@@ -210,42 +226,76 @@ PosteriorSamples sample_posterior(const Prior& prior, const LogLikelihood& log_l
   shared.per_chain = (s.draws + s.chains - 1) / s.chains;
 
   std::vector<ChainResult> results(s.chains);
+  std::vector<std::unique_ptr<Chain>> chains;
+  for (std::size_t c = 0; c < s.chains; ++c) chains.push_back(std::make_unique<Chain>(shared, c, results[c]));
   const unsigned workers = static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(s.threads, s.chains)));
-  std::mutex mutex;
-  std::condition_variable finished;
-  unsigned running = workers;
   const auto start = std::chrono::steady_clock::now();
   const auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  std::vector<std::thread> pool;
-  for (unsigned w = 0; w < workers; ++w)
-    pool.emplace_back([&, w] {
+  // f(chain) for every chain, on `workers` threads; then the error of the lowest chain that failed.
+  const auto each_chain = [&](const std::function<void(Chain&)>& f) {
+    const auto work = [&](unsigned w) {
       for (std::size_t c = w; c < s.chains; c += workers) {
+        if (shared.stop.load()) return;
         try {
-          Chain(shared, c, results[c]).run();
+          f(*chains[c]);
         } catch (...) {
           results[c].error = std::current_exception();
           shared.stop = true;
         }
       }
-      std::lock_guard lock(mutex);
-      if (--running == 0) finished.notify_all();
-    });
+    };
+    if (workers == 1) {
+      work(0);
+    } else {
+      std::vector<std::thread> pool;
+      for (unsigned w = 0; w < workers; ++w) pool.emplace_back(work, w);
+      for (std::thread& t : pool) t.join();
+    }
+    for (std::size_t c = 0; c < s.chains; ++c)
+      if (results[c].error) rethrow_for_chain(results[c].error, c);
+  };
   McmcProgress p;
-  p.total = s.chains * (s.warmup + shared.per_chain * s.thin);
-  {
-    std::unique_lock lock(mutex);
-    while (!finished.wait_for(lock, std::chrono::milliseconds(250), [&] { return running == 0; }))
-      if (s.progress) {
-        p.iterations = shared.iterations.load();
-        p.seconds = seconds();
-        lock.unlock();
-        s.progress(p);
-        lock.lock();
+  const std::size_t total = s.warmup + shared.per_chain * s.thin;
+  p.total = s.chains * total;
+  double reported = 0;
+  const bool jumps = s.jump_every > 0 && s.chains >= 3;
+  const std::size_t block = jumps ? s.jump_every : std::max<std::size_t>(1, std::min<std::size_t>(total, 100));
+  std::uint64_t jumps_proposed = 0, jumps_accepted = 0;
+  each_chain([](Chain& c) { c.start(); });
+  for (std::size_t t0 = 0, sweep = 0; t0 < total; t0 += block, ++sweep) {
+    const std::size_t t1 = std::min(total, t0 + block);
+    each_chain([&](Chain& c) {
+      for (std::size_t t = t0; t < t1; ++t) c.iterate(t);
+    });
+    if (jumps && t1 < total) {
+      // One sweep of jumps, chain after chain, from a stream of its own: the same for any threads.
+      Rng rng(s.seed, sweep, kStreamJump);
+      for (std::size_t c = 0; c < s.chains; ++c) {
+        const auto other = [&](std::size_t not1, std::size_t not2) {
+          for (;;) {
+            const std::size_t k = static_cast<std::size_t>(rng.uniform() * static_cast<double>(s.chains));
+            if (k != not1 && k != not2 && k < s.chains) return k;
+          }
+        };
+        const std::size_t a = other(c, c), b = other(c, a);
+        // Half of the moves change every coordinate, half one coordinate drawn at random.
+        const std::size_t only = rng.uniform() < 0.5 ? dim : static_cast<std::size_t>(rng.uniform() * dim);
+        const double u = rng.uniform();
+        try {
+          ++jumps_proposed;
+          jumps_accepted += chains[c]->jump(*chains[a], *chains[b], std::min(only, dim), u);
+        } catch (...) {
+          rethrow_for_chain(std::current_exception(), c);
+        }
       }
+    }
+    if (s.progress && seconds() - reported >= 0.25) {
+      reported = seconds();
+      p.iterations = shared.iterations.load();
+      p.seconds = reported;
+      s.progress(p);
+    }
   }
-  for (std::thread& t : pool) t.join();
-  for (std::size_t c = 0; c < s.chains; ++c)
-    if (results[c].error) rethrow_for_chain(results[c].error, c);
 
   PosteriorSamples r;
   r.dim = dim;
@@ -253,6 +303,8 @@ PosteriorSamples sample_posterior(const Prior& prior, const LogLikelihood& log_l
   r.per_chain = shared.per_chain;
   r.seconds = seconds();
   r.iterations = p.total;
+  r.jumps = jumps_proposed;
+  r.jumps_accepted = jumps_accepted;
   r.width.assign(dim, 0.0);
   for (const ChainResult& c : results) {
     r.evaluations += c.evaluations;

@@ -1,5 +1,6 @@
 // lode posterior (--model MODEL_DIR | --exact MODEL) --observed FILE.npy -n S --out SAMPLES.npy
-//                [--seed S] [--chains C] [--warmup W] [--thin T] [--threads N] [--theta1 POINT]
+//                [--seed S] [--chains C] [--warmup W] [--thin T] [--threads N] [--jump-every J]
+//                [--theta1 POINT]
 //
 // S draws of θ from p(θ|x_1..x_n) ∝ prior(θ) · exp L(θ) given the observed events (rows of
 // FILE.npy), written as a float64 array (S, dim θ). L is Σ_i log p(x_i|θ) of a model's exact
@@ -35,7 +36,7 @@ namespace inf = lode::inference;
 
 struct PosteriorOptions {
   std::string model_dir, exact, observed, draws, out, theta1, seed = "1", chains = "4", warmup = "500", thin = "1",
-      threads = "1";
+      threads = "1", jump_every = std::to_string(inf::McmcSettings{}.jump_every);
 };
 
 // The observed events (a file or a dataset's x.npy) of the model `names` says; errors name --observed.
@@ -131,6 +132,7 @@ int posterior(const PosteriorOptions& o) {
   s.warmup = parse_count("--warmup", o.warmup);
   s.thin = parse_count("--thin", o.thin, /*positive=*/true);
   s.threads = mining::checked_threads("--threads", parse_count("--threads", o.threads, /*positive=*/true));
+  s.jump_every = parse_count("--jump-every", o.jump_every);
   if (s.draws < 4 * s.chains)
     throw UsageError(fmt::format("-n {}: R-hat needs at least 4 draws per chain (-n >= 4 x --chains {})", s.draws,
                                  s.chains));
@@ -180,11 +182,11 @@ int posterior(const PosteriorOptions& o) {
   fmt::print(stderr,
              "lode posterior: {}; {} events from {}; {} chains x {} draws (warm-up {}, thin {}), seed {}\n{}"
              "lode posterior: {} draws in {:.3f} s ({:.0f} draws/s), {:.1f} likelihood evaluations per iteration, "
-             "{} proposals outside the prior -> {}\n",
+             "{} proposals outside the prior, {} of {} jumps between chains accepted -> {}\n",
              t.what, t.observed.events, o.observed, p.chains, p.per_chain, s.warmup, s.thin, s.seed,
              inf::posterior_summary(p, t.names), p.chains * p.per_chain, p.seconds, p.draws_per_second,
              static_cast<double>(p.evaluations) / static_cast<double>(p.iterations),
-             p.outside_support, o.out);
+             p.outside_support, p.jumps_accepted, p.jumps, o.out);
   if (p.mixed()) return kExitOk;
   std::string which;
   for (std::size_t d = 0; d < dim; ++d)
@@ -216,11 +218,16 @@ void add_posterior(Application& app) {
       .option("--thin", o->thin, "T", "Keep every T-th iteration after warm-up (default: 1)")
       .option("-j,--threads", o->threads, "N",
               "Run the chains on N threads (default: 1); the draws do not depend on it")
+      .option("--jump-every", o->jump_every, "J",
+              fmt::format("Every J iterations each chain may jump by the difference of two other chains' states "
+                          "(moves between modes; needs >= 3 chains; 0: never; default: {})",
+                          inf::McmcSettings{}.jump_every))
       .option("--theta1", o->theta1, "V[,V...]", "--model: the reference point theta1 (default: the estimator's fixed theta1)")
       .footer(
           "Sampler: slice sampling (stepping out, shrinkage), one parameter at a time, widths adapted during\n"
-          "warm-up; chains start from prior draws resampled in proportion to the likelihood; proposals where the\n"
-          "prior density is 0 are never accepted. Printed per parameter: mean, sd, rank-normalized split R-hat,\n"
+          "warm-up; chains start from prior draws resampled in proportion to the likelihood; every J iterations a\n"
+          "Metropolis jump by the difference of two other chains (differential evolution) carries chains between\n"
+          "modes; proposals where the prior density is 0 are never accepted. Printed per parameter: mean, sd, rank-normalized split R-hat,\n"
           "bulk ESS. Any R-hat > 1.1: the file is written and lode posterior exits 1. Row r of SAMPLES.npy is\n"
           "draw r / C of chain r % C. See docs/posterior.md.\n\n"
           "Example:\n"

@@ -15,8 +15,16 @@
 // invariant. Points where the prior density is 0 are never accepted (L is not evaluated
 // there). Chain c starts from one of `init_candidates` prior draws resampled in proportion
 // to exp L (sampling–importance resampling), so chains start spread over the posterior's
-// modes rather than all at the best point. Every chain uses its own Philox stream
-// (seed, chain), so the draws depend only on the settings and the seed, never on `threads`.
+// modes rather than all at the best point. Every `jump_every` iterations (with ≥ 3 chains)
+// each chain, in turn, proposes θ + (θ_a − θ_b) with the current states of two other chains
+// a ≠ b (differential-evolution MCMC with γ = 1, ter Braak 2006) — in every coordinate, or
+// (half of the time) in one coordinate drawn at random: a Metropolis move that is
+// symmetric, so it leaves the joint target of the chains invariant, and that carries a chain
+// from one mode to another when a and b sit in different modes — which a coordinate-wise slice
+// sampler alone never does across a region of negligible density (slcp's and two_moons'
+// mirror-image modes). Every chain uses its own Philox stream (seed, chain), the jumps one of
+// their own (seed, sweep), and a sweep of jumps runs chain after chain on the calling thread,
+// so the draws depend only on the settings and the seed, never on `threads`.
 //
 // Diagnostics (Vehtari, Gelman, Simpson, Carpenter, Bürkner 2021): R̂ is the larger of the
 // rank-normalized split-R̂ of θ and of |θ − median| (bulk and tails); ESS is the bulk
@@ -45,7 +53,8 @@ inline constexpr double kRhatLimit = 1.1;
 /// Stepping out stops after this many widths on the two sides together (Neal's m).
 inline constexpr int kMaxStepOut = 100;
 
-/// Progress of sample_posterior(), reported about every 250 ms from the calling thread.
+/// Progress of sample_posterior(), reported from the calling thread at most every 250 ms,
+/// between blocks of iterations (jump_every of them, or 100 without jumps).
 struct McmcProgress {
   std::uint64_t iterations = 0;  ///< done so far, all chains (warm-up included)
   std::uint64_t total = 0;       ///< chains × (warm-up + kept iterations × thin)
@@ -61,6 +70,8 @@ struct McmcSettings {
   std::uint64_t seed = 1;
   unsigned threads = 1;          ///< chains run on this many threads (the draws do not depend on it)
   std::size_t init_candidates = 100;  ///< prior draws per chain for its starting point (≥ 1)
+  /// Iterations between two sweeps of jumps between chains (0: none; needs ≥ 3 chains).
+  std::size_t jump_every = 1;
   /// Initial slice width per parameter; empty: a quarter of the prior's range (Prior::range).
   std::vector<double> initial_width;
   McmcProgressCallback progress;
@@ -81,6 +92,7 @@ struct PosteriorSamples {
   std::uint64_t evaluations = 0;      ///< L(θ) evaluations (initialization included)
   std::uint64_t outside_support = 0;  ///< proposals refused because the prior density is 0 there
   std::uint64_t iterations = 0;       ///< chains × (warm-up + per_chain × thin)
+  std::uint64_t jumps = 0, jumps_accepted = 0;  ///< moves between chains proposed, accepted
   double seconds = 0;
   double draws_per_second = 0;  ///< kept draws (chains × per_chain) per second of sampling, warm-up included
 

@@ -46,8 +46,12 @@ class Chain {
  public:
   Chain(Shared& s, std::size_t index, ChainResult& out)
       : s_(s), index_(index), out_(out), rng_(s.settings.seed, index, kStreamMcmc), dim_(s.prior.dim()),
-        width_(s.width0), window_sum_(dim_, 0.0), window_start_(width_) {
+        width_(s.width0), window_sum_(dim_, 0.0), window_start_(width_), block_lp_(s.prior.blocks().size()) {
     out_.kept.reserve(s_.per_chain * dim_);
+    for (std::size_t b = 0; b < s.prior.blocks().size(); ++b) {
+      const auto& block = s.prior.blocks()[b];
+      block_of_.resize(std::max(block_of_.size(), block.offset + block.distribution->value_size()), b);
+    }
   }
 
   // Iteration t: one slice update of every coordinate; during warm-up the widths adapt, after
@@ -94,6 +98,7 @@ class Chain {
     if (!(f > -kInf) || std::log(u) >= f - f_) return false;
     theta_ = std::move(proposal);
     f_ = f;
+    refresh_blocks();
     return true;
   }
 
@@ -104,6 +109,18 @@ class Chain {
       ++out_.outside;
       return -kInf;
     }
+    return with_likelihood(lp, theta);
+  }
+
+  // The log density of each prior block at theta_ (after a move of several coordinates).
+  void refresh_blocks() {
+    const auto& blocks = s_.prior.blocks();
+    for (std::size_t b = 0; b < blocks.size(); ++b)
+      block_lp_[b] = blocks[b].distribution->log_prob_at(theta_.data() + blocks[b].offset).value();
+  }
+
+  // log prior `lp` (> −∞) + L(θ).
+  double with_likelihood(double lp, std::span<const double> theta) {
     if (std::isnan(lp) || lp == kInf)
       throw InferenceError(fmt::format("the prior's log density is {} at theta = {}", lp, format_point(theta)));
     const double ll = s_.log_likelihood(theta);
@@ -141,6 +158,7 @@ class Chain {
     theta_.assign(candidates.begin() + static_cast<std::ptrdiff_t>(pick * dim_),
                   candidates.begin() + static_cast<std::ptrdiff_t>((pick + 1) * dim_));
     f_ = log_posterior(theta_);
+    refresh_blocks();
   }
 
   std::size_t index() const noexcept { return index_; }
@@ -150,9 +168,23 @@ class Chain {
   void step(std::size_t d, double w) {
     const double x0 = theta_[d];
     const double level = f_ - rng_.exponential();
+    const std::size_t block = block_of_[d];
+    const double* value = theta_.data() + s_.prior.blocks()[block].offset;
+    const auto& distribution = *s_.prior.blocks()[block].distribution;
+    // The log posterior with θ_d = v: only θ_d's block of the prior changes (its log density
+    // is kept per block, and the sum taken afresh, so nothing drifts).
+    double candidate_lp = 0;
     auto at = [&](double v) {
       theta_[d] = v;
-      return log_posterior(theta_);
+      candidate_lp = distribution.log_prob_at(value).value();
+      if (candidate_lp == -kInf) {
+        ++out_.outside;
+        return -kInf;
+      }
+      double lp = candidate_lp;
+      for (std::size_t b = 0; b < block_lp_.size(); ++b)
+        if (b != block) lp += block_lp_[b];
+      return with_likelihood(lp, theta_);
     };
     double lo = x0 - w * rng_.uniform(), hi = lo + w;
     int left = static_cast<int>(std::floor(kMaxStepOut * rng_.uniform()));
@@ -164,6 +196,7 @@ class Chain {
       const double f1 = at(x1);
       if (f1 > level) {
         f_ = f1;
+        block_lp_[block] = candidate_lp;
         return;
       }
       (x1 < x0 ? lo : hi) = x1;
@@ -181,6 +214,8 @@ class Chain {
   Rng rng_;
   std::size_t dim_;
   std::vector<double> width_, window_sum_, window_start_;
+  std::vector<double> block_lp_;        // log density of each prior block at theta_
+  std::vector<std::size_t> block_of_;   // the prior block of each coordinate
   std::size_t window_n_ = 0;
   std::vector<double> theta_;
   double f_ = 0;  // log posterior at theta_

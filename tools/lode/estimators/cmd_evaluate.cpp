@@ -78,6 +78,32 @@ int evaluate_exact(const EvaluateOptions& o) {
   return report_non_finite(out, cols, o);
 }
 
+// NLE, SCANDAL: log p̂(x|θ0) per row, or with --score ∇_θ log p̂(x|θ0).
+int evaluate_density(const EvaluateOptions& o, const est::Estimator& e, const est::Matrix& x,
+                     const std::vector<double>& t0, const std::vector<double>& t1) {
+  const std::string method = est::to_string(e.method());
+  if (method == "npe")
+    throw UsageError(fmt::format("--model '{}': an npe estimator gives p(theta|x), not log p(x|theta); sample its "
+                                 "posterior with lode posterior --model {}",
+                                 o.model, o.model));
+  if (!t1.empty()) throw UsageError(fmt::format("--theta1: a {} estimator gives log p(x|theta0); no theta1", method));
+  if (!o.spread.empty()) throw UsageError("--spread: only for ratio estimators");
+  if (t0.empty()) throw UsageError(fmt::format("--theta0 is required: the parameter point of log p(x|theta0)"));
+  if (o.score) {
+    const est::Matrix t = e.score(x, t0);
+    npy::write(o.out, t.rows, t.cols, t.data);
+    fmt::print(stderr, "lode evaluate: {} vectors of grad_theta log p(x|{}) from {} ({}) -> {}\n", t.rows,
+               format_point(t0), o.model, method, o.out);
+    return report_non_finite(t.data, t.cols, o);
+  }
+  const std::vector<double> lp = e.log_density(x, t0);
+  npy::write(o.out, lp.size(), 1, lp);
+  fmt::print(stderr, "lode evaluate: {} values of log p(x|{}) from {} ({}{}) -> {}\n", lp.size(), format_point(t0),
+             o.model, method, e.members() > 1 ? fmt::format(", log mean density of {} members", e.members()) : "",
+             o.out);
+  return report_non_finite(lp, 1, o);
+}
+
 int evaluate(const EvaluateOptions& o) {
   if (o.out.empty()) throw UsageError("--out: empty file name");
   if (!o.exact.empty() && !o.model.empty()) throw UsageError("give either --model or --exact, not both");
@@ -97,6 +123,7 @@ int evaluate(const EvaluateOptions& o) {
     return p;
   };
   const std::vector<double> t0 = point("--theta0", o.theta0), t1 = point("--theta1", o.theta1);
+  if (est::method_info(e.method()).family == "density") return evaluate_density(o, e, x, t0, t1);
   const bool score_method = !est::method_info(e.method()).log_ratio;  // SALLY; SALLINO gives log r̂
   if (!score_method && t0.empty()) throw UsageError("--theta0 is required for a ratio estimator");
   if (score_method && !o.spread.empty()) throw UsageError("--spread: only for ratio estimators");

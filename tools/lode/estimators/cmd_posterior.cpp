@@ -36,7 +36,7 @@ namespace inf = lode::inference;
 
 struct PosteriorOptions {
   std::string model_dir, exact, observed, draws, out, theta1, seed = "1", chains = "4", warmup = "500", thin = "1",
-      threads = "1", jump_every = std::to_string(inf::McmcSettings{}.jump_every);
+      threads = "1", jump_every = std::to_string(inf::McmcSettings{}.jump_every), time_limit = "60";
 };
 
 // The observed events (a file or a dataset's x.npy) of the model `names` says; errors name --observed.
@@ -74,6 +74,7 @@ struct Target {
   std::string what;  // "gaussian_linear (exact likelihood)", "estimator DIR (rascal), theta1 = ..."
   std::vector<std::string> names;
   std::optional<est::Estimator> estimator;
+  bool direct = false;  // NPE: draws from p̂(θ|x) itself, no MCMC
 };
 
 void exact_target(const PosteriorOptions& o, Target& t) {
@@ -103,7 +104,8 @@ void estimator_target(const PosteriorOptions& o, Target& t) {
   const est::Estimator& e = *t.estimator;
   if (est::is_score_method(e.method()))
     throw UsageError(fmt::format("--model '{}': a {} estimator gives scores, not likelihood ratios; lode posterior "
-                                 "needs a ratio estimator (carl, rolr, rascal, cascal, alice, alices)",
+                                 "needs a ratio or density estimator (carl, rolr, rascal, cascal, alice, alices, nle, "
+                                 "scandal, npe)",
                                  o.model_dir, est::to_string(e.method())));
   if (e.names().model.empty())
     throw UsageError(fmt::format("--model '{}': the estimator does not record the model of its training data, whose "
@@ -114,6 +116,26 @@ void estimator_target(const PosteriorOptions& o, Target& t) {
     throw UsageError(fmt::format("--model '{}': {} parameters, but model '{}' has {}", o.model_dir, e.n_theta(),
                                  t.model->name, t.model->parameters.size()));
   const std::string who = fmt::format("estimator '{}'", o.model_dir);
+  if (est::method_info(e.method()).family == "density") {  // NLE, SCANDAL: Σ_i log p̂(x_i|θ); NPE: direct draws
+    const std::string method = est::to_string(e.method());
+    if (!o.theta1.empty())
+      throw UsageError(fmt::format("--theta1: a {} estimator is not a ratio estimator; it needs no reference point", method));
+    t.observed = read_observed(o.observed, e.n_x(), who, e.names());
+    t.names = t.model->parameters;
+    if (method == "npe") {
+      if (t.observed.events != 1)
+        throw UsageError(fmt::format("--observed '{}': {} events, but an npe estimator is conditioned on one observation "
+                                     "(it estimates p(theta|x) for a single x); give one row, or train nle and sample "
+                                     "the posterior of all events by MCMC",
+                                     o.observed, t.observed.events));
+      t.direct = true;
+      t.what = fmt::format("estimator {} (npe), direct draws from p(theta|x)", o.model_dir);
+      return;
+    }
+    t.what = fmt::format("estimator {} ({}), L = {}", o.model_dir, method, est::kDensityQuantity);
+    t.log_likelihood = est::density_log_likelihood(e, t.observed, o.model_dir);
+    return;
+  }
   const std::vector<double> theta1 = est::choose_theta1(e, o.theta1, o.model_dir);
   t.observed = read_observed(o.observed, e.n_x(), who, e.names());
   t.what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, est::to_string(e.method()), format_point(theta1));
@@ -133,13 +155,16 @@ int posterior(const PosteriorOptions& o) {
   s.thin = parse_count("--thin", o.thin, /*positive=*/true);
   s.threads = mining::checked_threads("--threads", parse_count("--threads", o.threads, /*positive=*/true));
   s.jump_every = parse_count("--jump-every", o.jump_every);
-  if (s.draws < 4 * s.chains)
-    throw UsageError(fmt::format("-n {}: R-hat needs at least 4 draws per chain (-n >= 4 x --chains {})", s.draws,
-                                 s.chains));
   if (o.out.empty()) throw UsageError("--out: empty file name");
+  const std::vector<double> limit = parse_numbers("--time-limit", o.time_limit);
+  if (limit.size() != 1 || !(limit[0] > 0))
+    throw UsageError(fmt::format("--time-limit: '{}' must be a number of seconds > 0", o.time_limit));
   Target t;
   if (!o.exact.empty()) exact_target(o, t);
   else estimator_target(o, t);
+  if (!t.direct && s.draws < 4 * s.chains)
+    throw UsageError(fmt::format("-n {}: R-hat needs at least 4 draws per chain (-n >= 4 x --chains {})", s.draws,
+                                 s.chains));
   const std::size_t dim = t.model->parameters.size();
   // Create the output before sampling: a bad path fails at once.
   std::unique_ptr<npy::Writer> out;
@@ -147,6 +172,31 @@ int posterior(const PosteriorOptions& o) {
     out = std::make_unique<npy::Writer>(o.out, s.draws, dim);
   } catch (const npy::NpyError& e) {
     throw UsageError(fmt::format("--out '{}': {}", o.out, e.what()));
+  }
+
+  if (t.direct) {
+    est::PosteriorSampling ps;
+    ps.draws = s.draws;
+    ps.seed = s.seed;
+    ps.time_limit = limit[0];
+    const Prior& prior = t.model->prior;
+    ps.in_support = [&prior](std::span<const double> theta) { return std::isfinite(prior.log_density(theta)); };
+    est::PosteriorDraws d;
+    try {
+      d = t.estimator->sample_posterior(t.observed.row(0), ps);
+    } catch (const est::EstimatorError& e) {
+      throw Error(fmt::format("{}: {}", t.what, e.what()));
+    }
+    for (std::size_t r = 0; r < d.theta.rows; ++r) out->write_row(d.theta.row(r));
+    out->finish();
+    fmt::print(stderr,
+               "lode posterior: {}; observed row from {}; seed {}\n"
+               "lode posterior: {} draws in {:.3f} s ({:.0f} draws/s); {} of {} proposals inside the prior's support "
+               "(acceptance rate {:.4g}) -> {}\n",
+               t.what, o.observed, s.seed, d.accepted, d.seconds,
+               d.seconds > 0 ? static_cast<double>(d.accepted) / d.seconds : 0.0, d.accepted, d.proposed,
+               d.acceptance(), o.out);
+    return kExitOk;
   }
 
   bool drawn = false;
@@ -205,7 +255,9 @@ void add_posterior(Application& app) {
   auto o = std::make_shared<PosteriorOptions>();
   app.add("posterior", forwarded_summary("posterior"))
       .option("--model", o->model_dir, "MODEL_DIR",
-              "A trained ratio estimator (lode train); L = sum_i log r(x_i|theta,theta1), prior of its model")
+              "A trained estimator (lode train): ratio estimators L = sum_i log r(x_i|theta,theta1), nle/scandal "
+              "L = sum_i log p(x_i|theta), by MCMC with its model's prior; npe: direct draws from p(theta|x), one "
+              "observed row, draws outside the prior's support rejected")
       .option("--exact", o->exact, "MODEL", "Use this model's exact likelihood (the reference): L = sum_i log p(x_i|theta)")
       .option("--observed", o->observed, "FILE.npy", "Observed i.i.d. events: float64/float32 array (events, dim x)",
               /*required=*/true)
@@ -222,6 +274,8 @@ void add_posterior(Application& app) {
               fmt::format("Every J iterations each chain may jump by the difference of two other chains' states "
                           "(moves between modes; needs >= 3 chains; 0: never; default: {})",
                           inf::McmcSettings{}.jump_every))
+      .option("--time-limit", o->time_limit, "SECONDS",
+              "--model of an npe estimator: give up when the draws inside the prior's support take longer (default: 60)")
       .option("--theta1", o->theta1, "V[,V...]", "--model: the reference point theta1 (default: the estimator's fixed theta1)")
       .footer(
           "Sampler: slice sampling (stepping out, shrinkage), one parameter at a time, widths adapted during\n"

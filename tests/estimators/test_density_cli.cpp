@@ -41,7 +41,7 @@ TEST_CASE("lode train npe + lode posterior --model on two_moons", "[cli][density
   require_ok(run_lode({"simulate", "two_moons", "-n", "2", "--seed", "5", "--out", obs}));
   const lode::npy::Array two = lode::npy::read(obs);
   const std::string one = scratch("moons-obs1.npy");
-  lode::npy::write(one, 1, 2, {two(0, 0), two(0, 1)});
+  lode::npy::write(one, 1, 2, std::vector<double>{two(0, 0), two(0, 1)});
 
   const Result r = run_lode({"posterior", "--model", model, "--observed", one, "-n", "1000", "--out", out});
   require_ok(r);
@@ -60,7 +60,7 @@ TEST_CASE("lode train npe + lode posterior --model on two_moons", "[cli][density
               {"npe estimator gives p(theta|x)"});
   // An observed row of the wrong width.
   const std::string wide = scratch("moons-wide.npy");
-  lode::npy::write(wide, 1, 3, {0.1, 0.2, 0.3});
+  lode::npy::write(wide, 1, 3, std::vector<double>{0.1, 0.2, 0.3});
   check_fails(run_lode({"posterior", "--model", model, "--observed", wide, "-n", "100", "--out", out}), 2,
               {"3 columns per event"});
 }

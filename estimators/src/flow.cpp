@@ -259,4 +259,38 @@ void load_parameters(torch::nn::Module& module, const std::string& dir) {
   }
 }
 
+void save_parameters(torch::nn::Module& module, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir, ec))
+    throw EstimatorError(fmt::format("cannot create the parameter directory '{}': {}", dir, ec ? ec.message() : "not a directory"));
+  std::vector<std::pair<std::string, torch::Tensor>> all;
+  for (auto& p : module.named_parameters(true)) all.emplace_back(p.key(), p.value());
+  for (auto& b : module.named_buffers(true)) all.emplace_back(b.key(), b.value());
+  for (auto& [name, t] : all) {
+    const bool integer = !t.is_floating_point();
+    auto data = t.detach().to(torch::kCPU, integer ? torch::kLong : torch::kFloat64).contiguous();
+    std::string shape;
+    for (auto d : t.sizes()) shape += fmt::format("{}, ", d);
+    if (t.dim() > 1) shape.resize(shape.size() - 2);
+    else if (t.dim() == 1) shape.resize(shape.size() - 1);
+    std::string dict = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", integer ? "<i8" : "<f8", shape);
+    dict.append(63 - (10 + dict.size()) % 64, ' ');
+    dict.push_back('\n');
+    const auto len = static_cast<std::uint16_t>(dict.size());
+    std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+    bytes.push_back(static_cast<char>(len & 0xff));
+    bytes.push_back(static_cast<char>(len >> 8));
+    bytes += dict;
+    static_assert(std::endian::native == std::endian::little, "the .npy data are written in host order");
+    bytes.append(static_cast<const char*>(data.data_ptr()), static_cast<std::size_t>(data.numel()) * 8);
+    const auto path = (fs::path(dir) / (name + ".npy")).string();
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) throw EstimatorError(fmt::format("cannot write '{}'", path));
+  }
+}
+
 }  // namespace lode::estimators::flows

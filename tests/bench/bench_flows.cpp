@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <time.h>
 
@@ -80,6 +81,26 @@ int main(int argc, char** argv) {
       torch::nn::utils::clip_grad_norm_(flow->parameters(), 5.0);
       opt.step();
     });
+    if (std::getenv("LODE_BENCH_PARTS")) {  // where a training step's time goes
+      auto xs = data.narrow(0, 0, batch), cs = ctx.narrow(0, 0, batch);
+      rate((std::string(name) + "   forward").c_str(), seconds / 2, batch, [&] { (void)flow->log_prob(xs, cs).mean(); });
+      rate((std::string(name) + "   forward+backward").c_str(), seconds / 2, batch, [&] {
+        opt.zero_grad();
+        (-flow->log_prob(xs, cs).mean()).backward();
+      });
+      rate((std::string(name) + "   clip").c_str(), seconds / 2, batch,
+           [&] { torch::nn::utils::clip_grad_norm_(flow->parameters(), 5.0); });
+      rate((std::string(name) + "   Adam step").c_str(), seconds / 2, batch, [&] { opt.step(); });
+      std::printf("%s: %zu parameter tensors\n", name, flow->parameters().size());
+      if (const char* trace = std::getenv("LODE_BENCH_TRACE")) {  // chrome://tracing of 20 steps
+        torch::autograd::profiler::RecordProfile guard(std::string(trace) + "." + (s.kind == fl::FlowKind::nsf ? "nsf" : "maf") + ".json");
+        for (int i = 0; i < 20; ++i) {
+          opt.zero_grad();
+          (-flow->log_prob(xs, cs).mean()).backward();
+          opt.step();
+        }
+      }
+    }
     if (sample) {
       torch::NoGradGuard no_grad;
       auto gen = at::make_generator<at::CPUGeneratorImpl>(1);

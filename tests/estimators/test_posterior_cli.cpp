@@ -122,6 +122,7 @@ TEST_CASE("lode posterior --exact: several observed events, thinning", "[cli][po
 }
 
 TEST_CASE("lode posterior: bad input, each with its message and exit status", "[cli][posterior]") {
+  // Each case starts lode-estimators (LibTorch loads in ~1 s): about 10 s in all.
   const std::string out = scratch("bad-samples.npy");
   const std::string good = scratch("bad-good-obs.npy");
   require_ok(run_lode({"simulate", "gaussian_linear", "-n", "2", "--out", good}));
@@ -136,10 +137,6 @@ TEST_CASE("lode posterior: bad input, each with its message and exit status", "[
   const std::string nan = write_observed("nan.npy", 2, 10, v);
   check_fails(posterior({"--exact", "gaussian_linear", "--observed", nan, "-n", "100", "--out", out}), 2,
               {nan, "row 1, column 3 is nan (observed values must be finite)"});
-  v[13] = INFINITY;
-  const std::string inf = write_observed("inf.npy", 2, 10, v);
-  check_fails(posterior({"--exact", "gaussian_linear", "--observed", inf, "-n", "100", "--out", out}), 2,
-              {"row 1, column 3 is inf"});
   // A model without an exact likelihood.
   const std::string lv = scratch("lv-obs.npy");
   require_ok(run_lode({"simulate", "lotka_volterra", "-n", "1", "--out", lv}));
@@ -155,12 +152,8 @@ TEST_CASE("lode posterior: bad input, each with its message and exit status", "[
               2, {"exclude each other"});
   check_fails(posterior({"--exact", "gaussian_linear", "--observed", good, "-n", "10", "--out", out}), 2,
               {"-n 10: R-hat needs at least 4 draws per chain"});
-  check_fails(posterior({"--exact", "gaussian_linear", "--observed", good, "-n", "100", "--thin", "0", "--out", out}),
-              2, {"--thin"});
   check_fails(posterior({"--exact", "gaussian_linear", "--observed", good, "-n", "100", "--out", "/nonexistent/s.npy"}),
               2, {"--out '/nonexistent/s.npy'"});
-  check_fails(posterior({"--exact", "gaussian_linear", "--observed", scratch("missing.npy"), "-n", "100", "--out", out}),
-              2, {"--observed", "missing.npy"});
   CHECK_FALSE(fs::exists(out));
   // A likelihood that turns NaN: the model, θ and the observed row; nothing written.
   check_fails(posterior({"--exact", "test_nan_likelihood", "--observed", write_observed("nanlik.npy", 1, 1, {0.45}),

@@ -306,4 +306,9 @@ Flow build_flow(const FlowSettings& settings, const torch::Tensor& x = {}, const
 /// of a missing, mis-shaped or extra (no such parameter) parameter.
 void load_parameters(torch::nn::Module& module, const std::string& dir);
 
+/// Writes every parameter and buffer of `module` as DIR/<name>.npy (creating DIR): floating
+/// tensors as float64, integer ones as int64; load_parameters reads them back exactly.
+/// Throws EstimatorError naming the file that cannot be written.
+void save_parameters(torch::nn::Module& module, const std::string& dir);
+
 }  // namespace lode::estimators::flows

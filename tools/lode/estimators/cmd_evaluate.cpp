@@ -1,7 +1,8 @@
 // lode evaluate --model MODEL_DIR --x FILE.npy --theta0 POINT [--theta1 POINT] --out FILE.npy
 //
 // Evaluates a trained estimator on the rows of x: log r̂(x|θ0,θ1) for ratio estimators
-// (shape (N, 1), also SALLINO's), the score t̂ (N, n_θ) for SALLY or with --score.
+// (shape (N, 1), also SALLINO's), log p̂(x|θ0) (N, 1) for NLE and SCANDAL, the score t̂ (N, n_θ) for
+// SALLY or with --score.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -161,7 +162,8 @@ void add_evaluate(Application& app) {
       .option("--theta1", o->theta1, "V[,V...]",
               "Denominator point θ1 (default: the fixed θ1 of a single-parameterized estimator)")
       .option("-o,--out", o->out, "FILE.npy",
-              "Output: log r̂ as (N, 1), or score vectors as (N, n_θ) for sally and with --score",
+              "Output: log r̂ as (N, 1) (nle, scandal: log p̂(x|θ0)), or score vectors as (N, n_θ) for sally and "
+              "with --score",
               /*required=*/true)
       .option("--spread", o->spread, "FILE.npy", "Ensembles: also write the members' standard deviation of log r̂")
       .flag("--score", o->score, "Ratio estimators: write t̂(x|θ0) = ∇_θ0 log r̂ instead of log r̂; with --exact: the exact score t(x|θ0)")

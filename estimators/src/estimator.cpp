@@ -41,6 +41,15 @@ void check_settings(const Settings& s) {
   if (t.patience < 0) throw EstimatorError(fmt::format("settings: patience {} must be ≥ 0", t.patience));
   if (t.threads < 1) throw EstimatorError(fmt::format("settings: threads {} must be ≥ 1", t.threads));
   if (t.ensemble < 1) throw EstimatorError(fmt::format("settings: ensemble {} must be ≥ 1", t.ensemble));
+  const DensitySettings& d = s.density;
+  if (d.transforms < 1) throw EstimatorError(fmt::format("settings: --transforms {} must be ≥ 1", d.transforms));
+  if (d.hidden < 1) throw EstimatorError(fmt::format("settings: flow hidden units {} must be ≥ 1", d.hidden));
+  if (d.blocks < 1) throw EstimatorError(fmt::format("settings: flow blocks {} must be ≥ 1", d.blocks));
+  if (d.bins < 2) throw EstimatorError(fmt::format("settings: --bins {} must be ≥ 2", d.bins));
+  if (!(d.tail_bound > 0) || !std::isfinite(d.tail_bound))
+    throw EstimatorError(fmt::format("settings: --tail-bound {} must be > 0", d.tail_bound));
+  if (!d.flow.empty() && d.flow != "maf" && d.flow != "nsf")
+    throw EstimatorError(fmt::format("settings: --flow '{}' is unknown (known: maf, nsf)", d.flow));
 }
 
 void check_x(const Matrix& x, std::size_t n_x) {
@@ -162,8 +171,11 @@ Estimator Estimator::load(const std::string& dir) {
   torch::NoGradGuard no_grad;
   for (const EstimatorFile::Member& fm : f.members) {
     Member member;
-    member.net = m.make_network();
+    member.net = m.make_member_network(fm.seed);
     auto params = member.net->named_parameters();
+    if (params.size() != fm.parameters.size())
+      throw EstimatorError(fmt::format("'{}': {} parameter tensors, the {} network has {}", path.string(),
+                                       fm.parameters.size(), info.family, params.size()));
     for (const EstimatorFile::Parameter& p : fm.parameters) {
       Tensor* t = params.find(p.name);
       if (t == nullptr || p.shape != t->sizes().vec())  // network_shape() and make_network() disagree: a bug
@@ -214,6 +226,36 @@ std::vector<double> Estimator::log_ratio_spread(const Matrix& x, std::span<const
 Matrix Estimator::score(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1) const {
   check_x(x, n_x());
   return impl_->model->score(x, theta0, theta1);
+}
+
+std::vector<double> Estimator::log_density(const Matrix& x, std::span<const double> theta) const {
+  check_x(x, n_x());
+  return impl_->model->log_density(x, theta);
+}
+
+PosteriorDraws Estimator::sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const {
+  if (x.size() != n_x())
+    throw EstimatorError(fmt::format("the observed row has {} values, the estimator was trained on {} observables",
+                                     x.size(), n_x()));
+  Matrix row(1, x.size());
+  row.data.assign(x.begin(), x.end());
+  check_x(row, n_x());
+  return impl_->model->sample_posterior(x, sampling);
+}
+
+Settings default_settings(const Method& method) {
+  Settings s;
+  s.method = method;
+  if (method_info(method).family == "density") {  // the sbi package's training defaults
+    TrainerSettings& t = s.trainer;
+    t.batch = 200;
+    t.lr = t.lr_final = 5e-4;
+    t.validation = 0.1;
+    t.patience = 20;
+    t.clip = 5.0;
+    t.epochs = 10000;  // a cap: early stopping ends training (sbi has none)
+  }
+  return s;
 }
 
 Matrix Estimator::score_by_autograd(const Matrix& x, std::span<const double> theta0,

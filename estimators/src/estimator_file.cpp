@@ -59,10 +59,10 @@ void check_sizes(const EstimatorFile& f, const JsonReader& r) {
   };
   want("standardization/x_mean", f.x_mean, f.n_x, false);
   want("standardization/x_std", f.x_std, f.n_x, true);
-  if (f.family == "ratio") {
+  if (f.family == "ratio" || f.family == "density") {
     want("standardization/theta_mean", f.theta_mean, f.n_theta, false);
     want("standardization/theta_std", f.theta_std, f.n_theta, true);
-    if (!f.doubly_parameterized) want("fixed_theta1", f.fixed_theta1, f.n_theta, false);
+    if (f.family == "ratio" && !f.doubly_parameterized) want("fixed_theta1", f.fixed_theta1, f.n_theta, false);
   } else {
     want("reference", f.reference, f.n_theta, false);
     want("standardization/t_mean", f.t_mean, f.n_theta, false);
@@ -91,15 +91,37 @@ EstimatorFile::Member parse_member(const nlohmann::json& jm, std::size_t index, 
   const auto it = jm.find("parameters");
   if (it == jm.end()) r.fail("parameters", "is missing");
   if (!it->is_array()) r.fail("parameters", "must be an array");
-  if (it->size() != shape.size())
+  const bool any = shape.empty();  // the density family: the flow's tensors are checked by Estimator::load
+  if (!any && it->size() != shape.size())
     r.fail("parameters", fmt::format("has {} tensors, the network has {} ({})", it->size(), shape.size(),
                                      fmt::join(tensor_names(shape), ", ")));
   std::vector<bool> seen(shape.size(), false);
+  std::vector<std::string> names;
   for (std::size_t k = 0; k < it->size(); ++k) {
     const JsonReader pr((*it)[k], path, fmt::format("members[{}]/parameters[{}]/", index, k));
     if (!(*it)[k].is_object()) r.fail(fmt::format("parameters[{}]", k), "must be an object");
     EstimatorFile::Parameter p;
     pr("name", p.name);
+    if (any) {
+      if (std::find(names.begin(), names.end(), p.name) != names.end())
+        pr.fail("name", fmt::format("'{}' appears twice", p.name));
+      names.push_back(p.name);
+      pr("shape", p.shape);
+      std::size_t size = 1;
+      for (const std::int64_t d : p.shape) {
+        if (d < 0 || static_cast<std::size_t>(d) > kMaxWidth) pr.fail("shape", fmt::format("has a dimension {}", d));
+        size *= static_cast<std::size_t>(d);
+        if (size > kMaxWidth * 64) pr.fail("shape", "is too large");
+      }
+      pr("data", p.data);
+      if (p.data.size() != size) pr.fail("data", fmt::format("has {} values, shape [{}] needs {}", p.data.size(),
+                                                             fmt::join(p.shape, ", "), size));
+      for (std::size_t i = 0; i < p.data.size(); ++i)
+        if (!std::isfinite(p.data[i]))
+          pr.fail("data", fmt::format("value {} is {}; weights must be finite", i, p.data[i]));
+      m.parameters.push_back(std::move(p));
+      continue;
+    }
     const auto s = std::find_if(shape.begin(), shape.end(), [&](const auto& e) { return e.first == p.name; });
     if (s == shape.end())
       pr.fail("name", fmt::format("'{}' is not a tensor of the network ({})", p.name,
@@ -129,8 +151,9 @@ std::string builtin_method_family(const std::string& method) {
   for (const char* m : {"carl", "rolr", "rascal", "cascal", "alice", "alices"})
     if (method == m) return "ratio";
   if (method == "sally" || method == "sallino") return "local";
+  if (method == "nle" || method == "scandal" || method == "npe") return "density";
   throw EstimatorError(fmt::format("unknown estimator method '{}' (built-in: carl, rolr, rascal, cascal, alice, "
-                                   "alices, sally, sallino)",
+                                   "alices, sally, sallino, nle, scandal, npe)",
                                    method));
 }
 
@@ -176,7 +199,7 @@ EstimatorFile parse_estimator_file(std::string_view text, const std::string& pat
   } catch (const EstimatorError& e) {
     r.fail("method", fmt::format("is not usable: {}", e.what()));
   }
-  if (f.family != "ratio" && f.family != "local")
+  if (f.family != "ratio" && f.family != "local" && f.family != "density")
     r.fail("method", fmt::format("'{}' is of the family '{}', which this lode cannot load", f.method, f.family));
   file_fields(r, f);
   f.settings.method = Method(f.method);
@@ -197,7 +220,8 @@ EstimatorFile parse_estimator_file(std::string_view text, const std::string& pat
   if (members == j.end()) r.fail("members", "is missing");
   if (!members->is_array()) r.fail("members", "must be an array");
   if (members->empty()) throw EstimatorError(fmt::format("'{}' holds no network (members is empty)", path));
-  const auto shape = network_shape(f.family, f.n_x, f.n_theta, hidden);
+  const auto shape = f.family == "density" ? std::vector<std::pair<std::string, std::vector<std::int64_t>>>{}
+                                           : network_shape(f.family, f.n_x, f.n_theta, hidden);
   for (std::size_t k = 0; k < members->size(); ++k) f.members.push_back(parse_member((*members)[k], k, path, shape));
   return f;
 }

@@ -10,7 +10,7 @@ namespace lode::estimators {
 
 namespace {
 const std::vector<Family>& families() {
-  static const std::vector<Family> table = {ratio_family(), local_family()};
+  static const std::vector<Family> table = {ratio_family(), local_family(), density_family()};
   return table;
 }
 }  // namespace
@@ -47,6 +47,13 @@ Matrix FamilyModel::score(const Matrix&, std::span<const double>, std::span<cons
 }
 Matrix FamilyModel::score_by_autograd(const Matrix&, std::span<const double>, std::span<const double>) const {
   not_provided("score_by_autograd");
+}
+
+std::vector<double> FamilyModel::log_density(const Matrix&, std::span<const double>) const {
+  not_provided("log_density");
+}
+PosteriorDraws FamilyModel::sample_posterior(std::span<const double>, const PosteriorSampling&) const {
+  not_provided("sample_posterior");
 }
 
 std::string fmt_vec(std::span<const double> v) { return fmt::format("{}", fmt::join(v, ",")); }

@@ -41,6 +41,9 @@ class FamilyModel {
   virtual void store(EstimatorFile& f) const = 0;
   virtual void restore(const EstimatorFile& f) = 0;
   virtual std::shared_ptr<torch::nn::Module> make_network() const = 0;
+  /// The network of the member trained with `seed` (the density family's flows draw their
+  /// permutations from it); by default make_network().
+  virtual std::shared_ptr<torch::nn::Module> make_member_network(std::uint64_t) const { return make_network(); }
 
   // ---- evaluation (Estimator's functions; x is checked). By default: not provided.
   virtual std::vector<double> fixed_theta1() const { return {}; }
@@ -53,6 +56,9 @@ class FamilyModel {
   virtual Matrix score(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1) const;
   virtual Matrix score_by_autograd(const Matrix& x, std::span<const double> theta0,
                                    std::span<const double> theta1) const;
+
+  virtual std::vector<double> log_density(const Matrix& x, std::span<const double> theta) const;
+  virtual PosteriorDraws sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const;
 
   /// Throws "WHAT is a METHOD estimator (...), which does not provide WHAT".
   [[noreturn]] void not_provided(const char* what) const;
@@ -75,6 +81,7 @@ bool family_exists(const std::string& name);
 
 Family ratio_family();
 Family local_family();
+Family density_family();
 
 // ---- shared helpers of the families (family.cpp)
 std::string fmt_vec(std::span<const double> v);

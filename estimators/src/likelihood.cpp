@@ -60,6 +60,50 @@ inference::LogLikelihood ratio_log_likelihood(const Estimator& estimator, infere
   };
 }
 
+inference::LogLikelihood density_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                                std::string label) {
+  const MethodInfo& info = method_info(estimator.method());
+  if (info.family != "density" || estimator.method().name() == "npe")
+    throw EstimatorError(fmt::format("estimator '{}': a {} estimator does not estimate the likelihood p(x|theta) (nle "
+                                     "and scandal do)",
+                                     label, info.name));
+  if (observed.cols != estimator.n_x())
+    throw EstimatorError(fmt::format("'{}': {} values per event, but estimator '{}' has {} observables",
+                                     observed.source, observed.cols, label, estimator.n_x()));
+  struct State {
+    inference::Observed observed;
+    Matrix x;
+    std::string label;
+  };
+  auto s = std::make_shared<State>();
+  s->x = Matrix(observed.distinct(), observed.cols);
+  s->x.data = observed.unique;
+  s->observed = std::move(observed);
+  s->label = std::move(label);
+  return [&estimator, s](std::span<const double> theta) {
+    const inference::Observed& obs = s->observed;
+    std::vector<double> lp;
+    try {
+      lp = estimator.log_density(s->x, theta);
+    } catch (const EstimatorError& err) {
+      throw inference::LikelihoodError(
+          fmt::format("estimator '{}' at theta = {}: {}", s->label, inference::format_point(theta), err.what()));
+    }
+    if (lp.size() != obs.distinct())
+      throw inference::LikelihoodError(
+          fmt::format("estimator '{}' returned {} values for {} rows", s->label, lp.size(), obs.distinct()));
+    double sum = 0;
+    for (std::size_t u = 0; u < lp.size(); ++u) {
+      if (!std::isfinite(lp[u]))
+        throw inference::LikelihoodError(fmt::format("estimator '{}': log p(x|theta) = {} for {} at theta = {}",
+                                                     s->label, std::isnan(lp[u]) ? std::string("nan") : fmt::format("{}", lp[u]),
+                                                     obs.describe(u), inference::format_point(theta)));
+      sum += obs.count[u] * lp[u];
+    }
+    return sum;
+  };
+}
+
 std::vector<double> choose_theta1(const Estimator& e, const std::string& text, const std::string& label) {
   const std::vector<double> fixed = e.fixed_theta1();
   const std::size_t n = e.n_theta();

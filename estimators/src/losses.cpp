@@ -94,6 +94,16 @@ void add_builtins(std::vector<Entry>& v) {
   add_ratio({"alices", "", with({C::r_xz, C::t_xz0}), true, true, 1.0, 4000},
             [](R o, L l) { return LossTerms{alice(o, l), score_term(o, l)}; });
   add_local({"sally", "", {C::x, C::t_xz}, false, false, 0.0, 4000});
+  const auto add_density = [&](MethodInfo i, LossFunction<DensityOutputs> f) {
+    i.family = DensityOutputs::family;
+    v.push_back({std::move(i), std::any(std::move(f))});
+  };
+  using D = const DensityOutputs&;
+  const auto nll = [](D o) { return -o.log_prob.mean(); };
+  add_density({"nle", "", {C::x, C::theta}, false, false, 0.0, 0}, [=](D o, L) { return LossTerms{nll(o), {}}; });
+  add_density({"scandal", "", {C::x, C::theta, C::t_xz}, true, false, 1.0, 0},
+              [=](D o, L l) { return LossTerms{nll(o), masked_score(torch::ones_like(o.log_prob), o.t_hat, l[C::t_xz])}; });
+  add_density({"npe", "", {C::x, C::theta}, false, false, 0.0, 0}, [=](D o, L) { return LossTerms{nll(o), {}}; });
   add_local({"sallino", "", {C::x, C::t_xz}, false, true, 0.0, 4000});
 }
 

@@ -151,6 +151,13 @@ void settings_fields(V& v, S& s) {
   v("settings/sallino_events", s.local.histogram_events);
   v("settings/sallino_bins", s.local.histogram_bins);
   v("settings/model", s.local.simulator);
+  // The density family's flow (absent in files written before it existed).
+  v.optional("settings/flow", s.density.flow);
+  v.optional("settings/transforms", s.density.transforms);
+  v.optional("settings/flow_hidden", s.density.hidden);
+  v.optional("settings/blocks", s.density.blocks);
+  v.optional("settings/bins", s.density.bins);
+  v.optional("settings/tail_bound", s.density.tail_bound);
 }
 
 /// A member's training report.

@@ -20,6 +20,7 @@ constexpr std::array<ColumnInfo, kColumns> kInfo = {{
 }};
 constexpr Column kRatio[] = {Column::x, Column::theta0, Column::theta1, Column::y, Column::r_xz, Column::t_xz0, Column::t_xz1};
 constexpr Column kLocal[] = {Column::x, Column::theta, Column::t_xz};
+constexpr Column kPlain[] = {Column::x, Column::theta};
 }  // namespace
 
 const std::array<ColumnInfo, kColumns>& columns() noexcept { return kInfo; }
@@ -43,6 +44,7 @@ std::size_t width(Column c, std::size_t n_x, std::size_t n_theta) noexcept {
 
 std::span<const Column> columns_for(Purpose p) noexcept {
   if (p == Purpose::ratio) return kRatio;
+  if (p == Purpose::plain) return kPlain;
   return kLocal;
 }
 
@@ -51,14 +53,17 @@ const char* name(Purpose p) noexcept {
     case Purpose::ratio: return "ratio";
     case Purpose::local: return "local";
     case Purpose::density: return "density";
+    case Purpose::plain: return "plain";
   }
   return "?";
 }
 
 std::optional<Purpose> find_purpose(std::string_view n) noexcept {
-  for (Purpose p : {Purpose::ratio, Purpose::local, Purpose::density})
+  for (Purpose p : {Purpose::ratio, Purpose::local, Purpose::density, Purpose::plain})
     if (n == name(p)) return p;
   return std::nullopt;
 }
+
+bool needs_gold(Purpose p) noexcept { return p != Purpose::plain; }
 
 }  // namespace lode::schema

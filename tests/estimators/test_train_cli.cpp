@@ -425,3 +425,13 @@ TEST_CASE("lode infer --plot: a failed write (full disk, unwritable directory) l
   CHECK(p.err.find("--plot '/proc/q.png'") != std::string::npos);
   CHECK_FALSE(fs::exists("/proc/q.png"));
 }
+
+TEST_CASE("lode train reads a --for plain dataset (x, theta); a method needing gold names the missing column",
+          "[cli][estimators][plain]") {
+  const std::string plain = scratch("plain-two-moons");
+  require_ok(run_lode({"mine", "two_moons", "--for", "plain", "--theta", "prior", "-n", "300", "--out", plain}));
+  check_fails({"train", "sally", "--data", plain, "--out", scratch("plain-sally"), "--epochs", "1"},
+              "dataset '" + plain + "' lacks column 't_xz' (t_xz.npy), which sally needs");
+  check_fails({"train", "carl", "--data", plain, "--out", scratch("plain-carl"), "--epochs", "1"},
+              "dataset '" + plain + "' lacks column 'theta0' (theta0.npy), which carl needs");
+}

@@ -67,12 +67,12 @@ MiningJob ratio_job(const fs::path& out) {
 }  // namespace
 
 TEST_CASE("mine(): SerialScheduler and ThreadScheduler(3) write the same bytes", "[mining][job]") {
-  for (const Purpose purpose : {Purpose::ratio, Purpose::density, Purpose::local}) {
+  for (const Purpose purpose : {Purpose::ratio, Purpose::density, Purpose::local, Purpose::plain}) {
     INFO(lode::schema::name(purpose));
     const fs::path serial = scratch("serial"), threaded = scratch("threaded");
     MiningJob job = ratio_job(serial);
     job.purpose = purpose;
-    if (purpose == Purpose::density) job.theta0 = ThetaSpec::grid({{-1.0, -0.5}}, {3});
+    if (purpose == Purpose::density || purpose == Purpose::plain) job.theta0 = ThetaSpec::grid({{-1.0, -0.5}}, {3});
     if (purpose == Purpose::local) job.theta0 = ThetaSpec::at({-0.7});
     SerialScheduler one;
     const MiningResult a = mine(job, one);
@@ -292,6 +292,32 @@ TEST_CASE("mine(): skipped events are listed, strict rethrows the gold refusal",
   }
   CHECK(fs::exists(job.out / "shards" / "job.json"));
   CHECK_FALSE(fs::exists(job.out / lode::schema::kMetaFile));
+}
+
+TEST_CASE("mine(): plain data (x, theta) of a model without gold; the schema's purpose", "[mining][job][plain]") {
+  using lode::schema::Column;
+  const auto cols = lode::schema::columns_for(Purpose::plain);
+  CHECK(std::vector<Column>(cols.begin(), cols.end()) == std::vector<Column>{Column::x, Column::theta});
+  CHECK(std::string(lode::schema::name(Purpose::plain)) == "plain");
+  CHECK(lode::schema::find_purpose("plain") == Purpose::plain);
+  CHECK_FALSE(lode::schema::needs_gold(Purpose::plain));
+  for (const Purpose p : {Purpose::ratio, Purpose::local, Purpose::density}) CHECK(lode::schema::needs_gold(p));
+
+  // two_moons refuses gold, but plain simulation needs none: every event gives a row.
+  MiningJob job;
+  job.model = &model("two_moons");
+  job.purpose = Purpose::plain;
+  job.theta0 = ThetaSpec::from_prior();
+  job.events = 300;
+  job.shard_size = 70;
+  job.out = scratch("plain");
+  ThreadScheduler two(2);
+  const MiningResult r = mine(job, two);
+  CHECK(r.rows == 300);
+  CHECK(r.skipped == 0);
+  CHECK(lode::npy::read((job.out / "x.npy").string()).shape == std::vector<std::size_t>{300, 2});
+  CHECK(lode::npy::read((job.out / "theta.npy").string()).shape == std::vector<std::size_t>{300, 2});
+  CHECK_FALSE(fs::exists(job.out / "t_xz.npy"));
 }
 
 TEST_CASE("mine(): progress after each shard of a SerialScheduler", "[mining][job][progress]") {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -277,11 +278,16 @@ TEST_CASE("lode mine refuses an existing dataset and bad input", "[cli][mine]") 
 }
 
 TEST_CASE("lode mine skips failing events (listed in meta.json), --strict stops", "[cli][mine]") {
-  // two_moons refuses gold for every event (x depends on theta at fixed latents).
+  // test_shifted_output (a test plugin model that declares gold) has its gold refused at every
+  // event (x depends on theta at fixed latents). (two_moons declares it has none: refused at once.)
+  const auto mine = [](std::vector<std::string> args) {
+    args.insert(args.begin(), "mine");
+    return run_lode_with(args, "", /*test_models=*/true);
+  };
   const std::string dir = scratch("skips");
   // Every event skipped: the (empty) dataset is written, and the exit status says it is empty.
-  const Result all = mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40",
-                           "--threads", "2", "--allow-skips", "1", "--out", dir});
+  const Result all = mine({"test_shifted_output", "--for", "local", "--theta", "0.1", "-n", "150", "--shard-size",
+                           "40", "--threads", "2", "--allow-skips", "1", "--out", dir});
   CHECK(all.status == 1);
   CHECK(all.err.find("no event gave a row (150 skipped)") != std::string::npos);
   const json meta = json::parse(read_text(dir + "/meta.json"));
@@ -292,16 +298,81 @@ TEST_CASE("lode mine skips failing events (listed in meta.json), --strict stops"
   CHECK(meta.at("skipped").at("events")[99].at("event") == 99);
   CHECK(meta.at("skipped").at("events")[0].at("reason").get<std::string>().find("depends on theta") !=
         std::string::npos);
-  CHECK(lode::npy::read(dir + "/x.npy").shape == std::vector<std::size_t>{0, 2});
+  CHECK(lode::npy::read(dir + "/x.npy").shape == std::vector<std::size_t>{0, 1});
 
   const std::string strict = scratch("strict");
-  const Result r = mine({"two_moons", "--for", "local", "--theta", "0.1,0.2", "-n", "150", "--shard-size", "40",
+  const Result r = mine({"test_shifted_output", "--for", "local", "--theta", "0.1", "-n", "150", "--shard-size", "40",
                          "--strict", "--out", strict});
   INFO(r.err);
   CHECK(r.status == 1);
   CHECK(r.err.find("--strict") != std::string::npos);
   CHECK(r.err.find("event 0") != std::string::npos);
   CHECK_FALSE(fs::exists(fs::path(strict) / "meta.json"));
+}
+
+TEST_CASE("lode mine --for plain: x and theta without gold, any model; the same x as lode simulate",
+          "[cli][mine][plain]") {
+  // two_moons has no gold: --for plain is the way to mine it.
+  const std::string one = scratch("plain-1"), two = scratch("plain-2");
+  const std::vector<std::string> args = {"two_moons", "--for", "plain", "--theta", "prior", "-n", "1500",
+                                         "--shard-size", "200", "--seed", "6"};
+  std::vector<std::string> a1 = args, a2 = args;
+  a1.insert(a1.end(), {"--out", one});
+  a2.insert(a2.end(), {"--threads", "2", "--out", two});
+  require_ok(mine(a1));
+  require_ok(mine(a2));
+  CHECK(snapshot(one) == snapshot(two));  // byte-identical for any --threads
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(one)) files.push_back(e.path().filename().string());
+  std::sort(files.begin(), files.end());
+  CHECK(files == std::vector<std::string>{"meta.json", "theta.npy", "x.npy"});
+  const json meta = json::parse(read_text(one + "/meta.json"));
+  CHECK(meta.at("mode") == "plain");
+  CHECK(meta.at("rows") == 1500);
+  CHECK(meta.at("files").size() == 2);
+  CHECK(meta.at("files").at("theta").at("columns") == json::array({"theta1", "theta2"}));
+  const lode::npy::Array x = lode::npy::read(one + "/x.npy"), theta = lode::npy::read(one + "/theta.npy");
+  REQUIRE(x.shape == std::vector<std::size_t>{1500, 2});
+  REQUIRE(theta.shape == std::vector<std::size_t>{1500, 2});
+  // Row i: θ from the prior on Philox (seed, i, 1), x simulated at θ on (seed, i, 0).
+  const lode::Model& model = lode::Registry::global().get("two_moons");
+  lode::Simulator sim(model);
+  for (std::uint64_t i : {0u, 1u, 199u, 200u, 1499u}) {
+    INFO("row " << i);
+    lode::Rng rng(6, i, 1);
+    std::vector<double> th(2);
+    model.prior.sample(rng, th.data());
+    CHECK(theta(i, 0) == th[0]);
+    CHECK(theta(i, 1) == th[1]);
+    const std::vector<double>& xs = sim(th, 6, i);
+    CHECK(x(i, 0) == xs[0]);
+    CHECK(x(i, 1) == xs[1]);
+  }
+
+  // At one point, x is exactly lode simulate's for the same seed (both are lode::Simulator on
+  // stream (seed, event)).
+  const std::string point = scratch("plain-point");
+  require_ok(mine({"gaussian_linear", "--for", "plain", "--theta", "0.1,0,0,0,0,0,0,0,0,-0.2", "-n", "40", "--seed",
+                   "9", "--out", point}));
+  const std::string simulated = scratch("plain-simulate.npy");
+  require_ok(run_lode({"simulate", "gaussian_linear", "--theta", "0.1,0,0,0,0,0,0,0,0,-0.2", "-n", "40", "--seed", "9",
+                       "--out", simulated}));
+  CHECK(read_text(point + "/x.npy") == read_text(simulated));
+
+  // A purpose that needs gold, for a model without it: refused at once, pointing to --for plain.
+  const std::string refused = scratch("plain-refused");
+  for (const char* purpose : {"density", "local", "ratio"}) {
+    INFO(purpose);
+    std::vector<std::string> bad = {"two_moons", "--for", purpose, "-n", "10", "--out", refused};
+    if (std::string(purpose) == "ratio") bad.insert(bad.end(), {"--theta0", "0,0", "--theta1", "prior"});
+    else bad.insert(bad.end(), {"--theta", purpose == std::string("local") ? "0,0" : "prior"});
+    const Result r = mine(bad);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(std::string("--for ") + purpose + ": model 'two_moons' offers no gold") != std::string::npos);
+    CHECK(r.err.find("use --for plain --theta SPEC") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(refused));
+  check_fails({"galton", "--for", "plain", "--theta0", "-0.8", "-n", "10", "--out", refused}, {"--theta0", "--theta"});
 }
 
 TEST_CASE("lode mine: a write error (file size limit) is reported, finished shards survive", "[cli][mine]") {

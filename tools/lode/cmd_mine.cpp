@@ -1,4 +1,4 @@
-// lode mine MODEL --out DIR -n N --for ratio|local|density [--theta0 SPEC --theta1 SPEC | --theta SPEC]
+// lode mine MODEL --out DIR -n N --for ratio|local|density|plain [--theta0 SPEC --theta1 SPEC | --theta SPEC]
 //           [--seed S] [--threads T] [--shard-size K] [--resume] [--strict]
 //
 // Mines N events with their gold into a dataset directory (SPEC §4). The engine, and what the
@@ -38,8 +38,13 @@ int mine(const MineOptions& o) {
   job.model = &open_model(o.model);
   const Model& model = *job.model;
   const auto purpose = schema::find_purpose(o.mode);
-  if (!purpose) throw UsageError(fmt::format("--for: '{}' is not ratio, local or density", o.mode));
+  if (!purpose) throw UsageError(fmt::format("--for: '{}' is not ratio, local, density or plain", o.mode));
   job.purpose = *purpose;
+  if (schema::needs_gold(job.purpose) && !model.capabilities().gold)
+    throw UsageError(fmt::format("--for {}: model '{}' offers no gold (joint scores and ratios; lode models says "
+                                 "why), so every event would be skipped; use --for plain --theta SPEC for x and "
+                                 "theta only",
+                                 o.mode, model.name));
   if (job.purpose == schema::Purpose::ratio) {
     if (!o.theta.empty()) throw UsageError("--theta: not used with --for ratio (give --theta0 and --theta1)");
     job.theta0 = mining::parse_theta_spec(model, "--theta0", o.theta0);
@@ -122,10 +127,11 @@ void add_mine(Application& app) {
       .positional("MODEL", o->model, "Model name (lode models lists them)")
       .option("-o,--out", o->out, "DIR", "Output directory (x.npy, ..., meta.json)", /*required=*/true)
       .option("-n,--events", o->events, "N", "Number of events (rows, less the skipped ones)", /*required=*/true)
-      .option("--for", o->mode, "ratio|local|density", "What the data is for", /*required=*/true)
+      .option("--for", o->mode, "ratio|local|density|plain", "What the data is for (plain: x and theta, no gold)",
+              /*required=*/true)
       .option("--theta0", o->theta0, "SPEC", "--for ratio: θ0 (y = 0, even events)")
       .option("--theta1", o->theta1, "SPEC", "--for ratio: θ1 (y = 1, odd events)")
-      .option("-t,--theta", o->theta, "SPEC", "--for local: the point; --for density: how θ is drawn")
+      .option("-t,--theta", o->theta, "SPEC", "--for local: the point; --for density, plain: how θ is drawn")
       .option("-s,--seed", o->seed, "S", "Random stream (default: 1)")
       .option("-j,--threads", o->threads, "T",
               fmt::format("Worker threads (default: 1; at most {}: 4 x the processors); the files do not depend on it",
@@ -141,6 +147,7 @@ void add_mine(Application& app) {
           "Files (float64, one row per event, event order, skipped events left out):\n"
           "  ratio:         x, theta0, theta1, y (N,1), r_xz (N,1), t_xz0, t_xz1  (y = i % 2)\n"
           "  local/density: x, theta, t_xz\n"
+          "  plain:         x, theta (simulated without gold: x as lode simulate gives it; any model)\n"
           "  meta.json: model, names, specs, seed, counts, skipped events and why, version, shards.\n"
           "Output is identical for any --threads and for interrupted runs continued with --resume.\n\n"
           "Example:\n"

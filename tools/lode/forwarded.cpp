@@ -13,6 +13,7 @@ const ForwardedCommand kForwardedCommands[] = {
     {"train", "Train a ratio or score estimator on a mined dataset"},
     {"evaluate", "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x"},
     {"infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets"},
+    {"posterior", "Draw theta from its posterior given observed events (MCMC), with R-hat and ESS"},
 };
 const std::size_t kForwardedCommandCount = sizeof(kForwardedCommands) / sizeof(kForwardedCommands[0]);
 

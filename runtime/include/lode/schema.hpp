@@ -6,6 +6,7 @@
 // read too), one row per event, plus meta.json. MadMiner's names and conventions:
 //   ratio data (lode mine --for ratio):   x, theta0, theta1, y, r_xz, t_xz0, t_xz1
 //   local / density data (--for local|density):  x, theta, t_xz
+//   plain data (--for plain):  x, theta (no gold: any model, gold or not)
 #pragma once
 
 #include <array>
@@ -47,9 +48,13 @@ std::optional<Column> find(std::string_view name) noexcept;
 std::size_t width(Column c, std::size_t n_x, std::size_t n_theta) noexcept;
 
 /// What a dataset is for (lode mine --for): the columns each kind of mining writes.
-enum class Purpose { ratio, local, density };
+/// plain is x and θ only, simulated without gold (for models without gold, such as
+/// two_moons, and for methods that do not use it).
+enum class Purpose { ratio, local, density, plain };
 std::span<const Column> columns_for(Purpose p) noexcept;
-const char* name(Purpose p) noexcept;                    ///< "ratio", "local", "density"
+const char* name(Purpose p) noexcept;                    ///< "ratio", "local", "density", "plain"
+/// Whether mining for `p` needs the model's gold (joint scores, ratios): all but plain.
+bool needs_gold(Purpose p) noexcept;
 std::optional<Purpose> find_purpose(std::string_view name) noexcept;
 
 /// meta.json: the file and the format string it carries.

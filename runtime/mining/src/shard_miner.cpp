@@ -14,7 +14,8 @@ using schema::Column;
 ShardMiner::ShardMiner(const MiningJob& job)
     : job_(job),
       miner_(*job.model, GoldOptions{.score = true, .keep_trace = job.purpose == schema::Purpose::ratio}),
-      replayer_(*job.model) {
+      replayer_(*job.model),
+      simulator_(*job.model) {
   const std::vector<ArrayLayout> arrays = job.arrays();
   for (std::size_t a = 0; a < arrays.size(); ++a) {
     widths_.push_back(arrays[a].width);
@@ -70,6 +71,11 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
         append(Column::r_xz, out, {&r, 1});
         append(Column::t_xz0, out, y ? other_score : g.score);
         append(Column::t_xz1, out, y ? g.score : other_score);
+      } else if (job_.purpose == schema::Purpose::plain) {
+        const std::vector<double>& x = simulator_(th0, job_.seed, i);
+        check_x(x, i);
+        append(Column::x, out, x);
+        append(Column::theta, out, th0);
       } else {
         const Gold& g = miner_(th0, job_.seed, i);
         check_x(g.x, i);

@@ -16,6 +16,10 @@
 //   test_rare_outcome   — a correct model whose identities are carried by an outcome of
 //                         probability 1e-9·e^θ ('rare'), which a sample never contains: the
 //                         sample's scores and ratios are all equal (`lode check`: inconclusive).
+//   test_no_prior       — x ~ Normal(θ, 1) with an exact likelihood but no prior (lode posterior
+//                         refuses it).
+//   test_two_modes      — x ~ Normal(θ², 0.05²) on a Uniform(−2, 2) prior: for x = 1 the posterior
+//                         has two narrow modes at ±1 that MCMC chains do not cross (R-hat > 1.1).
 #include <cmath>
 
 #include "impossible_models.hpp"
@@ -108,6 +112,28 @@ Model make_nan_likelihood() {
   m.exact_log_likelihood = nan_likelihood;
   return m;
 }
+Model make_no_prior() {
+  Model m = toy("test_no_prior", "test model: x ~ Normal(theta, 1), exact likelihood, no prior", normal_x);
+  m.prior = Prior();
+  m.exact_log_likelihood = [](std::span<const double> x, std::span<const double> theta, double*) {
+    return -0.5 * (x[0] - theta[0]) * (x[0] - theta[0]) - 0.5 * std::log(2.0 * 3.14159265358979323846);
+  };
+  return m;
+}
+constexpr double kTwoModesSd = 0.05;
+void two_modes(Run& run) {
+  const Real theta = run.parameter(0);
+  run.observe("x", Normal(theta * theta, kTwoModesSd));
+}
+Model make_two_modes() {
+  Model m = toy("test_two_modes", "test model: x ~ Normal(theta^2, 0.05), two posterior modes", two_modes);
+  m.prior = Prior::uniform({{-2.0, 2.0}});
+  m.exact_log_likelihood = [](std::span<const double> x, std::span<const double> theta, double*) {
+    const double z = (x[0] - theta[0] * theta[0]) / kTwoModesSd;
+    return -0.5 * z * z - std::log(kTwoModesSd) - 0.5 * std::log(2.0 * 3.14159265358979323846);
+  };
+  return m;
+}
 Model make_branch() { return branch_model(false); }
 Model make_branch_smooth() { return branch_model(true); }
 Model make_rare_outcome() {
@@ -128,5 +154,7 @@ LODE_REGISTER_MODEL(make_shifted_output);
 LODE_REGISTER_MODEL(make_branch);
 LODE_REGISTER_MODEL(make_branch_smooth);
 LODE_REGISTER_MODEL(make_rare_outcome);
+LODE_REGISTER_MODEL(make_no_prior);
+LODE_REGISTER_MODEL(make_two_modes);
 
 }  // namespace lode::test_models

@@ -25,7 +25,8 @@ using est::TrainerSettings;
 
 struct TrainOptions {
   std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
-      patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins;
+      patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins, flow, transforms, bins,
+      tail_bound;
   bool quiet = false, drop_invalid = false, arrays = false;
 };
 
@@ -45,13 +46,32 @@ double parse_one(std::string_view option, const std::string& text) {
 est::Settings settings_from(const TrainOptions& o) {
   est::Settings s;
   try {
-    s.method = est::parse_method(o.method);
+    s = est::default_settings(est::parse_method(o.method));
   } catch (const est::EstimatorError& e) {
     throw UsageError(fmt::format("METHOD: {}", e.what()));
   }
   NetworkSettings& n = s.network;
   TrainerSettings& t = s.trainer;
-  if (!o.hidden.empty()) {
+  const bool density = est::method_info(s.method).family == "density";
+  if (!density && !(o.flow.empty() && o.transforms.empty() && o.bins.empty() && o.tail_bound.empty()))
+    throw UsageError(fmt::format("--flow, --transforms, --bins, --tail-bound: only for the density estimators (nle, "
+                                 "scandal, npe), not {}",
+                                 o.method));
+  if (density) {
+    est::DensitySettings& d = s.density;
+    if (!o.hidden.empty()) d.hidden = parse_int("--hidden", o.hidden, 1);
+    if (!o.flow.empty()) {
+      if (o.flow != "maf" && o.flow != "nsf") throw UsageError(fmt::format("--flow: '{}' is not maf or nsf", o.flow));
+      d.flow = o.flow;
+    }
+    if (!o.transforms.empty()) d.transforms = parse_int("--transforms", o.transforms, 1);
+    if (!o.bins.empty()) d.bins = parse_int("--bins", o.bins, 2);
+    if (!o.tail_bound.empty()) {
+      d.tail_bound = parse_one("--tail-bound", o.tail_bound);
+      if (!(d.tail_bound > 0)) throw UsageError(fmt::format("--tail-bound: '{}' must be > 0", o.tail_bound));
+    }
+    if (!o.activation.empty()) throw UsageError("--activation: not for the density estimators (their flows' are fixed)");
+  } else if (!o.hidden.empty()) {
     n.hidden.clear();
     for (double v : parse_numbers("--hidden", o.hidden)) {
       if (v < 1 || v != std::floor(v) || v > 100000)
@@ -63,7 +83,10 @@ est::Settings settings_from(const TrainOptions& o) {
   if (!o.epochs.empty()) t.epochs = parse_int("--epochs", o.epochs, 0);
   if (!o.min_steps.empty()) t.min_steps = parse_int("--min-steps", o.min_steps, 0);
   if (!o.batch.empty()) t.batch = parse_int("--batch", o.batch, 1);
-  if (!o.lr.empty()) t.lr = parse_one("--lr", o.lr);
+  if (!o.lr.empty()) {
+    t.lr = parse_one("--lr", o.lr);
+    if (density && o.lr_final.empty()) t.lr_final = t.lr;  // constant, as sbi
+  }
   if (!o.lr_final.empty()) t.lr_final = parse_one("--lr-final", o.lr_final);
   if (!o.alpha.empty()) {
     s.ratio.alpha = parse_one("--alpha", o.alpha);
@@ -162,23 +185,27 @@ int train(const TrainOptions& o) {
 void add_train(Application& app) {
   auto o = std::make_shared<TrainOptions>();
   app.add("train", forwarded_summary("train"))
-      .positional("METHOD", o->method, "carl | rolr | rascal | cascal | alice | alices | sally | sallino")
+      .positional("METHOD", o->method, "carl | rolr | rascal | cascal | alice | alices | sally | sallino | nle | scandal | npe")
       .option("-d,--data", o->data, "DIR", "Dataset directory written by lode mine (or MadMiner)", /*required=*/true)
       .option("-o,--out", o->out, "MODEL_DIR", "Where to save the estimator (MODEL_DIR/estimator.json)",
               /*required=*/true)
-      .option("--hidden", o->hidden, "W[,W...]", "Hidden layer widths (default: 100,100)")
+      .option("--hidden", o->hidden, "W[,W...]", "Hidden layer widths (default: 100,100); nle, scandal, npe: the flow's hidden units H (default: 50)")
+      .option("--flow", o->flow, "maf|nsf", "nle, scandal, npe: the flow (default: maf for nle and scandal, nsf for npe)")
+      .option("--transforms", o->transforms, "K", "nle, scandal, npe: flow transforms (default: 5)")
+      .option("--bins", o->bins, "B", "nsf: spline bins (default: 10)")
+      .option("--tail-bound", o->tail_bound, "T", "nsf: splines on [-T, T], identity outside (default: 3)")
       .option("--activation", o->activation, "NAME", "tanh (default), relu, sigmoid, softplus or elu")
       .option("--epochs", o->epochs, "E",
               "Epochs (default 0: automatic, at least 50 epochs and at least --min-steps optimizer steps)")
       .option("--min-steps", o->min_steps, "K", "With automatic epochs: minimum optimizer steps (default: 4000 for rascal, cascal, alices, sally, sallino; 0 for the others)")
-      .option("--batch", o->batch, "B", "Batch size (default: 128)")
-      .option("--lr", o->lr, "L", "Initial learning rate of Adam (default: 1e-3)")
-      .option("--lr-final", o->lr_final, "L", "Learning rate of the last epoch, exponential decay (default: 1e-4)")
-      .option("--alpha", o->alpha, "A", "Weight of the score term (rascal, cascal, alices; default: 1)")
-      .option("--validation", o->validation, "F", "Fraction held out for early stopping (default: 0.25)")
+      .option("--batch", o->batch, "B", "Batch size (default: 128; nle, scandal, npe: 200)")
+      .option("--lr", o->lr, "L", "Initial learning rate of Adam (default: 1e-3; nle, scandal, npe: 5e-4, constant)")
+      .option("--lr-final", o->lr_final, "L", "Learning rate of the last epoch, exponential decay (default: 1e-4; nle, scandal, npe: = --lr)")
+      .option("--alpha", o->alpha, "A", "Weight of the score term (rascal, cascal, alices, scandal; default: 1)")
+      .option("--validation", o->validation, "F", "Fraction held out for early stopping (default: 0.25; nle, scandal, npe: 0.1)")
       .option("--patience", o->patience, "P",
-              "Stop after P epochs without validation improvement (default 0: run all epochs; the best epoch is kept)")
-      .option("--clip", o->clip, "C", "Gradient-norm clipping (default: 10; 0: none)")
+              "Stop after P epochs without validation improvement (default 0: run all epochs; the best epoch is kept; nle, scandal, npe: 20)")
+      .option("--clip", o->clip, "C", "Gradient-norm clipping (default: 10; nle, scandal, npe: 5; 0: none)")
       .option("-s,--seed", o->seed, "S", "Seed of initialization, split and batch order (default: 1)")
       .option("--threads", o->threads, "T",
               fmt::format("LibTorch threads (default: 1; at most {}: 4 x the processors)", mining::max_threads()))
@@ -200,7 +227,8 @@ void add_train(Application& app) {
           "\nExamples:\n"
           "  lode mine galton --for ratio --theta0 uniform:-1..-0.4 --theta1 -0.6 -n 10000 --out data\n"
           "  lode train rascal --data data --out model\n"
-          "  lode mine galton --for local --theta -0.8 -n 10000 --out local && lode train sally --data local --out sally\n")
+          "  lode mine galton --for local --theta -0.8 -n 10000 --out local && lode train sally --data local --out sally\n"
+          "  lode mine two_moons --for plain --theta prior -n 10000 --out moons && lode train npe --data moons --out npe\n")
       .action([o] { return train(*o); });
 }
 

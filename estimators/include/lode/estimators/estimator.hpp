@@ -176,6 +176,17 @@ struct LocalScoreSettings {
   Simulate simulate;              ///< SALLINO: the simulator (needed to train and to evaluate; not saved)
 };
 
+/// The density family (NLE, SCANDAL, NPE: normalizing flows; docs/density.md). SCANDAL's α
+/// is ratio.alpha. 0 / empty: the method's default (nle, scandal: maf; npe: nsf).
+struct DensitySettings {
+  std::string flow;        ///< "maf" | "nsf" ("": the method's default)
+  int transforms = 5;      ///< flow transforms
+  int hidden = 50;         ///< hidden units of each MADE / residual conditioner
+  int blocks = 2;          ///< MADE hidden layers / residual blocks
+  int bins = 10;           ///< nsf: spline bins
+  double tail_bound = 3;   ///< nsf: splines on [−B, B], identity outside
+};
+
 /// Training settings. The defaults are the ones `lode train` uses; see docs/estimators.md
 /// for why they are what they are. A family reads `network`, `trainer` and its own struct.
 struct Settings {
@@ -184,6 +195,28 @@ struct Settings {
   TrainerSettings trainer;
   RatioSettings ratio;
   LocalScoreSettings local;
+  DensitySettings density;
+};
+
+/// The default settings of `method`: the above, except the density family's trainer defaults
+/// (as the sbi package: batch 200, Adam 5e-4 constant, 10% validation, patience 20, clip 5).
+Settings default_settings(const Method& method);
+
+/// NPE sampling (Estimator::sample_posterior): draws of θ ~ p̂(θ|x) for one observed x, those
+/// outside the prior's support (given by the caller: estimators do not know models) rejected.
+struct PosteriorSampling {
+  std::size_t draws = 1000;
+  std::uint64_t seed = 1;
+  /// True where the prior density is positive (empty: everything is accepted).
+  std::function<bool(std::span<const double> theta)> in_support;
+  double time_limit = 60;          ///< seconds; fewer accepted draws by then: EstimatorError
+  double min_acceptance = 1e-3;    ///< after ≥ 10⁴ proposals, a lower rate: EstimatorError
+};
+struct PosteriorDraws {
+  Matrix theta;  ///< draws × n_θ
+  std::size_t proposed = 0, accepted = 0;
+  double seconds = 0;
+  double acceptance() const { return proposed ? static_cast<double>(accepted) / static_cast<double>(proposed) : 0.0; }
 };
 
 /// One line of training progress (after each epoch).
@@ -294,6 +327,12 @@ class Estimator {
   /// with respect to θ0 (reverse mode, as MadMiner does). For tests and cross-checks:
   /// score() uses forward-mode tangents, which training differentiates once more.
   Matrix score_by_autograd(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1 = {}) const;
+
+  /// NLE, SCANDAL: log p̂(x_i|θ) per row of x (ensembles: log of the members' mean density).
+  std::vector<double> log_density(const Matrix& x, std::span<const double> theta) const;
+  /// NPE: S draws of θ ~ p̂(θ|x) for one observed x (n_x values). Throws EstimatorError
+  /// saying what to do when too few fall inside the support in time.
+  PosteriorDraws sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const;
 
  private:
   struct Impl;

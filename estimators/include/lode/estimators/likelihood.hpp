@@ -26,6 +26,18 @@ namespace lode::estimators {
 inference::LogLikelihood ratio_log_likelihood(const Estimator& estimator, inference::Observed observed,
                                               std::vector<double> theta1, std::string label);
 
+/// Σ_u count[u] · log p̂(x_u|θ) over the distinct observed rows of a density estimator of
+/// the likelihood (NLE, SCANDAL), one batch per θ: the likelihood itself (no reference point).
+/// `estimator` must outlive the result. Throws EstimatorError for another kind of estimator
+/// (NPE samples its posterior directly: Estimator::sample_posterior) or events with the
+/// wrong number of columns; the callable throws inference::LikelihoodError naming the
+/// estimator, θ and the observed row when log p̂ is not finite or evaluation fails.
+inference::LogLikelihood density_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                                std::string label);
+
+/// What L(θ) of a density estimator is ("sum_i log p̂(x_i|theta)").
+inline constexpr const char* kDensityQuantity = "sum_i log p_hat(x_i|theta)";
+
 /// The reference point θ1 of L: `text` (lode infer --theta1, "V[,V...]"; empty: not given),
 /// which must have n_θ values and equal the fixed θ1 of a single-parameterized estimator; or
 /// that fixed θ1. Throws lode::UsageError naming --theta1, `text` and the estimator `label`

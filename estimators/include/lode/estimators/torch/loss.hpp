@@ -63,6 +63,14 @@ struct ScoreOutputs {
   torch::Tensor t_hat;
 };
 
+/// The density family's outputs: log p̂ (B) of the modelled variable (x for NLE and
+/// SCANDAL, θ for NPE) given the other, and for methods with a score term t̂ = ∇_θ log p̂(x|θ)
+/// (B, n_θ) (else undefined).
+struct DensityOutputs {
+  static constexpr const char* family = "density";
+  torch::Tensor log_prob, t_hat;
+};
+
 [[noreturn]] void throw_wrong_family(const Method& m, const char* family);
 
 template <class Outputs>

@@ -18,6 +18,8 @@
 //            (counted as impossible_ratio_rows).
 //   local    x, theta, t_xz at one point (theta0 must be Kind::point).
 //   density  x, theta, t_xz with θ drawn per row from theta0.
+//   plain    x, theta with θ drawn per row from theta0, simulated without gold (lode::Simulator:
+//            x is what `lode simulate` gives for the same seed, event and θ); any model.
 // θ0 (or θ) of row i comes from Philox stream (seed, i, 1), θ1 from (seed, i, 2), the
 // simulator's event i uses (seed, i, 0): every row depends only on (seed, i), so the files
 // are the same for any scheduler, number of workers, shard size and for resumed jobs.

@@ -1,7 +1,7 @@
 // lode/mining/shard_miner.hpp — the rows of one shard: events [first, end) of a job mined
 // into one buffer per array (a GoldMiner at the point each row is drawn at; for ratio data
-// a Replayer at the other point). Keep one per thread: it reuses the miner, the replayer
-// and the buffers from shard to shard.
+// a Replayer at the other point; for plain data a Simulator, no gold). Keep one per thread:
+// it reuses the miner, the replayer and the buffers from shard to shard.
 #pragma once
 
 #include <atomic>
@@ -54,7 +54,8 @@ class ShardMiner {
   std::vector<std::size_t> widths_;           // per array
   std::size_t index_[schema::kColumns] = {};  // array of each column of the job
   GoldMiner miner_;
-  Replayer replayer_;  // the other point's log p and score, by replay
+  Replayer replayer_;    // the other point's log p and score, by replay
+  Simulator simulator_;  // plain data: x as lode simulate gives it
 };
 
 }  // namespace lode::mining

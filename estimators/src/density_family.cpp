@@ -1,0 +1,245 @@
+// The density family: NLE, SCANDAL (p̂(x|θ), a flow on x conditioned on θ) and NPE (p̂(θ|x),
+// a flow on θ conditioned on x), and registered methods whose loss takes DensityOutputs
+// (docs/density.md).
+//
+// The flows are lode::estimators::flows (torch/flows.hpp), built from the saved settings and
+// the member's seed (which fixes the permutations); their z-scorings (the modelled variable's
+// fixed affine first transform, the context's standardization) are set from the training
+// rows' mean and standard deviation, kept in float64 in estimator.json (x_mean/x_std,
+// theta_mean/theta_std), so that a loaded estimator has bit-identical buffers.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "family.hpp"
+#include "lode/estimators/torch/density.hpp"
+#include "lode/estimators/torch/flows.hpp"
+#include "lode/estimators/torch/loss.hpp"
+#include "tensors.hpp"
+
+namespace lode::estimators {
+
+DensityEval flow_log_prob_and_score(flows::FlowImpl& flow, const torch::Tensor& x, const torch::Tensor& theta,
+                                    bool with_score, bool create_graph) {
+  if (!with_score) return {flow.log_prob(x, theta), {}};
+  const bool grad_mode = torch::GradMode::is_enabled();
+  torch::AutoGradMode on(true);
+  const torch::Tensor th = theta.detach().requires_grad_(true);
+  torch::Tensor lp = flow.log_prob(x, th);
+  torch::Tensor g = torch::autograd::grad({lp.sum()}, {th}, {}, /*retain_graph=*/create_graph || grad_mode,
+                                          /*create_graph=*/create_graph)[0];
+  if (!grad_mode) lp = lp.detach(), g = g.detach();
+  return {lp, g};
+}
+
+namespace {
+
+using torch::Tensor;
+using schema::Column;
+namespace fl = flows;
+
+class DensityModel final : public FamilyModel {
+ public:
+  using FamilyModel::FamilyModel;
+
+  /// NPE models θ given x; the others x given θ.
+  bool posterior() const { return info.name == "npe"; }
+
+  std::vector<std::int64_t> prepare(const Dataset& data) override {
+    n_x = data.x.cols;
+    n_theta = data.theta.cols;
+    if (data.theta.empty())
+      throw EstimatorError(fmt::format("{}: {} needs theta.npy (mine with --for density or --for plain)", where(data),
+                                       info.name));
+    if (data.x.rows < 3)
+      throw EstimatorError(fmt::format("{}: {} rows; a density estimator needs at least 3", where(data), data.x.rows));
+    flow_settings();  // refuses impossible settings before training
+    std::vector<std::int64_t> rows(data.x.rows);
+    std::iota(rows.begin(), rows.end(), 0);
+    return rows;
+  }
+
+  Problem problem(const Dataset& data, const std::vector<std::int64_t>& train_rows) override {
+    const Standardization sx = standardization({&data.x}, train_rows);
+    const Standardization st = standardization({&data.theta}, train_rows);
+    x_mean_ = sx.mean, x_std_ = sx.sd, theta_mean_ = st.mean, theta_std_ = st.sd;
+    auto X = std::make_shared<Tensor>(to_tensor(data.x));
+    auto TH = std::make_shared<Tensor>(to_tensor(data.theta));
+    auto labels = std::make_shared<Labels>();
+    for (Column c : info.columns)
+      if (c != Column::x && c != Column::theta) labels->slot(c) = to_tensor(data.column(c));
+    const auto& loss = loss_of<DensityOutputs>(Method(info.name));
+    Problem p;
+    // The Trainer makes member m's network after seeding with trainer.seed + m, in order.
+    auto next = std::make_shared<std::uint64_t>(settings.trainer.seed);
+    p.make_network = [this, next] { return make_member_network((*next)++); };
+    p.loss = [=, this](torch::nn::Module& net, const Tensor& idx) {
+      Labels batch;
+      for (Column c : info.columns)
+        if (c != Column::x && c != Column::theta) batch.slot(c) = labels->slot(c).index_select(0, idx);
+      const Tensor xb = X->index_select(0, idx), tb = TH->index_select(0, idx);
+      auto& flow = static_cast<fl::FlowImpl&>(net);
+      DensityOutputs o;
+      if (posterior()) {
+        o.log_prob = flow.log_prob(tb, xb);
+      } else {
+        DensityEval e = flow_log_prob_and_score(flow, xb, tb, info.score_term, torch::GradMode::is_enabled());
+        o.log_prob = e.log_prob, o.t_hat = e.score;
+      }
+      const LossTerms t = loss(o, batch);
+      return t.score.defined() ? t.main + settings.ratio.alpha * t.score : t.main;
+    };
+    return p;
+  }
+
+  void store(EstimatorFile& f) const override {
+    f.x_mean = x_mean_, f.x_std = x_std_, f.theta_mean = theta_mean_, f.theta_std = theta_std_;
+    f.settings.density = settings.density;
+  }
+  void restore(const EstimatorFile& f) override {
+    x_mean_ = f.x_mean, x_std_ = f.x_std, theta_mean_ = f.theta_mean, theta_std_ = f.theta_std;
+  }
+
+  std::shared_ptr<torch::nn::Module> make_network() const override { return make_member_network(settings.trainer.seed); }
+
+  std::shared_ptr<torch::nn::Module> make_member_network(std::uint64_t seed) const override {
+    fl::FlowSettings fs = flow_settings();
+    fs.seed = seed;
+    fl::Flow flow = fl::build_flow(fs);
+    // z-scorings from the saved float64 statistics (the same arithmetic at training and loading).
+    const auto& var_mean = posterior() ? theta_mean_ : x_mean_;
+    const auto& var_std = posterior() ? theta_std_ : x_std_;
+    const auto& ctx_mean = posterior() ? x_mean_ : theta_mean_;
+    const auto& ctx_std = posterior() ? x_std_ : theta_std_;
+    torch::NoGradGuard no_grad;
+    auto z = std::dynamic_pointer_cast<fl::AffineStandardizeImpl>(flow->transform->transforms().front());
+    if (!z) throw EstimatorError("density family: the flow does not start with its z-scoring (a bug)");
+    std::vector<double> scale(var_mean.size()), shift(var_mean.size());
+    for (std::size_t k = 0; k < var_mean.size(); ++k) scale[k] = 1.0 / var_std[k], shift[k] = -var_mean[k] / var_std[k];
+    z->_scale.copy_(vec_tensor(scale).view(z->_scale.sizes()));
+    z->_shift.copy_(vec_tensor(shift).view(z->_shift.sizes()));
+    auto* c = flow->embedding->ptr<fl::StandardizeImpl>(0).get();
+    c->_mean.copy_(vec_tensor(ctx_mean).view(c->_mean.sizes()));
+    c->_std.copy_(vec_tensor(ctx_std).view(c->_std.sizes()));
+    return flow.ptr();
+  }
+
+  std::vector<double> log_density(const Matrix& x, std::span<const double> theta) const override {
+    if (posterior()) not_provided("log_density (log p(x|theta); it estimates p(theta|x))");
+    const std::vector<double> t = point(theta, n_theta, "theta");
+    if (x.rows == 0) return {};
+    torch::NoGradGuard no_grad;
+    const Tensor xs = to_tensor(x), ts = to_tensor(repeat_rows(t, x.rows));
+    std::vector<Tensor> lps;
+    for (const Member& m : members) lps.push_back(static_cast<fl::FlowImpl&>(*m.net).log_prob(xs, ts).to(torch::kDouble));
+    Tensor lp = lps.size() == 1 ? lps[0]
+                                : torch::logsumexp(torch::stack(lps, 0), 0) - std::log(static_cast<double>(lps.size()));
+    return to_vector(lp.contiguous());
+  }
+
+  // ∇_θ log p̂(x|θ) per row (the members' mean).
+  Matrix score(const Matrix& x, std::span<const double> theta0, std::span<const double>) const override {
+    if (posterior()) not_provided("score");
+    const std::vector<double> t = point(theta0, n_theta, "theta0");
+    if (x.rows == 0) return Matrix(0, n_theta);
+    torch::NoGradGuard no_grad;
+    const Tensor xs = to_tensor(x), ts = to_tensor(repeat_rows(t, x.rows));
+    Tensor sum;
+    for (const Member& m : members) {
+      const Tensor g = flow_log_prob_and_score(static_cast<fl::FlowImpl&>(*m.net), xs, ts, true, false).score;
+      sum = sum.defined() ? sum + g : g;
+    }
+    return to_matrix((sum / static_cast<double>(members.size())).to(torch::kDouble));
+  }
+  Matrix score_by_autograd(const Matrix& x, std::span<const double> theta0, std::span<const double> t1) const override {
+    return score(x, theta0, t1);
+  }
+
+  PosteriorDraws sample_posterior(std::span<const double> xobs, const PosteriorSampling& s) const override;
+
+ private:
+  fl::FlowSettings flow_settings() const {
+    const DensitySettings& d = settings.density;
+    const auto var = static_cast<std::int64_t>(posterior() ? n_theta : n_x);
+    const auto ctx = static_cast<std::int64_t>(posterior() ? n_x : n_theta);
+    fl::FlowSettings fs = posterior() ? fl::npe_defaults(var, ctx) : fl::nle_defaults(var, ctx);
+    if (!d.flow.empty()) fs.kind = fl::parse_flow_kind(d.flow);
+    // A coupling transform needs two features: one-dimensional splines are autoregressive.
+    fs.autoregressive = fs.kind == fl::FlowKind::nsf && var < 2;
+    fs.transforms = d.transforms;
+    fs.hidden = d.hidden;
+    fs.blocks = d.blocks;
+    fs.bins = d.bins;
+    fs.tail_bound = d.tail_bound;
+    fs.z_score_x = true;
+    fs.z_score_context = true;
+    return fs;
+  }
+
+  std::vector<double> x_mean_, x_std_, theta_mean_, theta_std_;
+};
+
+// Proposals in batches (each from the next ensemble member in turn), those outside the
+// support rejected, until S are accepted, the time limit passes, or (after 10⁴ proposals)
+// the acceptance rate is below the minimum.
+PosteriorDraws DensityModel::sample_posterior(std::span<const double> xobs, const PosteriorSampling& s) const {
+  if (!posterior()) not_provided("sample_posterior (direct posterior draws; use MCMC on its log-likelihood)");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  PosteriorDraws out;
+  out.theta = Matrix(s.draws, n_theta);
+  if (s.draws == 0) return out;
+  torch::NoGradGuard no_grad;
+  Matrix xm(1, n_x);
+  xm.data.assign(xobs.begin(), xobs.end());
+  const Tensor ctx = to_tensor(xm);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
+  const auto fail = [&](const std::string& why) {
+    throw EstimatorError(fmt::format(
+        "{}: {} of {} posterior draws fell inside the prior's support (acceptance rate {:.3g}) in {:.1f} s{}; the "
+        "estimated posterior puts its mass outside the prior. The observation may be unlike the training data (check "
+        "it against the simulations), or the estimator is undertrained: train on more simulations, or sample the "
+        "likelihood by MCMC instead (train nle and run lode posterior with that model)",
+        info.name, out.accepted, out.proposed, out.acceptance(), elapsed(), why));
+  };
+  std::size_t member = 0;
+  std::int64_t batch = static_cast<std::int64_t>(std::clamp<std::size_t>(s.draws, 100, 10000));
+  while (out.accepted < s.draws) {
+    auto& flow = static_cast<fl::FlowImpl&>(*members[member].net);
+    member = (member + 1) % members.size();
+    const Tensor th = flow.sample(batch, ctx, gen).to(torch::kDouble).contiguous();
+    const double* p = th.data_ptr<double>();
+    for (std::int64_t r = 0; r < batch && out.accepted < s.draws; ++r) {
+      const std::span<const double> row(p + r * static_cast<std::int64_t>(n_theta), n_theta);
+      ++out.proposed;
+      bool ok = true;
+      for (double v : row) ok = ok && std::isfinite(v);
+      if (ok && s.in_support) ok = s.in_support(row);
+      if (!ok) continue;
+      std::copy(row.begin(), row.end(), out.theta.data.begin() + static_cast<std::ptrdiff_t>(out.accepted * n_theta));
+      ++out.accepted;
+    }
+    if (out.accepted >= s.draws) break;
+    if (out.proposed >= 10000 && out.acceptance() < s.min_acceptance)
+      fail(fmt::format(", below the minimum rate {:g}", s.min_acceptance));
+    if (elapsed() > s.time_limit) fail(fmt::format(", the time limit of {:g} s", s.time_limit));
+    // Enough proposals for the rest at the rate so far (at most 10⁵ per batch).
+    const double rate = std::max(out.acceptance(), 1e-3);
+    batch = static_cast<std::int64_t>(
+        std::clamp(1.2 * static_cast<double>(s.draws - out.accepted) / rate + 10.0, 100.0, 100000.0));
+  }
+  out.seconds = elapsed();
+  return out;
+}
+
+}  // namespace
+
+Family density_family() {
+  return {"density", [](const MethodInfo& i, const Settings& s) { return std::make_unique<DensityModel>(i, s); }};
+}
+
+}  // namespace lode::estimators

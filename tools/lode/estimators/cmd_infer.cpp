@@ -23,6 +23,7 @@
 
 #include "command.hpp"
 #include "common.hpp"
+#include "observed.hpp"
 #include "gnuplot.hpp"
 #include "lode/atomic_file.hpp"
 #include "lode/error.hpp"
@@ -100,22 +101,6 @@ void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const
   gp.render(path, script);
 }
 
-// The observed events (a file or a dataset's x.npy) of the model `names` says; errors name --observed.
-inf::Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who,
-                            const est::DataNames& names) {
-  if (path.empty()) throw UsageError("--observed: empty file name");
-  try {
-    const est::ObservationSource src = est::observation_source("--observed", path);
-    est::check_observations(src, names, "--observed", who);
-    return inf::read_observed(src.file, n_x, who);
-  } catch (const est::EstimatorError& e) {
-    throw UsageError(e.what());
-  } catch (const npy::NpyError& e) {
-    throw UsageError(fmt::format("--observed: {}", e.what()));
-  } catch (const inf::InferenceError& e) {
-    throw UsageError(fmt::format("--observed {}", e.what()));
-  }
-}
 
 int infer(const InferOptions& o) {
   if (o.model_dir.empty() == o.exact.empty())

@@ -20,6 +20,7 @@
 
 #include "command.hpp"
 #include "common.hpp"
+#include "observed.hpp"
 #include "lode/error.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/likelihood.hpp"
@@ -39,22 +40,6 @@ struct PosteriorOptions {
       threads = "1", jump_every = std::to_string(inf::McmcSettings{}.jump_every), time_limit = "60";
 };
 
-// The observed events (a file or a dataset's x.npy) of the model `names` says; errors name --observed.
-inf::Observed read_observed(const std::string& path, std::size_t n_x, const std::string& who,
-                            const est::DataNames& names) {
-  if (path.empty()) throw UsageError("--observed: empty file name");
-  try {
-    const est::ObservationSource src = est::observation_source("--observed", path);
-    est::check_observations(src, names, "--observed", who);
-    return inf::read_observed(src.file, n_x, who);
-  } catch (const est::EstimatorError& e) {
-    throw UsageError(e.what());
-  } catch (const npy::NpyError& e) {
-    throw UsageError(fmt::format("--observed: {}", e.what()));
-  } catch (const inf::InferenceError& e) {
-    throw UsageError(fmt::format("--observed {}", e.what()));
-  }
-}
 
 // The model whose prior the posterior uses; it must have one.
 const Model& model_with_prior(const std::string& name, const std::string& option) {

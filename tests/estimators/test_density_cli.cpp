@@ -90,4 +90,8 @@ TEST_CASE("lode train nle + lode evaluate + lode posterior by MCMC", "[cli][dens
               {"only for the density estimators"});
   check_fails(run_lode({"train", "nle", "--data", data, "--out", scratch("x"), "--flow", "realnvp"}), 2,
               {"--flow: 'realnvp' is not maf or nsf"});
+  // α weighs a score term: NLE and NPE have none (it would be ignored silently), CARL neither.
+  for (const char* m : {"nle", "npe", "carl"})
+    check_fails(run_lode({"train", m, "--data", data, "--out", scratch("x"), "--alpha", "2"}), 2,
+                {"--alpha: " + std::string(m) + " has no score term"});
 }

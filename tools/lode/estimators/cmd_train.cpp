@@ -89,6 +89,10 @@ est::Settings settings_from(const TrainOptions& o) {
   }
   if (!o.lr_final.empty()) t.lr_final = parse_one("--lr-final", o.lr_final);
   if (!o.alpha.empty()) {
+    if (!est::uses_score_term(s.method))  // silently ignored, it would look like a setting that was used
+      throw UsageError(fmt::format("--alpha: {} has no score term (--alpha weighs the score term of rascal, cascal, "
+                                   "alices and scandal)",
+                                   o.method));
     s.ratio.alpha = parse_one("--alpha", o.alpha);
     if (s.ratio.alpha < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha));
   }

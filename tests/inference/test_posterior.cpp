@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "lode/inference/posterior.hpp"
 #include "lode/model.hpp"
 
@@ -482,31 +484,37 @@ TEST_CASE("posterior: progress, and errors naming the chain and theta", "[infere
   CHECK_THROWS_AS(sample_posterior(prior, throws, s), LikelihoodError);
   CHECK_THROWS_WITH(sample_posterior(prior, throws, s), "MCMC chain 0: model 'm': broken");
   // A batch that throws: its points are tried one by one, and the error names the chain of
-  // the first that fails, as L one point at a time does.
-  s.chains = 4;
+  // the first that fails. One chain: the same message as L one point at a time; four: the
+  // chain of a point θ > 0.9 (the only failure).
   s.jump_every = 0;
+  s.init_candidates = 5;
   const LogLikelihood picky = [](std::span<const double> t) -> double {
-    if (t[0] > 0.9) throw LikelihoodError("estimator 'e' at theta = " + std::to_string(t[0]) + ": broken");
+    if (t[0] > 0.9) throw LikelihoodError(fmt::format("estimator 'e' at theta = {}: broken", t[0]));
     return -t[0] * t[0];
   };
-  std::string single, batched;
-  try {
-    sample_posterior(prior, picky, s);
-  } catch (const LikelihoodError& e) {
-    single = e.what();
-  }
   const BatchLogLikelihood picky_batch = [&](std::span<const double> thetas, std::span<double> out) {
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = picky(thetas.subspan(i, 1));
   };
-  try {
-    sample_posterior(prior, picky_batch, s);
-  } catch (const LikelihoodError& e) {
-    batched = e.what();
-  }
-  INFO(single);
-  CHECK(single.find("MCMC chain ") == 0);
-  CHECK(single.find(": estimator 'e' at theta = 0.9") != std::string::npos);
+  const auto message = [&](const auto& f) {
+    try {
+      sample_posterior(prior, f, s);
+    } catch (const LikelihoodError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  s.chains = 1;
+  const std::string single = message(picky), batched = message(picky_batch);
+  CHECK(single.find("MCMC chain 0: estimator 'e' at theta = 0.9") == 0);
   CHECK(batched == single);
+  s.chains = 4;
+  const std::string four = message(picky_batch);
+  INFO(four);
+  CHECK(four.find("MCMC chain ") == 0);
+  CHECK(four.find(": estimator 'e' at theta = 0.9") != std::string::npos);
+  const std::size_t chain = std::stoul(four.substr(std::string("MCMC chain ").size()));
+  CHECK(chain < 4);
+  s.init_candidates = 100;
   s.chains = 2;
   // Bad settings.
   const LogLikelihood flat = [](std::span<const double>) { return 0.0; };

@@ -366,15 +366,12 @@ bool PosteriorSamples::mixed() const noexcept {
   return std::all_of(rhat.begin(), rhat.end(), [](double r) { return r <= kRhatLimit; });
 }
 
-PosteriorSamples sample_posterior(const Prior& prior, const LogLikelihood& log_likelihood, const McmcSettings& s) {
-  if (!log_likelihood) throw InferenceError("MCMC: no log-likelihood");
-  if (prior.empty() || prior.dim() == 0)
-    throw InferenceError("MCMC: the prior is empty (a posterior needs a prior density)");
-  return sample_posterior(prior, batch_log_likelihood(log_likelihood, prior.dim(), s.threads), s);
-}
+namespace {
 
-PosteriorSamples sample_posterior(const Prior& prior, const BatchLogLikelihood& log_likelihood,
-                                  const McmcSettings& s) {
+// `direct` (a LogLikelihood on one thread): the slice updates call it point by point, chain
+// after chain, which saves the batches' bookkeeping when a point costs little; the same draws.
+PosteriorSamples sample(const Prior& prior, const BatchLogLikelihood& log_likelihood, const LogLikelihood* direct,
+                        const McmcSettings& s) {
   const std::size_t dim = prior.dim();
   if (prior.empty() || dim == 0) throw InferenceError("MCMC: the prior is empty (a posterior needs a prior density)");
   if (s.draws == 0) throw InferenceError("MCMC: 0 draws requested");
@@ -425,7 +422,7 @@ PosteriorSamples sample_posterior(const Prior& prior, const BatchLogLikelihood& 
   p.total = s.chains * total;
   double reported = 0;
   const bool jumps = s.jump_every > 0 && s.chains >= 4;
-  std::uint64_t jumps_proposed = 0, jumps_accepted = 0;
+  std::uint64_t jumps_proposed = 0, jumps_accepted = 0, direct_calls = 0;
   std::vector<Chain*> active;
   std::vector<std::size_t> order(s.chains);
   for (std::size_t t = 0, sweep = 0; t < total; ++t) {
@@ -434,6 +431,19 @@ PosteriorSamples sample_posterior(const Prior& prior, const BatchLogLikelihood& 
     for (std::size_t d = 0; d < dim; ++d) {
       // Each round evaluates the pending point of every chain whose update is not over.
       for (Chain& c : chains) c.begin_step(d, warming);
+      if (direct) {
+        for (Chain& c : chains) {
+          try {
+            while (c.pending()) {
+              c.receive((*direct)(c.theta()));
+              ++direct_calls;
+            }
+          } catch (...) {
+            rethrow_for_chain(std::current_exception(), c.index());
+          }
+        }
+        continue;
+      }
       active.clear();
       for (Chain& c : chains) active.push_back(&c);
       while (!active.empty()) {
@@ -542,7 +552,7 @@ PosteriorSamples sample_posterior(const Prior& prior, const BatchLogLikelihood& 
   r.iterations = p.total;
   r.jumps = jumps_proposed;
   r.jumps_accepted = jumps_accepted;
-  r.batches = evaluate.batches();
+  r.batches = evaluate.batches() + direct_calls;
   r.width.assign(dim, 0.0);
   for (const Chain& c : chains) {
     r.evaluations += c.evaluations();
@@ -569,6 +579,21 @@ PosteriorSamples sample_posterior(const Prior& prior, const BatchLogLikelihood& 
     r.sd.push_back(s.draws > 1 ? std::sqrt(ss / static_cast<double>(s.draws - 1)) : 0.0);
   }
   return r;
+}
+
+}  // namespace
+
+PosteriorSamples sample_posterior(const Prior& prior, const LogLikelihood& log_likelihood, const McmcSettings& s) {
+  if (!log_likelihood) throw InferenceError("MCMC: no log-likelihood");
+  if (prior.empty() || prior.dim() == 0)
+    throw InferenceError("MCMC: the prior is empty (a posterior needs a prior density)");
+  return sample(prior, batch_log_likelihood(log_likelihood, prior.dim(), s.threads),
+                s.threads <= 1 ? &log_likelihood : nullptr, s);
+}
+
+PosteriorSamples sample_posterior(const Prior& prior, const BatchLogLikelihood& log_likelihood,
+                                  const McmcSettings& s) {
+  return sample(prior, log_likelihood, nullptr, s);
 }
 
 std::string posterior_summary(const PosteriorSamples& p, const std::vector<std::string>& names) {

@@ -193,10 +193,12 @@ TEST_CASE("posterior: the same draws for the same seed, whatever the number of t
     REQUIRE(chain0.draws[2 * i] == independent.draws[2 * (4 * i)]);
     REQUIRE(chain0.draws[2 * i + 1] == independent.draws[2 * (4 * i) + 1]);
   }
-  // Three chains: too few to split into two halves of two, so no jumps.
+  // Jumps need three chains (a chain and two others).
   s.chains = 3;
   s.draws = 300;
   s.jump_every = 1;
+  CHECK(sample_posterior(prior, L, s).jumps == 3u * (50 + 100 * 2 - 1));
+  s.chains = 2;
   CHECK(sample_posterior(prior, L, s).jumps == 0);
 }
 
@@ -273,7 +275,7 @@ TEST_CASE("posterior: batched L gives the same draws as L one point at a time", 
     CHECK(batched.outside_support == one.outside_support);
     CHECK(batched.jumps_accepted == one.jumps_accepted);
     // The first batch: every chain's initial candidates (all inside the uniform prior);
-    // then at most one point per chain; sweeps of jumps in two halves of five.
+    // then at most one point per chain (sweeps of jumps: four groups of 2 or 3 chains).
     REQUIRE(sizes.size() == batched.batches);
     CHECK(sizes[0] == 10u * 30);
     std::size_t total = 0;
@@ -288,7 +290,7 @@ TEST_CASE("posterior: batched L gives the same draws as L one point at a time", 
   }
 }
 
-TEST_CASE("posterior: many chains with jumps in two halves keep the target (a correlated Gaussian)",
+TEST_CASE("posterior: many chains with jumps in groups keep the target (a correlated Gaussian)",
           "[inference][posterior][batch]") {
   // The same target as the first test, 40 chains, a jump sweep after every iteration.
   const double mu[2] = {1.0, -0.5}, sd[2] = {1.0, 0.5}, rho = 0.8;

@@ -24,6 +24,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr std::uint64_t kStreamMcmc = 0x4d434d43;
 // The Philox stream of the jumps between chains (the event number is the sweep): "JUMP".
 constexpr std::uint64_t kStreamJump = 0x4a554d50;
+// Groups of chains that jump in turn (one batch each; see the sweep in sample()).
+constexpr std::size_t kJumpGroups = 4;
 
 struct Shared {
   const Prior& prior;
@@ -421,7 +423,7 @@ PosteriorSamples sample(const Prior& prior, const BatchLogLikelihood& log_likeli
   const std::size_t total = s.warmup + shared.per_chain * s.thin;
   p.total = s.chains * total;
   double reported = 0;
-  const bool jumps = s.jump_every > 0 && s.chains >= 4;
+  const bool jumps = s.jump_every > 0 && s.chains >= 3;
   std::uint64_t jumps_proposed = 0, jumps_accepted = 0, direct_calls = 0;
   std::vector<Chain*> active;
   std::vector<std::size_t> order(s.chains);
@@ -477,32 +479,35 @@ PosteriorSamples sample(const Prior& prior, const BatchLogLikelihood& log_likeli
 
     if (jumps && (t + 1) % s.jump_every == 0 && t + 1 < total) {
       // A sweep of jumps (differential evolution with γ = 1, ter Braak 2006), from a stream
-      // of its own. The chains are split at random into two halves; each chain of one half
-      // proposes θ + (θ_a − θ_b) with two chains a ≠ b of the other half, and all of them
-      // are evaluated in one batch; then the other half, against the first half's new
-      // states. While a half moves, the states it jumps by are fixed, and given them each
-      // move is a Metropolis move with a symmetric proposal (a and b swapped give the
-      // reverse), so it leaves each chain's target invariant; the chains of a half move
-      // independently, so their product is left invariant too: each half-sweep, and so the
-      // sweep, leaves the joint target of all chains invariant (the "parallel" ensemble
-      // update of Foreman-Mackey et al. 2013, with the split drawn independently of the
-      // states). Half of the moves change every coordinate, half one coordinate drawn at
-      // random (a subspace chosen independently of the states, so still symmetric):
-      // mirror-image modes that differ in one parameter are joined without the noise of the
-      // others.
+      // of its own. The chains are split at random into G = min(C, kJumpGroups) groups; each
+      // chain of a group proposes θ + (θ_a − θ_b) with two chains a ≠ b outside its group,
+      // and the group's proposals are evaluated in one batch; then the next group, against
+      // the states as they are then. While a group moves, the states it jumps by are fixed,
+      // and given them each move is a Metropolis move with a symmetric proposal (a and b
+      // swapped give the reverse), so it leaves each chain's target invariant; the chains of
+      // a group move independently, so their product is left invariant too: each group's
+      // update, and so the sweep, leaves the joint target of all chains invariant (as the
+      // "parallel" ensemble update of Foreman-Mackey et al. 2013 with two halves; the split
+      // is drawn independently of the states). G = C is the chain-after-chain sweep; G small
+      // keeps the sweep at G batches. Half of the moves change every coordinate, half one
+      // coordinate drawn at random (a subspace chosen independently of the states, so still
+      // symmetric): mirror-image modes that differ in one parameter are joined without the
+      // noise of the others.
       Rng rng(s.seed, sweep++, kStreamJump);
       std::iota(order.begin(), order.end(), std::size_t{0});
       for (std::size_t i = s.chains - 1; i > 0; --i)
         std::swap(order[i], order[std::min(i, static_cast<std::size_t>(rng.uniform() * static_cast<double>(i + 1)))]);
-      const std::size_t half = s.chains / 2;
-      for (int h = 0; h < 2; ++h) {
-        const std::span<const std::size_t> movers = h == 0 ? std::span(order).first(half) : std::span(order).subspan(half);
-        const std::span<const std::size_t> others = h == 0 ? std::span(order).subspan(half) : std::span(order).first(half);
+      const std::size_t groups = std::min(s.chains, kJumpGroups);
+      for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t g0 = s.chains * g / groups, g1 = s.chains * (g + 1) / groups;
+        const std::span<const std::size_t> movers = std::span<const std::size_t>(order).subspan(g0, g1 - g0);
+        // A chain outside the group, uniformly, other than `not_this`.
         const auto pick = [&](std::size_t not_this) {
+          const std::size_t n = s.chains - (g1 - g0);
           for (;;) {
-            const auto k = std::min(others.size() - 1,
-                                    static_cast<std::size_t>(rng.uniform() * static_cast<double>(others.size())));
-            if (others[k] != not_this) return others[k];
+            std::size_t k = std::min(n - 1, static_cast<std::size_t>(rng.uniform() * static_cast<double>(n)));
+            if (k >= g0) k += g1 - g0;
+            if (order[k] != not_this) return order[k];
           }
         };
         points.clear();

@@ -275,7 +275,7 @@ void add_posterior(Application& app) {
               "depend on it")
       .option("--jump-every", o->jump_every, "J",
               fmt::format("Every J iterations each chain may jump by the difference of two other chains' states "
-                          "(moves between modes; needs >= 4 chains; 0: never; default: {})",
+                          "(moves between modes; needs >= 3 chains; 0: never; default: {})",
                           inf::McmcSettings{}.jump_every))
       .option("--time-limit", o->time_limit, "SECONDS",
               "--model of an npe estimator: give up when the draws inside the prior's support take longer (default: 60)")
@@ -284,7 +284,7 @@ void add_posterior(Application& app) {
           "Sampler: slice sampling (stepping out, shrinkage), one parameter at a time, widths adapted during\n"
           "warm-up, all chains in lock-step (--model: one network pass per round for all chains); chains start\n"
           "from prior draws resampled in proportion to the likelihood; every J iterations a Metropolis jump by the\n"
-          "difference of two chains of the other half (differential evolution) carries chains between modes;\n"
+          "difference of two chains of other groups (differential evolution) carries chains between modes;\n"
           "proposals where the prior density is 0 are never accepted. Printed per parameter: mean, sd, rank-normalized split R-hat,\n"
           "bulk ESS. Any R-hat > 1.1: the file is written and lode posterior exits 1. Row r of SAMPLES.npy is\n"
           "draw r / C of chain r % C. See docs/posterior.md.\n\n"

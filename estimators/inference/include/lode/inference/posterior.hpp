@@ -25,17 +25,17 @@
 // stream (seed, chain) in the order of Neal's loops, so without jumps a chain's draws do not
 // depend on the other chains nor on the batching.
 //
-// Every `jump_every` iterations (with ≥ 4 chains) the chains are split at random into two
-// halves, and each chain of one half proposes θ + (θ_a − θ_b) with the states of two
-// chains a ≠ b of the other half (differential-evolution MCMC with γ = 1, ter Braak 2006;
-// the halves as in ensemble samplers, Foreman-Mackey et al. 2013), in every coordinate or
-// (half of the time) in one coordinate drawn at random; one half moves (one batch), then the
-// other. A Metropolis move with a symmetric proposal given the other half's fixed states:
-// it leaves the joint target of the chains invariant, and carries a chain from one mode to
-// another when a and b sit in different modes — which a coordinate-wise slice sampler alone
-// never does across a region of negligible density (slcp's and two_moons' mirror-image
-// modes). The jumps draw from a stream of their own (seed, sweep). The draws depend only on
-// the settings and the seed, never on `threads`.
+// Every `jump_every` iterations (with ≥ 3 chains) the chains are split at random into
+// min(C, 4) groups, and each chain of a group proposes θ + (θ_a − θ_b) with the states of two
+// chains a ≠ b outside its group (differential-evolution MCMC with γ = 1, ter Braak 2006; the
+// groups as the halves of ensemble samplers, Foreman-Mackey et al. 2013), in every
+// coordinate or (half of the time) in one coordinate drawn at random; one group moves (one
+// batch), then the next. A Metropolis move with a symmetric proposal given the other groups'
+// fixed states: it leaves the joint target of the chains invariant, and carries a chain from
+// one mode to another when a and b sit in different modes — which a coordinate-wise slice
+// sampler alone never does across a region of negligible density (slcp's and two_moons'
+// mirror-image modes). The jumps draw from a stream of their own (seed, sweep). The draws
+// depend only on the settings and the seed, never on `threads`.
 //
 // Diagnostics (Vehtari, Gelman, Simpson, Carpenter, Bürkner 2021): R̂ is the larger of the
 // rank-normalized split-R̂ of θ and of |θ − median| (bulk and tails); ESS is the bulk
@@ -84,7 +84,7 @@ struct McmcSettings {
   /// do not depend on it.
   unsigned threads = 1;
   std::size_t init_candidates = 100;  ///< prior draws per chain for its starting point (≥ 1)
-  /// Iterations between two sweeps of jumps between chains (0: none; needs ≥ 4 chains).
+  /// Iterations between two sweeps of jumps between chains (0: none; needs ≥ 3 chains).
   std::size_t jump_every = 1;
   /// Initial slice width per parameter; empty: a quarter of the prior's range (Prior::range).
   std::vector<double> initial_width;

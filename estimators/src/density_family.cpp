@@ -188,7 +188,7 @@ class DensityModel final : public FamilyModel {
 
   // log p̂(x_i|θ_i) per row (ensembles: log of the members' mean density), one pass per member.
   std::vector<double> members_log_prob(const Matrix& x, const Matrix& theta) const {
-    torch::NoGradGuard no_grad;
+    c10::InferenceMode inference;  // no autograd bookkeeping: less overhead per (small) pass
     const Tensor xs = to_tensor(x), ts = to_tensor(theta);
     std::vector<Tensor> lps;
     for (const Member& m : members) lps.push_back(static_cast<fl::FlowImpl&>(*m.net).log_prob(xs, ts).to(torch::kDouble));

@@ -311,16 +311,18 @@ TEST_CASE("density estimators: non-finite training rows, and the likelihood seam
     for (std::size_t u = 0; u < 3; ++u) CHECK(per_row[3 * i + u] == Approx(one[u]).epsilon(1e-6).margin(1e-6));
   }
   CHECK_THROWS_WITH(e.log_density_rows(xr, est::Matrix(11, 2)), Catch::Contains("must be 12×2 like x's rows"));
-  // A value that is not finite (θ beyond float32: the network gives NaN) names θ and the row.
-  thetas[2] = 1e300;
+  // A value that is not finite in a batch (an observed x beyond float32: log p̂ = -inf or
+  // NaN) names θ and the observed row.
+  const lode::inference::BatchLogLikelihood far = est::density_batch_log_likelihood(
+      e, lode::inference::make_observed(std::vector<double>{0.1, 0.2, 1e300, 0.4}, 2, "obs"), "nle");
   try {
-    B(thetas, out);
+    far(thetas, out);
     FAIL("no error");
   } catch (const lode::inference::LikelihoodError& err) {
     const std::string msg = err.what();
     INFO(msg);
     CHECK(msg.find("estimator 'nle': log p(x|theta) = ") == 0);
-    CHECK(msg.find(" for observed row 0 ([0.1, 0.2]) at theta = (1e+300, 0.05)") != std::string::npos);
+    CHECK(msg.find(" for observed row 1 ([1e+300, 0.4]) at theta = (0.2, 0.1)") != std::string::npos);
   }
   CHECK_THROWS_WITH(est::density_log_likelihood(e, lode::inference::make_observed(rows, 3, "obs"), "nle"),
                     Catch::Contains("3 values per event"));

@@ -166,9 +166,18 @@ class Chain {
     phase_ = Phase::left;
   }
 
-  // Advances the update until it needs L at a point (then true: theta() is that point) or
-  // it is over (false). Points outside the prior's support are refused here, not evaluated.
+  // Advances the iteration's updates, coordinate after coordinate from begin_step's, until
+  // one needs L at a point (then true: theta() is that point) or the last is over (false).
+  // Points outside the prior's support are refused here, not evaluated.
   bool pending() {
+    for (;;) {
+      if (step_pending()) return true;
+      if (d_ + 1 >= dim_) return false;
+      begin_step(d_ + 1, warming_);
+    }
+  }
+  // The same within the update of coordinate d_.
+  bool step_pending() {
     const auto& blocks = s_.prior.blocks();
     const double* value = theta_.data() + blocks[block_].offset;
     const auto& distribution = *blocks[block_].distribution;
@@ -430,22 +439,22 @@ PosteriorSamples sample(const Prior& prior, const BatchLogLikelihood& log_likeli
   for (std::size_t t = 0, sweep = 0; t < total; ++t) {
     const bool warming = t < s.warmup;
     for (Chain& c : chains) c.begin_iteration(t);
-    for (std::size_t d = 0; d < dim; ++d) {
-      // Each round evaluates the pending point of every chain whose update is not over.
-      for (Chain& c : chains) c.begin_step(d, warming);
-      if (direct) {
-        for (Chain& c : chains) {
-          try {
-            while (c.pending()) {
-              c.receive((*direct)(c.theta()));
-              ++direct_calls;
-            }
-          } catch (...) {
-            rethrow_for_chain(std::current_exception(), c.index());
+    // Each round evaluates the pending point of every chain whose iteration is not over (a
+    // chain that has finished one coordinate's update goes on with the next, so that the
+    // rounds wait only for the slowest chain of the iteration, not of each update).
+    for (Chain& c : chains) c.begin_step(0, warming);
+    if (direct) {
+      for (Chain& c : chains) {
+        try {
+          while (c.pending()) {
+            c.receive((*direct)(c.theta()));
+            ++direct_calls;
           }
+        } catch (...) {
+          rethrow_for_chain(std::current_exception(), c.index());
         }
-        continue;
       }
+    } else {
       active.clear();
       for (Chain& c : chains) active.push_back(&c);
       while (!active.empty()) {

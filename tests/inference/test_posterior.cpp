@@ -330,7 +330,7 @@ TEST_CASE("batch_log_likelihood: one value per point, the same for any threads; 
     return 3 * t[0] - t[1];
   };
   std::vector<double> thetas;
-  for (int i = 0; i < 37; ++i) thetas.insert(thetas.end(), {0.5 * i, -0.25 * i});
+  for (int i = 0; i < 37; ++i) thetas.insert(thetas.end(), {0.5 * i, -0.25 * i});  // ≥ 8 per thread
   for (const unsigned threads : {1u, 3u}) {
     INFO("threads " << threads);
     calls = 0;

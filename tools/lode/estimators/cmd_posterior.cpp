@@ -43,10 +43,14 @@ struct PosteriorOptions {
 
 
 // Defaults. An exact likelihood costs little per point: a few long chains. A learned one costs
-// one network pass per batch of points, whatever the batch holds: many short chains in
-// lock-step, one batch per round (docs/posterior.md has the measurements).
+// a network pass per round of points, which costs little more for 30 points than for one:
+// many short chains in lock-step — kModelChains, or fewer for fewer draws (about 100 draws
+// per chain, at least 4 chains), and a short warm-up, which every chain pays
+// (docs/posterior.md has the measurements).
 constexpr std::size_t kExactChains = 4, kExactWarmup = 500;
-constexpr std::size_t kModelChains = 20, kModelWarmup = 200;
+constexpr std::size_t kModelChains = 50, kModelWarmup = 50;
+
+std::size_t model_chains(std::size_t draws) { return std::clamp<std::size_t>(draws / 100, 4, kModelChains); }
 
 // The model whose prior the posterior uses; it must have one.
 const Model& model_with_prior(const std::string& name, const std::string& option) {
@@ -144,7 +148,7 @@ int posterior(const PosteriorOptions& o) {
   s.draws = parse_count("-n", o.draws, /*positive=*/true);
   s.seed = parse_count("--seed", o.seed);
   const bool learned = o.exact.empty();
-  s.chains = o.chains.empty() ? (learned ? kModelChains : kExactChains)
+  s.chains = o.chains.empty() ? (learned ? model_chains(s.draws) : kExactChains)
                               : parse_count("--chains", o.chains, /*positive=*/true);
   s.warmup = o.warmup.empty() ? (learned ? kModelWarmup : kExactWarmup) : parse_count("--warmup", o.warmup);
   s.thin = parse_count("--thin", o.thin, /*positive=*/true);
@@ -263,8 +267,9 @@ void add_posterior(Application& app) {
               /*required=*/true)
       .option("-s,--seed", o->seed, "S", "Random stream (default: 1); the draws depend only on it and the options")
       .option("--chains", o->chains, "C",
-              fmt::format("Markov chains, run in lock-step (default: {} with --exact, {} with --model)", kExactChains,
-                          kModelChains))
+              fmt::format("Markov chains, run in lock-step (default: {} with --exact; with --model S/100 within "
+                          "4..{}: many chains share each network pass)",
+                          kExactChains, kModelChains))
       .option("--warmup", o->warmup, "W",
               fmt::format("Warm-up iterations per chain, discarded; slice widths adapt (default: {} with --exact, {} "
                           "with --model)",

@@ -38,7 +38,7 @@ using LogLikelihood = std::function<double(std::span<const double> theta)>;
 using BatchLogLikelihood = std::function<void(std::span<const double> thetas, std::span<double> out)>;
 
 /// A LogLikelihood as a BatchLogLikelihood of θ's with `dim` values: one call per point, in
-/// order on the calling thread, or (threads > 1, batches of ≥ 2·threads points) split over
+/// order on the calling thread, or (threads > 1, batches of ≥ 8·threads points) split over
 /// `threads` threads, so `log_likelihood` must then allow concurrent calls. The values are
 /// the same for any `threads`. Whatever a call throws is rethrown (the first point's error
 /// when several fail).

@@ -4,8 +4,9 @@
 //
 // S draws of θ from p(θ|x_1..x_n) ∝ prior(θ) · exp L(θ) given the observed events (rows of
 // FILE.npy), written as a float64 array (S, dim θ). L is Σ_i log p(x_i|θ) of a model's exact
-// likelihood (--exact: the reference) or Σ_i log r̂(x_i|θ,θ1) of a trained ratio estimator
-// (--model; lode/estimators/likelihood.hpp); the prior is the model's. MCMC and its
+// likelihood (--exact: the reference) or, with --model, Σ_i log r̂(x_i|θ,θ1) of a trained ratio
+// estimator or Σ_i log p̂(x_i|θ) of NLE/SCANDAL, evaluated for all chains' points in one
+// network pass (lode/estimators/likelihood.hpp); the prior is the model's. MCMC and its
 // diagnostics are lode::inference's (posterior.hpp, docs/posterior.md). This file parses,
 // calls and prints. Chains that do not mix (some R-hat > 1.1): the file is written, the
 // command says so and exits 1.
@@ -276,8 +277,8 @@ void add_posterior(Application& app) {
                           kExactWarmup, kModelWarmup))
       .option("--thin", o->thin, "T", "Keep every T-th iteration after warm-up (default: 1)")
       .option("-j,--threads", o->threads, "N",
-              "--exact: evaluate the chains' points of each round on N threads (default: 1); the draws do not "
-              "depend on it")
+              "--exact: split the chains' points of each round over N threads when there are >= 8 per thread "
+              "(many chains, a slow likelihood; default: 1); the draws do not depend on it")
       .option("--jump-every", o->jump_every, "J",
               fmt::format("Every J iterations each chain may jump by the difference of two other chains' states "
                           "(moves between modes; needs >= 3 chains; 0: never; default: {})",
@@ -290,9 +291,9 @@ void add_posterior(Application& app) {
           "warm-up, all chains in lock-step (--model: one network pass per round for all chains); chains start\n"
           "from prior draws resampled in proportion to the likelihood; every J iterations a Metropolis jump by the\n"
           "difference of two chains of other groups (differential evolution) carries chains between modes;\n"
-          "proposals where the prior density is 0 are never accepted. Printed per parameter: mean, sd, rank-normalized split R-hat,\n"
-          "bulk ESS. Any R-hat > 1.1: the file is written and lode posterior exits 1. Row r of SAMPLES.npy is\n"
-          "draw r / C of chain r % C. See docs/posterior.md.\n\n"
+          "proposals where the prior density is 0 are never accepted. Printed per parameter: mean, sd,\n"
+          "rank-normalized split R-hat, bulk ESS. Any R-hat > 1.1: the file is written and lode posterior exits\n"
+          "1. Row r of SAMPLES.npy is draw r / C of chain r % C. See docs/posterior.md.\n\n"
           "Example:\n"
           "  lode simulate gaussian_linear -n 1 --seed 3 --out obs.npy\n"
           "  lode posterior --exact gaussian_linear --observed obs.npy -n 10000 --out samples.npy")

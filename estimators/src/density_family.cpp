@@ -132,13 +132,19 @@ class DensityModel final : public FamilyModel {
     if (posterior()) not_provided("log_density (log p(x|theta); it estimates p(theta|x))");
     const std::vector<double> t = point(theta, n_theta, "theta");
     if (x.rows == 0) return {};
-    torch::NoGradGuard no_grad;
-    const Tensor xs = to_tensor(x), ts = to_tensor(repeat_rows(t, x.rows));
-    std::vector<Tensor> lps;
-    for (const Member& m : members) lps.push_back(static_cast<fl::FlowImpl&>(*m.net).log_prob(xs, ts).to(torch::kDouble));
-    Tensor lp = lps.size() == 1 ? lps[0]
-                                : torch::logsumexp(torch::stack(lps, 0), 0) - std::log(static_cast<double>(lps.size()));
-    return to_vector(lp.contiguous());
+    return members_log_prob(x, repeat_rows(t, x.rows));
+  }
+
+  std::vector<double> log_density_rows(const Matrix& x, const Matrix& theta) const override {
+    if (posterior()) not_provided("log_density_rows (log p(x|theta); it estimates p(theta|x))");
+    if (theta.rows != x.rows || theta.cols != n_theta)
+      throw EstimatorError(fmt::format("theta ({}×{}) must be {}×{} like x's rows", theta.rows, theta.cols, x.rows,
+                                       n_theta));
+    const NonFinite bad = find_non_finite(theta.data, theta.cols);
+    if (bad.count)
+      throw EstimatorError(fmt::format("theta row {} column {} is not finite ({})", bad.row, bad.col, bad.value));
+    if (x.rows == 0) return {};
+    return members_log_prob(x, theta);
   }
 
   // ∇_θ log p̂(x|θ) per row (the members' mean).
@@ -178,6 +184,17 @@ class DensityModel final : public FamilyModel {
     fs.z_score_x = true;
     fs.z_score_context = true;
     return fs;
+  }
+
+  // log p̂(x_i|θ_i) per row (ensembles: log of the members' mean density), one pass per member.
+  std::vector<double> members_log_prob(const Matrix& x, const Matrix& theta) const {
+    c10::InferenceMode inference;  // no autograd bookkeeping: less overhead per (small) pass
+    const Tensor xs = to_tensor(x), ts = to_tensor(theta);
+    std::vector<Tensor> lps;
+    for (const Member& m : members) lps.push_back(static_cast<fl::FlowImpl&>(*m.net).log_prob(xs, ts).to(torch::kDouble));
+    Tensor lp = lps.size() == 1 ? lps[0]
+                                : torch::logsumexp(torch::stack(lps, 0), 0) - std::log(static_cast<double>(lps.size()));
+    return to_vector(lp.contiguous());
   }
 
   std::vector<double> x_mean_, x_std_, theta_mean_, theta_std_;

@@ -233,6 +233,11 @@ std::vector<double> Estimator::log_density(const Matrix& x, std::span<const doub
   return impl_->model->log_density(x, theta);
 }
 
+std::vector<double> Estimator::log_density_rows(const Matrix& x, const Matrix& theta) const {
+  check_x(x, n_x());
+  return impl_->model->log_density_rows(x, theta);
+}
+
 PosteriorDraws Estimator::sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const {
   if (x.size() != n_x())
     throw EstimatorError(fmt::format("the observed row has {} values, the estimator was trained on {} observables",

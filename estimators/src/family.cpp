@@ -52,6 +52,9 @@ Matrix FamilyModel::score_by_autograd(const Matrix&, std::span<const double>, st
 std::vector<double> FamilyModel::log_density(const Matrix&, std::span<const double>) const {
   not_provided("log_density");
 }
+std::vector<double> FamilyModel::log_density_rows(const Matrix&, const Matrix&) const {
+  not_provided("log_density_rows");
+}
 PosteriorDraws FamilyModel::sample_posterior(std::span<const double>, const PosteriorSampling&) const {
   not_provided("sample_posterior");
 }

@@ -58,6 +58,7 @@ class FamilyModel {
                                    std::span<const double> theta1) const;
 
   virtual std::vector<double> log_density(const Matrix& x, std::span<const double> theta) const;
+  virtual std::vector<double> log_density_rows(const Matrix& x, const Matrix& theta) const;
   virtual PosteriorDraws sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const;
 
   /// Throws "WHAT is a METHOD estimator (...), which does not provide WHAT".

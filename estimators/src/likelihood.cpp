@@ -1,4 +1,5 @@
-// A ratio estimator as an inference::LogLikelihood (public Estimator API only).
+// A ratio or density estimator as an inference::LogLikelihood / BatchLogLikelihood (public
+// Estimator API only).
 #include "lode/estimators/likelihood.hpp"
 
 #include <fmt/format.h>
@@ -12,96 +13,149 @@
 
 namespace lode::estimators {
 
-inference::LogLikelihood ratio_log_likelihood(const Estimator& estimator, inference::Observed observed,
-                                              std::vector<double> theta1, std::string label) {
+namespace {
+
+// Rows (parameter points × distinct observed rows) per network pass, at most; at least one point.
+constexpr std::size_t kMaxRows = std::size_t{1} << 16;
+
+// What the evaluations of one L share.
+struct Source {
+  const Estimator* estimator = nullptr;
+  inference::Observed observed;
+  std::string label;
+  bool ratio = false;          // log r̂(x|θ,θ1); else log p̂(x|θ)
+  std::vector<double> theta1;  // ratio estimators
+};
+
+std::string value_text(double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); }
+
+// out[i] = Σ_u count[u] · f(x_u, θ_i) for the m = out.size() points in `thetas`: the distinct
+// observed rows repeated once per point, one network pass per kMaxRows rows. The sum runs
+// over u in order, as for one point alone.
+void evaluate(const Source& s, std::span<const double> thetas, std::span<double> out) {
+  const std::size_t k = s.estimator->n_theta(), n = s.observed.distinct(), cols = s.observed.cols, m = out.size();
+  if (thetas.size() != m * k)
+    throw inference::LikelihoodError(fmt::format("estimator '{}': {} values for {} parameter point{} of {} parameters",
+                                                 s.label, thetas.size(), m, m == 1 ? "" : "s", k));
+  const auto theta = [&](std::size_t i) { return thetas.subspan(i * k, k); };
+  const std::size_t chunk = std::max<std::size_t>(1, kMaxRows / std::max<std::size_t>(n, 1));
+  for (std::size_t i0 = 0; i0 < m; i0 += chunk) {
+    const std::size_t i1 = std::min(m, i0 + chunk), rows = (i1 - i0) * n;
+    Matrix x(rows, cols), th(rows, k), th1;
+    for (std::size_t i = i0; i < i1; ++i) {
+      std::copy(s.observed.unique.begin(), s.observed.unique.end(), x.data.begin() + static_cast<std::ptrdiff_t>((i - i0) * n * cols));
+      for (std::size_t u = 0; u < n; ++u)
+        std::copy_n(thetas.data() + i * k, k, th.data.data() + ((i - i0) * n + u) * k);
+    }
+    if (s.ratio) {
+      th1 = Matrix(rows, k);
+      for (std::size_t r = 0; r < rows; ++r) std::copy(s.theta1.begin(), s.theta1.end(), th1.data.begin() + static_cast<std::ptrdiff_t>(r * k));
+    }
+    std::vector<double> v;
+    try {
+      v = s.ratio ? s.estimator->log_ratio_rows(x, th, th1) : s.estimator->log_density_rows(x, th);
+    } catch (const EstimatorError& err) {
+      throw inference::LikelihoodError(
+          i1 - i0 == 1 ? fmt::format("estimator '{}' at theta = {}: {}", s.label, inference::format_point(theta(i0)),
+                                     err.what())
+                       : fmt::format("estimator '{}' at {} parameter points, theta = {} first: {}", s.label, i1 - i0,
+                                     inference::format_point(theta(i0)), err.what()));
+    }
+    if (v.size() != rows)
+      throw inference::LikelihoodError(
+          fmt::format("estimator '{}' returned {} values for {} rows", s.label, v.size(), rows));
+    for (std::size_t i = i0; i < i1; ++i) {
+      const double* f = v.data() + (i - i0) * n;
+      double sum = 0;
+      for (std::size_t u = 0; u < n; ++u) {
+        if (!std::isfinite(f[u])) {
+          if (s.ratio)
+            throw inference::LikelihoodError(fmt::format(
+                "estimator '{}': log r(x|theta, theta1) = {} for {} at theta = {}, theta1 = {}", s.label,
+                value_text(f[u]), s.observed.describe(u), inference::format_point(theta(i)),
+                inference::format_point(s.theta1)));
+          throw inference::LikelihoodError(fmt::format("estimator '{}': log p(x|theta) = {} for {} at theta = {}",
+                                                       s.label, value_text(f[u]), s.observed.describe(u),
+                                                       inference::format_point(theta(i))));
+        }
+        sum += s.observed.count[u] * f[u];
+      }
+      out[i] = sum;
+    }
+  }
+}
+
+inference::BatchLogLikelihood batch_of(std::shared_ptr<const Source> s) {
+  return [s](std::span<const double> thetas, std::span<double> out) { evaluate(*s, thetas, out); };
+}
+
+inference::LogLikelihood single_of(std::shared_ptr<const Source> s) {
+  return [s](std::span<const double> theta) {
+    double v = 0;
+    evaluate(*s, theta, std::span<double>(&v, 1));
+    return v;
+  };
+}
+
+void check_observed(const Estimator& estimator, const inference::Observed& observed, const std::string& label) {
+  if (observed.cols != estimator.n_x())
+    throw EstimatorError(fmt::format("'{}': {} values per event, but estimator '{}' has {} observables",
+                                     observed.source, observed.cols, label, estimator.n_x()));
+}
+
+std::shared_ptr<const Source> ratio_source(const Estimator& estimator, inference::Observed observed,
+                                           std::vector<double> theta1, std::string label) {
   if (is_score_method(estimator.method()))
     throw EstimatorError(fmt::format("estimator '{}': a {} estimator gives scores, not likelihood ratios", label,
                                      to_string(estimator.method())));
   if (theta1.size() != estimator.n_theta())
     throw EstimatorError(fmt::format("estimator '{}': theta1 has {} values, the estimator {} parameters", label,
                                      theta1.size(), estimator.n_theta()));
-  if (observed.cols != estimator.n_x())
-    throw EstimatorError(fmt::format("'{}': {} values per event, but estimator '{}' has {} observables",
-                                     observed.source, observed.cols, label, estimator.n_x()));
-  struct State {
-    inference::Observed observed;
-    Matrix x;
-    std::vector<double> theta1;
-    std::string label;
-  };
-  auto s = std::make_shared<State>();
-  s->x = Matrix(observed.distinct(), observed.cols);
-  s->x.data = observed.unique;
+  check_observed(estimator, observed, label);
+  auto s = std::make_shared<Source>();
+  s->estimator = &estimator;
   s->observed = std::move(observed);
-  s->theta1 = std::move(theta1);
   s->label = std::move(label);
-  return [&estimator, s](std::span<const double> theta) {
-    const inference::Observed& obs = s->observed;
-    std::vector<double> logr;
-    try {
-      logr = estimator.log_ratio(s->x, theta, s->theta1);
-    } catch (const EstimatorError& err) {
-      throw inference::LikelihoodError(
-          fmt::format("estimator '{}' at theta = {}: {}", s->label, inference::format_point(theta), err.what()));
-    }
-    if (logr.size() != obs.distinct())
-      throw inference::LikelihoodError(
-          fmt::format("estimator '{}' returned {} values for {} rows", s->label, logr.size(), obs.distinct()));
-    double sum = 0;
-    for (std::size_t u = 0; u < logr.size(); ++u) {
-      if (!std::isfinite(logr[u]))
-        throw inference::LikelihoodError(fmt::format(
-            "estimator '{}': log r(x|theta, theta1) = {} for {} at theta = {}, theta1 = {}", s->label,
-            std::isnan(logr[u]) ? std::string("nan") : fmt::format("{}", logr[u]), obs.describe(u),
-            inference::format_point(theta), inference::format_point(s->theta1)));
-      sum += obs.count[u] * logr[u];
-    }
-    return sum;
-  };
+  s->ratio = true;
+  s->theta1 = std::move(theta1);
+  return s;
 }
 
-inference::LogLikelihood density_log_likelihood(const Estimator& estimator, inference::Observed observed,
-                                                std::string label) {
+std::shared_ptr<const Source> density_source(const Estimator& estimator, inference::Observed observed,
+                                             std::string label) {
   const MethodInfo& info = method_info(estimator.method());
   if (info.family != "density" || estimator.method().name() == "npe")
     throw EstimatorError(fmt::format("estimator '{}': a {} estimator does not estimate the likelihood p(x|theta) (nle "
                                      "and scandal do)",
                                      label, info.name));
-  if (observed.cols != estimator.n_x())
-    throw EstimatorError(fmt::format("'{}': {} values per event, but estimator '{}' has {} observables",
-                                     observed.source, observed.cols, label, estimator.n_x()));
-  struct State {
-    inference::Observed observed;
-    Matrix x;
-    std::string label;
-  };
-  auto s = std::make_shared<State>();
-  s->x = Matrix(observed.distinct(), observed.cols);
-  s->x.data = observed.unique;
+  check_observed(estimator, observed, label);
+  auto s = std::make_shared<Source>();
+  s->estimator = &estimator;
   s->observed = std::move(observed);
   s->label = std::move(label);
-  return [&estimator, s](std::span<const double> theta) {
-    const inference::Observed& obs = s->observed;
-    std::vector<double> lp;
-    try {
-      lp = estimator.log_density(s->x, theta);
-    } catch (const EstimatorError& err) {
-      throw inference::LikelihoodError(
-          fmt::format("estimator '{}' at theta = {}: {}", s->label, inference::format_point(theta), err.what()));
-    }
-    if (lp.size() != obs.distinct())
-      throw inference::LikelihoodError(
-          fmt::format("estimator '{}' returned {} values for {} rows", s->label, lp.size(), obs.distinct()));
-    double sum = 0;
-    for (std::size_t u = 0; u < lp.size(); ++u) {
-      if (!std::isfinite(lp[u]))
-        throw inference::LikelihoodError(fmt::format("estimator '{}': log p(x|theta) = {} for {} at theta = {}",
-                                                     s->label, std::isnan(lp[u]) ? std::string("nan") : fmt::format("{}", lp[u]),
-                                                     obs.describe(u), inference::format_point(theta)));
-      sum += obs.count[u] * lp[u];
-    }
-    return sum;
-  };
+  return s;
+}
+
+}  // namespace
+
+inference::LogLikelihood ratio_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                              std::vector<double> theta1, std::string label) {
+  return single_of(ratio_source(estimator, std::move(observed), std::move(theta1), std::move(label)));
+}
+
+inference::BatchLogLikelihood ratio_batch_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                                         std::vector<double> theta1, std::string label) {
+  return batch_of(ratio_source(estimator, std::move(observed), std::move(theta1), std::move(label)));
+}
+
+inference::LogLikelihood density_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                                std::string label) {
+  return single_of(density_source(estimator, std::move(observed), std::move(label)));
+}
+
+inference::BatchLogLikelihood density_batch_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                                           std::string label) {
+  return batch_of(density_source(estimator, std::move(observed), std::move(label)));
 }
 
 std::vector<double> choose_theta1(const Estimator& e, const std::string& text, const std::string& label) {

@@ -288,6 +288,42 @@ TEST_CASE("density estimators: non-finite training rows, and the likelihood seam
   const std::vector<double> th = {0.2, 0.1};
   const std::vector<double> lp = e.log_density(x, th);
   CHECK(L(th) == Approx(lp[0] + lp[1] + lp[2]).epsilon(1e-12));
+  // Many θ's at once (MCMC's batches): one network pass over m × N rows, each value the
+  // single-point L up to float32 rounding of the network.
+  const lode::inference::BatchLogLikelihood B =
+      est::density_batch_log_likelihood(e, lode::inference::make_observed(rows, 2, "obs"), "nle");
+  std::vector<double> thetas = {0.2, 0.1, -0.3, 0.05, 0.0, 0.0, 0.4, -0.2};
+  std::vector<double> out(4);
+  B(thetas, out);
+  for (std::size_t i = 0; i < 4; ++i) {
+    INFO("point " << i);
+    CHECK(out[i] == Approx(L(std::span<const double>(thetas).subspan(2 * i, 2))).epsilon(1e-6).margin(1e-6));
+  }
+  // log_density_rows, a θ per row, equals log_density at each θ.
+  est::Matrix xr(12, 2), tr(12, 2);
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t u = 0; u < 3; ++u)
+      for (std::size_t c = 0; c < 2; ++c) xr(3 * i + u, c) = x(u, c), tr(3 * i + u, c) = thetas[2 * i + c];
+  const std::vector<double> per_row = e.log_density_rows(xr, tr);
+  REQUIRE(per_row.size() == 12);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const std::vector<double> one = e.log_density(x, std::span<const double>(thetas).subspan(2 * i, 2));
+    for (std::size_t u = 0; u < 3; ++u) CHECK(per_row[3 * i + u] == Approx(one[u]).epsilon(1e-6).margin(1e-6));
+  }
+  CHECK_THROWS_WITH(e.log_density_rows(xr, est::Matrix(11, 2)), Catch::Contains("must be 12×2 like x's rows"));
+  // A value that is not finite in a batch (an observed x beyond float32: log p̂ = -inf or
+  // NaN) names θ and the observed row.
+  const lode::inference::BatchLogLikelihood far = est::density_batch_log_likelihood(
+      e, lode::inference::make_observed(std::vector<double>{0.1, 0.2, 1e300, 0.4}, 2, "obs"), "nle");
+  try {
+    far(thetas, out);
+    FAIL("no error");
+  } catch (const lode::inference::LikelihoodError& err) {
+    const std::string msg = err.what();
+    INFO(msg);
+    CHECK(msg.find("estimator 'nle': log p(x|theta) = ") == 0);
+    CHECK(msg.find(" for observed row 1 ([1e+300, 0.4]) at theta = (0.2, 0.1)") != std::string::npos);
+  }
   CHECK_THROWS_WITH(est::density_log_likelihood(e, lode::inference::make_observed(rows, 3, "obs"), "nle"),
                     Catch::Contains("3 values per event"));
 }

@@ -86,6 +86,18 @@ TEST_CASE("lode train nle + lode evaluate + lode posterior by MCMC", "[cli][dens
   CHECK((r.status == 0 || r.status == 1));  // 1: not mixed with so few draws
   CHECK(r.err.find("sum_i log p_hat(x_i|theta)") != std::string::npos);
   CHECK(lode::npy::read(out).shape == std::vector<std::size_t>{40, 10});
+  // The defaults of a learned likelihood: S/100 chains (4..50) in lock-step, warm-up 50, the
+  // pending points of all chains in one network pass per round.
+  const std::string many = scratch("gl-nle-samples-default.npy");
+  const Result d = run_lode({"posterior", "--model", model, "--observed", obs, "-n", "800", "--out", many});
+  INFO(d.err);
+  CHECK((d.status == 0 || d.status == 1));
+  CHECK(d.err.find("8 chains x 100 draws (warm-up 50, thin 1)") != std::string::npos);
+  const std::size_t each = d.err.find(" points each)");
+  REQUIRE(each != std::string::npos);
+  const std::size_t open = d.err.rfind('(', each);
+  CHECK(std::stod(d.err.substr(open + 1, each - open - 1)) > 4.0);  // of 8 chains, most rounds take most
+  CHECK(lode::npy::read(many).shape == std::vector<std::size_t>{800, 10});
   check_fails(run_lode({"train", "carl", "--data", data, "--out", scratch("x"), "--flow", "maf"}), 2,
               {"only for the density estimators"});
   check_fails(run_lode({"train", "nle", "--data", data, "--out", scratch("x"), "--flow", "realnvp"}), 2,

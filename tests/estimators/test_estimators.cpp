@@ -9,6 +9,7 @@
 #include <random>
 
 #include "lode/estimators/estimator.hpp"
+#include "lode/estimators/likelihood.hpp"
 
 namespace est = lode::estimators;
 using est::Matrix;
@@ -272,6 +273,30 @@ TEST_CASE("ratio estimators: r(x|θ,θ) = 1 and antisymmetry, exactly", "[estima
   CHECK_THROWS_WITH(est::Estimator::train(bad, quick(est::Method::alices, 1)), Catch::Contains("t_xz1 is 3×1"));
   bad.t_xz1 = Matrix();
   CHECK_THROWS_WITH(est::Estimator::train(bad, quick(est::Method::alices, 1)), Catch::Contains("t_xz1 is needed"));
+}
+
+// ---------------------------------------------------------------------------------------
+TEST_CASE("ratio estimators: the batched log-likelihood equals one point at a time", "[estimators][batch]") {
+  const est::Dataset d = gaussian_data(600, -1, 1, 0.5, 4);  // θ1 = 0.5 fixed: single-parameterized
+  const est::Estimator e = est::Estimator::train(d, quick(est::Method::rascal, 2));
+  const std::vector<double> rows = {0.3, -1.2, 0.3, 2.0};
+  const auto observed = [&] { return lode::inference::make_observed(rows, 1, "obs"); };
+  const lode::inference::LogLikelihood L = est::ratio_log_likelihood(e, observed(), {0.5}, "rascal");
+  const lode::inference::BatchLogLikelihood B = est::ratio_batch_log_likelihood(e, observed(), {0.5}, "rascal");
+  const std::vector<double> thetas = {-0.8, -0.1, 0.0, 0.45, 0.9};
+  std::vector<double> out(5);
+  B(thetas, out);
+  for (std::size_t i = 0; i < 5; ++i) {
+    INFO("theta " << thetas[i]);
+    const std::vector<double> logr = e.log_ratio(column({0.3, -1.2, 2.0}), std::vector<double>{thetas[i]});
+    CHECK(out[i] == Approx(L(std::vector<double>{thetas[i]})).epsilon(1e-6).margin(1e-6));
+    CHECK(out[i] == Approx(2 * logr[0] + logr[1] + logr[2]).epsilon(1e-6).margin(1e-6));
+  }
+  // An estimator error in a batch names the estimator and the batch's first θ.
+  const lode::inference::BatchLogLikelihood other = est::ratio_batch_log_likelihood(e, observed(), {0.7}, "rascal");
+  CHECK_THROWS_WITH(other(thetas, out), Catch::Contains("estimator 'rascal' at 5 parameter points, theta = -0.8 first: "));
+  CHECK_THROWS_WITH(other(std::span<const double>(thetas).first(1), std::span<double>(out).first(1)),
+                    Catch::StartsWith("estimator 'rascal' at theta = -0.8: "));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,13 +4,17 @@
 // draws whose answers are known (i.i.d., AR(1), chains stuck in separate modes), errors.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <numbers>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "lode/inference/posterior.hpp"
 #include "lode/model.hpp"
@@ -150,8 +154,8 @@ TEST_CASE("posterior: the same draws for the same seed, whatever the number of t
   const LogLikelihood L = [](std::span<const double> t) { return -0.5 * (t[0] * t[0] + 4 * t[1] * t[1]); };
   const lode::Prior prior = lode::Prior::uniform({{-5.0, 5.0}, {-5.0, 5.0}});
   McmcSettings s;
-  s.draws = 1001;  // not a multiple of the chains: the last row is chain 0's draw 334
-  s.chains = 3;
+  s.draws = 1001;  // not a multiple of the chains: the last row is chain 0's draw 250
+  s.chains = 4;
   s.warmup = 50;
   s.thin = 2;
   s.seed = 5;
@@ -161,34 +165,188 @@ TEST_CASE("posterior: the same draws for the same seed, whatever the number of t
   s.threads = 2;
   const PosteriorSamples two = sample_posterior(prior, L, s);
   CHECK(one.rows() == 1001);
-  CHECK(one.per_chain == 334);
+  CHECK(one.per_chain == 251);
   CHECK(one.draws == three.draws);
   CHECK(one.draws == two.draws);
   CHECK(one.rhat == three.rhat);
   CHECK(one.ess == three.ess);
   CHECK(one.evaluations == three.evaluations);
-  CHECK(one.iterations == 3u * (50 + 334 * 2));
+  CHECK(one.iterations == 4u * (50 + 251 * 2));
   s.seed = 6;
   const PosteriorSamples other = sample_posterior(prior, L, s);
   CHECK(other.draws != one.draws);
   // A sweep of jumps after every jump_every iterations but the last.
-  CHECK(one.jumps == 3u * ((50 + 334 * 2 - 1) / McmcSettings{}.jump_every));
+  CHECK(one.jumps == 4u * ((50 + 251 * 2 - 1) / McmcSettings{}.jump_every));
   CHECK(one.jumps_accepted > 0);
   CHECK(one.jumps_accepted == three.jumps_accepted);
-  // Without jumps the chains are independent streams: chain 0 alone reproduces rows 0, 3, 6, ...
+  // Without jumps the chains are independent streams: chain 0 alone reproduces rows 0, 4, 8, ...
   s.seed = 5;
   s.jump_every = 0;
   const PosteriorSamples independent = sample_posterior(prior, L, s);
   CHECK(independent.jumps == 0);
   s.chains = 1;
-  s.draws = 334;
+  s.draws = 251;
   s.threads = 1;
   const PosteriorSamples chain0 = sample_posterior(prior, L, s);
-  for (std::size_t i = 0; i < 334; ++i) {
+  for (std::size_t i = 0; i < 251; ++i) {
     INFO("draw " << i);
-    REQUIRE(chain0.draws[2 * i] == independent.draws[2 * (3 * i)]);
-    REQUIRE(chain0.draws[2 * i + 1] == independent.draws[2 * (3 * i) + 1]);
+    REQUIRE(chain0.draws[2 * i] == independent.draws[2 * (4 * i)]);
+    REQUIRE(chain0.draws[2 * i + 1] == independent.draws[2 * (4 * i) + 1]);
   }
+  // Jumps need three chains (a chain and two others).
+  s.chains = 3;
+  s.draws = 300;
+  s.jump_every = 1;
+  CHECK(sample_posterior(prior, L, s).jumps == 3u * (50 + 100 * 2 - 1));
+  s.chains = 2;
+  CHECK(sample_posterior(prior, L, s).jumps == 0);
+}
+
+TEST_CASE("posterior: without jumps, the draws of the chain-after-chain sampler, bit for bit",
+          "[inference][posterior][batch]") {
+  // Draws of lode's sampler before the chains ran in lock-step (one chain after the other,
+  // one L(θ) per call), printed with %.17g: the lock-step state machine draws the same random
+  // numbers in the same order, whatever the other chains do.
+  const LogLikelihood gauss = [](std::span<const double> t) {
+    const double a = (t[0] - 1.0), b = (t[1] + 0.5) / 0.5;
+    return -0.5 * (a * a - 1.6 * a * b + b * b) / 0.36;
+  };
+  McmcSettings s;
+  s.draws = 90;
+  s.chains = 3;
+  s.warmup = 30;
+  s.seed = 4;
+  s.jump_every = 0;
+  const PosteriorSamples a = sample_posterior(lode::Prior::uniform({{-10.0, 10.0}, {-10.0, 10.0}}), gauss, s);
+  const std::vector<std::pair<std::size_t, std::array<double, 2>>> rows = {
+      {0, {1.758229245226032, -0.062325181263906293}},   {1, {0.63001181154414954, -0.75677240539378976}},
+      {2, {-0.19411347658271305, -1.2717778788083871}},  {3, {1.6192057467144765, -0.32868117532163899}},
+      {89, {1.9078411222120066, 0.35782292045361386}}};
+  for (const auto& [r, v] : rows) {
+    INFO("row " << r);
+    CHECK(a.draws[2 * r] == v[0]);
+    CHECK(a.draws[2 * r + 1] == v[1]);
+  }
+  CHECK(a.width[0] == 1.9843026871884315);
+  CHECK(a.width[1] == 1.0328095152566537);
+  // (The old sampler evaluated the chosen starting point once more: 3 evaluations fewer.)
+  CHECK(a.evaluations == 2037 - 3);
+  // A truncated normal on Uniform(0, 1): proposals outside the support refused the same way.
+  const LogLikelihood edge = [](std::span<const double> t) { return -0.5 * (t[0] - 0.05) * (t[0] - 0.05) / 0.01; };
+  s.draws = 40;
+  s.chains = 2;
+  s.warmup = 20;
+  s.seed = 9;
+  s.thin = 2;
+  const PosteriorSamples b = sample_posterior(lode::Prior::uniform({{0.0, 1.0}}), edge, s);
+  CHECK(b.draws[0] == 0.075788359362972735);
+  CHECK(b.draws[1] == 0.01443779689598285);
+  CHECK(b.draws[2] == 0.0089097783402555392);
+  CHECK(b.draws[3] == 0.22149918555546066);
+  CHECK(b.draws[39] == 0.014213782075918502);
+  CHECK(b.evaluations == 616 - 2);
+  CHECK(b.outside_support == 153);
+}
+
+TEST_CASE("posterior: batched L gives the same draws as L one point at a time", "[inference][posterior][batch]") {
+  const LogLikelihood L = [](std::span<const double> t) {
+    return -0.5 * ((t[0] - 0.3) * (t[0] - 0.3) / 0.04 + (t[1] + t[0]) * (t[1] + t[0]) / 0.25);
+  };
+  const lode::Prior prior = lode::Prior::uniform({{-2.0, 2.0}, {-3.0, 3.0}});
+  McmcSettings s;
+  s.draws = 2000;
+  s.chains = 10;
+  s.warmup = 40;
+  s.seed = 21;
+  s.init_candidates = 30;
+  for (const std::size_t jump_every : {std::size_t{0}, std::size_t{1}, std::size_t{3}}) {
+    INFO("jump_every " << jump_every);
+    s.jump_every = jump_every;
+    const PosteriorSamples one = sample_posterior(prior, L, s);
+    std::vector<std::size_t> sizes;
+    const BatchLogLikelihood batch = [&](std::span<const double> thetas, std::span<double> out) {
+      REQUIRE(thetas.size() == 2 * out.size());
+      sizes.push_back(out.size());
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = L(thetas.subspan(2 * i, 2));
+    };
+    const PosteriorSamples batched = sample_posterior(prior, batch, s);
+    CHECK(batched.draws == one.draws);
+    CHECK(batched.evaluations == one.evaluations);
+    CHECK(batched.outside_support == one.outside_support);
+    CHECK(batched.jumps_accepted == one.jumps_accepted);
+    // The first batch: every chain's initial candidates (all inside the uniform prior);
+    // then at most one point per chain (sweeps of jumps: four groups of 2 or 3 chains).
+    REQUIRE(sizes.size() == batched.batches);
+    CHECK(sizes[0] == 10u * 30);
+    std::size_t total = 0;
+    for (std::size_t i = 1; i < sizes.size(); ++i) {
+      REQUIRE(sizes[i] >= 1);
+      REQUIRE(sizes[i] <= 10);
+      total += sizes[i];
+    }
+    CHECK(total + 300 == batched.evaluations);
+    // Rounds, not points: far fewer calls than evaluations (each round takes all pending chains).
+    CHECK(static_cast<double>(batched.evaluations) / static_cast<double>(batched.batches) > 4.0);
+  }
+}
+
+TEST_CASE("posterior: many chains with jumps in groups keep the target (a correlated Gaussian)",
+          "[inference][posterior][batch]") {
+  // The same target as the first test, 40 chains, a jump sweep after every iteration.
+  const double mu[2] = {1.0, -0.5}, sd[2] = {1.0, 0.5}, rho = 0.8;
+  const LogLikelihood L = [&](std::span<const double> t) {
+    const double a = (t[0] - mu[0]) / sd[0], b = (t[1] - mu[1]) / sd[1];
+    return -0.5 * (a * a - 2 * rho * a * b + b * b) / (1 - rho * rho);
+  };
+  const lode::Prior prior = lode::Prior::uniform({{-10.0, 10.0}, {-10.0, 10.0}});
+  McmcSettings s;
+  s.draws = 20000;
+  s.chains = 40;
+  s.warmup = 100;
+  s.seed = 12;
+  const PosteriorSamples p = sample_posterior(prior, L, s);
+  CHECK(p.per_chain == 500);
+  CHECK(p.jumps == 40u * (100 + 500 - 1));
+  CHECK(p.jumps_accepted > p.jumps / 20);
+  for (std::size_t d = 0; d < 2; ++d) {
+    INFO("parameter " << d << ": R-hat " << p.rhat[d] << ", ESS " << p.ess[d]);
+    CHECK(p.rhat[d] < 1.01);
+    const std::vector<double> v = column(p, d);
+    const double ess = ess_mean(by_chain(p, d), p.chains);
+    CHECK(ess > 2000);
+    CHECK(std::abs(mean_of(v) - mu[d]) < 4 * sd[d] / std::sqrt(ess));
+    CHECK(std::abs(cov_of(v, v) - sd[d] * sd[d]) < 4 * sd[d] * sd[d] * std::sqrt(2 / ess));
+  }
+  const std::vector<double> a = column(p, 0), b = column(p, 1);
+  const double ess = std::min(ess_mean(by_chain(p, 0), 40), ess_mean(by_chain(p, 1), 40));
+  CHECK(std::abs(cov_of(a, b) - rho * sd[0] * sd[1]) < 4 * sd[0] * sd[1] * std::sqrt((1 + rho * rho) / ess));
+}
+
+TEST_CASE("batch_log_likelihood: one value per point, the same for any threads; errors", "[inference][batch]") {
+  std::atomic<int> calls{0};
+  const LogLikelihood L = [&](std::span<const double> t) {
+    ++calls;
+    if (t[0] > 100) throw LikelihoodError("broken at " + std::to_string(t[0]));
+    return 3 * t[0] - t[1];
+  };
+  std::vector<double> thetas;
+  for (int i = 0; i < 37; ++i) thetas.insert(thetas.end(), {0.5 * i, -0.25 * i});  // ≥ 8 per thread
+  for (const unsigned threads : {1u, 3u}) {
+    INFO("threads " << threads);
+    calls = 0;
+    std::vector<double> out(37, -1.0);
+    batch_log_likelihood(L, 2, threads)(thetas, out);
+    CHECK(calls == 37);
+    for (std::size_t i = 0; i < 37; ++i) CHECK(out[i] == 3 * thetas[2 * i] - thetas[2 * i + 1]);
+    std::vector<double> bad = thetas;
+    bad[2 * 30] = 101;
+    bad[2 * 31] = 102;
+    CHECK_THROWS_WITH(batch_log_likelihood(L, 2, threads)(bad, out), "broken at 101.000000");
+    std::vector<double> short_out(36);
+    CHECK_THROWS_WITH(batch_log_likelihood(L, 2, threads)(thetas, short_out),
+                      "batch log-likelihood: 74 values for 36 points of 2 parameters");
+  }
+  CHECK_THROWS_AS(batch_log_likelihood(LogLikelihood{}, 2), InferenceError);
 }
 
 TEST_CASE("posterior: chains stuck in separate modes give R-hat > 1.1; jumps between chains join them",
@@ -327,6 +485,39 @@ TEST_CASE("posterior: progress, and errors naming the chain and theta", "[infere
   const LogLikelihood throws = [](std::span<const double>) -> double { throw LikelihoodError("model 'm': broken"); };
   CHECK_THROWS_AS(sample_posterior(prior, throws, s), LikelihoodError);
   CHECK_THROWS_WITH(sample_posterior(prior, throws, s), "MCMC chain 0: model 'm': broken");
+  // A batch that throws: its points are tried one by one, and the error names the chain of
+  // the first that fails. One chain: the same message as L one point at a time; four: the
+  // chain of a point θ > 0.9 (the only failure).
+  s.jump_every = 0;
+  s.init_candidates = 5;
+  const LogLikelihood picky = [](std::span<const double> t) -> double {
+    if (t[0] > 0.9) throw LikelihoodError(fmt::format("estimator 'e' at theta = {}: broken", t[0]));
+    return -t[0] * t[0];
+  };
+  const BatchLogLikelihood picky_batch = [&](std::span<const double> thetas, std::span<double> out) {
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = picky(thetas.subspan(i, 1));
+  };
+  const auto message = [&](const auto& f) {
+    try {
+      sample_posterior(prior, f, s);
+    } catch (const LikelihoodError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  s.chains = 1;
+  const std::string single = message(picky), batched = message(picky_batch);
+  CHECK(single.find("MCMC chain 0: estimator 'e' at theta = 0.9") == 0);
+  CHECK(batched == single);
+  s.chains = 4;
+  const std::string four = message(picky_batch);
+  INFO(four);
+  CHECK(four.find("MCMC chain ") == 0);
+  CHECK(four.find(": estimator 'e' at theta = 0.9") != std::string::npos);
+  const std::size_t chain = std::stoul(four.substr(std::string("MCMC chain ").size()));
+  CHECK(chain < 4);
+  s.init_candidates = 100;
+  s.chains = 2;
   // Bad settings.
   const LogLikelihood flat = [](std::span<const double>) { return 0.0; };
   McmcSettings bad = s;

@@ -4,8 +4,9 @@
 //
 // S draws of θ from p(θ|x_1..x_n) ∝ prior(θ) · exp L(θ) given the observed events (rows of
 // FILE.npy), written as a float64 array (S, dim θ). L is Σ_i log p(x_i|θ) of a model's exact
-// likelihood (--exact: the reference) or Σ_i log r̂(x_i|θ,θ1) of a trained ratio estimator
-// (--model; lode/estimators/likelihood.hpp); the prior is the model's. MCMC and its
+// likelihood (--exact: the reference) or, with --model, Σ_i log r̂(x_i|θ,θ1) of a trained ratio
+// estimator or Σ_i log p̂(x_i|θ) of NLE/SCANDAL, evaluated for all chains' points in one
+// network pass (lode/estimators/likelihood.hpp); the prior is the model's. MCMC and its
 // diagnostics are lode::inference's (posterior.hpp, docs/posterior.md). This file parses,
 // calls and prints. Chains that do not mix (some R-hat > 1.1): the file is written, the
 // command says so and exits 1.
@@ -36,10 +37,21 @@ namespace est = lode::estimators;
 namespace inf = lode::inference;
 
 struct PosteriorOptions {
-  std::string model_dir, exact, observed, draws, out, theta1, seed = "1", chains = "4", warmup = "500", thin = "1",
+  // chains, warmup: empty = the default of the likelihood (kExactChains / kModelChains ...).
+  std::string model_dir, exact, observed, draws, out, theta1, seed = "1", chains, warmup, thin = "1",
       threads = "1", jump_every = std::to_string(inf::McmcSettings{}.jump_every), time_limit = "60";
 };
 
+
+// Defaults. An exact likelihood costs little per point: a few long chains. A learned one costs
+// a network pass per round of points, which costs little more for 30 points than for one:
+// many short chains in lock-step — kModelChains, or fewer for fewer draws (about 100 draws
+// per chain, at least 4 chains), and a short warm-up, which every chain pays
+// (docs/posterior.md has the measurements).
+constexpr std::size_t kExactChains = 4, kExactWarmup = 500;
+constexpr std::size_t kModelChains = 50, kModelWarmup = 50;
+
+std::size_t model_chains(std::size_t draws) { return std::clamp<std::size_t>(draws / 100, 4, kModelChains); }
 
 // The model whose prior the posterior uses; it must have one.
 const Model& model_with_prior(const std::string& name, const std::string& option) {
@@ -54,7 +66,8 @@ const Model& model_with_prior(const std::string& name, const std::string& option
 // Where L(θ) comes from, and the model that gives the prior.
 struct Target {
   const Model* model = nullptr;
-  inf::LogLikelihood log_likelihood;
+  inf::LogLikelihood log_likelihood;     // --exact: one point per call
+  inf::BatchLogLikelihood batch;         // --model: the chains' points in one network pass
   inf::Observed observed;
   std::string what;  // "gaussian_linear (exact likelihood)", "estimator DIR (rascal), theta1 = ..."
   std::vector<std::string> names;
@@ -118,14 +131,14 @@ void estimator_target(const PosteriorOptions& o, Target& t) {
       return;
     }
     t.what = fmt::format("estimator {} ({}), L = {}", o.model_dir, method, est::kDensityQuantity);
-    t.log_likelihood = est::density_log_likelihood(e, t.observed, o.model_dir);
+    t.batch = est::density_batch_log_likelihood(e, t.observed, o.model_dir);
     return;
   }
   const std::vector<double> theta1 = est::choose_theta1(e, o.theta1, o.model_dir);
   t.observed = read_observed(o.observed, e.n_x(), who, e.names());
   t.what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, est::to_string(e.method()), format_point(theta1));
   t.names = t.model->parameters;
-  t.log_likelihood = est::ratio_log_likelihood(e, t.observed, theta1, o.model_dir);
+  t.batch = est::ratio_batch_log_likelihood(e, t.observed, theta1, o.model_dir);
 }
 
 int posterior(const PosteriorOptions& o) {
@@ -135,8 +148,10 @@ int posterior(const PosteriorOptions& o) {
   inf::McmcSettings s;
   s.draws = parse_count("-n", o.draws, /*positive=*/true);
   s.seed = parse_count("--seed", o.seed);
-  s.chains = parse_count("--chains", o.chains, /*positive=*/true);
-  s.warmup = parse_count("--warmup", o.warmup);
+  const bool learned = o.exact.empty();
+  s.chains = o.chains.empty() ? (learned ? model_chains(s.draws) : kExactChains)
+                              : parse_count("--chains", o.chains, /*positive=*/true);
+  s.warmup = o.warmup.empty() ? (learned ? kModelWarmup : kExactWarmup) : parse_count("--warmup", o.warmup);
   s.thin = parse_count("--thin", o.thin, /*positive=*/true);
   s.threads = mining::checked_threads("--threads", parse_count("--threads", o.threads, /*positive=*/true));
   s.jump_every = parse_count("--jump-every", o.jump_every);
@@ -199,7 +214,8 @@ int posterior(const PosteriorOptions& o) {
   };
   inf::PosteriorSamples p;
   try {
-    p = inf::sample_posterior(t.model->prior, t.log_likelihood, s);
+    p = t.batch ? inf::sample_posterior(t.model->prior, t.batch, s)
+                : inf::sample_posterior(t.model->prior, t.log_likelihood, s);
   } catch (const inf::InferenceError& e) {
     clear();
     throw Error(fmt::format("{}: {}", t.what, e.what()));
@@ -216,12 +232,13 @@ int posterior(const PosteriorOptions& o) {
 
   fmt::print(stderr,
              "lode posterior: {}; {} events from {}; {} chains x {} draws (warm-up {}, thin {}), seed {}\n{}"
-             "lode posterior: {} draws in {:.3f} s ({:.0f} draws/s), {:.1f} likelihood evaluations per iteration, "
-             "{} proposals outside the prior, {} of {} jumps between chains accepted -> {}\n",
+             "lode posterior: {} draws in {:.3f} s ({:.0f} draws/s), {:.1f} likelihood evaluations per iteration in {} "
+             "batches ({:.1f} points each), {} proposals outside the prior, {} of {} jumps between chains accepted -> "
+             "{}\n",
              t.what, t.observed.events, o.observed, p.chains, p.per_chain, s.warmup, s.thin, s.seed,
              inf::posterior_summary(p, t.names), p.chains * p.per_chain, p.seconds, p.draws_per_second,
-             static_cast<double>(p.evaluations) / static_cast<double>(p.iterations),
-             p.outside_support, p.jumps_accepted, p.jumps, o.out);
+             static_cast<double>(p.evaluations) / static_cast<double>(p.iterations), p.batches,
+             p.batches ? static_cast<double>(p.evaluations) / static_cast<double>(p.batches) : 0.0, p.outside_support, p.jumps_accepted, p.jumps, o.out);
   if (p.mixed()) return kExitOk;
   std::string which;
   for (std::size_t d = 0; d < dim; ++d)
@@ -250,11 +267,18 @@ void add_posterior(Application& app) {
       .option("-o,--out", o->out, "SAMPLES.npy", "Output: float64 array (S, dim theta), chains interleaved (tmp + rename)",
               /*required=*/true)
       .option("-s,--seed", o->seed, "S", "Random stream (default: 1); the draws depend only on it and the options")
-      .option("--chains", o->chains, "C", "Markov chains (default: 4)")
-      .option("--warmup", o->warmup, "W", "Warm-up iterations per chain, discarded; slice widths adapt (default: 500)")
+      .option("--chains", o->chains, "C",
+              fmt::format("Markov chains, run in lock-step (default: {} with --exact; with --model S/100 within "
+                          "4..{}: many chains share each network pass)",
+                          kExactChains, kModelChains))
+      .option("--warmup", o->warmup, "W",
+              fmt::format("Warm-up iterations per chain, discarded; slice widths adapt (default: {} with --exact, {} "
+                          "with --model)",
+                          kExactWarmup, kModelWarmup))
       .option("--thin", o->thin, "T", "Keep every T-th iteration after warm-up (default: 1)")
       .option("-j,--threads", o->threads, "N",
-              "Run the chains on N threads (default: 1); the draws do not depend on it")
+              "--exact: split the chains' points of each round over N threads when there are >= 8 per thread "
+              "(many chains, a slow likelihood; default: 1); the draws do not depend on it")
       .option("--jump-every", o->jump_every, "J",
               fmt::format("Every J iterations each chain may jump by the difference of two other chains' states "
                           "(moves between modes; needs >= 3 chains; 0: never; default: {})",
@@ -264,11 +288,12 @@ void add_posterior(Application& app) {
       .option("--theta1", o->theta1, "V[,V...]", "--model: the reference point theta1 (default: the estimator's fixed theta1)")
       .footer(
           "Sampler: slice sampling (stepping out, shrinkage), one parameter at a time, widths adapted during\n"
-          "warm-up; chains start from prior draws resampled in proportion to the likelihood; every J iterations a\n"
-          "Metropolis jump by the difference of two other chains (differential evolution) carries chains between\n"
-          "modes; proposals where the prior density is 0 are never accepted. Printed per parameter: mean, sd, rank-normalized split R-hat,\n"
-          "bulk ESS. Any R-hat > 1.1: the file is written and lode posterior exits 1. Row r of SAMPLES.npy is\n"
-          "draw r / C of chain r % C. See docs/posterior.md.\n\n"
+          "warm-up, all chains in lock-step (--model: one network pass per round for all chains); chains start\n"
+          "from prior draws resampled in proportion to the likelihood; every J iterations a Metropolis jump by the\n"
+          "difference of two chains of other groups (differential evolution) carries chains between modes;\n"
+          "proposals where the prior density is 0 are never accepted. Printed per parameter: mean, sd,\n"
+          "rank-normalized split R-hat, bulk ESS. Any R-hat > 1.1: the file is written and lode posterior exits\n"
+          "1. Row r of SAMPLES.npy is draw r / C of chain r % C. See docs/posterior.md.\n\n"
           "Example:\n"
           "  lode simulate gaussian_linear -n 1 --seed 3 --out obs.npy\n"
           "  lode posterior --exact gaussian_linear --observed obs.npy -n 10000 --out samples.npy")

@@ -330,6 +330,10 @@ class Estimator {
 
   /// NLE, SCANDAL: log p̂(x_i|θ) per row of x (ensembles: log of the members' mean density).
   std::vector<double> log_density(const Matrix& x, std::span<const double> theta) const;
+  /// NLE, SCANDAL: log p̂(x_i|θ_i) with a θ per row (theta has x.rows rows): many
+  /// parameter points in one network pass. Row i equals log_density(row i, θ_i) up to
+  /// float32 rounding.
+  std::vector<double> log_density_rows(const Matrix& x, const Matrix& theta) const;
   /// NPE: S draws of θ ~ p̂(θ|x) for one observed x (n_x values). Throws EstimatorError
   /// saying what to do when too few fall inside the support in time.
   PosteriorDraws sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const;

@@ -35,6 +35,16 @@ inference::LogLikelihood ratio_log_likelihood(const Estimator& estimator, infere
 inference::LogLikelihood density_log_likelihood(const Estimator& estimator, inference::Observed observed,
                                                 std::string label);
 
+/// The same Ls evaluated at many θ's at once (lode::inference::sample_posterior's batches):
+/// for m points and N distinct observed rows, one network pass over m·N rows (or several
+/// of at most 2^16 rows). out[i] is the single-point L at θ_i up to float32 rounding of
+/// the network. The same errors, naming θ_i and the observed row of a non-finite value;
+/// when the estimator fails on a batch of several points, the message names the first.
+inference::BatchLogLikelihood ratio_batch_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                                         std::vector<double> theta1, std::string label);
+inference::BatchLogLikelihood density_batch_log_likelihood(const Estimator& estimator, inference::Observed observed,
+                                                           std::string label);
+
 /// What L(θ) of a density estimator is ("sum_i log p̂(x_i|theta)").
 inline constexpr const char* kDensityQuantity = "sum_i log p_hat(x_i|theta)";
 

@@ -30,6 +30,20 @@ namespace lode::inference {
 /// The log-likelihood (or summed log-ratio) at a parameter point.
 using LogLikelihood = std::function<double(std::span<const double> theta)>;
 
+/// L at m points at once: `thetas` holds m × dim θ values (row-major), `out` gets m values,
+/// out[i] = L(row i). For likelihoods whose cost per call dwarfs the cost per point (a
+/// network's forward pass): the MCMC sampler (posterior.hpp) asks for all its chains'
+/// pending points in one call. Each out[i] must depend on row i alone, not on the other
+/// rows nor on m (then the draws do not depend on how the points are batched).
+using BatchLogLikelihood = std::function<void(std::span<const double> thetas, std::span<double> out)>;
+
+/// A LogLikelihood as a BatchLogLikelihood of θ's with `dim` values: one call per point, in
+/// order on the calling thread, or (threads > 1, batches of ≥ 8·threads points) split over
+/// `threads` threads, so `log_likelihood` must then allow concurrent calls. The values are
+/// the same for any `threads`. Whatever a call throws is rethrown (the first point's error
+/// when several fail).
+BatchLogLikelihood batch_log_likelihood(LogLikelihood log_likelihood, std::size_t dim, unsigned threads = 1);
+
 /// A log-likelihood builder met a value it cannot sum (NaN or +inf log p, a non-finite
 /// log r̂) or an evaluation failed. The message names the source, θ and the observed row.
 /// (Not an InferenceError: a caller reporting scan errors can tell the two apart.)

@@ -15,16 +15,27 @@
 // invariant. Points where the prior density is 0 are never accepted (L is not evaluated
 // there). Chain c starts from one of `init_candidates` prior draws resampled in proportion
 // to exp L (sampling–importance resampling), so chains start spread over the posterior's
-// modes rather than all at the best point. Every `jump_every` iterations (with ≥ 3 chains)
-// each chain, in turn, proposes θ + (θ_a − θ_b) with the current states of two other chains
-// a ≠ b (differential-evolution MCMC with γ = 1, ter Braak 2006) — in every coordinate, or
-// (half of the time) in one coordinate drawn at random: a Metropolis move that is
-// symmetric, so it leaves the joint target of the chains invariant, and that carries a chain
-// from one mode to another when a and b sit in different modes — which a coordinate-wise slice
+// modes rather than all at the best point.
+//
+// The chains run in lock-step: every chain updates the same coordinate at the same time,
+// and each round of the updates asks L at the one pending point of every chain whose update
+// is not over, in one call of a BatchLogLikelihood (likelihood.hpp). A learned likelihood
+// then costs one network pass per round for all chains instead of one per point; the
+// initial candidates of all chains are one batch too. Every chain draws from its own Philox
+// stream (seed, chain) in the order of Neal's loops, so without jumps a chain's draws do not
+// depend on the other chains nor on the batching.
+//
+// Every `jump_every` iterations (with ≥ 3 chains) the chains are split at random into
+// min(C, 4) groups, and each chain of a group proposes θ + (θ_a − θ_b) with the states of two
+// chains a ≠ b outside its group (differential-evolution MCMC with γ = 1, ter Braak 2006; the
+// groups as the halves of ensemble samplers, Foreman-Mackey et al. 2013), in every
+// coordinate or (half of the time) in one coordinate drawn at random; one group moves (one
+// batch), then the next. A Metropolis move with a symmetric proposal given the other groups'
+// fixed states: it leaves the joint target of the chains invariant, and carries a chain from
+// one mode to another when a and b sit in different modes — which a coordinate-wise slice
 // sampler alone never does across a region of negligible density (slcp's and two_moons'
-// mirror-image modes). Every chain uses its own Philox stream (seed, chain), the jumps one of
-// their own (seed, sweep), and a sweep of jumps runs chain after chain on the calling thread,
-// so the draws depend only on the settings and the seed, never on `threads`.
+// mirror-image modes). The jumps draw from a stream of their own (seed, sweep). The draws
+// depend only on the settings and the seed, never on `threads`.
 //
 // Diagnostics (Vehtari, Gelman, Simpson, Carpenter, Bürkner 2021): R̂ is the larger of the
 // rank-normalized split-R̂ of θ and of |θ − median| (bulk and tails); ESS is the bulk
@@ -54,7 +65,7 @@ inline constexpr double kRhatLimit = 1.1;
 inline constexpr int kMaxStepOut = 100;
 
 /// Progress of sample_posterior(), reported from the calling thread at most every 250 ms,
-/// between blocks of iterations (jump_every of them, or 100 without jumps).
+/// between iterations.
 struct McmcProgress {
   std::uint64_t iterations = 0;  ///< done so far, all chains (warm-up included)
   std::uint64_t total = 0;       ///< chains × (warm-up + kept iterations × thin)
@@ -68,7 +79,10 @@ struct McmcSettings {
   std::size_t warmup = 500;      ///< iterations per chain before the first kept one (widths adapt here)
   std::size_t thin = 1;          ///< keep every thin-th iteration after warm-up
   std::uint64_t seed = 1;
-  unsigned threads = 1;          ///< chains run on this many threads (the draws do not depend on it)
+  /// sample_posterior(LogLikelihood): the points of a batch are evaluated on this many
+  /// threads (batch_log_likelihood); the BatchLogLikelihood overload ignores it. The draws
+  /// do not depend on it.
+  unsigned threads = 1;
   std::size_t init_candidates = 100;  ///< prior draws per chain for its starting point (≥ 1)
   /// Iterations between two sweeps of jumps between chains (0: none; needs ≥ 3 chains).
   std::size_t jump_every = 1;
@@ -90,6 +104,7 @@ struct PosteriorSamples {
   std::vector<double> mean, sd;  ///< per parameter, over the S draws returned
   std::vector<double> width;     ///< the slice widths after warm-up, averaged over chains
   std::uint64_t evaluations = 0;      ///< L(θ) evaluations (initialization included)
+  std::uint64_t batches = 0;          ///< calls of the BatchLogLikelihood (rounds of evaluations)
   std::uint64_t outside_support = 0;  ///< proposals refused because the prior density is 0 there
   std::uint64_t iterations = 0;       ///< chains × (warm-up + per_chain × thin)
   std::uint64_t jumps = 0, jumps_accepted = 0;  ///< moves between chains proposed, accepted
@@ -101,12 +116,18 @@ struct PosteriorSamples {
   bool mixed() const noexcept;
 };
 
-/// Draws from prior(θ) · exp L(θ). Throws InferenceError for bad settings (0 draws or
-/// chains, thin 0, an empty prior, a width that is not positive and finite, a wrong number
-/// of widths), when no initialization candidate has a finite log posterior (naming the
-/// chain and the count), and when L(θ) is NaN or +inf (naming θ and the chain); whatever L
-/// throws (LikelihoodError) is rethrown with the chain prefixed. `log_likelihood` is called
-/// from `threads` threads at once when threads > 1: it must allow that.
+/// Draws from prior(θ) · exp L(θ), L evaluated in batches: at most one point per chain per
+/// call (C·init_candidates in the first call). Throws InferenceError for bad settings (0
+/// draws or chains, thin 0, an empty prior, a width that is not positive and finite, a wrong
+/// number of widths), when no initialization candidate has a finite log posterior (naming
+/// the chain and the count), and when L(θ) is NaN or +inf (naming θ and the chain); whatever
+/// L throws (LikelihoodError) is rethrown with the chain prefixed (when a batch throws, its
+/// points are evaluated one by one to find the chain).
+PosteriorSamples sample_posterior(const Prior& prior, const BatchLogLikelihood& log_likelihood,
+                                  const McmcSettings& settings);
+/// The same with L evaluated one point at a time (batch_log_likelihood with settings.threads
+/// threads: with threads > 1 `log_likelihood` must allow concurrent calls). The same draws
+/// as the batched form of the same L.
 PosteriorSamples sample_posterior(const Prior& prior, const LogLikelihood& log_likelihood, const McmcSettings& settings);
 
 /// Rank-normalized split-R̂ (the larger of bulk and folded) of one parameter from `chains`

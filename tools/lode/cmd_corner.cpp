@@ -133,8 +133,10 @@ int corner(const CornerOptions& o) {
 
   // Ranges and the summary table.
   std::vector<double> lo(d), hi(d);
+  using Align = Table::Align;
   Table table(ref ? std::vector<std::string>{"parameter", "mean", "sd", "reference mean", "reference sd"}
-                  : std::vector<std::string>{"parameter", "mean", "sd"});
+                  : std::vector<std::string>{"parameter", "mean", "sd"},
+              {Align::left, Align::right, Align::right, Align::right, Align::right});
   for (std::size_t j = 0; j < d; ++j) {
     std::vector<double> all;
     for (std::size_t r = 0; r < s.rows(); ++r) all.push_back(s(r, j));
@@ -184,21 +186,27 @@ int corner(const CornerOptions& o) {
       script += fmt::format("{} using 1:3 with histeps lw 2 lc rgb '{}' title {}, ", gnuplot_quote(hfile), orange, rname);
     script += fmt::format("{} using 1:2 with histeps lw 2 lc rgb '{}' title {}\n", gnuplot_quote(hfile), blue, sname);
   } else {
-    script += fmt::format("set multiplot\nset size {0},{0}\nunset key\nset tics font ',8'\n", panel);
+    // The same margins in every panel, so that the columns line up.
+    script += fmt::format(
+        "set multiplot\nset size {0},{0}\nunset key\nset tics font ',8'\n"
+        "set lmargin 9\nset rmargin 1\nset tmargin 1\nset bmargin 3\n",
+        panel);
     for (std::size_t i = 0; i < d; ++i) {    // row (top to bottom)
       for (std::size_t j = 0; j <= i; ++j) {  // column
         script += fmt::format("set origin {},{}\n", static_cast<double>(j) * panel, static_cast<double>(d - 1 - i) * panel);
-        script += fmt::format("set xrange [{}:{}]\nset xtics {}\n", lo[j], hi[j], i + 1 == d ? "autofreq" : "format ''");
+        script += fmt::format("set xrange [{}:{}]\nset xtics autofreq\nset format x {}\n", lo[j], hi[j],
+                              i + 1 == d ? "'% h'" : "''");
         script += i + 1 == d ? fmt::format("set xlabel {}\n", gnuplot_quote(names[j])) : "unset xlabel\n";
         if (i == j) {
           const std::string hfile = histogram_file(j);
-          script += "set yrange [0:*]\nset ytics format ''\nunset ylabel\n";
+          script += "set yrange [0:*]\nset ytics autofreq\nset format y ''\nunset ylabel\n";
           if (!truth.empty()) script += fmt::format("set arrow 1 from {0},graph 0 to {0},graph 1 nohead lc rgb 'black' dt 2\n", truth[j]);
           script += "plot ";
           if (ref) script += fmt::format("{} using 1:3 with histeps lw 2 lc rgb '{}', ", gnuplot_quote(hfile), orange);
           script += fmt::format("{} using 1:2 with histeps lw 2 lc rgb '{}'\nunset arrow 1\n", gnuplot_quote(hfile), blue);
         } else {
-          script += fmt::format("set yrange [{}:{}]\nset ytics {}\n", lo[i], hi[i], j == 0 ? "autofreq" : "format ''");
+          script += fmt::format("set yrange [{}:{}]\nset ytics autofreq\nset format y {}\n", lo[i], hi[i],
+                                j == 0 ? "'% h'" : "''");
           script += j == 0 ? fmt::format("set ylabel {}\n", gnuplot_quote(names[i])) : "unset ylabel\n";
           script += "plot ";
           if (ref) script += fmt::format("{} using {}:{} with dots lc rgb '#60{}', ", gnuplot_quote(rfile), j + 1, i + 1, orange.substr(1));

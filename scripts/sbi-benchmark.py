@@ -83,7 +83,7 @@ class Study:
         self.a = args
         self.root = os.path.abspath(args.results)
         self.lode = os.path.abspath(args.lode)
-        self.version = git_describe()
+        self.version = lode_version(self.lode)
         self.env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.lock = threading.Lock()
         self.pool = (concurrent.futures.ThreadPoolExecutor(max_workers=args.c2st_workers)
@@ -390,12 +390,20 @@ def fmt(v, digits):
     return "" if v is None else f"{v:.{digits}f}"
 
 
-def git_describe():
+def lode_version(lode):
+    """'lode --version' and git describe of the checkout the executable sits in (REPO when it is not in one)."""
     try:
-        return subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty", "--tags"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        v = subprocess.run([lode, "--version"], capture_output=True, text=True).stdout.strip().replace("lode ", "")
+    except OSError:
+        v = "?"
+    d = os.path.dirname(lode)
+    where = d if subprocess.run(["git", "-C", d, "rev-parse"], capture_output=True).returncode == 0 else REPO
+    try:
+        g = subprocess.run(["git", "-C", where, "describe", "--always", "--dirty", "--tags"], capture_output=True,
+                           text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        g = "unknown"
+    return f"{v} {g}"
 
 
 def summary(root):

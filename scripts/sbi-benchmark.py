@@ -28,6 +28,7 @@ import concurrent.futures
 import csv
 import datetime
 import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -391,7 +392,8 @@ def fmt(v, digits):
 
 
 def lode_version(lode):
-    """'lode --version' and git describe of the checkout the executable sits in (REPO when it is not in one)."""
+    """'lode --version', git describe of the checkout the executable sits in (REPO when it is not in one) and the
+    executable's sha256 prefix (the checkout may have moved on since the build)."""
     try:
         v = subprocess.run([lode, "--version"], capture_output=True, text=True).stdout.strip().replace("lode ", "")
     except OSError:
@@ -403,7 +405,12 @@ def lode_version(lode):
                            text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         g = "unknown"
-    return f"{v} {g}"
+    try:
+        with open(lode, "rb") as f:
+            h = hashlib.sha256(f.read()).hexdigest()[:12]
+    except OSError:
+        h = "?"
+    return f"{v} {g} sha256:{h}"
 
 
 def summary(root):

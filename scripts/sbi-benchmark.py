@@ -445,7 +445,23 @@ def summary(root):
             lines.append(f"| {task} | {method} | " + " | ".join(row) + " |")
     lines += ["", "Mean ± s.d. of C2ST over the observations done (n); sbibm: its published mean for the same "
               "method (NPE / NLE; SCANDAL is compared with NLE). ✗: above the bar (the better of sbibm's NPE and NLE; "
-              "for SCANDAL, sbibm's NLE)."]
+              "for SCANDAL, sbibm's NLE).", "",
+              "| task | " + " | ".join(f"{b:.0e}".replace("+0", "") for b in BUDGETS) + " |",
+              "|---|" + "---|" * len(BUDGETS)]
+    for task in TASKS:
+        row = []
+        for i, b in enumerate(BUDGETS):
+            means = {m: np.mean(cells[(task, m, b)]) for m in METHODS if (task, m, b) in cells}
+            bar = min(SBIBM[task][0][i], SBIBM[task][1][i])
+            if not means:
+                row.append(f"– (bar {bar:.2f})")
+                continue
+            best = min(means, key=means.get)
+            row.append(f"{best} **{means[best]:.2f}**{'' if means[best] <= bar else ' ✗'} (bar {bar:.2f})")
+        if any(not r.startswith("–") for r in row):
+            lines.append(f"| {task} | " + " | ".join(row) + " |")
+    lines += ["", "lode's best method (lowest mean C2ST over the observations done) against the issue's bar: the better "
+              "of sbibm's NPE and NLE means."]
     return "\n".join(lines)
 
 

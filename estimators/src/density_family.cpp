@@ -42,6 +42,25 @@ using torch::Tensor;
 using schema::Column;
 namespace fl = flows;
 
+// 1 / s.d. of each column of t over `rows`, counting only rows whose values are all finite
+// (impossible replays have NaN scores); 1 where the s.d. is 0 or there are < 2 such rows.
+Tensor score_scale(const Matrix& t, const std::vector<std::int64_t>& rows) {
+  std::vector<float> scale(t.cols, 1.0f);
+  for (std::size_t j = 0; j < t.cols; ++j) {
+    double n = 0, mean = 0, m2 = 0;  // Welford
+    for (const std::int64_t r : rows) {
+      bool finite = true;
+      for (std::size_t k = 0; k < t.cols; ++k) finite = finite && std::isfinite(t(static_cast<std::size_t>(r), k));
+      if (!finite) continue;
+      const double v = t(static_cast<std::size_t>(r), j), d = v - mean;
+      n += 1, mean += d / n, m2 += d * (v - mean);
+    }
+    const double sd = n > 1 ? std::sqrt(m2 / (n - 1)) : 0.0;
+    if (sd > 0 && std::isfinite(sd)) scale[j] = static_cast<float>(1.0 / sd);
+  }
+  return torch::tensor(scale).unsqueeze(0);
+}
+
 class DensityModel final : public FamilyModel {
  public:
   using FamilyModel::FamilyModel;
@@ -72,6 +91,12 @@ class DensityModel final : public FamilyModel {
     auto labels = std::make_shared<Labels>();
     for (Column c : info.columns)
       if (c != Column::x && c != Column::theta) labels->slot(c) = to_tensor(data.column(c));
+    // SCANDAL's score term compares t̂ and t_xz in units of t_xz's s.d. per component (over
+    // the finite training rows): at t̂ = 0 the term is about 1 per component, at its minimum
+    // the share of the joint score's variance that x does not explain — comparable to the
+    // log-likelihood term whatever the model's scale (sir's joint scores have an rms of ~500).
+    auto t_scale = std::make_shared<Tensor>();
+    if (info.score_term) *t_scale = score_scale(data.column(Column::t_xz), train_rows);
     const auto& loss = loss_of<DensityOutputs>(Method(info.name));
     Problem p;
     // The Trainer makes member m's network after seeding with trainer.seed + m, in order.
@@ -89,6 +114,10 @@ class DensityModel final : public FamilyModel {
       } else {
         DensityEval e = flow_log_prob_and_score(flow, xb, tb, info.score_term, torch::GradMode::is_enabled());
         o.log_prob = e.log_prob, o.t_hat = e.score;
+        if (info.score_term) {
+          o.t_hat = o.t_hat * *t_scale;
+          batch.slot(Column::t_xz) = batch[Column::t_xz] * *t_scale;
+        }
       }
       const LossTerms t = loss(o, batch);
       return t.score.defined() ? t.main + settings.ratio.alpha * t.score : t.main;

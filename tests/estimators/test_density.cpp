@@ -173,6 +173,27 @@ TEST_CASE("scandal: the score term makes it better than nle at a small budget", 
   CHECK(err_scandal < 0.3);
 }
 
+TEST_CASE("scandal: the score term is in units of t_xz's spread, so the scale of theta does not matter",
+          "[density][scandal]") {
+  // θ' = θ/1000 multiplies the joint score by 1000. The flow z-scores θ, and the score term
+  // divides t̂ and t_xz by t_xz's s.d., so both trainings take the same steps (to float
+  // rounding). Unscaled, the term would weigh 10⁶ times more on the second dataset.
+  const double c = 1000;
+  const est::Dataset a = latent_gaussian(300, 11), test = latent_gaussian(50, 12);
+  est::Dataset b = a;
+  for (double& v : b.theta.data) v /= c;
+  for (double& v : b.t_xz.data) v *= c;
+  const est::Settings s = small("scandal", 20);
+  const est::Estimator ea = est::Estimator::train(a, s), eb = est::Estimator::train(b, s);
+  est::Matrix theta_b = test.theta;
+  for (double& v : theta_b.data) v /= c;
+  const std::vector<double> la = ea.log_density_rows(test.x, test.theta), lb = eb.log_density_rows(test.x, theta_b);
+  double worst = 0;
+  for (std::size_t r = 0; r < la.size(); ++r) worst = std::max(worst, std::abs(la[r] - lb[r]));
+  INFO("largest |log p_a - log p_b| over 50 rows: " << worst);
+  CHECK(worst < 1e-3);
+}
+
 namespace {
 
 // Mean and covariance of the draws.

@@ -69,18 +69,45 @@ std::vector<double> ar1(std::size_t chains, std::size_t n, double rho, unsigned 
   return v;
 }
 
+// The target of the Gaussian tests: L(θ) = log N(θ; μ, Σ) with sd 1 and 0.5, correlation
+// 0.8, on a flat prior on [-10, 10]² (the posterior is the Gaussian, up to a truncation at
+// 10 sd).
+struct CorrelatedGaussian {
+  double mu[2] = {1.0, -0.5}, sd[2] = {1.0, 0.5}, rho = 0.8;
+  LogLikelihood log_likelihood() const {
+    return [*this](std::span<const double> t) {
+      const double a = (t[0] - mu[0]) / sd[0], b = (t[1] - mu[1]) / sd[1];
+      return -0.5 * (a * a - 2 * rho * a * b + b * b) / (1 - rho * rho);
+    };
+  }
+  lode::Prior prior() const { return lode::Prior::uniform({{-10.0, 10.0}, {-10.0, 10.0}}); }
+
+  // R̂ < 1.01, each mean within 4 standard errors sd/√ESS, each variance within
+  // 4 × var·√(2/ESS), Cov(θ0, θ1) = ρ σ0 σ1 within 4 × σ0 σ1 √((1 + ρ²) / ESS); ESS of the
+  // mean > min_ess.
+  void check(const PosteriorSamples& p, double min_ess) const {
+    for (std::size_t d = 0; d < 2; ++d) {
+      INFO("parameter " << d << ": R-hat " << p.rhat[d] << ", ESS " << p.ess[d]);
+      CHECK(p.rhat[d] < 1.01);
+      const std::vector<double> v = column(p, d);
+      const double ess = ess_mean(by_chain(p, d), p.chains);
+      CHECK(ess > min_ess);
+      CHECK(std::abs(mean_of(v) - mu[d]) < 4 * sd[d] / std::sqrt(ess));
+      CHECK(std::abs(cov_of(v, v) - sd[d] * sd[d]) < 4 * sd[d] * sd[d] * std::sqrt(2 / ess));
+    }
+    const std::vector<double> a = column(p, 0), b = column(p, 1);
+    const double ess = std::min(ess_mean(by_chain(p, 0), p.chains), ess_mean(by_chain(p, 1), p.chains));
+    CHECK(std::abs(cov_of(a, b) - rho * sd[0] * sd[1]) < 4 * sd[0] * sd[1] * std::sqrt((1 + rho * rho) / ess));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("posterior: a correlated 2-d Gaussian on a flat prior, mean and covariance within Monte-Carlo error",
           "[inference][posterior]") {
-  // L(θ) = log N(θ; μ, Σ) with sd 1 and 0.5, correlation 0.8; prior uniform on [-10, 10]²
-  // (the posterior is the Gaussian, up to a truncation at 10 sd).
-  const double mu[2] = {1.0, -0.5}, sd[2] = {1.0, 0.5}, rho = 0.8;
-  const LogLikelihood L = [&](std::span<const double> t) {
-    const double a = (t[0] - mu[0]) / sd[0], b = (t[1] - mu[1]) / sd[1];
-    return -0.5 * (a * a - 2 * rho * a * b + b * b) / (1 - rho * rho);
-  };
-  const lode::Prior prior = lode::Prior::uniform({{-10.0, 10.0}, {-10.0, 10.0}});
+  const CorrelatedGaussian g;
+  const LogLikelihood L = g.log_likelihood();
+  const lode::Prior prior = g.prior();
   McmcSettings s;
   s.draws = 20000;
   s.chains = 4;
@@ -91,22 +118,13 @@ TEST_CASE("posterior: a correlated 2-d Gaussian on a flat prior, mean and covari
   REQUIRE(p.dim == 2);
   CHECK(p.per_chain == 5000);
   CHECK(p.mixed());
+  g.check(p, 1000);
   for (std::size_t d = 0; d < 2; ++d) {
-    INFO("parameter " << d << ": R-hat " << p.rhat[d] << ", ESS " << p.ess[d]);
-    CHECK(p.rhat[d] < 1.01);
     CHECK(p.ess[d] > 2000);  // coordinate-wise slice sampling at ρ = 0.8: roughly S / 5
     const std::vector<double> v = column(p, d);
-    const double ess = ess_mean(by_chain(p, d), p.chains);
-    // The mean within 4 standard errors sd/√ESS; the variance within 4 × var·√(2/ESS).
-    CHECK(std::abs(mean_of(v) - mu[d]) < 4 * sd[d] / std::sqrt(ess));
-    CHECK(std::abs(cov_of(v, v) - sd[d] * sd[d]) < 4 * sd[d] * sd[d] * std::sqrt(2 / ess));
     CHECK(p.mean[d] == Approx(mean_of(v)).epsilon(1e-12));
     CHECK(p.sd[d] == Approx(std::sqrt(cov_of(v, v))).epsilon(1e-12));
   }
-  // Cov(θ0, θ1) = ρ σ0 σ1, standard error ≈ σ0 σ1 √((1 + ρ²) / ESS).
-  const std::vector<double> a = column(p, 0), b = column(p, 1);
-  const double ess = std::min(ess_mean(by_chain(p, 0), 4), ess_mean(by_chain(p, 1), 4));
-  CHECK(std::abs(cov_of(a, b) - rho * sd[0] * sd[1]) < 4 * sd[0] * sd[1] * std::sqrt((1 + rho * rho) / ess));
   // Bookkeeping: every iteration updates both coordinates, each costing ≥ 2 evaluations
   // (one to step out on each side at least, one candidate).
   CHECK(p.iterations == 4u * (300 + 5000));
@@ -293,12 +311,9 @@ TEST_CASE("posterior: batched L gives the same draws as L one point at a time", 
 TEST_CASE("posterior: many chains with jumps in groups keep the target (a correlated Gaussian)",
           "[inference][posterior][batch]") {
   // The same target as the first test, 40 chains, a jump sweep after every iteration.
-  const double mu[2] = {1.0, -0.5}, sd[2] = {1.0, 0.5}, rho = 0.8;
-  const LogLikelihood L = [&](std::span<const double> t) {
-    const double a = (t[0] - mu[0]) / sd[0], b = (t[1] - mu[1]) / sd[1];
-    return -0.5 * (a * a - 2 * rho * a * b + b * b) / (1 - rho * rho);
-  };
-  const lode::Prior prior = lode::Prior::uniform({{-10.0, 10.0}, {-10.0, 10.0}});
+  const CorrelatedGaussian g;
+  const LogLikelihood L = g.log_likelihood();
+  const lode::Prior prior = g.prior();
   McmcSettings s;
   s.draws = 20000;
   s.chains = 40;
@@ -308,18 +323,7 @@ TEST_CASE("posterior: many chains with jumps in groups keep the target (a correl
   CHECK(p.per_chain == 500);
   CHECK(p.jumps == 40u * (100 + 500 - 1));
   CHECK(p.jumps_accepted > p.jumps / 20);
-  for (std::size_t d = 0; d < 2; ++d) {
-    INFO("parameter " << d << ": R-hat " << p.rhat[d] << ", ESS " << p.ess[d]);
-    CHECK(p.rhat[d] < 1.01);
-    const std::vector<double> v = column(p, d);
-    const double ess = ess_mean(by_chain(p, d), p.chains);
-    CHECK(ess > 2000);
-    CHECK(std::abs(mean_of(v) - mu[d]) < 4 * sd[d] / std::sqrt(ess));
-    CHECK(std::abs(cov_of(v, v) - sd[d] * sd[d]) < 4 * sd[d] * sd[d] * std::sqrt(2 / ess));
-  }
-  const std::vector<double> a = column(p, 0), b = column(p, 1);
-  const double ess = std::min(ess_mean(by_chain(p, 0), 40), ess_mean(by_chain(p, 1), 40));
-  CHECK(std::abs(cov_of(a, b) - rho * sd[0] * sd[1]) < 4 * sd[0] * sd[1] * std::sqrt((1 + rho * rho) / ess));
+  g.check(p, 2000);
 }
 
 TEST_CASE("batch_log_likelihood: one value per point, the same for any threads; errors", "[inference][batch]") {

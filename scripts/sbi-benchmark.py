@@ -70,6 +70,14 @@ SBIBM = {
 OBS_SEED = 20261206
 DATA_SEED = {1000: 13, 10000: 14, 100000: 15}
 N_DRAWS = 10000
+# lode posterior --exact options for the references: 16 chains (all modes found, each chain moving between them
+# through the jumps), thinned by 50 where the likelihood is cheap (bulk ESS close to the 10,000 draws), by 10 for
+# sir and lotka_volterra_ode (an ODE solve per evaluation: 4-10 min per reference at thin 10).
+EXPENSIVE_LIKELIHOOD = {"sir", "lotka_volterra_ode"}
+
+
+def default_reference_args(task):
+    return f"--chains 16 --warmup 2000 --thin {10 if task in EXPENSIVE_LIKELIHOOD else 50}"
 
 CSV_FIELDS = ["task", "method", "budget", "obs", "c2st", "seconds", "rhat_max", "notes", "train_seconds",
               "ess_min", "lode_version"]
@@ -196,7 +204,8 @@ class Study:
             return d, self.finish(d, {"kind": "analytic N(x/2, 0.05 I)", "seed": 1000 + k})
         self.log(f"{task} obs {k}: reference (lode posterior --exact)")
         cmd = [self.lode, "posterior", "--exact", task, "--observed", obs, "-n", str(N_DRAWS), "--out", out,
-               "--seed", str(1 + k), "--threads", "1"] + shlex.split(self.a.reference_args)
+               "--seed", str(1 + k), "--threads", "1"] + shlex.split(
+                   self.a.reference_args if self.a.reference_args is not None else default_reference_args(task))
         try:
             status, seconds, text = self.run(cmd, os.path.join(d, "log.txt"), ok=(0, 1))
         except Failed as e:
@@ -511,8 +520,9 @@ def main():
     p.add_argument("--obs", default=env("SBI_OBS", f"0-{N_OBS - 1}"), help="observation indices, e.g. 0-2 or 0,4")
     p.add_argument("--lode", default=env("LODE", os.path.join(REPO, "build", "tools", "lode")),
                    help="the lode executable (default: $LODE or build/tools/lode of this checkout)")
-    p.add_argument("--reference-args", default="--warmup 2000 --thin 10",
-                   help="extra lode posterior --exact options (default: '--warmup 2000 --thin 10')")
+    p.add_argument("--reference-args", default=None,
+                   help="extra lode posterior --exact options (default: '--chains 16 --warmup 2000 --thin 50', "
+                        "--thin 10 for sir and lotka_volterra_ode)")
     p.add_argument("--reference-rhat", type=float, default=1.01, help="R-hat above which a reference is noted")
     p.add_argument("--mcmc-args", default="", help="extra lode posterior options for nle and scandal")
     p.add_argument("--train-args", default="", help="extra lode train options (default: none, the documented defaults)")

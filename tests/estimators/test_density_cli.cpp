@@ -79,6 +79,16 @@ TEST_CASE("lode train nle + lode evaluate + lode posterior by MCMC", "[cli][dens
   const lode::npy::Array v = lode::npy::read(lp);
   REQUIRE(v.shape == std::vector<std::size_t>{3, 1});
   for (std::size_t i = 0; i < 3; ++i) CHECK(std::isfinite(v(i, 0)));
+  // --threads sizes LibTorch's pool (default 1): the same values with two, up to float32 rounding.
+  const std::string lp2 = scratch("gl-lp2.npy");
+  require_ok(run_lode({"evaluate", "--model", model, "--x", obs, "--theta0", "0,0,0,0,0,0,0,0,0,0", "--out", lp2,
+                       "--threads", "2"}));
+  const lode::npy::Array v2 = lode::npy::read(lp2);
+  REQUIRE(v2.shape == v.shape);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(v2(i, 0) == Approx(v(i, 0)).epsilon(1e-5));
+  check_fails(run_lode({"evaluate", "--model", model, "--x", obs, "--theta0", "0,0,0,0,0,0,0,0,0,0", "--out", lp2,
+                        "--threads", "0"}),
+              2, {"--threads"});
   // A posterior by MCMC on Σ_i log p̂(x_i|θ) (few draws: this checks the seam, not accuracy).
   const Result r = run_lode({"posterior", "--model", model, "--observed", obs, "-n", "40", "--warmup", "20",
                              "--chains", "4", "--out", out});

@@ -11,6 +11,8 @@
 #include "command.hpp"
 #include "common.hpp"
 #include "lode/estimators/estimator.hpp"
+#include "lode/estimators/threads.hpp"
+#include "lode/mining/scheduler.hpp"
 #include "lode/npy.hpp"
 #include "simulator.hpp"
 
@@ -21,7 +23,7 @@ namespace {
 namespace est = lode::estimators;
 
 struct EvaluateOptions {
-  std::string model, exact, x, theta0, theta1, out, spread;
+  std::string model, exact, x, theta0, theta1, out, spread, threads = "1";
   bool score = false;
 };
 
@@ -110,6 +112,8 @@ int evaluate(const EvaluateOptions& o) {
   if (!o.exact.empty() && !o.model.empty()) throw UsageError("give either --model or --exact, not both");
   if (!o.exact.empty()) return evaluate_exact(o);
   if (o.model.empty()) throw UsageError("--model MODEL_DIR (or --exact MODEL) is required");
+  est::set_evaluation_threads(
+      static_cast<unsigned>(mining::checked_threads("--threads", parse_count("--threads", o.threads, /*positive=*/true))));
   est::Estimator e = est::Estimator::load(o.model);
   if (e.method() == est::Method::sallino)  // its histograms simulate
     e.set_simulate(model_simulator(e.settings().local.simulator, "SALLINO needs its simulator: ", false));
@@ -166,6 +170,9 @@ void add_evaluate(Application& app) {
               "with --score",
               /*required=*/true)
       .option("--spread", o->spread, "FILE.npy", "Ensembles: also write the members' standard deviation of log r̂")
+      .option("-j,--threads", o->threads, "N",
+              "--model: LibTorch's threads for the network passes (default: 1; a second thread pays only on large "
+              "batches of a quiet machine, docs/posterior.md#threads)")
       .flag("--score", o->score, "Ratio estimators: write t̂(x|θ0) = ∇_θ0 log r̂ instead of log r̂; with --exact: the exact score t(x|θ0)")
       .action([o] { return evaluate(*o); });
 }

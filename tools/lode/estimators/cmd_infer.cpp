@@ -29,7 +29,9 @@
 #include "lode/error.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/likelihood.hpp"
+#include "lode/estimators/threads.hpp"
 #include "lode/inference/report.hpp"
+#include "lode/mining/scheduler.hpp"
 #include "lode/npy.hpp"
 
 namespace lode::cli {
@@ -41,7 +43,7 @@ namespace inf = lode::inference;
 using Json = nlohmann::ordered_json;
 
 struct InferOptions {
-  std::string model_dir, exact, observed, grid, theta1, plot, out;
+  std::string model_dir, exact, observed, grid, theta1, plot, out, threads = "1";
   bool json = false;
 };
 
@@ -149,6 +151,8 @@ int infer(const InferOptions& o) {
     source = {{"method", "exact"}, {"model", model.name}};
     log_likelihood = inf::exact_log_likelihood(model, obs);
   } else {
+    est::set_evaluation_threads(
+        static_cast<unsigned>(mining::checked_threads("--threads", parse_count("--threads", o.threads, true))));
     try {
       estimator.emplace(est::Estimator::load(o.model_dir));
     } catch (const est::EstimatorError& e) {
@@ -233,6 +237,8 @@ void add_infer(Application& app) {
       .flag("--json", o->json, "Print one JSON object (grid, q, log_likelihood, mle, intervals, sets, thresholds, ...)")
       .option("--plot", o->plot, "FILE.png", "Write q(theta) (1-D curve with thresholds, 2-D map with contours) as a PNG via gnuplot")
       .option("--out", o->out, "FILE.json", "Also write the JSON object to FILE.json (tmp + rename)")
+      .option("-j,--threads", o->threads, "N",
+              "--model: LibTorch's threads for the network passes (default: 1, docs/posterior.md#threads)")
       .footer(
           "q(theta) = -2 [L(theta) - max_grid L]; the MLE is the best grid point, refined in 1-D by a parabola\n"
           "through q at the three points around it. Confidence sets by Wilks' theorem with dim theta degrees of\n"

@@ -25,6 +25,7 @@
 #include "lode/error.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/likelihood.hpp"
+#include "lode/estimators/threads.hpp"
 #include "lode/inference/posterior.hpp"
 #include "lode/mining/scheduler.hpp"
 #include "lode/npy.hpp"
@@ -159,6 +160,9 @@ int posterior(const PosteriorOptions& o) {
   const std::vector<double> limit = parse_numbers("--time-limit", o.time_limit);
   if (limit.size() != 1 || !(limit[0] > 0))
     throw UsageError(fmt::format("--time-limit: '{}' must be a number of seconds > 0", o.time_limit));
+  // A learned likelihood: --threads sizes LibTorch's pool for the network passes (one thread by
+  // default: docs/posterior.md#threads). Before loading, so that no pass runs on the default pool.
+  if (learned) est::set_evaluation_threads(static_cast<unsigned>(s.threads));
   Target t;
   if (!o.exact.empty()) exact_target(o, t);
   else estimator_target(o, t);
@@ -278,7 +282,8 @@ void add_posterior(Application& app) {
       .option("--thin", o->thin, "T", "Keep every T-th iteration after warm-up (default: 1)")
       .option("-j,--threads", o->threads, "N",
               "--exact: split the chains' points of each round over N threads when there are >= 8 per thread "
-              "(many chains, a slow likelihood; default: 1); the draws do not depend on it")
+              "(many chains, a slow likelihood; the draws do not depend on it); --model: LibTorch's threads for the "
+              "network passes (default: 1, measured faster than 2 on these batches)")
       .option("--jump-every", o->jump_every, "J",
               fmt::format("Every J iterations each chain may jump by the difference of two other chains' states "
                           "(moves between modes; needs >= 3 chains; 0: never; default: {})",

@@ -76,6 +76,11 @@ N_DRAWS = 10000
 EXPENSIVE_LIKELIHOOD = {"sir", "lotka_volterra_ode"}
 
 
+# sbibm's NLE samples with sbi's vectorized slice sampler: 100 chains, warm-up 25, thinned by 10, started by SIR from
+# 10,000 prior draws (lode: 100 per chain, the same 10,000).
+SBIBM_MCMC = "--chains 100 --warmup 25 --thin 10"
+
+
 def default_reference_args(task):
     return f"--chains 16 --warmup 2000 --thin {10 if task in EXPENSIVE_LIKELIHOOD else 50}"
 
@@ -524,7 +529,9 @@ def main():
                    help="extra lode posterior --exact options (default: '--chains 16 --warmup 2000 --thin 50', "
                         "--thin 10 for sir and lotka_volterra_ode)")
     p.add_argument("--reference-rhat", type=float, default=1.01, help="R-hat above which a reference is noted")
-    p.add_argument("--mcmc-args", default="", help="extra lode posterior options for nle and scandal")
+    p.add_argument("--mcmc-args", default=SBIBM_MCMC,
+                   help=f"extra lode posterior options for nle and scandal (default: '{SBIBM_MCMC}', the settings "
+                        "sbibm ran sbi's NLE with)")
     p.add_argument("--train-args", default="", help="extra lode train options (default: none, the documented defaults)")
     p.add_argument("--scandal-alpha", default="", help="TASK=A,... --alpha for scandal per task (default: lode's)")
     p.add_argument("--references-only", action="store_true", help="only the observations and their references")

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -41,14 +42,13 @@ struct Spline {
   fl::SplineLimits lim;
   double edge_slope;  // min_d + softplus(log(expm1(1 − min_d))): the boundary slope (1)
 
-  // Softmax of the logits p[0..K) / root into prob, knots into knot (K+1).
+  // The softmax prob of K logits from their exponentials e (exp(logit/root − max), computed
+  // beforehand for all elements at once), and the knots (K+1).
   template <class T>
-  void knots(const T* p, double lo, double hi, double min_size, double* prob, double* knot) const {
-    double m = static_cast<double>(p[0]) / root;
-    for (int j = 1; j < K; ++j) m = std::max(m, static_cast<double>(p[j]) / root);
+  void knots(const T* e, double lo, double hi, double min_size, double* prob, double* knot) const {
     double total = 0;
-    for (int j = 0; j < K; ++j) total += (prob[j] = std::exp(static_cast<double>(p[j]) / root - m));
-    for (int j = 0; j < K; ++j) prob[j] /= total;
+    for (int j = 0; j < K; ++j) total += static_cast<double>(e[j]);
+    for (int j = 0; j < K; ++j) prob[j] = static_cast<double>(e[j]) / total;
     double cum = 0;
     knot[0] = lo;
     for (int j = 0; j + 1 < K; ++j) {
@@ -63,19 +63,20 @@ struct Spline {
     return (j == 0 || j == K) ? edge_slope : lim.min_derivative + softplus(static_cast<double>(ud[j - 1]));
   }
 
-  // One element: x, its 3K−1 parameters p (T), direction. Returns y and the forward
+  // One element: x, its 3K−1 parameters p (T; the logits' exponentials in e), direction.
+  // Returns y and the forward
   // log|dy/dx| at the element (for the inverse: at the output), saving into `save`
   // (kHead + 2K doubles) when not null.
   template <class T>
-  void apply(double x, const T* p, bool inverse, double& y, double& lad, double* save) const {
+  void apply(double x, const T* p, const T* e, bool inverse, double& y, double& lad, double* save) const {
     if (!(x >= -B && x <= B)) {  // linear tails (and NaN): the identity
       y = x, lad = 0;
       if (save) save[0] = 0;
       return;
     }
     double pw[32], ph[32], cw[33], ch[33];
-    knots(p, -B, B, lim.min_bin_width, pw, cw);
-    knots(p + K, -B, B, lim.min_bin_height, ph, ch);
+    knots(e, -B, B, lim.min_bin_width, pw, cw);
+    knots(e + K, -B, B, lim.min_bin_height, ph, ch);
     const T* v = p + 2 * K;
     const double* search = inverse ? ch : cw;
     int b = 0;
@@ -96,7 +97,7 @@ struct Spline {
     const double t = u * (1 - u), Dn = s + S * t;
     if (!inverse) y = ch[b] + h * (s * u * u + d0 * t) / Dn;
     const double Q = d1 * u * u + 2 * s * t + d0 * (1 - u) * (1 - u);
-    lad = std::log(s * s * Q) - 2 * std::log(Dn);
+    lad = std::log(s * s * Q / (Dn * Dn));
     if (save) {
       save[0] = 1, save[1] = b, save[2] = u, save[3] = w, save[4] = h, save[5] = s, save[6] = d0, save[7] = d1;
       std::copy(pw, pw + K, save + kHead);
@@ -163,11 +164,25 @@ void fill_rows(T* c, int n, int w, const T* bias) {
   for (int r = 0; r < n; ++r) std::copy(bias, bias + w, c + static_cast<std::size_t>(r) * w);
 }
 
+// Elementwise arrays and row-major matrices over buffers (Eigen vectorizes these loops).
+template <class T>
+using Arr = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using CArr = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using CMat = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+// g ← g·[z > 0], the mask as ceil(min(max(z, 0), 1)): branch-free and vectorized (Eigen's
+// select is not, and a branch on the sign mispredicts half the time).
+template <class T>
+void relu_backward(T* g, const T* z, std::size_t n) {
+  const auto N = static_cast<Eigen::Index>(n);
+  Arr<T>(g, N) *= CArr<T>(z, N).max(T(0)).min(T(1)).ceil();
+}
+
 template <class T>
 void colsum(const T* g, int n, int w, T* out) {
-  std::fill(out, out + w, T(0));
-  for (int r = 0; r < n; ++r)
-    for (int j = 0; j < w; ++j) out[j] += g[static_cast<std::size_t>(r) * w + j];
+  Arr<T>(out, w) = CMat<T>(g, n, w).colwise().sum().transpose();
 }
 
 }  // namespace
@@ -309,10 +324,11 @@ void Nsf<T>::conditioner(Coupling& c, const T* ctx, int nc, int n) {
     auto &a0 = c.a0[k], &z1 = c.z1[k], &a1 = c.a1[k], &t = c.t[k], &gate = c.gate[k];
     a0.resize(nH), z1.resize(nH), a1.resize(nH), t.resize(nH);
     const T* h = c.h[k].data();
-    for (std::size_t i = 0; i < nH; ++i) a0[i] = h[i] > T(0) ? h[i] : T(0);
+    const auto N = static_cast<Eigen::Index>(nH);
+    Arr<T>(a0.data(), N) = CArr<T>(h, N).max(T(0));
     fill_rows(z1.data(), n, H, bl.l0.b.template data_ptr<T>());
     gemm<T>(false, true, n, H, H, T(1), a0.data(), H, bl.l0.W.template data_ptr<T>(), H, T(1), z1.data(), H);
-    for (std::size_t i = 0; i < nH; ++i) a1[i] = z1[i] > T(0) ? z1[i] : T(0);
+    Arr<T>(a1.data(), N) = CArr<T>(z1.data(), N).max(T(0));
     fill_rows(t.data(), n, H, bl.l1.b.template data_ptr<T>());
     gemm<T>(false, true, n, H, H, T(1), a1.data(), H, bl.l1.W.template data_ptr<T>(), H, T(1), t.data(), H);
     T* hn = c.h[k + 1].data();
@@ -320,14 +336,18 @@ void Nsf<T>::conditioner(Coupling& c, const T* ctx, int nc, int n) {
       gate.resize(static_cast<std::size_t>(nc) * H);
       fill_rows(gate.data(), nc, H, bl.ctx.b.template data_ptr<T>());
       gemm<T>(false, true, nc, H, C_, T(1), ctx, C_, bl.ctx.W.template data_ptr<T>(), C_, T(1), gate.data(), H);
-      for (auto& g : gate) g = T(1) / (T(1) + std::exp(-g));
-      for (int r = 0; r < n; ++r) {
-        const T* gr = gate.data() + static_cast<std::size_t>(nc == n ? r : 0) * H;
-        const std::size_t o = static_cast<std::size_t>(r) * H;
-        for (int j = 0; j < H; ++j) hn[o + j] = h[o + j] + t[o + j] * gr[j];
+      Arr<T> G(gate.data(), static_cast<Eigen::Index>(gate.size()));
+      G = (T(1) + (-G).exp()).inverse();
+      if (nc == n) {
+        Arr<T>(hn, N) = CArr<T>(h, N) + CArr<T>(t.data(), N) * G;
+      } else {
+        for (int r = 0; r < n; ++r) {
+          const std::size_t o = static_cast<std::size_t>(r) * H;
+          Arr<T>(hn + o, H) = CArr<T>(h + o, H) + CArr<T>(t.data() + o, H) * G;
+        }
       }
     } else {
-      for (std::size_t i = 0; i < nH; ++i) hn[i] = h[i] + t[i];
+      Arr<T>(hn, N) = CArr<T>(h, N) + CArr<T>(t.data(), N);
     }
   }
   const int P = c.fin.out;
@@ -344,8 +364,25 @@ void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, do
   for (int r = 0; r < n; ++r)
     for (int j = 0; j < nid; ++j) c.kept[static_cast<std::size_t>(r) * nid + j] = u[static_cast<std::size_t>(r) * D_ + c.id[j]];
   conditioner(c, ctx, nc, n);
-  const Spline sp{K_, B_, root_, lim_, lim_.min_derivative + softplus(std::log(std::expm1(1 - lim_.min_derivative)))};
+  // exp((logit − max)/root) of every element's width and height logits, vectorized (the
+  // slopes' slots 0)
   const int P = 3 * K_ - 1, stride = kHead + 2 * K_;
+  const std::size_t ne = static_cast<std::size_t>(n) * ntr;
+  c.e.resize(ne * P);
+  const T root = static_cast<T>(root_);
+  for (std::size_t q = 0; q < ne; ++q) {
+    const T* pq = c.p.data() + q * P;
+    T* eq = c.e.data() + q * P;
+    for (int g = 0; g < 2 * K_; g += K_) {
+      T m = pq[g];
+      for (int j = 1; j < K_; ++j) m = std::max(m, pq[g + j]);
+      for (int j = 0; j < K_; ++j) eq[g + j] = (pq[g + j] - m) / root;
+    }
+    std::fill(eq + 2 * K_, eq + P, T(0));
+  }
+  Arr<T> E(c.e.data(), static_cast<Eigen::Index>(c.e.size()));
+  E = E.exp();
+  const Spline sp{K_, B_, root_, lim_, lim_.min_derivative + softplus(std::log(std::expm1(1 - lim_.min_derivative)))};
   const bool save = !inverse;
   if (save) c.sp.resize(static_cast<std::size_t>(n) * ntr * stride);
   for (int r = 0; r < n; ++r) {
@@ -353,7 +390,8 @@ void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, do
     for (int j = 0; j < ntr; ++j) {
       T& v = u[static_cast<std::size_t>(r) * D_ + c.tr[j]];
       double y, e;
-      sp.apply(static_cast<double>(v), c.p.data() + (static_cast<std::size_t>(r) * ntr + j) * P, inverse, y, e,
+      const std::size_t q = (static_cast<std::size_t>(r) * ntr + j) * P;
+      sp.apply(static_cast<double>(v), c.p.data() + q, c.e.data() + q, inverse, y, e,
                save ? c.sp.data() + (static_cast<std::size_t>(r) * ntr + j) * stride : nullptr);
       v = static_cast<T>(y);
       l += e;
@@ -388,7 +426,7 @@ void Nsf<T>::forward(const T* theta, const T* x, int n, bool /*save*/) {
   } else {
     std::copy(theta, theta + static_cast<std::size_t>(n) * D, z0);
   }
-  std::vector<double> L, U;
+  auto &L = L_, &U = U_;
   for (std::size_t li = 0; li < layers_.size(); ++li) {
     const T* in = xs_[li].data();
     T* out = xs_[li + 1].data();
@@ -458,7 +496,7 @@ double Nsf<T>::nll(const T* theta, const T* x, int n, bool gradients) {
   g_.resize(static_cast<std::size_t>(n) * D);
   for (std::size_t i = 0; i < g_.size(); ++i) g_[i] = static_cast<T>(static_cast<double>(z[i]) * inv_n);
   g2_.resize(g_.size());
-  std::vector<double> L, U;
+  auto &L = L_, &U = U_;
   for (std::size_t li = layers_.size(); li-- > 0;) {
     const T* in = xs_[li].data();
     const Layer& layer = layers_[li];
@@ -470,7 +508,8 @@ double Nsf<T>::nll(const T* theta, const T* x, int n, bool gradients) {
     } else if (layer.kind == Kind::lu) {
       Lu& lu = lus_[layer.index];
       lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);
-      std::vector<double> gL(static_cast<std::size_t>(D) * D, 0.0), gU(gL.size(), 0.0), gb(D, 0.0);
+      auto &gL = gL_, &gU = gU_, &gb = gb_;
+      gL.assign(static_cast<std::size_t>(D) * D, 0.0), gU.assign(gL.size(), 0.0), gb.assign(D, 0.0);
       double v[64], gv[64];
       for (int r = 0; r < n; ++r) {
         const T* xr = in + static_cast<std::size_t>(r) * D;
@@ -535,12 +574,11 @@ double Nsf<T>::nll(const T* theta, const T* x, int n, bool gradients) {
       for (std::size_t k = nb; k-- > 0;) {
         Block& bl = c.blocks[k];
         const T *t = c.t[k].data(), *z1 = c.z1[k].data(), *h = c.h[k].data();
+        const auto N = static_cast<Eigen::Index>(nH);
         if (C_ > 0) {
-          const T* gate = c.gate[k].data();
-          for (std::size_t i = 0; i < nH; ++i) {
-            gt[i] = gh[i] * gate[i];
-            gs[i] = gh[i] * t[i] * gate[i] * (T(1) - gate[i]);
-          }
+          const CArr<T> G(c.gate[k].data(), N), Gh(gh, N);
+          Arr<T>(gt, N) = Gh * G;
+          Arr<T>(gs, N) = Gh * CArr<T>(t, N) * G * (T(1) - G);
           gemm<T>(true, false, H, C_, n, T(1), gs, H, ctx_.data(), C_, T(0), grad_of<T>(bl.ctx.W), C_);
           colsum(gs, n, H, grad_of<T>(bl.ctx.b));
         } else {
@@ -549,12 +587,12 @@ double Nsf<T>::nll(const T* theta, const T* x, int n, bool gradients) {
         gemm<T>(true, false, H, H, n, T(1), gt, H, c.a1[k].data(), H, T(0), grad_of<T>(bl.l1.W), H);
         colsum(gt, n, H, grad_of<T>(bl.l1.b));
         gemm<T>(false, false, n, H, H, T(1), gt, H, bl.l1.W.template data_ptr<T>(), H, T(0), ga, H);
-        for (std::size_t i = 0; i < nH; ++i) ga[i] = z1[i] > T(0) ? ga[i] : T(0);  // now ∂L/∂z1
+        relu_backward(ga, z1, nH);  // now ∂L/∂z1
         gemm<T>(true, false, H, H, n, T(1), ga, H, c.a0[k].data(), H, T(0), grad_of<T>(bl.l0.W), H);
         colsum(ga, n, H, grad_of<T>(bl.l0.b));
         gemm<T>(false, false, n, H, H, T(1), ga, H, bl.l0.W.template data_ptr<T>(), H, T(0), gt, H);
-        for (std::size_t i = 0; i < nH; ++i)
-          if (h[i] > T(0)) gh[i] += gt[i];
+        relu_backward(gt, h, nH);
+        Arr<T>(gh, N) += CArr<T>(gt, N);
       }
       const int in = c.init.in;
       T* gWi = grad_of<T>(c.init.W);
@@ -578,7 +616,7 @@ void Nsf<T>::sample(const T* noise, const T* x, int n, T* out, T* log_prob) {
     ctx_[j] = c_mean_.defined() ? (x[j] - c_mean_.template data_ptr<T>()[j]) / c_std_.template data_ptr<T>()[j] : x[j];
   std::copy(noise, noise + static_cast<std::size_t>(n) * D, out);
   lad_.assign(static_cast<std::size_t>(n), 0.0);  // forward log-determinants
-  std::vector<double> L, U;
+  auto &L = L_, &U = U_;
   std::vector<T> tmp(static_cast<std::size_t>(D));
   for (std::size_t li = layers_.size(); li-- > 0;) {
     const Layer& layer = layers_[li];

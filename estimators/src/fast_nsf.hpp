@@ -59,7 +59,7 @@ class Nsf {
     Lin init, fin;
     std::vector<Block> blocks;
     // forward state (rows × width): the conditioner's input half, per-block values, output
-    std::vector<T> kept, ci, p;
+    std::vector<T> kept, ci, p, e;
     std::vector<std::vector<T>> h, a0, z1, a1, t, gate;
     std::vector<double> sp;  // per element: the spline's saved quantities (kSaved each)
   };
@@ -88,7 +88,7 @@ class Nsf {
   // forward state: the standardized context, each layer's input (rows × D), log-dets
   std::vector<T> ctx_;
   std::vector<std::vector<T>> xs_;
-  std::vector<double> lad_;
+  std::vector<double> lad_, L_, U_, gL_, gU_, gb_;
   std::vector<T> g_, g2_, gp_, gh_, gt_, gs_, ga_;
 };
 

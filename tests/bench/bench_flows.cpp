@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
     rate("flow forward", 1, 1000, [&] { (void)flow->forward(u, c1); });
     rate("flow sample", 1, 1000, [&] { (void)flow->sample(1000, c1.narrow(0, 0, 1)); });
   }
-  bench("NPE-NSF (θ 5 | x 8)", fl::npe_defaults(5, 8), theta, x, true);
+  const bool fused_only = std::getenv("LODE_BENCH_FUSED_ONLY") != nullptr;  // profiling the fused path
+  if (!fused_only) bench("NPE-NSF (θ 5 | x 8)", fl::npe_defaults(5, 8), theta, x, true);
   {
     namespace fast = lode::estimators::fast;
     namespace est = lode::estimators;
@@ -188,6 +189,6 @@ int main(int argc, char** argv) {
       nsf.sample(noise.data_ptr<float>(), x1.data_ptr<float>(), static_cast<int>(n), out.data(), nullptr);
     });
   }
-  bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);
+  if (!fused_only) bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);
   return 0;
 }

@@ -365,23 +365,17 @@ void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, do
     for (int j = 0; j < nid; ++j) c.kept[static_cast<std::size_t>(r) * nid + j] = u[static_cast<std::size_t>(r) * D_ + c.id[j]];
   conditioner(c, ctx, nc, n);
   // exp((logit − max)/root) of every element's width and height logits, vectorized (the
-  // slopes' slots 0)
+  // slopes' slots unused)
   const int P = 3 * K_ - 1, stride = kHead + 2 * K_;
   const std::size_t ne = static_cast<std::size_t>(n) * ntr;
   c.e.resize(ne * P);
   const T root = static_cast<T>(root_);
-  for (std::size_t q = 0; q < ne; ++q) {
-    const T* pq = c.p.data() + q * P;
-    T* eq = c.e.data() + q * P;
+  for (std::size_t q = 0; q < ne; ++q)
     for (int g = 0; g < 2 * K_; g += K_) {
-      T m = pq[g];
-      for (int j = 1; j < K_; ++j) m = std::max(m, pq[g + j]);
-      for (int j = 0; j < K_; ++j) eq[g + j] = (pq[g + j] - m) / root;
+      const T* pq = c.p.data() + q * P + g;
+      const T m = CArr<T>(pq, K_).maxCoeff();
+      Arr<T>(c.e.data() + q * P + g, K_) = ((CArr<T>(pq, K_) - m) / root).exp();
     }
-    std::fill(eq + 2 * K_, eq + P, T(0));
-  }
-  Arr<T> E(c.e.data(), static_cast<Eigen::Index>(c.e.size()));
-  E = E.exp();
   const Spline sp{K_, B_, root_, lim_, lim_.min_derivative + softplus(std::log(std::expm1(1 - lim_.min_derivative)))};
   const bool save = !inverse;
   if (save) c.sp.resize(static_cast<std::size_t>(n) * ntr * stride);

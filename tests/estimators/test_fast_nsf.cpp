@@ -1,6 +1,7 @@
 // The fused spline-coupling flow of NPE (estimators/src/fast_nsf.cpp) against the LibTorch
 // flow on the same weights: log p(θ|x), the mean NLL's parameter gradients (autograd) and
-// the inverse (sampling) — in float64 to 1e-10 relative, in float32 to stated tolerances —
+// the inverse (sampling) — in float64 to 1e-10 relative, in float32 to 1e-5 (log_prob,
+// draws) and 5e-5 (gradients, each within 3× LibTorch's own float32 error + 1e-6) —
 // and NPE trained through the Trainer with the fused step and with the LibTorch step.
 //
 // LibTorch comes first: glog (through it) defines CHECK, which Catch then defines again.
@@ -149,10 +150,11 @@ TEST_CASE("fused NSF: float32 agrees with float64 LibTorch to stated tolerances"
   const torch::Tensor tf = theta.to(torch::kFloat).contiguous(), xf = x.to(torch::kFloat).contiguous();
   std::vector<float> lp(n);
   nsf.log_prob(tf.data_ptr<float>(), xf.data_ptr<float>(), static_cast<int>(n), lp.data());
-  CHECK(max_rel(torch::from_blob(lp.data(), {n}, torch::kFloat), want) <= 1e-4);
+  CHECK(max_rel(torch::from_blob(lp.data(), {n}, torch::kFloat), want) <= 1e-5);  // seen: 1.7e-7
 
   // Gradients: the fused float32 error against float64 no larger than LibTorch's own
-  // float32 error (autograd on the float32 flow) times 3, plus 1e-5.
+  // float32 error (autograd on the float32 flow) times 3, plus 1e-6 (seen: ≤ 0.1 of that
+  // bound; the worst tensor 2.4e-6).
   for (auto& p : ref->parameters()) p.mutable_grad() = torch::zeros_like(p);
   (-ref->log_prob(theta, x).mean()).backward();
   for (auto& p : f32->parameters()) p.mutable_grad() = torch::zeros_like(p);
@@ -166,10 +168,10 @@ TEST_CASE("fused NSF: float32 agrees with float64 LibTorch to stated tolerances"
   for (std::size_t i = 0; i < b.size(); ++i) {
     const double ours = max_rel(a[i].value().grad(), b[i].grad()), theirs = max_rel(torch32[i], b[i].grad());
     INFO("parameter " << a[i].key() << ": fused float32 " << ours << ", LibTorch float32 " << theirs);
-    CHECK(ours <= 3 * theirs + 1e-5);
+    CHECK(ours <= 3 * theirs + 1e-6);
     worst = std::max(worst, ours);
   }
-  CHECK(worst <= 1e-3);
+  CHECK(worst <= 5e-5);
   // Sampling in float32 against float64.
   torch::manual_seed(8);
   const torch::Tensor noise = torch::randn({n, 5}, torch::kDouble), x1 = x.narrow(0, 0, 1).contiguous();
@@ -177,7 +179,7 @@ TEST_CASE("fused NSF: float32 agrees with float64 LibTorch to stated tolerances"
   const torch::Tensor nf = noise.to(torch::kFloat).contiguous(), x1f = x1.to(torch::kFloat).contiguous();
   std::vector<float> th(n * 5);
   nsf.sample(nf.data_ptr<float>(), x1f.data_ptr<float>(), static_cast<int>(n), th.data(), nullptr);
-  CHECK(max_rel(torch::from_blob(th.data(), {n, 5}, torch::kFloat), r.outputs) <= 1e-4);
+  CHECK(max_rel(torch::from_blob(th.data(), {n, 5}, torch::kFloat), r.outputs) <= 1e-5);  // seen: 1.0e-7
 }
 
 TEST_CASE("fused NSF: npe's Problem has the fused step; it and the LibTorch step both learn", "[estimators][fast][nsf]") {
@@ -219,8 +221,8 @@ TEST_CASE("fused NSF: npe's Problem has the fused step; it and the LibTorch step
   const auto params = net->parameters();
   for (std::size_t i = 0; i < want.size(); ++i) CHECK(max_rel(params[i].grad(), want[i]) <= 1e-4);
 
-  // Both Trainer paths learn: best validation NLL well below the prior's and within 0.15
-  // nats of each other (the same seeds; rounding differences grow over training).
+  // Both Trainer paths learn: best validation NLL below −2 (seen: −2.56 fused, −2.54 LibTorch)
+  // and within 0.1 nats of each other (the same seeds; rounding differences grow in training).
   est::TrainerSettings ts;
   ts.epochs = 15, ts.batch = 100, ts.lr = ts.lr_final = 2e-3, ts.seed = 3;
   const auto fused = est::train(p, split, ts, 0);
@@ -229,7 +231,7 @@ TEST_CASE("fused NSF: npe's Problem has the fused step; it and the LibTorch step
   const auto libtorch = est::train(slow, split, ts, 0);
   const double a = fused[0].report.best_validation_loss, b = libtorch[0].report.best_validation_loss;
   INFO("validation NLL: fused " << a << ", LibTorch " << b);
-  CHECK(a < -0.5);
-  CHECK(b < -0.5);
-  CHECK(std::abs(a - b) < 0.15);
+  CHECK(a < -2.0);
+  CHECK(b < -2.0);
+  CHECK(std::abs(a - b) < 0.1);
 }

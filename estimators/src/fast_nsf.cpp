@@ -358,7 +358,7 @@ void Nsf<T>::conditioner(Coupling& c, const T* ctx, int nc, int n) {
 
 // One coupling layer in place on u (n × D), adding each row's forward log|det| to lad.
 template <class T>
-void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, double* lad, bool inverse) {
+void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, double* lad, bool inverse, bool save) {
   const int nid = static_cast<int>(c.id.size()), ntr = static_cast<int>(c.tr.size());
   c.kept.resize(static_cast<std::size_t>(n) * nid);
   for (int r = 0; r < n; ++r)
@@ -377,7 +377,6 @@ void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, do
       Arr<T>(c.e.data() + q * P + g, K_) = ((CArr<T>(pq, K_) - m) / root).exp();
     }
   const Spline sp{K_, B_, root_, lim_, lim_.min_derivative + softplus(std::log(std::expm1(1 - lim_.min_derivative)))};
-  const bool save = !inverse;
   if (save) c.sp.resize(static_cast<std::size_t>(n) * ntr * stride);
   for (int r = 0; r < n; ++r) {
     double l = 0;
@@ -395,7 +394,7 @@ void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, do
 }
 
 template <class T>
-void Nsf<T>::forward(const T* theta, const T* x, int n, bool /*save*/) {
+void Nsf<T>::forward(const T* theta, const T* x, int n, bool save) {
   const int D = D_, C = C_;
   ctx_.resize(static_cast<std::size_t>(n) * C);
   if (c_mean_.defined()) {
@@ -427,7 +426,7 @@ void Nsf<T>::forward(const T* theta, const T* x, int n, bool /*save*/) {
     const Layer& layer = layers_[li];
     if (layer.kind == Kind::coupling) {
       std::copy(in, in + static_cast<std::size_t>(n) * D, out);
-      coupling_forward(couplings_[layer.index], ctx_.data(), n, out, n, lad_.data(), false);
+      coupling_forward(couplings_[layer.index], ctx_.data(), n, out, n, lad_.data(), false, save);
     } else if (layer.kind == Kind::lu) {
       const Lu& lu = lus_[layer.index];
       const double l = lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);
@@ -615,7 +614,7 @@ void Nsf<T>::sample(const T* noise, const T* x, int n, T* out, T* log_prob) {
   for (std::size_t li = layers_.size(); li-- > 0;) {
     const Layer& layer = layers_[li];
     if (layer.kind == Kind::coupling) {
-      coupling_forward(couplings_[layer.index], ctx_.data(), 1, out, n, lad_.data(), true);
+      coupling_forward(couplings_[layer.index], ctx_.data(), 1, out, n, lad_.data(), true, false);
     } else if (layer.kind == Kind::lu) {
       const Lu& lu = lus_[layer.index];
       const double l = lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);

@@ -73,7 +73,8 @@ class Nsf {
   };
 
   void forward(const T* theta, const T* x, int n, bool save);
-  void coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, double* lad, bool inverse);
+  /// save: keep the splines' state for nll's backward (forward direction only).
+  void coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, double* lad, bool inverse, bool save);
   void conditioner(Coupling& c, const T* ctx, int nc, int n);
 
   flows::FlowImpl* flow_;

@@ -16,6 +16,7 @@
 #include <numeric>
 
 #include "family.hpp"
+#include "fast_nsf.hpp"
 #include "lode/estimators/torch/density.hpp"
 #include "lode/estimators/torch/flows.hpp"
 #include "lode/estimators/torch/loss.hpp"
@@ -122,6 +123,12 @@ class DensityModel final : public FamilyModel {
       const LossTerms t = loss(o, batch);
       return t.score.defined() ? t.main + settings.ratio.alpha * t.score : t.main;
     };
+    // NPE with the spline-coupling flow also gets the fused step (fast_nsf.hpp).
+    if (posterior() && info.name == "npe" && nsf_coupling()) {
+      auto th = std::make_shared<std::vector<float>>(data.theta.data.begin(), data.theta.data.end());
+      auto xs = std::make_shared<std::vector<float>>(data.x.data.begin(), data.x.data.end());
+      p.fast_loss = fast::nsf_fast_loss(th, xs, static_cast<int>(n_theta), static_cast<int>(n_x));
+    }
     return p;
   }
 
@@ -197,6 +204,11 @@ class DensityModel final : public FamilyModel {
   PosteriorDraws sample_posterior(std::span<const double> xobs, const PosteriorSampling& s) const override;
 
  private:
+  bool nsf_coupling() const {
+    const fl::FlowSettings fs = flow_settings();
+    return fs.kind == fl::FlowKind::nsf && !fs.autoregressive;
+  }
+
   fl::FlowSettings flow_settings() const {
     const DensitySettings& d = settings.density;
     const auto var = static_cast<std::int64_t>(posterior() ? n_theta : n_x);
@@ -252,12 +264,32 @@ PosteriorDraws DensityModel::sample_posterior(std::span<const double> xobs, cons
         "likelihood by MCMC instead (train nle and run lode posterior with that model)",
         info.name, out.accepted, out.proposed, out.acceptance(), elapsed(), why));
   };
+  // The fused inverse (fast_nsf.hpp) from the same noise as FlowImpl::sample draws.
+  std::vector<std::unique_ptr<fast::Nsf<float>>> fused;
+  for (const Member& m : members) {
+    auto& flow = static_cast<fl::FlowImpl&>(*m.net);
+    if (fast::nsf_fusable(flow) && flow.parameters().front().scalar_type() == torch::kFloat)
+      fused.push_back(std::make_unique<fast::Nsf<float>>(flow));
+  }
+  if (fused.size() != members.size()) fused.clear();
+  const std::vector<float> xf(xobs.begin(), xobs.end());
+  std::vector<float> draws;
   std::size_t member = 0;
   std::int64_t batch = static_cast<std::int64_t>(std::clamp<std::size_t>(s.draws, 100, 10000));
   while (out.accepted < s.draws) {
     auto& flow = static_cast<fl::FlowImpl&>(*members[member].net);
+    Tensor th;
+    if (!fused.empty()) {
+      const Tensor noise = torch::randn({batch, static_cast<std::int64_t>(n_theta)}, gen, torch::kFloat);
+      draws.resize(static_cast<std::size_t>(batch) * n_theta);
+      fused[member]->sample(noise.data_ptr<float>(), xf.data(), static_cast<int>(batch), draws.data(), nullptr);
+      th = torch::from_blob(draws.data(), {batch, static_cast<std::int64_t>(n_theta)}, torch::kFloat)
+               .to(torch::kDouble)
+               .contiguous();
+    } else {
+      th = flow.sample(batch, ctx, gen).to(torch::kDouble).contiguous();
+    }
     member = (member + 1) % members.size();
-    const Tensor th = flow.sample(batch, ctx, gen).to(torch::kDouble).contiguous();
     const double* p = th.data_ptr<double>();
     for (std::int64_t r = 0; r < batch && out.accepted < s.draws; ++r) {
       const std::span<const double> row(p + r * static_cast<std::int64_t>(n_theta), n_theta);

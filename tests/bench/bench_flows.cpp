@@ -2,7 +2,10 @@
 // float32, batch 200: log_prob rows/s, training-step rows/s (forward + backward + gradient
 // clipping at 5 + Adam 5e-4) for NPE-NSF and NLE-MAF, and NPE samples/s (1,000 per call,
 // one observation), per second of the thread's CPU time. LODE_BENCH_PARTS=1 also times the
-// pieces of the NSF.
+// pieces of the NSF. For NPE-NSF the fused path (estimators/src/fast_nsf.hpp) follows:
+// log_prob, the NLL's forward + backward, training as `lode train` runs it (the Trainer:
+// fused step, clipping at 5, Adam 5e-4; per CPU second including its validation passes, and
+// the Trainer's own wall-clock rows/s over the steps), and sampling (noise draws included).
 //
 //   cmake --build build --target lode_bench_flows && build/tests/lode_bench_flows [seconds]
 #include <torch/torch.h>
@@ -18,7 +21,9 @@
 #include <functional>
 #include <string>
 
+#include "../../estimators/src/fast_nsf.hpp"
 #include "lode/estimators/torch/flows.hpp"
+#include "lode/estimators/torch/trainer.hpp"
 
 namespace fl = lode::estimators::flows;
 using Clock = std::chrono::steady_clock;
@@ -131,7 +136,61 @@ int main(int argc, char** argv) {
     rate("flow forward", 1, 1000, [&] { (void)flow->forward(u, c1); });
     rate("flow sample", 1, 1000, [&] { (void)flow->sample(1000, c1.narrow(0, 0, 1)); });
   }
-  bench("NPE-NSF (θ 5 | x 8)", fl::npe_defaults(5, 8), theta, x, true);
-  bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);
+  const bool fused_only = std::getenv("LODE_BENCH_FUSED_ONLY") != nullptr;  // profiling the fused path
+  if (!fused_only) bench("NPE-NSF (θ 5 | x 8)", fl::npe_defaults(5, 8), theta, x, true);
+  {
+    namespace fast = lode::estimators::fast;
+    namespace est = lode::estimators;
+    fl::FlowSettings s = fl::npe_defaults(5, 8);
+    auto flow = fl::build_flow(s, theta, x);
+    {  // train a little first, so that the splines are not near the identity
+      torch::optim::Adam opt(flow->parameters(), torch::optim::AdamOptions(1e-3));
+      for (int i = 0; i < 100; ++i) {
+        opt.zero_grad();
+        (-flow->log_prob(theta.narrow(0, 200 * (i % 50), 200), x.narrow(0, 200 * (i % 50), 200)).mean()).backward();
+        opt.step();
+      }
+    }
+    fast::Nsf<float> nsf(*flow);
+    const auto tb = theta.contiguous(), xb = x.contiguous();
+    std::vector<float> lp(batch);
+    const char* name = "NPE-NSF fused";
+    rate((std::string(name) + " log_prob").c_str(), seconds, batch,
+         [&] { nsf.log_prob(tb.data_ptr<float>(), xb.data_ptr<float>(), static_cast<int>(batch), lp.data()); });
+    std::int64_t at = 0;
+    rate((std::string(name) + " forward+backward").c_str(), seconds, batch, [&] {
+      nsf.nll(tb.data_ptr<float>() + at * 5, xb.data_ptr<float>() + at * 8, static_cast<int>(batch), true);
+      at = (at + batch) % (theta.size(0) - batch);
+    });
+    {  // the Trainer's step (fused loss, clipping at 5, Adam 5e-4) on 9,000 + 1,000 rows
+      auto th = std::make_shared<std::vector<float>>(tb.data_ptr<float>(), tb.data_ptr<float>() + tb.numel());
+      auto xs = std::make_shared<std::vector<float>>(xb.data_ptr<float>(), xb.data_ptr<float>() + xb.numel());
+      est::Problem p;
+      p.fast_loss = fast::nsf_fast_loss(th, xs, 5, 8);
+      est::Split split;
+      for (std::int64_t i = 0; i < theta.size(0); ++i) (i % 10 ? split.train : split.validation).push_back(i);
+      est::TrainerSettings ts;
+      ts.batch = static_cast<int>(batch), ts.lr = ts.lr_final = 5e-4, ts.clip = 5, ts.patience = 0, ts.threads = 1;
+      ts.epochs = std::max(1, static_cast<int>(seconds * 3));
+      const double c0 = cpu_seconds();
+      const auto rep = est::train_member(*flow, p, split, ts, ts.epochs, 1, {});
+      const double dt = cpu_seconds() - c0;
+      std::printf("%-36s %10.0f rows/CPU-s %10.0f rows/s  (%d epochs of %zu rows; CPU-s with the validation passes, "
+                  "wall clock over the steps alone)\n",
+                  (std::string(name) + " training (Trainer)").c_str(),
+                  static_cast<double>(rep.epochs_run) * static_cast<double>(split.train.size()) / dt,
+                  rep.samples_per_second, rep.epochs_run, split.train.size());
+    }
+    flow->eval();
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+    const std::int64_t n = 1000;
+    std::vector<float> out(n * 5);
+    const auto x1 = xb.narrow(0, 0, 1).contiguous();
+    rate((std::string(name) + " sampling (one x)").c_str(), seconds, n, [&] {
+      const auto noise = torch::randn({n, 5}, gen, torch::kFloat);
+      nsf.sample(noise.data_ptr<float>(), x1.data_ptr<float>(), static_cast<int>(n), out.data(), nullptr);
+    });
+  }
+  if (!fused_only) bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);
   return 0;
 }

@@ -1,0 +1,693 @@
+// The fused spline-coupling flow (fast_nsf.hpp).
+//
+// Forward (data → noise), per layer: z-scoring y = x·scale + shift; coupling: the residual
+// conditioner on [kept half, context] gives per transformed feature K width and K height
+// logits (÷ √hidden) and K−1 interior slopes, then the rational-quadratic spline with
+// linear tails (flow_spline.cpp; the identity outside [−B, B]); LU: y = L·U·x + bias;
+// permutation: y = x[:, perm]. Backward of the mean NLL: the chain rule through the same
+// steps in reverse, the spline's derivatives as in flow_spline.cpp's SplineForward, then
+// through the knots (cumulated softmax) and slopes (softplus) to the conditioner's outputs.
+#include "fast_nsf.hpp"
+
+#include <fmt/format.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "fast_mlp.hpp"
+#include "lode/estimators/estimator.hpp"
+
+namespace lode::estimators::fast {
+namespace fl = flows;
+
+namespace {
+
+inline double softplus(double v) { return v > 20 ? v : std::log1p(std::exp(v)); }
+// d softplus / dv as LibTorch's backward (threshold 20).
+inline double softplus_grad(double v) {
+  if (v > 20) return 1.0;
+  const double z = std::exp(v);
+  return z / (z + 1);
+}
+
+// Saved per spline element (forward, for the backward): inside flag, bin, u, w, h, s, d0,
+// d1, then the K width and K height probabilities.
+constexpr int kHead = 8;
+
+struct Spline {
+  int K;
+  double B, root;
+  fl::SplineLimits lim;
+  double edge_slope;  // min_d + softplus(log(expm1(1 − min_d))): the boundary slope (1)
+
+  // The softmax prob of K logits from their exponentials e (exp(logit/root − max), computed
+  // beforehand for all elements at once), and the knots (K+1).
+  template <class T>
+  void knots(const T* e, double lo, double hi, double min_size, double* prob, double* knot) const {
+    double total = 0;
+    for (int j = 0; j < K; ++j) total += static_cast<double>(e[j]);
+    for (int j = 0; j < K; ++j) prob[j] = static_cast<double>(e[j]) / total;
+    double cum = 0;
+    knot[0] = lo;
+    for (int j = 0; j + 1 < K; ++j) {
+      cum += min_size + (1 - min_size * K) * prob[j];
+      knot[j + 1] = (hi - lo) * cum + lo;
+    }
+    knot[K] = hi;
+  }
+
+  template <class T>
+  double slope(const T* ud, int j) const {
+    return (j == 0 || j == K) ? edge_slope : lim.min_derivative + softplus(static_cast<double>(ud[j - 1]));
+  }
+
+  // One element: x, its 3K−1 parameters p (T; the logits' exponentials in e), direction.
+  // Returns y and the forward
+  // log|dy/dx| at the element (for the inverse: at the output), saving into `save`
+  // (kHead + 2K doubles) when not null.
+  template <class T>
+  void apply(double x, const T* p, const T* e, bool inverse, double& y, double& lad, double* save) const {
+    if (!(x >= -B && x <= B)) {  // linear tails (and NaN): the identity
+      y = x, lad = 0;
+      if (save) save[0] = 0;
+      return;
+    }
+    double pw[32], ph[32], cw[33], ch[33];
+    knots(e, -B, B, lim.min_bin_width, pw, cw);
+    knots(e + K, -B, B, lim.min_bin_height, ph, ch);
+    const T* v = p + 2 * K;
+    const double* search = inverse ? ch : cw;
+    int b = 0;
+    for (int j = 1; j < K; ++j)
+      if (x >= search[j]) b = j;
+    const double d0 = slope(v, b), d1 = slope(v, b + 1);
+    const double w = cw[b + 1] - cw[b], h = ch[b + 1] - ch[b], s = h / w, S = d0 + d1 - 2 * s;
+    double u;
+    if (inverse) {
+      const double dy = x - ch[b];
+      const double a = dy * S + h * (s - d0), bb = h * d0 - dy * S, c = -s * dy;
+      const double disc = std::max(0.0, bb * bb - 4 * a * c);
+      u = (2 * c) / (-bb - std::sqrt(disc));
+      y = u * w + cw[b];
+    } else {
+      u = (x - cw[b]) / w;
+    }
+    const double t = u * (1 - u), Dn = s + S * t;
+    if (!inverse) y = ch[b] + h * (s * u * u + d0 * t) / Dn;
+    const double Q = d1 * u * u + 2 * s * t + d0 * (1 - u) * (1 - u);
+    lad = std::log(s * s * Q / (Dn * Dn));
+    if (save) {
+      save[0] = 1, save[1] = b, save[2] = u, save[3] = w, save[4] = h, save[5] = s, save[6] = d0, save[7] = d1;
+      std::copy(pw, pw + K, save + kHead);
+      std::copy(ph, ph + K, save + kHead + K);
+    }
+  }
+
+  // The backward of a forward element from its saved state: ay = ∂L/∂y, al = ∂L/∂lad;
+  // returns ∂L/∂x and writes ∂L/∂p (3K−1, overwritten) into gp.
+  template <class T>
+  double backward(const double* sv, const T* p, double ay, double al, T* gp) const {
+    std::fill(gp, gp + 3 * K - 1, T(0));
+    if (sv[0] == 0) return ay;
+    const int b = static_cast<int>(sv[1]);
+    const double u = sv[2], w = sv[3], h = sv[4], s = sv[5], d0 = sv[6], d1 = sv[7];
+    const double t = u * (1 - u), S = d0 + d1 - 2 * s;
+    const double Dn = s + S * t, N = s * u * u + d0 * t;
+    const double Q = d1 * u * u + 2 * s * t + d0 * (1 - u) * (1 - u);
+    const double hD = h / Dn, hND2 = h * N / (Dn * Dn);
+    const double dy_u = hD * (2 * s * u + d0 * (1 - 2 * u)) - hND2 * S * (1 - 2 * u);
+    const double dy_s = hD * u * u - hND2 * (1 - 2 * t);
+    const double dy_d0 = (hD - hND2) * t, dy_d1 = -hND2 * t;
+    const double dl_u = (2 * d1 * u + 2 * s * (1 - 2 * u) - 2 * d0 * (1 - u)) / Q - 2 * S * (1 - 2 * u) / Dn;
+    const double dl_s = 2 / s + 2 * t / Q - 2 * (1 - 2 * t) / Dn;
+    const double dl_d0 = (1 - u) * (1 - u) / Q - 2 * t / Dn, dl_d1 = u * u / Q - 2 * t / Dn;
+    const double Gu = ay * dy_u + al * dl_u, Gs = ay * dy_s + al * dl_s, Gh = ay * N / Dn;
+    // ∂L/∂ knots b, b+1 (widths: cw, heights: ch) and slopes b, b+1
+    const double gcw[2] = {Gu * (u - 1) / w + Gs * s / w, -Gu * u / w - Gs * s / w};
+    const double gch[2] = {ay - Gh - Gs / w, Gh + Gs / w};
+    const double gd[2] = {ay * dy_d0 + al * dl_d0, ay * dy_d1 + al * dl_d1};
+    // knots → sizes (interior knots j = 1…K−1 only: the ends are fixed) → softmax → logits
+    auto through_knots = [&](const double* g2, const double* prob, double min_size, T* out) {
+      double gsize[32];
+      for (int i = 0; i < K; ++i) {
+        double acc = 0;
+        for (int q = 0; q < 2; ++q) {
+          const int j = b + q;
+          if (j >= 1 && j <= K - 1 && i <= j - 1) acc += g2[q];
+        }
+        gsize[i] = 2 * B * (1 - min_size * K) * acc;
+      }
+      double dot = 0;
+      for (int i = 0; i < K; ++i) dot += prob[i] * gsize[i];
+      for (int i = 0; i < K; ++i) out[i] = static_cast<T>(prob[i] * (gsize[i] - dot) / root);
+    };
+    through_knots(gcw, sv + kHead, lim.min_bin_width, gp);
+    through_knots(gch, sv + kHead + K, lim.min_bin_height, gp + K);
+    for (int q = 0; q < 2; ++q) {
+      const int j = b + q;
+      if (j >= 1 && j <= K - 1) gp[2 * K + j - 1] = static_cast<T>(gd[q] * softplus_grad(static_cast<double>(p[2 * K + j - 1])));
+    }
+    return Gu / w;
+  }
+};
+
+template <class T>
+T* grad_of(torch::Tensor& t) {
+  if (!t.grad().defined()) t.mutable_grad() = torch::zeros_like(t);
+  return t.mutable_grad().data_ptr<T>();
+}
+
+template <class T>
+void fill_rows(T* c, int n, int w, const T* bias) {
+  for (int r = 0; r < n; ++r) std::copy(bias, bias + w, c + static_cast<std::size_t>(r) * w);
+}
+
+// Elementwise arrays and row-major matrices over buffers (Eigen vectorizes these loops).
+template <class T>
+using Arr = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using CArr = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using CMat = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+// g ← g·[z > 0], the mask as ceil(min(max(z, 0), 1)): branch-free and vectorized (Eigen's
+// select is not, and a branch on the sign mispredicts half the time).
+template <class T>
+void relu_backward(T* g, const T* z, std::size_t n) {
+  const auto N = static_cast<Eigen::Index>(n);
+  Arr<T>(g, N) *= CArr<T>(z, N).max(T(0)).min(T(1)).ceil();
+}
+
+template <class T>
+void colsum(const T* g, int n, int w, T* out) {
+  Arr<T>(out, w) = CMat<T>(g, n, w).colwise().sum().transpose();
+}
+
+}  // namespace
+
+bool nsf_fusable(fl::FlowImpl& flow) {
+  std::optional<torch::ScalarType> type;
+  for (const auto& list : {flow.parameters(), flow.buffers()})
+    for (const auto& t : list) {
+      if (!t.is_floating_point()) continue;
+      if (!t.device().is_cpu() || !t.is_contiguous()) return false;
+      if (type && *type != t.scalar_type()) return false;
+      type = t.scalar_type();
+    }
+  if (!type || (*type != torch::kFloat && *type != torch::kDouble)) return false;
+  if (flow.embedding->size() > 1 || flow.features > 64) return false;
+  if (flow.embedding->size() == 1 && !std::dynamic_pointer_cast<fl::StandardizeImpl>(flow.embedding->ptr(0))) return false;
+  const auto& ts = flow.transform->transforms();
+  int bins = -1;
+  double bound = 0;
+  std::int64_t hidden = 0;
+  bool any = false;
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    if (std::dynamic_pointer_cast<fl::AffineStandardizeImpl>(ts[i])) {
+      if (i != 0) return false;
+    } else if (auto c = std::dynamic_pointer_cast<fl::SplineCouplingImpl>(ts[i])) {
+      if (any && (c->bins != bins || c->tail_bound != bound || c->transform_net->hidden != hidden)) return false;
+      if (c->bins > 30 || c->bins < 1) return false;
+      bins = c->bins, bound = c->tail_bound, hidden = c->transform_net->hidden, any = true;
+      for (auto& b : c->transform_net->blocks)
+        if (static_cast<bool>(b->context_layer) != (flow.context_features > 0)) return false;
+    } else if (!std::dynamic_pointer_cast<fl::LULinearImpl>(ts[i]) && !std::dynamic_pointer_cast<fl::PermutationImpl>(ts[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+template <class T>
+Nsf<T>::Nsf(fl::FlowImpl& flow) : flow_(&flow) {
+  if (!nsf_fusable(flow)) throw EstimatorError("fused NSF: the flow is not a spline-coupling flow of the fused shape");
+  for (const auto& p : flow.parameters())
+    if (p.scalar_type() != c10::CppTypeToScalarType<T>::value)
+      throw EstimatorError("fused NSF: the flow's parameters are not of the requested floating type");
+  D_ = static_cast<int>(flow.features);
+  C_ = static_cast<int>(flow.context_features);
+  if (flow.embedding->size() == 1) {
+    auto s = std::dynamic_pointer_cast<fl::StandardizeImpl>(flow.embedding->ptr(0));
+    c_mean_ = s->_mean, c_std_ = s->_std;
+  }
+  auto lin = [](torch::nn::Linear& l) {
+    Lin r;
+    r.W = l->weight, r.b = l->bias;
+    r.out = static_cast<int>(l->weight.size(0)), r.in = static_cast<int>(l->weight.size(1));
+    return r;
+  };
+  for (const auto& t : flow.transform->transforms()) {
+    if (auto z = std::dynamic_pointer_cast<fl::AffineStandardizeImpl>(t)) {
+      z_scale_ = z->_scale, z_shift_ = z->_shift;
+    } else if (auto c = std::dynamic_pointer_cast<fl::SplineCouplingImpl>(t)) {
+      Coupling cp;
+      const auto* id = c->identity_features.data_ptr<std::int64_t>();
+      const auto* tr = c->transform_features.data_ptr<std::int64_t>();
+      for (std::int64_t i = 0; i < c->identity_features.numel(); ++i) cp.id.push_back(static_cast<int>(id[i]));
+      for (std::int64_t i = 0; i < c->transform_features.numel(); ++i) cp.tr.push_back(static_cast<int>(tr[i]));
+      auto& net = *c->transform_net;
+      cp.init = lin(net.initial_layer), cp.fin = lin(net.final_layer);
+      for (auto& b : net.blocks) {
+        Block bl;
+        bl.l0 = lin(b->linear0), bl.l1 = lin(b->linear1);
+        if (b->context_layer) bl.ctx = lin(b->context_layer);
+        cp.blocks.push_back(bl);
+      }
+      H_ = static_cast<int>(net.hidden), K_ = c->bins, B_ = c->tail_bound;
+      root_ = std::sqrt(static_cast<double>(net.hidden));
+      layers_.push_back({Kind::coupling, static_cast<int>(couplings_.size())});
+      couplings_.push_back(std::move(cp));
+    } else if (auto l = std::dynamic_pointer_cast<fl::LULinearImpl>(t)) {
+      layers_.push_back({Kind::lu, static_cast<int>(lus_.size())});
+      lus_.push_back({l->bias, l->lower_entries, l->upper_entries, l->unconstrained_upper_diag});
+    } else if (auto p = std::dynamic_pointer_cast<fl::PermutationImpl>(t)) {
+      std::vector<int> perm;
+      const auto* q = p->_permutation.data_ptr<std::int64_t>();
+      for (std::int64_t i = 0; i < p->_permutation.numel(); ++i) perm.push_back(static_cast<int>(q[i]));
+      layers_.push_back({Kind::permutation, static_cast<int>(perms_.size())});
+      perms_.push_back(std::move(perm));
+    }
+  }
+}
+
+namespace {
+
+// L (unit lower) and U (upper, diagonal softplus(c) + 1e-3) of an LU layer, row-major D×D,
+// and Σ log diag.
+template <class T>
+double lu_matrices(const torch::Tensor& lower, const torch::Tensor& upper, const torch::Tensor& diag, int D,
+                   std::vector<double>& L, std::vector<double>& U) {
+  L.assign(static_cast<std::size_t>(D) * D, 0.0), U.assign(static_cast<std::size_t>(D) * D, 0.0);
+  const T *lo = lower.data_ptr<T>(), *up = upper.data_ptr<T>(), *dg = diag.data_ptr<T>();
+  int k = 0;
+  for (int i = 0; i < D; ++i)
+    for (int j = 0; j < i; ++j) L[i * D + j] = static_cast<double>(lo[k++]);
+  k = 0;
+  for (int i = 0; i < D; ++i)
+    for (int j = i + 1; j < D; ++j) U[i * D + j] = static_cast<double>(up[k++]);
+  double lad = 0;
+  for (int i = 0; i < D; ++i) {
+    L[i * D + i] = 1;
+    U[i * D + i] = softplus(static_cast<double>(dg[i])) + 1e-3;
+    lad += std::log(U[i * D + i]);
+  }
+  return lad;
+}
+
+}  // namespace
+
+// The conditioner's outputs c.p (n × ntr·(3K−1)) from the kept half of u (n × D) and the
+// standardized context (nc = n rows, or 1 row shared by all).
+template <class T>
+void Nsf<T>::conditioner(Coupling& c, const T* ctx, int nc, int n) {
+  const int nid = static_cast<int>(c.id.size()), H = H_, in = c.init.in;
+  const std::size_t nH = static_cast<std::size_t>(n) * H;
+  const T* Wi = c.init.W.template data_ptr<T>();
+  c.h.resize(c.blocks.size() + 1);
+  for (auto& v : c.h) v.resize(nH);
+  // initial layer: h0 = kept·Wi[:, :nid]ᵀ + (ctx·Wi[:, nid:]ᵀ + bi)
+  c.ci.resize(static_cast<std::size_t>(nc) * H);
+  fill_rows(c.ci.data(), nc, H, c.init.b.template data_ptr<T>());
+  if (C_ > 0) gemm<T>(false, true, nc, H, C_, T(1), ctx, C_, Wi + nid, in, T(1), c.ci.data(), H);
+  if (nc == n) {
+    std::copy(c.ci.begin(), c.ci.end(), c.h[0].begin());
+  } else {
+    fill_rows(c.h[0].data(), n, H, c.ci.data());
+  }
+  gemm<T>(false, true, n, H, nid, T(1), c.kept.data(), nid, Wi, in, T(1), c.h[0].data(), H);
+  const std::size_t nb = c.blocks.size();
+  c.a0.resize(nb), c.z1.resize(nb), c.a1.resize(nb), c.t.resize(nb), c.gate.resize(nb);
+  for (std::size_t k = 0; k < nb; ++k) {
+    Block& bl = c.blocks[k];
+    auto &a0 = c.a0[k], &z1 = c.z1[k], &a1 = c.a1[k], &t = c.t[k], &gate = c.gate[k];
+    a0.resize(nH), z1.resize(nH), a1.resize(nH), t.resize(nH);
+    const T* h = c.h[k].data();
+    const auto N = static_cast<Eigen::Index>(nH);
+    Arr<T>(a0.data(), N) = CArr<T>(h, N).max(T(0));
+    fill_rows(z1.data(), n, H, bl.l0.b.template data_ptr<T>());
+    gemm<T>(false, true, n, H, H, T(1), a0.data(), H, bl.l0.W.template data_ptr<T>(), H, T(1), z1.data(), H);
+    Arr<T>(a1.data(), N) = CArr<T>(z1.data(), N).max(T(0));
+    fill_rows(t.data(), n, H, bl.l1.b.template data_ptr<T>());
+    gemm<T>(false, true, n, H, H, T(1), a1.data(), H, bl.l1.W.template data_ptr<T>(), H, T(1), t.data(), H);
+    T* hn = c.h[k + 1].data();
+    if (C_ > 0) {
+      gate.resize(static_cast<std::size_t>(nc) * H);
+      fill_rows(gate.data(), nc, H, bl.ctx.b.template data_ptr<T>());
+      gemm<T>(false, true, nc, H, C_, T(1), ctx, C_, bl.ctx.W.template data_ptr<T>(), C_, T(1), gate.data(), H);
+      Arr<T> G(gate.data(), static_cast<Eigen::Index>(gate.size()));
+      G = (T(1) + (-G).exp()).inverse();
+      if (nc == n) {
+        Arr<T>(hn, N) = CArr<T>(h, N) + CArr<T>(t.data(), N) * G;
+      } else {
+        for (int r = 0; r < n; ++r) {
+          const std::size_t o = static_cast<std::size_t>(r) * H;
+          Arr<T>(hn + o, H) = CArr<T>(h + o, H) + CArr<T>(t.data() + o, H) * G;
+        }
+      }
+    } else {
+      Arr<T>(hn, N) = CArr<T>(h, N) + CArr<T>(t.data(), N);
+    }
+  }
+  const int P = c.fin.out;
+  c.p.resize(static_cast<std::size_t>(n) * P);
+  fill_rows(c.p.data(), n, P, c.fin.b.template data_ptr<T>());
+  gemm<T>(false, true, n, P, H, T(1), c.h[nb].data(), H, c.fin.W.template data_ptr<T>(), H, T(1), c.p.data(), P);
+}
+
+// One coupling layer in place on u (n × D), adding each row's forward log|det| to lad.
+template <class T>
+void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, double* lad, bool inverse, bool save) {
+  const int nid = static_cast<int>(c.id.size()), ntr = static_cast<int>(c.tr.size());
+  c.kept.resize(static_cast<std::size_t>(n) * nid);
+  for (int r = 0; r < n; ++r)
+    for (int j = 0; j < nid; ++j) c.kept[static_cast<std::size_t>(r) * nid + j] = u[static_cast<std::size_t>(r) * D_ + c.id[j]];
+  conditioner(c, ctx, nc, n);
+  // exp((logit − max)/root) of every element's width and height logits, vectorized (the
+  // slopes' slots unused)
+  const int P = 3 * K_ - 1, stride = kHead + 2 * K_;
+  const std::size_t ne = static_cast<std::size_t>(n) * ntr;
+  c.e.resize(ne * P);
+  const T root = static_cast<T>(root_);
+  for (std::size_t q = 0; q < ne; ++q)
+    for (int g = 0; g < 2 * K_; g += K_) {
+      const T* pq = c.p.data() + q * P + g;
+      const T m = CArr<T>(pq, K_).maxCoeff();
+      Arr<T>(c.e.data() + q * P + g, K_) = ((CArr<T>(pq, K_) - m) / root).exp();
+    }
+  const Spline sp{K_, B_, root_, lim_, lim_.min_derivative + softplus(std::log(std::expm1(1 - lim_.min_derivative)))};
+  if (save) c.sp.resize(static_cast<std::size_t>(n) * ntr * stride);
+  for (int r = 0; r < n; ++r) {
+    double l = 0;
+    for (int j = 0; j < ntr; ++j) {
+      T& v = u[static_cast<std::size_t>(r) * D_ + c.tr[j]];
+      double y, e;
+      const std::size_t q = (static_cast<std::size_t>(r) * ntr + j) * P;
+      sp.apply(static_cast<double>(v), c.p.data() + q, c.e.data() + q, inverse, y, e,
+               save ? c.sp.data() + (static_cast<std::size_t>(r) * ntr + j) * stride : nullptr);
+      v = static_cast<T>(y);
+      l += e;
+    }
+    lad[r] += l;
+  }
+}
+
+template <class T>
+void Nsf<T>::forward(const T* theta, const T* x, int n, bool save) {
+  const int D = D_, C = C_;
+  ctx_.resize(static_cast<std::size_t>(n) * C);
+  if (c_mean_.defined()) {
+    const T *m = c_mean_.template data_ptr<T>(), *s = c_std_.template data_ptr<T>();
+    for (int r = 0; r < n; ++r)
+      for (int j = 0; j < C; ++j) ctx_[static_cast<std::size_t>(r) * C + j] = (x[static_cast<std::size_t>(r) * C + j] - m[j]) / s[j];
+  } else if (C > 0) {
+    std::copy(x, x + static_cast<std::size_t>(n) * C, ctx_.begin());
+  }
+  xs_.resize(layers_.size() + 1);
+  for (auto& v : xs_) v.resize(static_cast<std::size_t>(n) * D);
+  lad_.assign(static_cast<std::size_t>(n), 0.0);
+  T* z0 = xs_[0].data();
+  if (z_scale_.defined()) {
+    const T *sc = z_scale_.template data_ptr<T>(), *sh = z_shift_.template data_ptr<T>();
+    double l = 0;
+    for (int j = 0; j < D; ++j) l += std::log(std::abs(static_cast<double>(sc[j])));
+    for (int r = 0; r < n; ++r) {
+      for (int j = 0; j < D; ++j) z0[r * D + j] = theta[static_cast<std::size_t>(r) * D + j] * sc[j] + sh[j];
+      lad_[r] = l;
+    }
+  } else {
+    std::copy(theta, theta + static_cast<std::size_t>(n) * D, z0);
+  }
+  auto &L = L_, &U = U_;
+  for (std::size_t li = 0; li < layers_.size(); ++li) {
+    const T* in = xs_[li].data();
+    T* out = xs_[li + 1].data();
+    const Layer& layer = layers_[li];
+    if (layer.kind == Kind::coupling) {
+      std::copy(in, in + static_cast<std::size_t>(n) * D, out);
+      coupling_forward(couplings_[layer.index], ctx_.data(), n, out, n, lad_.data(), false, save);
+    } else if (layer.kind == Kind::lu) {
+      const Lu& lu = lus_[layer.index];
+      const double l = lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);
+      const T* bias = lu.bias.template data_ptr<T>();
+      double v[64];
+      for (int r = 0; r < n; ++r) {
+        const T* xr = in + static_cast<std::size_t>(r) * D;
+        for (int i = 0; i < D; ++i) {
+          double a = 0;
+          for (int j = i; j < D; ++j) a += U[i * D + j] * static_cast<double>(xr[j]);
+          v[i] = a;
+        }
+        for (int i = 0; i < D; ++i) {
+          double a = static_cast<double>(bias[i]);
+          for (int j = 0; j <= i; ++j) a += L[i * D + j] * v[j];
+          out[static_cast<std::size_t>(r) * D + i] = static_cast<T>(a);
+        }
+        lad_[r] += l;
+      }
+    } else {
+      const auto& p = perms_[layer.index];
+      for (int r = 0; r < n; ++r)
+        for (int i = 0; i < D; ++i) out[static_cast<std::size_t>(r) * D + i] = in[static_cast<std::size_t>(r) * D + p[i]];
+    }
+  }
+}
+
+namespace {
+const double kLog2Pi = std::log(2 * std::numbers::pi);
+}
+
+template <class T>
+void Nsf<T>::log_prob(const T* theta, const T* x, int n, T* out) {
+  forward(theta, x, n, false);
+  const T* z = xs_.back().data();
+  for (int r = 0; r < n; ++r) {
+    double q = 0;
+    for (int j = 0; j < D_; ++j) q += static_cast<double>(z[r * D_ + j]) * static_cast<double>(z[r * D_ + j]);
+    out[r] = static_cast<T>(-0.5 * q - 0.5 * D_ * kLog2Pi + lad_[r]);
+  }
+}
+
+template <class T>
+double Nsf<T>::nll(const T* theta, const T* x, int n, bool gradients) {
+  if (n <= 0) return 0.0;
+  forward(theta, x, n, gradients);
+  const int D = D_;
+  const T* z = xs_.back().data();
+  double sum = 0;
+  for (int r = 0; r < n; ++r) {
+    double q = 0;
+    for (int j = 0; j < D; ++j) q += static_cast<double>(z[r * D + j]) * static_cast<double>(z[r * D + j]);
+    sum += -0.5 * q - 0.5 * D * kLog2Pi + lad_[r];
+  }
+  const double loss = -sum / n;
+  if (!gradients) return loss;
+
+  // ∂L/∂z = z / n; ∂L/∂(each row's log-determinant terms) = −1/n.
+  const double inv_n = 1.0 / n, al = -inv_n;
+  g_.resize(static_cast<std::size_t>(n) * D);
+  for (std::size_t i = 0; i < g_.size(); ++i) g_[i] = static_cast<T>(static_cast<double>(z[i]) * inv_n);
+  g2_.resize(g_.size());
+  auto &L = L_, &U = U_;
+  for (std::size_t li = layers_.size(); li-- > 0;) {
+    const T* in = xs_[li].data();
+    const Layer& layer = layers_[li];
+    if (layer.kind == Kind::permutation) {
+      const auto& p = perms_[layer.index];
+      for (int r = 0; r < n; ++r)
+        for (int i = 0; i < D; ++i) g2_[static_cast<std::size_t>(r) * D + p[i]] = g_[static_cast<std::size_t>(r) * D + i];
+      std::swap(g_, g2_);
+    } else if (layer.kind == Kind::lu) {
+      Lu& lu = lus_[layer.index];
+      lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);
+      auto &gL = gL_, &gU = gU_, &gb = gb_;
+      gL.assign(static_cast<std::size_t>(D) * D, 0.0), gU.assign(gL.size(), 0.0), gb.assign(D, 0.0);
+      double v[64], gv[64];
+      for (int r = 0; r < n; ++r) {
+        const T* xr = in + static_cast<std::size_t>(r) * D;
+        T* gr = g_.data() + static_cast<std::size_t>(r) * D;
+        for (int i = 0; i < D; ++i) {
+          double a = 0;
+          for (int j = i; j < D; ++j) a += U[i * D + j] * static_cast<double>(xr[j]);
+          v[i] = a;
+        }
+        for (int j = 0; j < D; ++j) {
+          double a = static_cast<double>(gr[j]);
+          for (int i = j + 1; i < D; ++i) a += L[i * D + j] * static_cast<double>(gr[i]);
+          gv[j] = a;
+        }
+        for (int i = 0; i < D; ++i) {
+          const double gyi = static_cast<double>(gr[i]);
+          gb[i] += gyi;
+          for (int j = 0; j < i; ++j) gL[i * D + j] += gyi * v[j];
+          for (int j = i; j < D; ++j) gU[i * D + j] += gv[i] * static_cast<double>(xr[j]);
+        }
+        for (int j = 0; j < D; ++j) {
+          double a = 0;
+          for (int i = 0; i <= j; ++i) a += U[i * D + j] * gv[i];
+          gr[j] = static_cast<T>(a);
+        }
+      }
+      T *qb = grad_of<T>(lu.bias), *ql = grad_of<T>(lu.lower), *qu = grad_of<T>(lu.upper), *qd = grad_of<T>(lu.diag);
+      const T* dg = lu.diag.template data_ptr<T>();
+      for (int i = 0; i < D; ++i) qb[i] = static_cast<T>(gb[i]);
+      int k = 0;
+      for (int i = 0; i < D; ++i)
+        for (int j = 0; j < i; ++j) ql[k++] = static_cast<T>(gL[i * D + j]);
+      k = 0;
+      for (int i = 0; i < D; ++i)
+        for (int j = i + 1; j < D; ++j) qu[k++] = static_cast<T>(gU[i * D + j]);
+      for (int i = 0; i < D; ++i) {
+        const double c = static_cast<double>(dg[i]), sg = softplus_grad(c);
+        qd[i] = static_cast<T>(gU[i * D + i] * sg + al * n * sg / (softplus(c) + 1e-3));
+      }
+    } else {
+      Coupling& c = couplings_[layer.index];
+      const int nid = static_cast<int>(c.id.size()), ntr = static_cast<int>(c.tr.size()), H = H_, P = c.fin.out;
+      const int Pk = 3 * K_ - 1, stride = kHead + 2 * K_;
+      const Spline sp{K_, B_, root_, lim_, 0.0};
+      gp_.resize(static_cast<std::size_t>(n) * P);
+      for (int r = 0; r < n; ++r)
+        for (int j = 0; j < ntr; ++j) {
+          T& g = g_[static_cast<std::size_t>(r) * D + c.tr[j]];
+          const std::size_t e = static_cast<std::size_t>(r) * ntr + j;
+          g = static_cast<T>(sp.backward(c.sp.data() + e * stride, c.p.data() + e * Pk, static_cast<double>(g), al,
+                                         gp_.data() + e * Pk));
+        }
+      // the conditioner, backwards
+      const std::size_t nH = static_cast<std::size_t>(n) * H;
+      gh_.resize(nH), gt_.resize(nH), gs_.resize(nH), ga_.resize(std::max(nH, static_cast<std::size_t>(n) * nid));
+      T *gh = gh_.data(), *gt = gt_.data(), *gs = gs_.data(), *ga = ga_.data();
+      T* Wf = c.fin.W.template data_ptr<T>();
+      gemm<T>(false, false, n, H, P, T(1), gp_.data(), P, Wf, H, T(0), gh, H);
+      const std::size_t nb = c.blocks.size();
+      gemm<T>(true, false, P, H, n, T(1), gp_.data(), P, c.h[nb].data(), H, T(0), grad_of<T>(c.fin.W), H);
+      colsum(gp_.data(), n, P, grad_of<T>(c.fin.b));
+      for (std::size_t k = nb; k-- > 0;) {
+        Block& bl = c.blocks[k];
+        const T *t = c.t[k].data(), *z1 = c.z1[k].data(), *h = c.h[k].data();
+        const auto N = static_cast<Eigen::Index>(nH);
+        if (C_ > 0) {
+          const CArr<T> G(c.gate[k].data(), N), Gh(gh, N);
+          Arr<T>(gt, N) = Gh * G;
+          Arr<T>(gs, N) = Gh * CArr<T>(t, N) * G * (T(1) - G);
+          gemm<T>(true, false, H, C_, n, T(1), gs, H, ctx_.data(), C_, T(0), grad_of<T>(bl.ctx.W), C_);
+          colsum(gs, n, H, grad_of<T>(bl.ctx.b));
+        } else {
+          std::copy(gh, gh + nH, gt);
+        }
+        gemm<T>(true, false, H, H, n, T(1), gt, H, c.a1[k].data(), H, T(0), grad_of<T>(bl.l1.W), H);
+        colsum(gt, n, H, grad_of<T>(bl.l1.b));
+        gemm<T>(false, false, n, H, H, T(1), gt, H, bl.l1.W.template data_ptr<T>(), H, T(0), ga, H);
+        relu_backward(ga, z1, nH);  // now ∂L/∂z1
+        gemm<T>(true, false, H, H, n, T(1), ga, H, c.a0[k].data(), H, T(0), grad_of<T>(bl.l0.W), H);
+        colsum(ga, n, H, grad_of<T>(bl.l0.b));
+        gemm<T>(false, false, n, H, H, T(1), ga, H, bl.l0.W.template data_ptr<T>(), H, T(0), gt, H);
+        relu_backward(gt, h, nH);
+        Arr<T>(gh, N) += CArr<T>(gt, N);
+      }
+      const int in = c.init.in;
+      T* gWi = grad_of<T>(c.init.W);
+      gemm<T>(true, false, H, nid, n, T(1), gh, H, c.kept.data(), nid, T(0), gWi, in);
+      if (C_ > 0) gemm<T>(true, false, H, C_, n, T(1), gh, H, ctx_.data(), C_, T(0), gWi + nid, in);
+      colsum(gh, n, H, grad_of<T>(c.init.b));
+      // ∂L/∂kept = gh · Wi[:, :nid], added to the identity half's gradient
+      gemm<T>(false, false, n, nid, H, T(1), gh, H, c.init.W.template data_ptr<T>(), in, T(0), ga, nid);
+      for (int r = 0; r < n; ++r)
+        for (int j = 0; j < nid; ++j) g_[static_cast<std::size_t>(r) * D + c.id[j]] += ga[static_cast<std::size_t>(r) * nid + j];
+    }
+  }
+  return loss;
+}
+
+template <class T>
+void Nsf<T>::sample(const T* noise, const T* x, int n, T* out, T* log_prob) {
+  const int D = D_, C = C_;
+  ctx_.resize(static_cast<std::size_t>(C));
+  for (int j = 0; j < C; ++j)
+    ctx_[j] = c_mean_.defined() ? (x[j] - c_mean_.template data_ptr<T>()[j]) / c_std_.template data_ptr<T>()[j] : x[j];
+  std::copy(noise, noise + static_cast<std::size_t>(n) * D, out);
+  lad_.assign(static_cast<std::size_t>(n), 0.0);  // forward log-determinants
+  auto &L = L_, &U = U_;
+  std::vector<T> tmp(static_cast<std::size_t>(D));
+  for (std::size_t li = layers_.size(); li-- > 0;) {
+    const Layer& layer = layers_[li];
+    if (layer.kind == Kind::coupling) {
+      coupling_forward(couplings_[layer.index], ctx_.data(), 1, out, n, lad_.data(), true, false);
+    } else if (layer.kind == Kind::lu) {
+      const Lu& lu = lus_[layer.index];
+      const double l = lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);
+      const T* bias = lu.bias.template data_ptr<T>();
+      double v[64];
+      for (int r = 0; r < n; ++r) {
+        T* yr = out + static_cast<std::size_t>(r) * D;
+        for (int i = 0; i < D; ++i) {  // L v = y − bias
+          double a = static_cast<double>(yr[i]) - static_cast<double>(bias[i]);
+          for (int j = 0; j < i; ++j) a -= L[i * D + j] * v[j];
+          v[i] = a;
+        }
+        for (int i = D; i-- > 0;) {  // U x = v
+          double a = v[i];
+          for (int j = i + 1; j < D; ++j) a -= U[i * D + j] * v[j];
+          v[i] = a / U[i * D + i];
+        }
+        for (int i = 0; i < D; ++i) yr[i] = static_cast<T>(v[i]);
+        lad_[r] += l;
+      }
+    } else {
+      const auto& p = perms_[layer.index];
+      for (int r = 0; r < n; ++r) {
+        T* yr = out + static_cast<std::size_t>(r) * D;
+        for (int i = 0; i < D; ++i) tmp[p[i]] = yr[i];
+        std::copy(tmp.begin(), tmp.end(), yr);
+      }
+    }
+  }
+  if (z_scale_.defined()) {
+    const T *sc = z_scale_.template data_ptr<T>(), *sh = z_shift_.template data_ptr<T>();
+    double l = 0;
+    for (int j = 0; j < D; ++j) l += std::log(std::abs(static_cast<double>(sc[j])));
+    for (int r = 0; r < n; ++r) {
+      for (int j = 0; j < D; ++j) out[r * D + j] = (out[r * D + j] - sh[j]) / sc[j];
+      lad_[r] += l;
+    }
+  }
+  if (log_prob)
+    for (int r = 0; r < n; ++r) {
+      double q = 0;
+      for (int j = 0; j < D; ++j) q += static_cast<double>(noise[r * D + j]) * static_cast<double>(noise[r * D + j]);
+      log_prob[r] = static_cast<T>(-0.5 * q - 0.5 * D * kLog2Pi + lad_[r]);
+    }
+}
+
+template class Nsf<float>;
+template class Nsf<double>;
+
+std::function<double(torch::nn::Module&, std::span<const std::int64_t>, bool)> nsf_fast_loss(
+    std::shared_ptr<const std::vector<float>> theta, std::shared_ptr<const std::vector<float>> x, int D, int C) {
+  struct State {
+    std::unique_ptr<Nsf<float>> nsf;
+    const void* first = nullptr;  // the first parameter's data: a new network has new storage
+    std::vector<float> tb, xb;
+  };
+  auto st = std::make_shared<State>();
+  return [st, theta, x, D, C](torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients) {
+    auto& flow = static_cast<fl::FlowImpl&>(net);
+    const void* first = flow.parameters().front().data_ptr();
+    if (!st->nsf || st->nsf->flow() != &flow || st->first != first) {
+      st->nsf = std::make_unique<Nsf<float>>(flow);
+      st->first = first;
+    }
+    const std::size_t n = rows.size();
+    st->tb.resize(n * D), st->xb.resize(n * C);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto r = static_cast<std::size_t>(rows[i]);
+      std::copy_n(theta->data() + r * D, D, st->tb.data() + i * D);
+      std::copy_n(x->data() + r * C, C, st->xb.data() + i * C);
+    }
+    return st->nsf->nll(st->tb.data(), st->xb.data(), static_cast<int>(n), gradients);
+  };
+}
+
+}  // namespace lode::estimators::fast

@@ -2,7 +2,9 @@
 // float32, batch 200: log_prob rows/s, training-step rows/s (forward + backward + gradient
 // clipping at 5 + Adam 5e-4) for NPE-NSF and NLE-MAF, and NPE samples/s (1,000 per call,
 // one observation), per second of the thread's CPU time. LODE_BENCH_PARTS=1 also times the
-// pieces of the NSF.
+// pieces of the NSF. For NLE-MAF also the fused flow (estimators/src/fast_maf.hpp): its
+// log_prob, its forward + backward, and the Trainer's step with it (train(): the fused
+// loss and gradient, clipping at 5, the Trainer's Adam; its samples_per_second).
 //
 //   cmake --build build --target lode_bench_flows && build/tests/lode_bench_flows [seconds]
 #include <torch/torch.h>
@@ -18,9 +20,13 @@
 #include <functional>
 #include <string>
 
+#include "../../estimators/src/fast_maf.hpp"
 #include "lode/estimators/torch/flows.hpp"
+#include "lode/estimators/torch/trainer.hpp"
 
 namespace fl = lode::estimators::flows;
+namespace est = lode::estimators;
+namespace fast = lode::estimators::fast;
 using Clock = std::chrono::steady_clock;
 
 std::string fmt_name(const char* f, std::size_t i) {
@@ -100,6 +106,46 @@ int main(int argc, char** argv) {
           opt.step();
         }
       }
+    }
+    if (s.kind == fl::FlowKind::maf) {  // the fused flow
+      fast::MafParams<float> P;
+      if (!fast::maf_params_of<float>(*flow, P, false)) std::abort();
+      fast::Maf<float> maf;
+      const torch::Tensor xc = xb.contiguous(), cc = cb.contiguous();
+      rate((std::string(name) + " fused log_prob").c_str(), seconds, batch,
+           [&] { maf.forward(P, xc.data_ptr<float>(), cc.data_ptr<float>(), static_cast<int>(batch)); });
+      auto rows = std::make_shared<fast::DensityRows<float>>();
+      rows->D = static_cast<int>(data.size(1)), rows->C = static_cast<int>(ctx.size(1));
+      const torch::Tensor dc = data.contiguous(), ccc = ctx.contiguous();
+      rows->v.assign(dc.data_ptr<float>(), dc.data_ptr<float>() + dc.numel());
+      rows->c.assign(ccc.data_ptr<float>(), ccc.data_ptr<float>() + ccc.numel());
+      auto step = std::make_shared<fast::NllStep<float>>(rows);
+      for (auto& p : flow->parameters()) p.mutable_grad() = torch::zeros_like(p);
+      std::vector<std::int64_t> idx(static_cast<std::size_t>(data.size(0)));
+      for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>(i);
+      std::int64_t at2 = 0;
+      rate((std::string(name) + " fused forward+backward").c_str(), seconds, batch, [&] {
+        (void)(*step)(*flow, idx.data() + at2, static_cast<std::size_t>(batch), true);
+        at2 = (at2 + batch) % (data.size(0) - batch);
+      });
+      est::Problem problem;
+      problem.make_network = [&] { return fl::build_flow(s, data, ctx).ptr(); };
+      problem.loss = [&](torch::nn::Module& net, const torch::Tensor& i) {
+        return -static_cast<fl::FlowImpl&>(net).log_prob(data.index_select(0, i), ctx.index_select(0, i)).mean();
+      };
+      problem.fast_loss = [step](torch::nn::Module& net, std::span<const std::int64_t> r, bool g) {
+        return (*step)(static_cast<fl::FlowImpl&>(net), r.data(), r.size(), g);
+      };
+      est::TrainerSettings ts;
+      ts.batch = static_cast<int>(batch), ts.lr = ts.lr_final = 5e-4, ts.clip = 5, ts.validation = 0.1;
+      ts.patience = 0, ts.ensemble = 1;
+      ts.epochs = std::max(1, static_cast<int>(seconds * 10));
+      const est::Split split = est::split_rows(idx, ts.validation, 1);
+      const double c0 = cpu_seconds();
+      const auto members = est::train(problem, split, ts, 0);
+      std::printf("%-36s %10.0f rows/s (Trainer's samples_per_second; %d epochs of %zu rows, %.2f CPU-s in all)\n",
+                  (std::string(name) + " fused Trainer step").c_str(), members.at(0).report.samples_per_second,
+                  ts.epochs, split.train.size(), cpu_seconds() - c0);
     }
     if (sample) {
       torch::NoGradGuard no_grad;

@@ -4,7 +4,8 @@
 // one observation), per second of the thread's CPU time. LODE_BENCH_PARTS=1 also times the
 // pieces of the NSF. For NLE-MAF also the fused flow (estimators/src/fast_maf.hpp): its
 // log_prob, its forward + backward, and the Trainer's step with it (train(): the fused
-// loss and gradient, clipping at 5, the Trainer's Adam; its samples_per_second).
+// loss and gradient, clipping at 5, the Trainer's Adam; rows/s is its samples_per_second;
+// with LODE_TRAINER=libtorch the same line times the Trainer on LibTorch's loss).
 //
 //   cmake --build build --target lode_bench_flows && build/tests/lode_bench_flows [seconds]
 #include <torch/torch.h>
@@ -72,13 +73,14 @@ int main(int argc, char** argv) {
   auto bench = [&](const char* name, fl::FlowSettings s, const torch::Tensor& data, const torch::Tensor& ctx, bool sample) {
     auto flow = fl::build_flow(s, data, ctx);
     auto xb = data.narrow(0, 0, batch), cb = ctx.narrow(0, 0, batch);
-    {
+    const bool only_fused = std::getenv("LODE_BENCH_FUSED_ONLY") != nullptr;  // profiling the fused MAF
+    if (!only_fused) {
       torch::NoGradGuard no_grad;
       rate((std::string(name) + " log_prob").c_str(), seconds, batch, [&] { (void)flow->log_prob(xb, cb); });
     }
     torch::optim::Adam opt(flow->parameters(), torch::optim::AdamOptions(5e-4));
     std::int64_t at = 0;
-    rate((std::string(name) + " training step").c_str(), seconds, batch, [&] {
+    if (!only_fused) rate((std::string(name) + " training step").c_str(), seconds, batch, [&] {
       auto xs = data.narrow(0, at, batch), cs = ctx.narrow(0, at, batch);
       at = (at + batch) % (data.size(0) - batch);
       opt.zero_grad();
@@ -143,9 +145,10 @@ int main(int argc, char** argv) {
       const est::Split split = est::split_rows(idx, ts.validation, 1);
       const double c0 = cpu_seconds();
       const auto members = est::train(problem, split, ts, 0);
-      std::printf("%-36s %10.0f rows/s (Trainer's samples_per_second; %d epochs of %zu rows, %.2f CPU-s in all)\n",
-                  (std::string(name) + " fused Trainer step").c_str(), members.at(0).report.samples_per_second,
-                  ts.epochs, split.train.size(), cpu_seconds() - c0);
+      const double cpu = cpu_seconds() - c0, rows_done = double(ts.epochs) * double(split.train.size());
+      std::printf("%-36s %10.0f rows/CPU-s %10.0f rows/s  (%d epochs of %zu rows; CPU-s incl. validation)\n",
+                  (std::string(name) + " Trainer step").c_str(), rows_done / cpu,
+                  members.at(0).report.samples_per_second, ts.epochs, split.train.size());
     }
     if (sample) {
       torch::NoGradGuard no_grad;
@@ -177,7 +180,7 @@ int main(int argc, char** argv) {
     rate("flow forward", 1, 1000, [&] { (void)flow->forward(u, c1); });
     rate("flow sample", 1, 1000, [&] { (void)flow->sample(1000, c1.narrow(0, 0, 1)); });
   }
-  bench("NPE-NSF (θ 5 | x 8)", fl::npe_defaults(5, 8), theta, x, true);
+  if (!std::getenv("LODE_BENCH_FUSED_ONLY")) bench("NPE-NSF (θ 5 | x 8)", fl::npe_defaults(5, 8), theta, x, true);
   bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);
   return 0;
 }

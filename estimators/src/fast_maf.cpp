@@ -8,6 +8,7 @@
 // ∂L/∂x_i = g_i σ_i + (the MADE's input gradient); ∂L/∂W = (∂L/∂pre)ᵀ·input ⊙ mask.
 #include "fast_maf.hpp"
 
+#include <Eigen/Core>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -44,24 +45,16 @@ bool layer_of(const torch::Tensor& W, const torch::Tensor& mask, const torch::Te
   return true;
 }
 
-// torch::softplus (threshold 20: the identity above) and its derivative.
 template <class T>
-T softplus(T s) {
-  return s > T(20) ? s : std::log1p(std::exp(s));
-}
+using Arr = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <class T>
-T softplus_d(T s) {
-  return s > T(20) ? T(1) : T(1) / (T(1) + std::exp(-s));
-}
+using Rows = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 
 // Row-major (n × out) = in (n × k) · Wᵀ + b.
 template <class T>
 void linear(const T* in, int n, const T* W, const T* b, int out, int k, T* res) {
-  gemm<T>(false, true, n, out, k, T(1), in, k, W, k, T(0), res, out);
-  for (int r = 0; r < n; ++r) {
-    T* o = res + static_cast<std::size_t>(r) * out;
-    for (int j = 0; j < out; ++j) o[j] += b[j];
-  }
+  for (int r = 0; r < n; ++r) std::memcpy(res + static_cast<std::size_t>(r) * out, b, sizeof(T) * out);
+  gemm<T>(false, true, n, out, k, T(1), in, k, W, k, T(1), res, out);
 }
 
 // gW = gᵀ·in (⊙ mask), gb = Σ_rows g.
@@ -70,11 +63,7 @@ void layer_grads(const MaskedLayer<T>& L, const T* g, const T* in, int n) {
   gemm<T>(true, false, L.out, L.in, n, T(1), g, L.out, in, L.in, T(0), L.gW, L.in);
   if (L.mask)
     for (int i = 0, m = L.out * L.in; i < m; ++i) L.gW[i] *= L.mask[i];
-  std::fill(L.gb, L.gb + L.out, T(0));
-  for (int r = 0; r < n; ++r) {
-    const T* gr = g + static_cast<std::size_t>(r) * L.out;
-    for (int j = 0; j < L.out; ++j) L.gb[j] += gr[j];
-  }
+  Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>(L.gb, L.out) = Rows<T>(const_cast<T*>(g), n, L.out).colwise().sum();
 }
 
 }  // namespace
@@ -200,16 +189,24 @@ void Maf<T>::forward(const MafParams<T>& P, const T* x, const T* c, int n) {
     }
     out_[s].resize(2 * nD);
     linear(A[2 * (L - 2)].data(), n, we_[s][L - 1].data(), St.layers[L - 1].b, 2 * D, H, out_[s].data());
-    scale_[s].resize(nD);
+    // σ = softplus(s) + 1e-3 (torch::softplus: the identity above 20) and log σ, vectorized.
+    scale_[s].resize(nD), lsc_.resize(nD);
     const T* o = out_[s].data();
     T* sc = scale_[s].data();
+    for (std::size_t k = 0; k < nD; ++k) lsc_[k] = o[2 * k];
+    {
+      Arr<T> S(lsc_.data(), static_cast<Eigen::Index>(nD)), SC(sc, static_cast<Eigen::Index>(nD));
+      // log1p(u) = log(v)·u/(v − 1) with v = 1 + u (exact where v rounds to 1: u), vectorized
+      const Eigen::Array<T, Eigen::Dynamic, 1> U = S.exp(), V = U + T(1);
+      SC = (S > T(20)).select(S, (V == T(1)).select(U, V.log() * U / (V - T(1)))) + T(1e-3);
+      S = SC.log();
+    }
     for (int r = 0; r < n; ++r) {
       T lad = 0;
       for (int i = 0; i < D; ++i) {
         const std::size_t k = static_cast<std::size_t>(r) * D + i;
-        sc[k] = softplus(o[2 * k]) + T(1e-3);
         y[k] = sc[k] * in[k] + o[2 * k + 1];
-        lad += std::log(sc[k]);
+        lad += lsc_[k];
       }
       lp_[r] += lad;
     }
@@ -250,12 +247,18 @@ void Maf<T>::backward(const MafParams<T>& P, const T* w) {
     const T* in = xs_[s].data();
     const T* o = out_[s].data();
     const T* sc = scale_[s].data();
-    gout_.resize(2 * nD);
+    gout_.resize(2 * nD), lsc_.resize(nD);
+    // softplus'(s) = sigmoid(s) (1 above 20, as torch::softplus's backward)
+    for (std::size_t k = 0; k < nD; ++k) lsc_[k] = o[2 * k];
+    {
+      Arr<T> S(lsc_.data(), static_cast<Eigen::Index>(nD));
+      S = (S > T(20)).select(Eigen::Array<T, Eigen::Dynamic, 1>::Ones(S.size()), T(1) / (T(1) + (-S).exp()));
+    }
     for (int r = 0; r < n; ++r)
       for (int i = 0; i < D; ++i) {
         const std::size_t k = static_cast<std::size_t>(r) * D + i;
         const T g = g_[k];
-        gout_[2 * k] = (g * in[k] + w[r] / sc[k]) * softplus_d(o[2 * k]);
+        gout_[2 * k] = (g * in[k] + w[r] / sc[k]) * lsc_[k];
         gout_[2 * k + 1] = g;
         gx_[k] = g * sc[k];
       }

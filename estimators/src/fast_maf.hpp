@@ -68,7 +68,7 @@ class Maf {
 
  private:
   int n_ = 0;
-  std::vector<T> cz_, lp_, g_, gx_, gh_, gh2_, gout_;
+  std::vector<T> cz_, lp_, lsc_, g_, gx_, gh_, gh2_, gout_;
   std::vector<std::vector<T>> xs_;                    // input of step s (xs_[S]: the noise)
   std::vector<std::vector<T>> ctxa_, out_, scale_;    // per step
   std::vector<std::vector<std::vector<T>>> act_, we_; // per step and hidden layer; masked weights per layer

@@ -46,9 +46,23 @@ bool layer_of(const torch::Tensor& W, const torch::Tensor& mask, const torch::Te
 }
 
 template <class T>
-using Arr = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <class T>
 using Rows = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+// out_i = f(in_i) through Eigen's packet math in blocks of 8 (the last one padded), so that
+// a value's result does not depend on its position or the row count (a row's log p is the
+// same in any batch).
+template <class T, class F>
+void blocks8(const T* in, T* out, std::size_t n, F f) {
+  using B = Eigen::Array<T, 8, 1>;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) Eigen::Map<B>(out + i) = f(B(Eigen::Map<const B>(in + i)));
+  if (i < n) {
+    B x = B::Zero();
+    std::copy(in + i, in + n, x.data());
+    const B y = f(x);
+    std::copy(y.data(), y.data() + (n - i), out + i);
+  }
+}
 
 // Row-major (n × out) = in (n × k) · Wᵀ + b.
 template <class T>
@@ -194,13 +208,13 @@ void Maf<T>::forward(const MafParams<T>& P, const T* x, const T* c, int n) {
     const T* o = out_[s].data();
     T* sc = scale_[s].data();
     for (std::size_t k = 0; k < nD; ++k) lsc_[k] = o[2 * k];
-    {
-      Arr<T> S(lsc_.data(), static_cast<Eigen::Index>(nD)), SC(sc, static_cast<Eigen::Index>(nD));
-      // log1p(u) = log(v)·u/(v − 1) with v = 1 + u (exact where v rounds to 1: u), vectorized
-      const Eigen::Array<T, Eigen::Dynamic, 1> U = S.exp(), V = U + T(1);
-      SC = (S > T(20)).select(S, (V == T(1)).select(U, V.log() * U / (V - T(1)))) + T(1e-3);
-      S = SC.log();
-    }
+    using B = Eigen::Array<T, 8, 1>;
+    // log1p(u) = log(v)·u/(v − 1) with v = 1 + u (exact where v rounds to 1: u)
+    blocks8<T>(lsc_.data(), sc, nD, [](const B& S) -> B {
+      const B U = S.exp(), V = U + T(1);
+      return (S > T(20)).select(S, (V == T(1)).select(U, V.log() * U / (V - T(1)))) + T(1e-3);
+    });
+    blocks8<T>(sc, lsc_.data(), nD, [](const B& x) -> B { return x.log(); });
     for (int r = 0; r < n; ++r) {
       T lad = 0;
       for (int i = 0; i < D; ++i) {
@@ -250,10 +264,9 @@ void Maf<T>::backward(const MafParams<T>& P, const T* w) {
     gout_.resize(2 * nD), lsc_.resize(nD);
     // softplus'(s) = sigmoid(s) (1 above 20, as torch::softplus's backward)
     for (std::size_t k = 0; k < nD; ++k) lsc_[k] = o[2 * k];
-    {
-      Arr<T> S(lsc_.data(), static_cast<Eigen::Index>(nD));
-      S = (S > T(20)).select(Eigen::Array<T, Eigen::Dynamic, 1>::Ones(S.size()), T(1) / (T(1) + (-S).exp()));
-    }
+    using B = Eigen::Array<T, 8, 1>;
+    blocks8<T>(lsc_.data(), lsc_.data(), nD,
+               [](const B& S) -> B { return (S > T(20)).select(B::Ones(), T(1) / (T(1) + (-S).exp())); });
     for (int r = 0; r < n; ++r)
       for (int i = 0; i < D; ++i) {
         const std::size_t k = static_cast<std::size_t>(r) * D + i;

@@ -255,7 +255,6 @@ class DensityModel final : public FamilyModel {
     const std::size_t n = x.rows, block = 4096;
     std::vector<double> out(n);
     std::vector<float> xs, ts;
-    std::vector<double> lps(members.size());
     fast::Maf<float> maf;
     std::vector<std::vector<float>> member_lp(members.size());
     for (std::size_t from = 0; from < n; from += block) {

@@ -14,8 +14,11 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <string_view>
 
 #include "family.hpp"
+#include "fast_maf.hpp"
 #include "fast_nsf.hpp"
 #include "lode/estimators/torch/density.hpp"
 #include "lode/estimators/torch/flows.hpp"
@@ -129,6 +132,17 @@ class DensityModel final : public FamilyModel {
       auto xs = std::make_shared<std::vector<float>>(data.x.data.begin(), data.x.data.end());
       p.fast_loss = fast::nsf_fast_loss(th, xs, static_cast<int>(n_theta), static_cast<int>(n_x));
     }
+    // NLE on a MAF also gets the fused step (fast_maf.hpp).
+    if (info.name == "nle" && flow_settings().kind == fl::FlowKind::maf) {
+      auto rows = std::make_shared<fast::DensityRows<float>>();
+      rows->D = static_cast<int>(n_x), rows->C = static_cast<int>(n_theta);
+      rows->v.assign(data.x.data.begin(), data.x.data.end());
+      rows->c.assign(data.theta.data.begin(), data.theta.data.end());
+      auto step = std::make_shared<fast::NllStep<float>>(std::move(rows));
+      p.fast_loss = [step](torch::nn::Module& net, std::span<const std::int64_t> idx, bool gradients) {
+        return (*step)(static_cast<fl::FlowImpl&>(net), idx.data(), idx.size(), gradients);
+      };
+    }
     return p;
   }
 
@@ -229,6 +243,7 @@ class DensityModel final : public FamilyModel {
 
   // log p̂(x_i|θ_i) per row (ensembles: log of the members' mean density), one pass per member.
   std::vector<double> members_log_prob(const Matrix& x, const Matrix& theta) const {
+    if (auto lp = fused_log_prob(x, theta)) return *lp;
     c10::InferenceMode inference;  // no autograd bookkeeping: less overhead per (small) pass
     const Tensor xs = to_tensor(x), ts = to_tensor(theta);
     std::vector<Tensor> lps;
@@ -236,6 +251,48 @@ class DensityModel final : public FamilyModel {
     Tensor lp = lps.size() == 1 ? lps[0]
                                 : torch::logsumexp(torch::stack(lps, 0), 0) - std::log(static_cast<double>(lps.size()));
     return to_vector(lp.contiguous());
+  }
+
+  // The same through the fused MAF (fast_maf.hpp) when every member is one (float32, in
+  // blocks of rows); none otherwise or with LODE_TRAINER=libtorch.
+  std::optional<std::vector<double>> fused_log_prob(const Matrix& x, const Matrix& theta) const {
+    static const bool allowed = [] {
+      const char* v = std::getenv("LODE_TRAINER");
+      return v == nullptr || std::string_view(v) != "libtorch";
+    }();
+    if (!allowed || posterior()) return std::nullopt;
+    std::vector<fast::MafParams<float>> P(members.size());
+    for (std::size_t m = 0; m < members.size(); ++m)
+      if (!fast::maf_params_of<float>(static_cast<fl::FlowImpl&>(*members[m].net), P[m], false)) return std::nullopt;
+    const std::size_t n = x.rows, block = 4096;
+    std::vector<double> out(n);
+    std::vector<float> xs, ts;
+    fast::Maf<float> maf;
+    std::vector<std::vector<float>> member_lp(members.size());
+    for (std::size_t from = 0; from < n; from += block) {
+      const std::size_t k = std::min(block, n - from);
+      xs.assign(x.data.begin() + static_cast<std::ptrdiff_t>(from * n_x),
+                x.data.begin() + static_cast<std::ptrdiff_t>((from + k) * n_x));
+      ts.assign(theta.data.begin() + static_cast<std::ptrdiff_t>(from * n_theta),
+                theta.data.begin() + static_cast<std::ptrdiff_t>((from + k) * n_theta));
+      for (std::size_t m = 0; m < members.size(); ++m) {
+        maf.forward(P[m], xs.data(), ts.data(), static_cast<int>(k));
+        member_lp[m].assign(maf.log_prob(), maf.log_prob() + k);
+      }
+      for (std::size_t r = 0; r < k; ++r) {
+        if (members.size() == 1) {
+          out[from + r] = member_lp[0][r];
+          continue;
+        }
+        // log of the members' mean density
+        double mx = -std::numeric_limits<double>::infinity();
+        for (std::size_t m = 0; m < members.size(); ++m) mx = std::max(mx, static_cast<double>(member_lp[m][r]));
+        double s = 0;
+        for (std::size_t m = 0; m < members.size(); ++m) s += std::exp(member_lp[m][r] - mx);
+        out[from + r] = std::isfinite(mx) ? mx + std::log(s / static_cast<double>(members.size())) : mx;
+      }
+    }
+    return out;
   }
 
   std::vector<double> x_mean_, x_std_, theta_mean_, theta_std_;

@@ -248,6 +248,13 @@ void activate(Activation act, const T* zp, T* ap, T* d1p, T* d2p, int n, bool se
 }  // namespace
 
 template <class T>
+void activation(Activation act, const T* z, T* a, T* d1, int n) {
+  activate(act, z, a, d1, static_cast<T*>(nullptr), n, false);
+}
+template void activation<float>(Activation, const float*, float*, float*, int);
+template void activation<double>(Activation, const double*, double*, double*, int);
+
+template <class T>
 void Mlp<T>::forward(const Params<T>& P, const T* u, int nv, const T* dirs, int p, int t_begin, int nt) {
   const int L = static_cast<int>(P.W.size());
   nv_ = nv, p_ = nt > 0 ? p : 0, t_begin_ = t_begin, nt_ = p_ > 0 ? nt : 0, u_ = u, dirs_ = dirs;

@@ -21,6 +21,11 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta,
           T* c, int ldc);
 
+/// a = φ(z) and d1 = φ'(z) over n values (the MLP's vectorized kernels; a and d1 may not
+/// alias z).
+template <class T>
+void activation(Activation act, const T* z, T* a, T* d1, int n);
+
 /// One network's parameters: layer l maps width[l] to width[l+1] with weight W[l]
 /// (width[l+1] × width[l], row-major) and bias b[l]; backward() writes gW[l], gb[l].
 template <class T>

@@ -6,6 +6,10 @@
 // log_prob, the NLL's forward + backward, training as `lode train` runs it (the Trainer:
 // fused step, clipping at 5, Adam 5e-4; per CPU second including its validation passes, and
 // the Trainer's own wall-clock rows/s over the steps), and sampling (noise draws included).
+// For NLE-MAF also the fused flow (estimators/src/fast_maf.hpp): its log_prob, its forward +
+// backward, and the Trainer's step with it (train(): the fused loss and gradient, clipping
+// at 5, the Trainer's Adam; rows/s is its samples_per_second; with LODE_TRAINER=libtorch the
+// same line times the Trainer on LibTorch's loss). LODE_BENCH_FUSED_ONLY=1: the fused lines only.
 //
 //   cmake --build build --target lode_bench_flows && build/tests/lode_bench_flows [seconds]
 #include <torch/torch.h>
@@ -21,11 +25,14 @@
 #include <functional>
 #include <string>
 
+#include "../../estimators/src/fast_maf.hpp"
 #include "../../estimators/src/fast_nsf.hpp"
 #include "lode/estimators/torch/flows.hpp"
 #include "lode/estimators/torch/trainer.hpp"
 
 namespace fl = lode::estimators::flows;
+namespace est = lode::estimators;
+namespace fast = lode::estimators::fast;
 using Clock = std::chrono::steady_clock;
 
 std::string fmt_name(const char* f, std::size_t i) {
@@ -71,13 +78,14 @@ int main(int argc, char** argv) {
   auto bench = [&](const char* name, fl::FlowSettings s, const torch::Tensor& data, const torch::Tensor& ctx, bool sample) {
     auto flow = fl::build_flow(s, data, ctx);
     auto xb = data.narrow(0, 0, batch), cb = ctx.narrow(0, 0, batch);
-    {
+    const bool only_fused = std::getenv("LODE_BENCH_FUSED_ONLY") != nullptr;  // profiling the fused MAF
+    if (!only_fused) {
       torch::NoGradGuard no_grad;
       rate((std::string(name) + " log_prob").c_str(), seconds, batch, [&] { (void)flow->log_prob(xb, cb); });
     }
     torch::optim::Adam opt(flow->parameters(), torch::optim::AdamOptions(5e-4));
     std::int64_t at = 0;
-    rate((std::string(name) + " training step").c_str(), seconds, batch, [&] {
+    if (!only_fused) rate((std::string(name) + " training step").c_str(), seconds, batch, [&] {
       auto xs = data.narrow(0, at, batch), cs = ctx.narrow(0, at, batch);
       at = (at + batch) % (data.size(0) - batch);
       opt.zero_grad();
@@ -105,6 +113,47 @@ int main(int argc, char** argv) {
           opt.step();
         }
       }
+    }
+    if (s.kind == fl::FlowKind::maf) {  // the fused flow
+      fast::MafParams<float> P;
+      if (!fast::maf_params_of<float>(*flow, P, false)) std::abort();
+      fast::Maf<float> maf;
+      const torch::Tensor xc = xb.contiguous(), cc = cb.contiguous();
+      rate((std::string(name) + " fused log_prob").c_str(), seconds, batch,
+           [&] { maf.forward(P, xc.data_ptr<float>(), cc.data_ptr<float>(), static_cast<int>(batch)); });
+      auto rows = std::make_shared<fast::DensityRows<float>>();
+      rows->D = static_cast<int>(data.size(1)), rows->C = static_cast<int>(ctx.size(1));
+      const torch::Tensor dc = data.contiguous(), ccc = ctx.contiguous();
+      rows->v.assign(dc.data_ptr<float>(), dc.data_ptr<float>() + dc.numel());
+      rows->c.assign(ccc.data_ptr<float>(), ccc.data_ptr<float>() + ccc.numel());
+      auto step = std::make_shared<fast::NllStep<float>>(rows);
+      for (auto& p : flow->parameters()) p.mutable_grad() = torch::zeros_like(p);
+      std::vector<std::int64_t> idx(static_cast<std::size_t>(data.size(0)));
+      for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>(i);
+      std::int64_t at2 = 0;
+      rate((std::string(name) + " fused forward+backward").c_str(), seconds, batch, [&] {
+        (void)(*step)(*flow, idx.data() + at2, static_cast<std::size_t>(batch), true);
+        at2 = (at2 + batch) % (data.size(0) - batch);
+      });
+      est::Problem problem;
+      problem.make_network = [&] { return fl::build_flow(s, data, ctx).ptr(); };
+      problem.loss = [&](torch::nn::Module& net, const torch::Tensor& i) {
+        return -static_cast<fl::FlowImpl&>(net).log_prob(data.index_select(0, i), ctx.index_select(0, i)).mean();
+      };
+      problem.fast_loss = [step](torch::nn::Module& net, std::span<const std::int64_t> r, bool g) {
+        return (*step)(static_cast<fl::FlowImpl&>(net), r.data(), r.size(), g);
+      };
+      est::TrainerSettings ts;
+      ts.batch = static_cast<int>(batch), ts.lr = ts.lr_final = 5e-4, ts.clip = 5, ts.validation = 0.1;
+      ts.patience = 0, ts.ensemble = 1;
+      ts.epochs = std::max(1, static_cast<int>(seconds * 10));
+      const est::Split split = est::split_rows(idx, ts.validation, 1);
+      const double c0 = cpu_seconds();
+      const auto members = est::train(problem, split, ts, 0);
+      const double cpu = cpu_seconds() - c0, rows_done = double(ts.epochs) * double(split.train.size());
+      std::printf("%-36s %10.0f rows/CPU-s %10.0f rows/s  (%d epochs of %zu rows; CPU-s incl. validation)\n",
+                  (std::string(name) + " Trainer step").c_str(), rows_done / cpu,
+                  members.at(0).report.samples_per_second, ts.epochs, split.train.size());
     }
     if (sample) {
       torch::NoGradGuard no_grad;
@@ -191,6 +240,6 @@ int main(int argc, char** argv) {
       nsf.sample(noise.data_ptr<float>(), x1.data_ptr<float>(), static_cast<int>(n), out.data(), nullptr);
     });
   }
-  if (!fused_only) bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);
+  bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);  // skips its LibTorch lines when fused_only
   return 0;
 }

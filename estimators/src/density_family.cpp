@@ -133,7 +133,7 @@ class DensityModel final : public FamilyModel {
       p.fast_loss = fast::nsf_fast_loss(th, xs, static_cast<int>(n_theta), static_cast<int>(n_x));
     }
     // NLE on a MAF also gets the fused step (fast_maf.hpp).
-    if (info.name == "nle" && flow_settings().kind == fl::FlowKind::maf) {
+    if (info.name == "nle" && flow_settings().kind == fl::FlowKind::maf && !flow_settings().lu_linear.value_or(false)) {
       auto rows = std::make_shared<fast::DensityRows<float>>();
       rows->D = static_cast<int>(n_x), rows->C = static_cast<int>(n_theta);
       rows->v.assign(data.x.data.begin(), data.x.data.end());

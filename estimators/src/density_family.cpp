@@ -127,7 +127,9 @@ class DensityModel final : public FamilyModel {
       return t.score.defined() ? t.main + settings.ratio.alpha * t.score : t.main;
     };
     // NPE with the spline-coupling flow also gets the fused step (fast_nsf.hpp).
-    if (posterior() && info.name == "npe" && nsf_coupling()) {
+    // (It covers at most 64 parameters; a larger θ trains through LibTorch's operations.)
+    if (posterior() && info.name == "npe" && nsf_coupling() &&
+        n_theta <= static_cast<std::size_t>(fast::kFusedNsfMaxFeatures)) {
       auto th = std::make_shared<std::vector<float>>(data.theta.data.begin(), data.theta.data.end());
       auto xs = std::make_shared<std::vector<float>>(data.x.data.begin(), data.x.data.end());
       p.fast_loss = fast::nsf_fast_loss(th, xs, static_cast<int>(n_theta), static_cast<int>(n_x));

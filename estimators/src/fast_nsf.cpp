@@ -197,7 +197,7 @@ bool nsf_fusable(fl::FlowImpl& flow) {
       type = t.scalar_type();
     }
   if (!type || (*type != torch::kFloat && *type != torch::kDouble)) return false;
-  if (flow.embedding->size() > 1 || flow.features > 64) return false;
+  if (flow.embedding->size() > 1 || flow.features > kFusedNsfMaxFeatures) return false;
   if (flow.embedding->size() == 1 && !std::dynamic_pointer_cast<fl::StandardizeImpl>(flow.embedding->ptr(0))) return false;
   const auto& ts = flow.transform->transforms();
   int bins = -1;
@@ -431,7 +431,7 @@ void Nsf<T>::forward(const T* theta, const T* x, int n, bool save) {
       const Lu& lu = lus_[layer.index];
       const double l = lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);
       const T* bias = lu.bias.template data_ptr<T>();
-      double v[64];
+      double v[kFusedNsfMaxFeatures];
       for (int r = 0; r < n; ++r) {
         const T* xr = in + static_cast<std::size_t>(r) * D;
         for (int i = 0; i < D; ++i) {
@@ -503,7 +503,7 @@ double Nsf<T>::nll(const T* theta, const T* x, int n, bool gradients) {
       lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);
       auto &gL = gL_, &gU = gU_, &gb = gb_;
       gL.assign(static_cast<std::size_t>(D) * D, 0.0), gU.assign(gL.size(), 0.0), gb.assign(D, 0.0);
-      double v[64], gv[64];
+      double v[kFusedNsfMaxFeatures], gv[kFusedNsfMaxFeatures];
       for (int r = 0; r < n; ++r) {
         const T* xr = in + static_cast<std::size_t>(r) * D;
         T* gr = g_.data() + static_cast<std::size_t>(r) * D;
@@ -619,7 +619,7 @@ void Nsf<T>::sample(const T* noise, const T* x, int n, T* out, T* log_prob) {
       const Lu& lu = lus_[layer.index];
       const double l = lu_matrices<T>(lu.lower, lu.upper, lu.diag, D, L, U);
       const T* bias = lu.bias.template data_ptr<T>();
-      double v[64];
+      double v[kFusedNsfMaxFeatures];
       for (int r = 0; r < n; ++r) {
         T* yr = out + static_cast<std::size_t>(r) * D;
         for (int i = 0; i < D; ++i) {  // L v = y − bias

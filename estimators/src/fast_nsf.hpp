@@ -21,9 +21,12 @@
 
 namespace lode::estimators::fast {
 
+/// The largest number of modelled features Nsf takes (its per-row buffers are on the stack).
+inline constexpr int kFusedNsfMaxFeatures = 64;
+
 /// True when `flow` has the shape Nsf reads: CPU parameters of one floating type, only
-/// z-scoring / spline-coupling / LU-linear / permutation transforms, and a context
-/// embedding that is empty or the context z-scoring alone.
+/// z-scoring / spline-coupling / LU-linear / permutation transforms, a context embedding
+/// that is empty or the context z-scoring alone, at most kFusedNsfMaxFeatures features.
 bool nsf_fusable(flows::FlowImpl& flow);
 
 template <class T>

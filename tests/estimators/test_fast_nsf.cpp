@@ -235,3 +235,32 @@ TEST_CASE("fused NSF: npe's Problem has the fused step; it and the LibTorch step
   CHECK(b < -2.0);
   CHECK(std::abs(a - b) < 0.1);
 }
+
+TEST_CASE("fused NSF: npe with more parameters than it covers trains through LibTorch", "[estimators][fast][nsf]") {
+  const std::size_t n = 60;
+  const auto k = static_cast<std::size_t>(fast::kFusedNsfMaxFeatures) + 1;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> g;
+  est::Dataset d;
+  d.theta = est::Matrix(n, k), d.x = est::Matrix(n, 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < k; ++j) d.theta(i, j) = g(rng);
+    d.x(i, 0) = d.theta(i, 0) + 0.1 * g(rng), d.x(i, 1) = g(rng);
+  }
+  const est::MethodInfo& info = est::method_info(est::Method("npe"));
+  est::Settings s;
+  s.method = est::Method("npe");
+  s.density.hidden = 8;
+  s.density.transforms = 1;
+  s.trainer.epochs = 2;
+  auto model = est::family(info.family).create(info, s);
+  const est::Problem p = model->problem(d, model->prepare(d));
+  CHECK_FALSE(p.fast_loss);  // θ has 65 columns: the fused NSF refuses the flow
+  const auto net = p.make_network();
+  CHECK_FALSE(fast::nsf_fusable(static_cast<fl::FlowImpl&>(*net)));
+  // ... and the estimator still trains (LibTorch's operations) to a finite loss.
+  const est::Estimator e = est::Estimator::train(d, s);
+  REQUIRE(e.reports().size() == 1);
+  CHECK(std::isfinite(e.reports()[0].best_validation_loss));
+  CHECK(e.reports()[0].epochs_run >= 1);
+}

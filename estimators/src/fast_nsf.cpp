@@ -185,6 +185,16 @@ void colsum(const T* g, int n, int w, T* out) {
   Arr<T>(out, w) = CMat<T>(g, n, w).colwise().sum().transpose();
 }
 
+// v = U·x for the upper-triangular U (D × D, row-major, in double) of an LU layer.
+template <class T>
+void upper_times(const std::vector<double>& U, const T* x, int D, double* v) {
+  for (int i = 0; i < D; ++i) {
+    double a = 0;
+    for (int j = i; j < D; ++j) a += U[static_cast<std::size_t>(i * D + j)] * static_cast<double>(x[j]);
+    v[i] = a;
+  }
+}
+
 }  // namespace
 
 bool nsf_fusable(fl::FlowImpl& flow) {
@@ -434,11 +444,7 @@ void Nsf<T>::forward(const T* theta, const T* x, int n, bool save) {
       double v[kFusedNsfMaxFeatures];
       for (int r = 0; r < n; ++r) {
         const T* xr = in + static_cast<std::size_t>(r) * D;
-        for (int i = 0; i < D; ++i) {
-          double a = 0;
-          for (int j = i; j < D; ++j) a += U[i * D + j] * static_cast<double>(xr[j]);
-          v[i] = a;
-        }
+        upper_times(U, xr, D, v);
         for (int i = 0; i < D; ++i) {
           double a = static_cast<double>(bias[i]);
           for (int j = 0; j <= i; ++j) a += L[i * D + j] * v[j];
@@ -507,11 +513,7 @@ double Nsf<T>::nll(const T* theta, const T* x, int n, bool gradients) {
       for (int r = 0; r < n; ++r) {
         const T* xr = in + static_cast<std::size_t>(r) * D;
         T* gr = g_.data() + static_cast<std::size_t>(r) * D;
-        for (int i = 0; i < D; ++i) {
-          double a = 0;
-          for (int j = i; j < D; ++j) a += U[i * D + j] * static_cast<double>(xr[j]);
-          v[i] = a;
-        }
+        upper_times(U, xr, D, v);
         for (int j = 0; j < D; ++j) {
           double a = static_cast<double>(gr[j]);
           for (int i = j + 1; i < D; ++i) a += L[i * D + j] * static_cast<double>(gr[i]);

@@ -7,6 +7,8 @@
 // h ⊙ dz ⊙ φ''(z_v). Then ∂L/∂W = Σ_rows ∂L/∂z_rowᵀ · input_row, ∂L/∂b = Σ_value rows.
 #include "fast_mlp.hpp"
 
+#include "simd.hpp"
+
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
@@ -86,56 +88,12 @@ using RowVec = Eigen::Array<T, 1, Eigen::Dynamic>;
 template <class T>
 using Rows = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 
-// ---- float32 element-wise kernels for AVX2 + FMA (8-float vectors of GCC's vector
-// extension), used when the processor has them; the Eigen expressions below otherwise.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define LODE_AVX2 1
-#define LODE_AVX2_FN __attribute__((target("avx2,fma")))
-#else
-#define LODE_AVX2 0
-#endif
-
 #if LODE_AVX2
-#pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors are passed only to inlined functions
-typedef float v8f __attribute__((vector_size(32)));
-typedef std::int32_t v8i __attribute__((vector_size(32)));
-
-[[gnu::always_inline]] inline v8f load8(const float* p) {
-  v8f v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-[[gnu::always_inline]] inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
-
-// tanh(x) = m/(m + 2) with m = expm1(2x): 2x (clamped to ±20, where tanh is ±1 in float32)
-// = k ln2 + r, |r| ≤ ln2/2, expm1(r) by its Taylor series to r⁷ (relative error < 2e-8),
-// expm1(2x) = 2^k expm1(r) + (2^k − 1), exact for k = 0 (no cancellation near 0).
-template <class V, class I>
-[[gnu::always_inline]] inline V tanh_kernel(V x) {
-  V y = x + x;
-  y = y > 20.0f ? V{} + 20.0f : y;
-  y = y < -20.0f ? V{} - 20.0f : y;
-  const V shift = V{} + 12582912.0f;  // 1.5·2^23: adding and subtracting it rounds to an integer
-  const V k = (y * 1.44269504088896341f + shift) - shift;
-  const V r = (y - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;  // ln 2 in two parts
-  V q = r * (1.0f / 5040) + (1.0f / 720);
-  q = q * r + (1.0f / 120);
-  q = q * r + (1.0f / 24);
-  q = q * r + (1.0f / 6);
-  q = q * r + 0.5f;
-  q = q * r + 1.0f;
-  q = q * r;
-  I ki;
-  if constexpr (sizeof(V) == sizeof(float))
-    ki = static_cast<I>(k);
-  else
-    ki = __builtin_convertvector(k, I);
-  V two_k;
-  const I bits = (ki + 127) << 23;
-  std::memcpy(&two_k, &bits, sizeof two_k);
-  const V m = two_k * q + (two_k - 1.0f);
-  return m / (m + 2.0f);
-}
+using simd::load8;
+using simd::store8;
+using simd::tanh_kernel;
+using simd::v8f;
+using simd::v8i;
 
 LODE_AVX2_FN void tanh_f32(const float* z, float* a, float* d1, float* d2, int n, bool second) {
   int i = 0;
@@ -176,21 +134,14 @@ LODE_AVX2_FN void tangent_back_f32(float* gt, float* gv, const float* zt, const 
 
 #endif  // LODE_AVX2
 
-const bool kAvx2 = [] {
-#if LODE_AVX2
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}();
+
 
 // out = x ⊙ y
 template <class T>
 void mul(const T* x, const T* y, T* out, int n) {
 #if LODE_AVX2
   if constexpr (std::is_same_v<T, float>)
-    if (kAvx2) return mul_f32(x, y, out, n);
+    if (simd::avx2()) return mul_f32(x, y, out, n);
 #endif
   Arr<T>(out, n) = Arr<T>(const_cast<T*>(x), n) * Arr<T>(const_cast<T*>(y), n);
 }
@@ -200,7 +151,7 @@ template <class T>
 void tangent_back(T* gt, T* gv, const T* zt, const T* d1, const T* d2, int n) {
 #if LODE_AVX2
   if constexpr (std::is_same_v<T, float>)
-    if (kAvx2) return tangent_back_f32(gt, gv, zt, d1, d2, n);
+    if (simd::avx2()) return tangent_back_f32(gt, gv, zt, d1, d2, n);
 #endif
   Arr<T> g(gt, n), v(gv, n);
   v += g * Arr<T>(const_cast<T*>(zt), n) * Arr<T>(const_cast<T*>(d2), n);
@@ -212,7 +163,7 @@ template <class T>
 void activate(Activation act, const T* zp, T* ap, T* d1p, T* d2p, int n, bool second) {
 #if LODE_AVX2
   if constexpr (std::is_same_v<T, float>)
-    if (kAvx2 && act == Activation::tanh) return tanh_f32(zp, ap, d1p, d2p, n, second);
+    if (simd::avx2() && act == Activation::tanh) return tanh_f32(zp, ap, d1p, d2p, n, second);
 #endif
   const Arr<T> z(const_cast<T*>(zp), n);
   Arr<T> a(ap, n), d1(d1p, n), d2(d2p, second ? n : 0);

@@ -12,11 +12,15 @@
 #include <fmt/format.h>
 
 #include <Eigen/Core>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
 #include "fast_mlp.hpp"
+#include "simd.hpp"
 #include "lode/estimators/estimator.hpp"
 
 namespace lode::estimators::fast {
@@ -153,6 +157,117 @@ struct Spline {
   }
 };
 
+#if LODE_AVX2
+using simd::load8;
+using simd::store8;
+using simd::v8f;
+using simd::v8i;
+
+// ---- the spline in float32, eight elements at once (forward or inverse, nothing saved for a
+// backward): the same steps as Spline::apply, each lane one element.
+struct SplineF {
+  int K;
+  float B, inv_root, min_w, min_h, min_d, edge;
+};
+
+// The K+1 knots of eight elements from their K logits (logits[8j + lane]).
+[[gnu::always_inline]] inline void knots8(const float* logits, int K, float B, float inv_root, float min_size,
+                                          v8f* knot) {
+  v8f m = load8(logits);
+  for (int j = 1; j < K; ++j) {
+    const v8f v = load8(logits + 8 * j);
+    m = v > m ? v : m;
+  }
+  v8f e[32];
+  v8f total{};
+  for (int j = 0; j < K; ++j) {
+    e[j] = simd::exp_kernel<v8f, v8i>((load8(logits + 8 * j) - m) * inv_root);
+    total += e[j];
+  }
+  const v8f inv = 1.0f / total;
+  const float scale = 1 - min_size * static_cast<float>(K);
+  v8f cum{};
+  knot[0] = v8f{} - B;
+  for (int j = 0; j + 1 < K; ++j) {
+    cum += min_size + scale * (e[j] * inv);
+    knot[j + 1] = (2 * B) * cum - B;
+  }
+  knot[K] = v8f{} + B;
+}
+
+// Eight elements: x[lane], their 3K−1 parameters p[8j + lane] → y[lane], the forward
+// log|dy/dx| (for the inverse: at the output) in lad[lane]; the identity outside [−B, B].
+LODE_AVX2_FN void spline8(const SplineF& sp, const float* x, const float* p, bool inverse, float* yo, float* lo) {
+  const int K = sp.K;
+  v8f cw[33], ch[33];
+  knots8(p, K, sp.B, sp.inv_root, sp.min_w, cw);
+  knots8(p + 8 * K, K, sp.B, sp.inv_root, sp.min_h, ch);
+  const v8f X = load8(x);
+  const v8f* search = inverse ? ch : cw;
+  v8i b{};
+  for (int j = 1; j < K; ++j) b -= (X >= search[j]);  // a true comparison is −1
+  // the bin's knots and the raw slopes at its two ends (slope j is softplus(p[2K + j − 1]))
+  v8f c0 = cw[0], c1 = cw[1], h0 = ch[0], h1 = ch[1], r0{}, r1 = load8(p + 8 * (2 * K));
+  for (int j = 1; j < K; ++j) {
+    const v8i m = b == j;
+    c0 = m ? cw[j] : c0, c1 = m ? cw[j + 1] : c1, h0 = m ? ch[j] : h0, h1 = m ? ch[j + 1] : h1;
+    r0 = m ? load8(p + 8 * (2 * K + j - 1)) : r0;
+    if (j + 1 < K) r1 = m ? load8(p + 8 * (2 * K + j)) : r1;
+  }
+  const v8f edge = v8f{} + sp.edge;
+  const v8f d0 = b == 0 ? edge : sp.min_d + simd::softplus_kernel<v8f, v8i>(r0);
+  const v8f d1 = b == K - 1 ? edge : sp.min_d + simd::softplus_kernel<v8f, v8i>(r1);
+  const v8f w = c1 - c0, h = h1 - h0, s = h / w, S = d0 + d1 - 2.0f * s;
+  v8f u, y;
+  if (inverse) {
+    const v8f dy = X - h0;
+    const v8f a = dy * S + h * (s - d0), bb = h * d0 - dy * S, c = -s * dy;
+    v8f disc = bb * bb - 4.0f * a * c;
+    disc = disc > 0.0f ? disc : v8f{};
+    u = (2.0f * c) / (-bb - (v8f)_mm256_sqrt_ps((__m256)disc));
+    y = u * w + c0;
+  } else {
+    u = (X - c0) / w;
+  }
+  const v8f om = 1.0f - u, t = u * om, Dn = s + S * t;
+  if (!inverse) y = h0 + h * (s * u * u + d0 * t) / Dn;
+  const v8f Q = d1 * u * u + 2.0f * s * t + d0 * om * om;
+  const v8f lad = simd::log_kernel<v8f, v8i>(s * s * Q / (Dn * Dn));
+  const v8i inside = (X >= -sp.B) & (X <= sp.B);  // false for NaN
+  store8(yo, inside ? y : X);
+  store8(lo, inside ? lad : v8f{});
+}
+
+// The ne = n·ntr elements of a coupling (element r·ntr + j: row r, feature tr[j] of u, n × D)
+// through spline8 in groups of eight, adding each row's log|det| to lad.
+LODE_AVX2_FN void splines_f32(const SplineF& sp, const float* params, int ntr, const int* tr, int D, int n, float* u,
+                              double* lad, bool inverse) {
+  const int P = 3 * sp.K - 1;
+  const std::size_t ne = static_cast<std::size_t>(n) * ntr;
+  alignas(32) float xt[8], yt[8], lt[8], pt[8 * 95];
+  for (std::size_t q0 = 0; q0 < ne; q0 += 8) {
+    const int m = static_cast<int>(std::min<std::size_t>(8, ne - q0));
+    for (int l = 0; l < 8; ++l) {
+      if (l < m) {
+        const std::size_t q = q0 + l;
+        xt[l] = u[(q / ntr) * D + tr[q % ntr]];
+        const float* pq = params + q * P;
+        for (int j = 0; j < P; ++j) pt[8 * j + l] = pq[j];
+      } else {  // padding lanes: a valid uniform spline at 0, discarded
+        xt[l] = 0;
+        for (int j = 0; j < P; ++j) pt[8 * j + l] = 0;
+      }
+    }
+    spline8(sp, xt, pt, inverse, yt, lt);
+    for (int l = 0; l < m; ++l) {
+      const std::size_t q = q0 + l;
+      u[(q / ntr) * D + tr[q % ntr]] = yt[l];
+      lad[q / ntr] += lt[l];
+    }
+  }
+}
+#endif
+
 template <class T>
 T* grad_of(torch::Tensor& t) {
   if (!t.grad().defined()) t.mutable_grad() = torch::zeros_like(t);
@@ -183,6 +298,60 @@ void relu_backward(T* g, const T* z, std::size_t n) {
 template <class T>
 void colsum(const T* g, int n, int w, T* out) {
   Arr<T>(out, w) = CMat<T>(g, n, w).colwise().sum().transpose();
+}
+
+// ---- the conditioner's element-wise steps: a = max(h, 0); G = logistic(G); hn = h + t ⊙ G
+#if LODE_AVX2
+LODE_AVX2_FN void relu_f32(const float* h, float* a, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const v8f v = load8(h + i);
+    store8(a + i, v > 0.0f ? v : v8f{});
+  }
+  for (; i < n; ++i) a[i] = h[i] > 0.0f ? h[i] : 0.0f;
+}
+
+LODE_AVX2_FN void sigmoid_f32(float* g, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) store8(g + i, simd::sigmoid_kernel<v8f, v8i>(load8(g + i)));
+  for (; i < n; ++i) g[i] = simd::sigmoid_kernel<float, std::int32_t>(g[i]);
+}
+
+LODE_AVX2_FN void add_mul_f32(const float* h, const float* t, const float* g, float* out, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) store8(out + i, load8(h + i) + load8(t + i) * load8(g + i));
+  for (; i < n; ++i) out[i] = h[i] + t[i] * g[i];
+}
+#endif
+
+template <class T>
+void relu(const T* h, T* a, std::size_t n) {
+#if LODE_AVX2
+  if constexpr (std::is_same_v<T, float>)
+    if (simd::avx2()) return relu_f32(h, a, n);
+#endif
+  const auto N = static_cast<Eigen::Index>(n);
+  Arr<T>(a, N) = CArr<T>(h, N).max(T(0));
+}
+
+template <class T>
+void sigmoid(T* g, std::size_t n) {
+#if LODE_AVX2
+  if constexpr (std::is_same_v<T, float>)
+    if (simd::avx2()) return sigmoid_f32(g, n);
+#endif
+  Arr<T> G(g, static_cast<Eigen::Index>(n));
+  G = (T(1) + (-G).exp()).inverse();
+}
+
+template <class T>
+void add_mul(const T* h, const T* t, const T* g, T* out, std::size_t n) {
+#if LODE_AVX2
+  if constexpr (std::is_same_v<T, float>)
+    if (simd::avx2()) return add_mul_f32(h, t, g, out, n);
+#endif
+  const auto N = static_cast<Eigen::Index>(n);
+  Arr<T>(out, N) = CArr<T>(h, N) + CArr<T>(t, N) * CArr<T>(g, N);
 }
 
 // v = U·x for the upper-triangular U (D × D, row-major, in double) of an LU layer.
@@ -334,11 +503,10 @@ void Nsf<T>::conditioner(Coupling& c, const T* ctx, int nc, int n) {
     auto &a0 = c.a0[k], &z1 = c.z1[k], &a1 = c.a1[k], &t = c.t[k], &gate = c.gate[k];
     a0.resize(nH), z1.resize(nH), a1.resize(nH), t.resize(nH);
     const T* h = c.h[k].data();
-    const auto N = static_cast<Eigen::Index>(nH);
-    Arr<T>(a0.data(), N) = CArr<T>(h, N).max(T(0));
+    relu(h, a0.data(), nH);
     fill_rows(z1.data(), n, H, bl.l0.b.template data_ptr<T>());
     gemm<T>(false, true, n, H, H, T(1), a0.data(), H, bl.l0.W.template data_ptr<T>(), H, T(1), z1.data(), H);
-    Arr<T>(a1.data(), N) = CArr<T>(z1.data(), N).max(T(0));
+    relu(z1.data(), a1.data(), nH);
     fill_rows(t.data(), n, H, bl.l1.b.template data_ptr<T>());
     gemm<T>(false, true, n, H, H, T(1), a1.data(), H, bl.l1.W.template data_ptr<T>(), H, T(1), t.data(), H);
     T* hn = c.h[k + 1].data();
@@ -346,18 +514,17 @@ void Nsf<T>::conditioner(Coupling& c, const T* ctx, int nc, int n) {
       gate.resize(static_cast<std::size_t>(nc) * H);
       fill_rows(gate.data(), nc, H, bl.ctx.b.template data_ptr<T>());
       gemm<T>(false, true, nc, H, C_, T(1), ctx, C_, bl.ctx.W.template data_ptr<T>(), C_, T(1), gate.data(), H);
-      Arr<T> G(gate.data(), static_cast<Eigen::Index>(gate.size()));
-      G = (T(1) + (-G).exp()).inverse();
+      sigmoid(gate.data(), gate.size());
       if (nc == n) {
-        Arr<T>(hn, N) = CArr<T>(h, N) + CArr<T>(t.data(), N) * G;
+        add_mul(h, t.data(), gate.data(), hn, nH);
       } else {
         for (int r = 0; r < n; ++r) {
           const std::size_t o = static_cast<std::size_t>(r) * H;
-          Arr<T>(hn + o, H) = CArr<T>(h + o, H) + CArr<T>(t.data() + o, H) * G;
+          add_mul(h + o, t.data() + o, gate.data(), hn + o, static_cast<std::size_t>(H));
         }
       }
     } else {
-      Arr<T>(hn, N) = CArr<T>(h, N) + CArr<T>(t.data(), N);
+      std::transform(h, h + nH, t.data(), hn, std::plus<T>());
     }
   }
   const int P = c.fin.out;
@@ -374,6 +541,22 @@ void Nsf<T>::coupling_forward(Coupling& c, const T* ctx, int nc, T* u, int n, do
   for (int r = 0; r < n; ++r)
     for (int j = 0; j < nid; ++j) c.kept[static_cast<std::size_t>(r) * nid + j] = u[static_cast<std::size_t>(r) * D_ + c.id[j]];
   conditioner(c, ctx, nc, n);
+#if LODE_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    if (!save && simd::avx2() && K_ <= 32) {
+      const float md = static_cast<float>(lim_.min_derivative);
+      const SplineF sf{K_,
+                       static_cast<float>(B_),
+                       static_cast<float>(1 / root_),
+                       static_cast<float>(lim_.min_bin_width),
+                       static_cast<float>(lim_.min_bin_height),
+                       md,
+                       static_cast<float>(lim_.min_derivative + softplus(std::log(std::expm1(1 - lim_.min_derivative))))};
+      splines_f32(sf, c.p.data(), ntr, c.tr.data(), D_, n, u, lad, inverse);
+      return;
+    }
+  }
+#endif
   // exp((logit − max)/root) of every element's width and height logits, vectorized (the
   // slopes' slots unused)
   const int P = 3 * K_ - 1, stride = kHead + 2 * K_;

@@ -9,7 +9,8 @@
 // For NLE-MAF also the fused flow (estimators/src/fast_maf.hpp): its log_prob, its forward +
 // backward, and the Trainer's step with it (train(): the fused loss and gradient, clipping
 // at 5, the Trainer's Adam; rows/s is its samples_per_second; with LODE_TRAINER=libtorch the
-// same line times the Trainer on LibTorch's loss). LODE_BENCH_FUSED_ONLY=1: the fused lines only.
+// same line times the Trainer on LibTorch's loss). LODE_BENCH_FUSED_ONLY=1: the fused lines only;
+// LODE_BENCH_ONLY=text: only the lines whose name contains text (for profiling).
 //
 //   cmake --build build --target lode_bench_flows && build/tests/lode_bench_flows [seconds]
 #include <torch/torch.h>
@@ -50,7 +51,13 @@ double cpu_seconds() {
 // Runs `step` (processing `rows` rows) repeatedly for about `seconds` of this thread's CPU
 // time (the machine may be shared); prints and returns rows per CPU second (and per wall
 // second).
+bool wanted(const std::string& what) {
+  const char* only = std::getenv("LODE_BENCH_ONLY");
+  return !only || what.find(only) != std::string::npos;
+}
+
 double rate(const char* what, double seconds, std::int64_t rows, const std::function<void()>& step) {
+  if (!wanted(what)) return 0;
   for (int i = 0; i < 3; ++i) step();  // warm-up
   std::int64_t n = 0;
   const auto t0 = Clock::now();
@@ -135,6 +142,7 @@ int main(int argc, char** argv) {
         (void)(*step)(*flow, idx.data() + at2, static_cast<std::size_t>(batch), true);
         at2 = (at2 + batch) % (data.size(0) - batch);
       });
+      if (!wanted(std::string(name) + " Trainer step")) return;
       est::Problem problem;
       problem.make_network = [&] { return fl::build_flow(s, data, ctx).ptr(); };
       problem.loss = [&](torch::nn::Module& net, const torch::Tensor& i) {
@@ -211,7 +219,7 @@ int main(int argc, char** argv) {
       nsf.nll(tb.data_ptr<float>() + at * 5, xb.data_ptr<float>() + at * 8, static_cast<int>(batch), true);
       at = (at + batch) % (theta.size(0) - batch);
     });
-    {  // the Trainer's step (fused loss, clipping at 5, Adam 5e-4) on 9,000 + 1,000 rows
+    if (wanted(std::string(name) + " training (Trainer)")) {  // the Trainer's step (fused loss, clipping at 5, Adam 5e-4) on 9,000 + 1,000 rows
       auto th = std::make_shared<std::vector<float>>(tb.data_ptr<float>(), tb.data_ptr<float>() + tb.numel());
       auto xs = std::make_shared<std::vector<float>>(xb.data_ptr<float>(), xb.data_ptr<float>() + xb.numel());
       est::Problem p;

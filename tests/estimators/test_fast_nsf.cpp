@@ -9,6 +9,7 @@
 
 #include "../../estimators/src/family.hpp"
 #include "../../estimators/src/fast_nsf.hpp"
+#include "../../estimators/src/simd.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/torch/flows.hpp"
 #include "lode/estimators/torch/trainer.hpp"
@@ -132,7 +133,15 @@ TEST_CASE("fused NSF: sampling inverts the forward map and draws LibTorch's samp
 
 TEST_CASE("fused NSF: float32 agrees with float64 LibTorch to stated tolerances", "[estimators][fast][nsf]") {
   // Reference: the LibTorch flow in float64; the fused flow on the float32 copy of its
-  // weights. Tolerances from float32 rounding (ε ≈ 6e-8) through 5 transforms.
+  // weights. Tolerances from float32 rounding (ε ≈ 6e-8) through 5 transforms. Both paths:
+  // the AVX2 kernels (simd.hpp; the spline in float32 for log_prob and sampling) where the
+  // processor has them, and the portable ones (the spline in float64).
+  const bool avx2 = GENERATE(true, false);
+  fast::simd::set_avx2(avx2);
+  struct Restore {
+    ~Restore() { fast::simd::set_avx2(true); }
+  } restore;
+  INFO("AVX2 kernels " << (fast::simd::avx2() ? "on" : "off"));
   fl::Flow ref = random_flow(torch::kDouble, fl::npe_defaults(5, 8), 3, 0.1);
   fl::Flow f32 = random_flow(torch::kFloat);  // same structure; then ref's weights, rounded
   {
@@ -150,7 +159,7 @@ TEST_CASE("fused NSF: float32 agrees with float64 LibTorch to stated tolerances"
   const torch::Tensor tf = theta.to(torch::kFloat).contiguous(), xf = x.to(torch::kFloat).contiguous();
   std::vector<float> lp(n);
   nsf.log_prob(tf.data_ptr<float>(), xf.data_ptr<float>(), static_cast<int>(n), lp.data());
-  CHECK(max_rel(torch::from_blob(lp.data(), {n}, torch::kFloat), want) <= 1e-5);  // seen: 1.7e-7
+  CHECK(max_rel(torch::from_blob(lp.data(), {n}, torch::kFloat), want) <= 1e-5);  // seen: 1.7e-7 (AVX2: 1.0e-7)
 
   // Gradients: the fused float32 error against float64 no larger than LibTorch's own
   // float32 error (autograd on the float32 flow) times 3, plus 1e-6 (seen: ≤ 0.1 of that
@@ -179,7 +188,7 @@ TEST_CASE("fused NSF: float32 agrees with float64 LibTorch to stated tolerances"
   const torch::Tensor nf = noise.to(torch::kFloat).contiguous(), x1f = x1.to(torch::kFloat).contiguous();
   std::vector<float> th(n * 5);
   nsf.sample(nf.data_ptr<float>(), x1f.data_ptr<float>(), static_cast<int>(n), th.data(), nullptr);
-  CHECK(max_rel(torch::from_blob(th.data(), {n, 5}, torch::kFloat), r.outputs) <= 1e-5);  // seen: 1.0e-7
+  CHECK(max_rel(torch::from_blob(th.data(), {n, 5}, torch::kFloat), r.outputs) <= 1e-5);  // seen: 1.0e-7 (AVX2: 4.2e-7)
 }
 
 TEST_CASE("fused NSF: npe's Problem has the fused step; it and the LibTorch step both learn", "[estimators][fast][nsf]") {
@@ -264,3 +273,34 @@ TEST_CASE("fused NSF: npe with more parameters than it covers trains through Lib
   CHECK(std::isfinite(e.reports()[0].best_validation_loss));
   CHECK(e.reports()[0].epochs_run >= 1);
 }
+
+#if LODE_AVX2
+TEST_CASE("simd kernels: exp, log, log1p, softplus, logistic within their stated float32 errors", "[estimators][fast][simd]") {
+  // The scalar instantiations (the vector ones are the same code, lane by lane) against the
+  // double-precision library functions on a log-spaced grid of both signs.
+  namespace simd = fast::simd;
+  using I = std::int32_t;
+  double e_exp = 0, e_log = 0, e_log1p = 0, e_sp = 0, e_sig = 0;
+  for (int i = -4000; i <= 4000; ++i) {
+    const float v = static_cast<float>(i) / 50;  // −80 … 80
+    const double vd = v;
+    e_exp = std::max(e_exp, std::abs(simd::exp_kernel<float, I>(v) / std::exp(vd) - 1));
+    const double sp = vd > 20 ? vd : std::log1p(std::exp(vd));
+    e_sp = std::max(e_sp, std::abs(simd::softplus_kernel<float, I>(v) - sp) / std::max(sp, 1e-30));
+    const double sig = 1 / (1 + std::exp(-vd));
+    e_sig = std::max(e_sig, std::abs(simd::sigmoid_kernel<float, I>(v) - sig) / sig);
+    const float pos = std::exp(v / 2);  // 2e-18 … 2e17
+    e_log = std::max(e_log, std::abs(simd::log_kernel<float, I>(pos) - std::log(double(pos))) / std::max(1.0, std::abs(std::log(double(pos)))));
+    const float z = static_cast<float>(i + 4000) / 8000;  // 0 … 1
+    const double l1 = std::log1p(double(z));
+    e_log1p = std::max(e_log1p, z == 0 ? std::abs(double(simd::log1p_kernel<float, I>(z))) : std::abs(simd::log1p_kernel<float, I>(z) - l1) / l1);
+  }
+  INFO("exp " << e_exp << ", log " << e_log << ", log1p " << e_log1p << ", softplus " << e_sp << ", logistic " << e_sig);
+  CHECK(e_exp <= 4e-7);
+  CHECK(e_log <= 2.5e-7);
+  CHECK(e_log1p <= 4e-7);
+  CHECK(e_sp <= 5e-7);
+  CHECK(e_sig <= 5e-7);
+  CHECK(std::abs(simd::log1p_kernel<float, I>(1e-10f) / 1e-10f - 1) <= 1e-6);  // no cancellation near 0
+}
+#endif

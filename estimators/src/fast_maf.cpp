@@ -12,8 +12,10 @@
 #include <cmath>
 #include <cstring>
 #include <numbers>
+#include <type_traits>
 
 #include "fast_mlp.hpp"
+#include "simd.hpp"
 #include "lode/estimators/estimator.hpp"
 
 namespace lode::estimators::fast {
@@ -63,6 +65,25 @@ void blocks8(const T* in, T* out, std::size_t n, F f) {
     std::copy(y.data(), y.data() + (n - i), out + i);
   }
 }
+
+#if LODE_AVX2
+// σ = softplus(s) + 1e-3 and log σ; the logistic function (softplus') in place.
+LODE_AVX2_FN void scale_f32(float* s_then_log, float* sc, std::size_t n) {
+  using simd::v8f, simd::v8i;
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t m = std::min<std::size_t>(8, n - i);
+    const v8f v = simd::softplus_kernel<v8f, v8i>(simd::load_n(s_then_log + i, m)) + 1e-3f;
+    simd::store_n(sc + i, v, m);
+    simd::store_n(s_then_log + i, simd::log_kernel<v8f, v8i>(v), m);
+  }
+}
+LODE_AVX2_FN void logistic_f32(float* g, std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t m = std::min<std::size_t>(8, n - i);
+    simd::store_n(g + i, simd::sigmoid_kernel<simd::v8f, simd::v8i>(simd::load_n(g + i, m)), m);
+  }
+}
+#endif
 
 // Row-major (n × out) = in (n × k) · Wᵀ + b.
 template <class T>
@@ -208,13 +229,20 @@ void Maf<T>::forward(const MafParams<T>& P, const T* x, const T* c, int n) {
     const T* o = out_[s].data();
     T* sc = scale_[s].data();
     for (std::size_t k = 0; k < nD; ++k) lsc_[k] = o[2 * k];
-    using B = Eigen::Array<T, 8, 1>;
-    // log1p(u) = log(v)·u/(v − 1) with v = 1 + u (exact where v rounds to 1: u)
-    blocks8<T>(lsc_.data(), sc, nD, [](const B& S) -> B {
-      const B U = S.exp(), V = U + T(1);
-      return (S > T(20)).select(S, (V == T(1)).select(U, V.log() * U / (V - T(1)))) + T(1e-3);
-    });
-    blocks8<T>(sc, lsc_.data(), nD, [](const B& x) -> B { return x.log(); });
+    bool done = false;
+#if LODE_AVX2
+    if constexpr (std::is_same_v<T, float>)
+      if (simd::avx2()) scale_f32(lsc_.data(), sc, nD), done = true;
+#endif
+    if (!done) {
+      using B = Eigen::Array<T, 8, 1>;
+      // log1p(u) = log(v)·u/(v − 1) with v = 1 + u (exact where v rounds to 1: u)
+      blocks8<T>(lsc_.data(), sc, nD, [](const B& S) -> B {
+        const B U = S.exp(), V = U + T(1);
+        return (S > T(20)).select(S, (V == T(1)).select(U, V.log() * U / (V - T(1)))) + T(1e-3);
+      });
+      blocks8<T>(sc, lsc_.data(), nD, [](const B& x) -> B { return x.log(); });
+    }
     for (int r = 0; r < n; ++r) {
       T lad = 0;
       for (int i = 0; i < D; ++i) {
@@ -264,9 +292,16 @@ void Maf<T>::backward(const MafParams<T>& P, const T* w) {
     gout_.resize(2 * nD), lsc_.resize(nD);
     // softplus'(s) = sigmoid(s) (1 above 20, as torch::softplus's backward)
     for (std::size_t k = 0; k < nD; ++k) lsc_[k] = o[2 * k];
-    using B = Eigen::Array<T, 8, 1>;
-    blocks8<T>(lsc_.data(), lsc_.data(), nD,
-               [](const B& S) -> B { return (S > T(20)).select(B::Ones(), T(1) / (T(1) + (-S).exp())); });
+    bool done = false;
+#if LODE_AVX2
+    if constexpr (std::is_same_v<T, float>)
+      if (simd::avx2()) logistic_f32(lsc_.data(), nD), done = true;
+#endif
+    if (!done) {
+      using B = Eigen::Array<T, 8, 1>;
+      blocks8<T>(lsc_.data(), lsc_.data(), nD,
+                 [](const B& S) -> B { return (S > T(20)).select(B::Ones(), T(1) / (T(1) + (-S).exp())); });
+    }
     for (int r = 0; r < n; ++r)
       for (int i = 0; i < D; ++i) {
         const std::size_t k = static_cast<std::size_t>(r) * D + i;

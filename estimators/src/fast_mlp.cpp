@@ -27,8 +27,10 @@ void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
 
 namespace {
 
-// Products with a side of at most 4 (the first layer's few inputs, the output layer's one
-// unit): Eigen's matrix-vector and outer products, without BLAS's packing and call cost.
+// Products whose inner or column side is at most 4 (the first layer's few inputs, the output
+// layer's one unit): Eigen's matrix-vector and outer products, without BLAS's packing and
+// call cost. Not chosen by the row count m: a row's result must not depend on how many rows
+// are in its batch (BLAS and Eigen round differently).
 template <class T>
 void small_gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,
                 int ldc) {
@@ -53,7 +55,7 @@ template <>
 void gemm<float>(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
                  float beta, float* c, int ldc) {
   if (m == 0 || n == 0) return;
-  if (std::min({m, n, k}) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (std::min(n, k) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N';
   sgemm_(&tB, &tA, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }
@@ -61,7 +63,7 @@ template <>
 void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
                   int ldb, double beta, double* c, int ldc) {
   if (m == 0 || n == 0) return;
-  if (std::min({m, n, k}) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (std::min(n, k) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N';
   dgemm_(&tB, &tA, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }
@@ -96,18 +98,13 @@ using simd::v8f;
 using simd::v8i;
 
 LODE_AVX2_FN void tanh_f32(const float* z, float* a, float* d1, float* d2, int n, bool second) {
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const v8f t = tanh_kernel<v8f, v8i>(load8(z + i));
+  for (int i = 0; i < n; i += 8) {  // the tail through the same vector code (simd::load_n)
+    const std::size_t m = static_cast<std::size_t>(std::min(8, n - i));
+    const v8f t = tanh_kernel<v8f, v8i>(simd::load_n(z + i, m));
     const v8f d = 1.0f - t * t;
-    store8(a + i, t);
-    store8(d1 + i, d);
-    if (second) store8(d2 + i, -2.0f * t * d);
-  }
-  for (; i < n; ++i) {
-    const float t = tanh_kernel<float, std::int32_t>(z[i]), d = 1.0f - t * t;
-    a[i] = t, d1[i] = d;
-    if (second) d2[i] = -2.0f * t * d;
+    simd::store_n(a + i, t, m);
+    simd::store_n(d1 + i, d, m);
+    if (second) simd::store_n(d2 + i, -2.0f * t * d, m);
   }
 }
 
@@ -120,21 +117,15 @@ LODE_AVX2_FN void mul_f32(const float* x, const float* y, float* out, int n) {
 
 // A tangent row's backward: gv += gt ⊙ zt ⊙ d2, then gt ⊙= d1.
 LODE_AVX2_FN void tangent_back_f32(float* gt, float* gv, const float* zt, const float* d1, const float* d2, int n) {
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const v8f g = load8(gt + i);
-    store8(gv + i, load8(gv + i) + g * load8(zt + i) * load8(d2 + i));
-    store8(gt + i, g * load8(d1 + i));
-  }
-  for (; i < n; ++i) {
-    gv[i] += gt[i] * zt[i] * d2[i];
-    gt[i] *= d1[i];
+  for (int i = 0; i < n; i += 8) {
+    const std::size_t m = static_cast<std::size_t>(std::min(8, n - i));
+    const v8f g = simd::load_n(gt + i, m);
+    simd::store_n(gv + i, simd::load_n(gv + i, m) + g * simd::load_n(zt + i, m) * simd::load_n(d2 + i, m), m);
+    simd::store_n(gt + i, g * simd::load_n(d1 + i, m), m);
   }
 }
 
 #endif  // LODE_AVX2
-
-
 
 // out = x ⊙ y
 template <class T>

@@ -303,24 +303,25 @@ void colsum(const T* g, int n, int w, T* out) {
 // ---- the conditioner's element-wise steps: a = max(h, 0); G = logistic(G); hn = h + t ⊙ G
 #if LODE_AVX2
 LODE_AVX2_FN void relu_f32(const float* h, float* a, std::size_t n) {
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const v8f v = load8(h + i);
-    store8(a + i, v > 0.0f ? v : v8f{});
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t m = std::min<std::size_t>(8, n - i);
+    const v8f v = simd::load_n(h + i, m);
+    simd::store_n(a + i, v > 0.0f ? v : v8f{}, m);
   }
-  for (; i < n; ++i) a[i] = h[i] > 0.0f ? h[i] : 0.0f;
 }
 
 LODE_AVX2_FN void sigmoid_f32(float* g, std::size_t n) {
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) store8(g + i, simd::sigmoid_kernel<v8f, v8i>(load8(g + i)));
-  for (; i < n; ++i) g[i] = simd::sigmoid_kernel<float, std::int32_t>(g[i]);
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t m = std::min<std::size_t>(8, n - i);
+    simd::store_n(g + i, simd::sigmoid_kernel<v8f, v8i>(simd::load_n(g + i, m)), m);
+  }
 }
 
 LODE_AVX2_FN void add_mul_f32(const float* h, const float* t, const float* g, float* out, std::size_t n) {
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) store8(out + i, load8(h + i) + load8(t + i) * load8(g + i));
-  for (; i < n; ++i) out[i] = h[i] + t[i] * g[i];
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t m = std::min<std::size_t>(8, n - i);
+    simd::store_n(out + i, simd::load_n(h + i, m) + simd::load_n(t + i, m) * simd::load_n(g + i, m), m);
+  }
 }
 #endif
 

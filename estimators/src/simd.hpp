@@ -10,6 +10,7 @@
 // tests/estimators/test_fast_nsf.cpp and test_fast_mlp.cpp run both paths.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -39,6 +40,19 @@ typedef std::int32_t v8i __attribute__((vector_size(32)));
   return v;
 }
 [[gnu::always_inline]] inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
+// The first m ≤ 8 floats (the rest zero) and back: loops run their tails through the same
+// vector code as their bodies, so that a value does not depend on its position (a scalar
+// tail may be contracted to FMA differently).
+[[gnu::always_inline]] inline v8f load_n(const float* p, std::size_t m) {
+  if (m == 8) return load8(p);
+  v8f v{};
+  std::memcpy(&v, p, m * sizeof(float));
+  return v;
+}
+[[gnu::always_inline]] inline void store_n(float* p, v8f v, std::size_t m) {
+  if (m == 8) return store8(p, v);
+  std::memcpy(p, &v, m * sizeof(float));
+}
 
 template <class V, class I>
 [[gnu::always_inline]] inline I to_int(V v) {

@@ -9,6 +9,7 @@
 // - training with the fused step and with LibTorch's both reach the exact NLL.
 #include "../../estimators/src/family.hpp"
 #include "../../estimators/src/fast_maf.hpp"
+#include "../../estimators/src/simd.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/torch/flows.hpp"
 #include "lode/estimators/torch/trainer.hpp"
@@ -164,6 +165,14 @@ TEST_CASE("fast MAF: other flows are not covered", "[estimators][fast][flows]") 
 }
 
 TEST_CASE("fast MAF: the density family's NLE Problem agrees with LibTorch in float32", "[estimators][fast][density]") {
+  // Both element-wise paths: the AVX2 kernels (simd.hpp) where the processor has them, and
+  // the portable ones.
+  const bool avx2 = GENERATE(true, false);
+  fast::simd::set_avx2(avx2);
+  struct Restore {
+    ~Restore() { fast::simd::set_avx2(true); }
+  } restore;
+  INFO("AVX2 kernels " << (fast::simd::avx2() ? "on" : "off"));
   const est::Dataset data = gaussian_linear(300, 5);
   for (const std::string method : {"nle", "scandal", "npe"}) {
     INFO(method);
@@ -242,6 +251,14 @@ TEST_CASE("fast MAF: NLE learns with the fused step and with LibTorch's", "[esti
 }
 
 TEST_CASE("fast MAF: float32 log p of a trained flow equals LibTorch's", "[estimators][fast][density]") {
+  // Both element-wise paths: the AVX2 kernels (simd.hpp) where the processor has them, and
+  // the portable ones.
+  const bool avx2 = GENERATE(true, false);
+  fast::simd::set_avx2(avx2);
+  struct Restore {
+    ~Restore() { fast::simd::set_avx2(true); }
+  } restore;
+  INFO("AVX2 kernels " << (fast::simd::avx2() ? "on" : "off"));
   fl::FlowSettings s = fl::nle_defaults(8, 5);
   s.seed = 4;
   fl::Flow flow = fl::build_flow(s);
@@ -262,6 +279,9 @@ TEST_CASE("fast MAF: float32 log p of a trained flow equals LibTorch's", "[estim
   // A row's log p does not depend on the batch it is in (the likelihood seam sums batches).
   for (const int k : {1, 3, 13}) {
     maf.forward(P, x.data_ptr<float>(), th.data_ptr<float>(), k);
-    for (int r = 0; r < k; ++r) CHECK(maf.log_prob()[r] == f[r].item<float>());
+    for (int r = 0; r < k; ++r) {
+      INFO("batch of " << k << ", row " << r);
+      CHECK(maf.log_prob()[r] == f[r].item<float>());
+    }
   }
 }

@@ -51,8 +51,7 @@ template <class T>
 using Rows = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 
 // out_i = f(in_i) through Eigen's packet math in blocks of 8 (the last one padded), so that
-// a value's result does not depend on its position or the row count (a row's log p is the
-// same in any batch).
+// a value's result does not depend on its position or the row count.
 template <class T, class F>
 void blocks8(const T* in, T* out, std::size_t n, F f) {
   using B = Eigen::Array<T, 8, 1>;

@@ -27,10 +27,8 @@ void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
 
 namespace {
 
-// Products whose inner or column side is at most 4 (the first layer's few inputs, the output
-// layer's one unit): Eigen's matrix-vector and outer products, without BLAS's packing and
-// call cost. Not chosen by the row count m: a row's result must not depend on how many rows
-// are in its batch (BLAS and Eigen round differently).
+// Products with a side of at most 4 (the first layer's few inputs, the output layer's one
+// unit): Eigen's matrix-vector and outer products, without BLAS's packing and call cost.
 template <class T>
 void small_gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,
                 int ldc) {
@@ -55,7 +53,7 @@ template <>
 void gemm<float>(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
                  float beta, float* c, int ldc) {
   if (m == 0 || n == 0) return;
-  if (std::min(n, k) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (std::min({m, n, k}) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N';
   sgemm_(&tB, &tA, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }
@@ -63,7 +61,7 @@ template <>
 void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
                   int ldb, double beta, double* c, int ldc) {
   if (m == 0 || n == 0) return;
-  if (std::min(n, k) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (std::min({m, n, k}) <= 4) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N';
   dgemm_(&tB, &tA, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }

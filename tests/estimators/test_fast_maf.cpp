@@ -276,12 +276,14 @@ TEST_CASE("fast MAF: float32 log p of a trained flow equals LibTorch's", "[estim
   const double err = (f - lp).abs().max().item<double>(), scale = lp.abs().max().item<double>();
   INFO("max |fused - LibTorch| " << err << " of max |log p| " << scale);
   CHECK(err <= 2e-5 * scale);
-  // A row's log p does not depend on the batch it is in (the likelihood seam sums batches).
+  // A row's log p does not depend on the batch it is in (the likelihood seam sums batches)
+  // beyond float32 rounding: the element-wise kernels treat every position alike, but the
+  // GEMMs do not promise it (Eigen below 5 rows, OpenBLAS's edge kernels by batch width).
   for (const int k : {1, 3, 13}) {
     maf.forward(P, x.data_ptr<float>(), th.data_ptr<float>(), k);
     for (int r = 0; r < k; ++r) {
       INFO("batch of " << k << ", row " << r);
-      CHECK(maf.log_prob()[r] == f[r].item<float>());
+      CHECK(std::abs(maf.log_prob()[r] - f[r].item<float>()) <= 1e-6f * std::abs(f[r].item<float>()));
     }
   }
 }

@@ -8,10 +8,12 @@
 // rows' mean and standard deviation, kept in float64 in estimator.json (x_mean/x_std,
 // theta_mean/theta_std), so that a loaded estimator has bit-identical buffers.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <optional>
@@ -65,6 +67,55 @@ Tensor score_scale(const Matrix& t, const std::vector<std::int64_t>& rows) {
   return torch::tensor(scale).unsqueeze(0);
 }
 
+// The map of one θ component onto the real line (DensitySettings::theta_map): the flow of
+// NLE and SCANDAL is conditioned on u = θ, log θ or logit((θ − lo)/(hi − lo)).
+struct ThetaMap {
+  enum class Kind { identity, log, logit } kind = Kind::identity;
+  double lo = 0, hi = 1;
+  bool inside(double t) const { return kind == Kind::log ? t > 0 : kind == Kind::logit ? t > lo && t < hi : true; }
+  double u(double t) const {
+    if (kind == Kind::log) return std::log(t);
+    if (kind == Kind::logit) return std::log(t - lo) - std::log(hi - t);
+    return t;
+  }
+  /// dθ/du at θ.
+  double dtheta_du(double t) const {
+    if (kind == Kind::log) return t;
+    if (kind == Kind::logit) return (t - lo) * (hi - t) / (hi - lo);
+    return 1;
+  }
+  std::string describe() const {
+    return kind == Kind::log ? "log" : kind == Kind::logit ? fmt::format("logit:{}:{}", lo, hi) : "identity";
+  }
+};
+
+std::vector<ThetaMap> parse_theta_map(const std::vector<std::string>& spec, std::size_t n_theta) {
+  std::vector<ThetaMap> out(n_theta);
+  if (spec.empty()) return out;
+  if (spec.size() != n_theta)
+    throw EstimatorError(fmt::format("theta map: {} entries ({}) for {} parameters", spec.size(),
+                                     fmt::join(spec, ","), n_theta));
+  for (std::size_t k = 0; k < n_theta; ++k) {
+    const std::string& e = spec[k];
+    ThetaMap& m = out[k];
+    if (e == "identity" || e == "none") continue;
+    if (e == "log") {
+      m.kind = ThetaMap::Kind::log;
+      continue;
+    }
+    double lo = 0, hi = 0;
+    char tail = 0;
+    if (e.rfind("logit:", 0) == 0 && std::sscanf(e.c_str() + 6, "%lf:%lf%c", &lo, &hi, &tail) == 2 &&
+        std::isfinite(lo) && std::isfinite(hi) && lo < hi) {
+      m.kind = ThetaMap::Kind::logit, m.lo = lo, m.hi = hi;
+      continue;
+    }
+    throw EstimatorError(fmt::format("theta map entry {} ('{}'): expected identity, log or logit:LO:HI with LO < HI",
+                                     k, e));
+  }
+  return out;
+}
+
 class DensityModel final : public FamilyModel {
  public:
   using FamilyModel::FamilyModel;
@@ -81,12 +132,20 @@ class DensityModel final : public FamilyModel {
     if (data.x.rows < 3)
       throw EstimatorError(fmt::format("{}: {} rows; a density estimator needs at least 3", where(data), data.x.rows));
     flow_settings();  // refuses impossible settings before training
+    if (posterior() && !settings.density.theta_map.empty())
+      throw EstimatorError(fmt::format("{}: a theta map is for nle and scandal (npe models theta itself)", info.name));
+    map_ = parse_theta_map(settings.density.theta_map, n_theta);
     std::vector<std::int64_t> rows(data.x.rows);
     std::iota(rows.begin(), rows.end(), 0);
     return rows;
   }
 
-  Problem problem(const Dataset& data, const std::vector<std::int64_t>& train_rows) override {
+  Problem problem(const Dataset& data_in, const std::vector<std::int64_t>& train_rows) override {
+    // With a theta map, the flow learns p(x | u(θ)): θ mapped, SCANDAL's t_xz = ∇_θ log p
+    // turned into ∇_u log p = t_xz ⊙ dθ/du.
+    std::optional<Dataset> mapped;
+    if (mapping()) mapped = mapped_dataset(data_in);
+    const Dataset& data = mapped ? *mapped : data_in;
     const Standardization sx = standardization({&data.x}, train_rows);
     const Standardization st = standardization({&data.theta}, train_rows);
     x_mean_ = sx.mean, x_std_ = sx.sd, theta_mean_ = st.mean, theta_std_ = st.sd;
@@ -154,6 +213,7 @@ class DensityModel final : public FamilyModel {
   }
   void restore(const EstimatorFile& f) override {
     x_mean_ = f.x_mean, x_std_ = f.x_std, theta_mean_ = f.theta_mean, theta_std_ = f.theta_std;
+    map_ = parse_theta_map(settings.density.theta_map, f.theta_mean.size());
   }
 
   std::shared_ptr<torch::nn::Module> make_network() const override { return make_member_network(settings.trainer.seed); }
@@ -184,7 +244,7 @@ class DensityModel final : public FamilyModel {
     if (posterior()) not_provided("log_density (log p(x|theta); it estimates p(theta|x))");
     const std::vector<double> t = point(theta, n_theta, "theta");
     if (x.rows == 0) return {};
-    return members_log_prob(x, repeat_rows(t, x.rows));
+    return members_log_prob(x, repeat_rows(t, x.rows));  // (theta mapped there)
   }
 
   std::vector<double> log_density_rows(const Matrix& x, const Matrix& theta) const override {
@@ -202,8 +262,16 @@ class DensityModel final : public FamilyModel {
   // ∇_θ log p̂(x|θ) per row (the members' mean).
   Matrix score(const Matrix& x, std::span<const double> theta0, std::span<const double>) const override {
     if (posterior()) not_provided("score");
-    const std::vector<double> t = point(theta0, n_theta, "theta0");
+    std::vector<double> t = point(theta0, n_theta, "theta0");
     if (x.rows == 0) return Matrix(0, n_theta);
+    std::vector<double> du_dtheta(n_theta, 1.0);
+    if (mapping())
+      for (std::size_t k = 0; k < n_theta; ++k) {
+        if (!map_[k].inside(t[k]))
+          throw EstimatorError(fmt::format("theta0 component {} = {} is outside the estimator's theta map ({})", k,
+                                           t[k], map_[k].describe()));
+        du_dtheta[k] = 1 / map_[k].dtheta_du(t[k]), t[k] = map_[k].u(t[k]);
+      }
     torch::NoGradGuard no_grad;
     const Tensor xs = to_tensor(x), ts = to_tensor(repeat_rows(t, x.rows));
     Tensor sum;
@@ -211,7 +279,10 @@ class DensityModel final : public FamilyModel {
       const Tensor g = flow_log_prob_and_score(static_cast<fl::FlowImpl&>(*m.net), xs, ts, true, false).score;
       sum = sum.defined() ? sum + g : g;
     }
-    return to_matrix((sum / static_cast<double>(members.size())).to(torch::kDouble));
+    Matrix out = to_matrix((sum / static_cast<double>(members.size())).to(torch::kDouble));
+    for (std::size_t r = 0; r < out.rows; ++r)
+      for (std::size_t k = 0; k < n_theta; ++k) out(r, k) *= du_dtheta[k];
+    return out;
   }
   Matrix score_by_autograd(const Matrix& x, std::span<const double> theta0, std::span<const double> t1) const override {
     return score(x, theta0, t1);
@@ -244,7 +315,30 @@ class DensityModel final : public FamilyModel {
   }
 
   // log p̂(x_i|θ_i) per row (ensembles: log of the members' mean density), one pass per member.
-  std::vector<double> members_log_prob(const Matrix& x, const Matrix& theta) const {
+  std::vector<double> members_log_prob(const Matrix& x, const Matrix& theta_in) const {
+    if (!mapping()) return members_log_prob_mapped(x, theta_in);
+    // u(θ) per row; a row outside the map's domain (outside the prior's support) has
+    // likelihood 0.
+    Matrix theta = theta_in;
+    std::vector<std::size_t> outside;
+    for (std::size_t r = 0; r < theta.rows; ++r)
+      for (std::size_t k = 0; k < n_theta; ++k) {
+        double& v = theta(r, k);
+        if (map_[k].inside(v)) {
+          v = map_[k].u(v);
+        } else {
+          outside.push_back(r);
+          for (std::size_t j = 0; j < n_theta; ++j) theta(r, j) = 0;  // any value inside
+          break;
+        }
+      }
+    std::vector<double> lp = members_log_prob_mapped(x, theta);
+    for (const std::size_t r : outside) lp[r] = -std::numeric_limits<double>::infinity();
+    return lp;
+  }
+
+  // The same on θ already mapped.
+  std::vector<double> members_log_prob_mapped(const Matrix& x, const Matrix& theta) const {
     if (auto lp = fused_log_prob(x, theta)) return *lp;
     c10::InferenceMode inference;  // no autograd bookkeeping: less overhead per (small) pass
     const Tensor xs = to_tensor(x), ts = to_tensor(theta);
@@ -297,7 +391,32 @@ class DensityModel final : public FamilyModel {
     return out;
   }
 
+  bool mapping() const {
+    return std::any_of(map_.begin(), map_.end(), [](const ThetaMap& m) { return m.kind != ThetaMap::Kind::identity; });
+  }
+
+  // The dataset with θ mapped and t_xz (when present) turned into ∇_u log p; a θ outside
+  // the map's domain is refused, naming row and column.
+  Dataset mapped_dataset(const Dataset& data) const {
+    Dataset d = data;
+    const bool t = !d.t_xz.empty() && d.t_xz.cols == n_theta;
+    for (std::size_t r = 0; r < d.theta.rows; ++r)
+      for (std::size_t k = 0; k < n_theta; ++k) {
+        const double v = d.theta(r, k);
+        if (!map_[k].inside(v))
+          throw EstimatorError(fmt::format(
+              "{}: theta row {} column {} ({}) is {}, outside the theta map's domain ({}); train with --theta-map none "
+              "or a map that covers the data",
+              where(data), r, k, k < data.parameters.size() ? data.parameters[k] : fmt::format("theta{}", k), v,
+              map_[k].describe()));
+        if (t) d.t_xz(r, k) *= map_[k].dtheta_du(v);
+        d.theta(r, k) = map_[k].u(v);
+      }
+    return d;
+  }
+
   std::vector<double> x_mean_, x_std_, theta_mean_, theta_std_;
+  std::vector<ThetaMap> map_;  // per θ component (NLE, SCANDAL); empty or identity: none
 };
 
 // Proposals in batches (each from the next ensemble member in turn), those outside the

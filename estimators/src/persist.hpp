@@ -158,6 +158,7 @@ void settings_fields(V& v, S& s) {
   v.optional("settings/blocks", s.density.blocks);
   v.optional("settings/bins", s.density.bins);
   v.optional("settings/tail_bound", s.density.tail_bound);
+  v.optional("settings/theta_map", s.density.theta_map);
 }
 
 /// A member's training report.

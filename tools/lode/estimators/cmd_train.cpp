@@ -4,8 +4,10 @@
 // saves it to MODEL_DIR/estimator.json (docs/estimators.md). A progress line per epoch on
 // stderr (updated in place on a terminal, every tenth of the run otherwise).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -26,7 +28,7 @@ using est::TrainerSettings;
 struct TrainOptions {
   std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
       patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins, flow, transforms, bins,
-      tail_bound;
+      tail_bound, theta_map;
   bool quiet = false, drop_invalid = false, arrays = false;
 };
 
@@ -114,6 +116,43 @@ est::Settings settings_from(const TrainOptions& o) {
   return s;
 }
 
+// --theta-map auto: each θ component of the model's prior mapped onto the real line as
+// sbibm's NLE does (its prior's support made unconstrained): a Uniform's (lo, hi) and a
+// Beta's (0, 1) by logit, LogNormal, Gamma and Exponential (θ > 0) by log, others kept.
+std::vector<std::string> theta_map_of_prior(const Prior& prior) {
+  std::vector<std::string> map(prior.dim(), "identity");
+  for (const Prior::Block& b : prior.blocks()) {
+    const std::string_view name = b.distribution->name();
+    for (std::size_t k = b.offset; k < b.offset + b.distribution->value_size() && k < map.size(); ++k) {
+      if (name == "Uniform") map[k] = fmt::format("logit:{}:{}", prior.range[k].first, prior.range[k].second);
+      if (name == "Beta") map[k] = "logit:0:1";
+      if (name == "LogNormal" || name == "Gamma" || name == "Exponential") map[k] = "log";
+    }
+  }
+  return map;
+}
+
+// The theta map of `lode train nle|scandal` from --theta-map (docs/density.md).
+std::vector<std::string> resolve_theta_map(const TrainOptions& o, const est::Dataset& data) {
+  if (o.theta_map == "none") return {};
+  if (!o.theta_map.empty() && o.theta_map != "auto") {
+    std::vector<std::string> out;
+    std::size_t from = 0;
+    while (from <= o.theta_map.size()) {
+      const std::size_t to = std::min(o.theta_map.find(',', from), o.theta_map.size());
+      out.push_back(o.theta_map.substr(from, to - from));
+      from = to + 1;
+    }
+    return out;
+  }
+  if (data.model.empty()) return {};  // --arrays without --model: no prior to read
+  const Model& m = open_model(data.model);
+  if (m.prior.empty() || m.prior.dim() != data.theta.cols) return {};
+  std::vector<std::string> map = theta_map_of_prior(m.prior);
+  if (std::all_of(map.begin(), map.end(), [](const std::string& e) { return e == "identity"; })) return {};
+  return map;
+}
+
 int train(const TrainOptions& o) {
   est::Settings s = settings_from(o);
   if (o.out.empty()) throw UsageError("--out: empty directory name");
@@ -133,6 +172,14 @@ int train(const TrainOptions& o) {
     const std::size_t rows = data.x.rows, dropped = est::drop_invalid_rows(data, s.method);
     fmt::print(stderr, "lode train {}: {}\n", o.method, est::drop_invalid_message(s.method, dropped, rows));
     if (data.x.rows == 0) throw UsageError(fmt::format("--drop-invalid: no row of '{}' is left", o.data));
+  }
+  if (s.method.name() == "nle" || s.method.name() == "scandal") {
+    s.density.theta_map = resolve_theta_map(o, data);
+    if (!s.density.theta_map.empty() && !o.quiet)
+      fmt::print(stderr, "lode train {}: the flow is conditioned on u(theta): {}\n", o.method,
+                 fmt::join(s.density.theta_map, ", "));
+  } else if (!o.theta_map.empty()) {
+    throw UsageError(fmt::format("--theta-map: only for nle and scandal, not {}", o.method));
   }
   if (s.method == est::Method::sallino) {  // its histograms simulate the model that mined the data
     if (s.local.simulator.empty()) s.local.simulator = data.model;
@@ -198,6 +245,9 @@ void add_train(Application& app) {
       .option("--transforms", o->transforms, "K", "nle, scandal, npe: flow transforms (default: 5)")
       .option("--bins", o->bins, "B", "nsf: spline bins (default: 10)")
       .option("--tail-bound", o->tail_bound, "T", "nsf: splines on [-T, T], identity outside (default: 3)")
+      .option("--theta-map", o->theta_map, "auto|none|M[,M...]",
+              "nle, scandal: condition the flow on u(theta) per parameter, M = identity, log or logit:LO:HI "
+              "(default auto: from the model's prior, as sbibm's NLE: Uniform by logit, LogNormal by log)")
       .option("--activation", o->activation, "NAME", "tanh (default), relu, sigmoid, softplus or elu")
       .option("--epochs", o->epochs, "E",
               "Epochs (default 0: automatic, at least 50 epochs and at least --min-steps optimizer steps)")

@@ -185,6 +185,11 @@ struct DensitySettings {
   int blocks = 2;          ///< MADE hidden layers / residual blocks
   int bins = 10;           ///< nsf: spline bins
   double tail_bound = 3;   ///< nsf: splines on [−B, B], identity outside
+  /// NLE, SCANDAL: per θ component, the map onto the real line whose value the flow is
+  /// conditioned on — "identity", "log" (θ > 0) or "logit:LO:HI" (θ in (LO, HI)); empty:
+  /// identity for all. `lode train` derives it from the prior's support (as sbibm's NLE
+  /// conditions on unconstrained θ); docs/density.md.
+  std::vector<std::string> theta_map;
 };
 
 /// Training settings. The defaults are the ones `lode train` uses; see docs/estimators.md

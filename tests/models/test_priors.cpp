@@ -160,6 +160,8 @@ const std::map<std::string, Expected>& expected() {
     t["weinberg"] = uniform_prior({{0.20, 0.26}}, {{0.2}, {0.23}, {0.26}});
     t["gaussian_mixture"] = uniform_prior({{-10, 10}, {-10, 10}}, {{0, 0}, {-10, 9.5}, {3.3, -7}});
     t["two_moons"] = uniform_prior({{-1, 1}, {-1, 1}}, {{0.25, 0.1}, {-1, 1}, {0.9, -0.3}});
+    t["polynomial_surface"] = uniform_prior({{-1, 1}}, {{0}, {-1}, {1}, {0.37}});
+    t["circle"] = uniform_prior({{-1, 1}}, {{0}, {-1}, {1}, {-0.6}});
     t["slcp"] = uniform_prior({{-3, 3}, {-3, 3}, {-3, 3}, {-3, 3}, {-3, 3}},
                               {{0.7, -2.9, -1, -0.9, 0.6}, {3, -3, 0, 0, 0}, {0, 0, 0, 0, 0}});
     t["lotka_volterra"] = uniform_prior({{-5, 2}, {-5, 2}, {-5, 2}, {-5, 2}},
@@ -223,7 +225,8 @@ const std::map<std::string, Expected>& expected() {
 
 TEST_CASE("every bundled model's prior is in this file's table", "[models][prior]") {
   for (const char* name : {"galton", "weinberg", "gaussian_mixture", "two_moons", "slcp", "gaussian_linear",
-                           "bernoulli_glm", "lotka_volterra", "sir", "lotka_volterra_ode"}) {
+                           "bernoulli_glm", "lotka_volterra", "sir", "lotka_volterra_ode", "polynomial_surface",
+                           "circle"}) {
     INFO("model " << name);
     REQUIRE(Registry::global().find(name) != nullptr);
     CHECK(expected().count(name) == 1);

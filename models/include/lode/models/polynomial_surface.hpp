@@ -70,7 +70,7 @@ double polynomial_surface_height(double z0, double z1);
 std::array<double, 2> polynomial_surface_height_gradient(double z0, double z1);
 /// The embedding z ↦ x = R · (z₀, z₁, f(z)).
 std::array<double, 3> polynomial_surface_embed(double z0, double z1);
-/// w = Rᵀ x: the point in the surface's own frame (w₀, w₁) = z, w₂ = height above (0, 0) plane.
+/// w = Rᵀ x, the point in the surface's own frame: on the manifold w = (z₀, z₁, f(z)).
 std::array<double, 3> polynomial_surface_unrotate(std::span<const double, 3> x);
 /// The chart (projection onto the latent plane): z = (w₀, w₁) with w = Rᵀ x. For x on the
 /// manifold, polynomial_surface_embed(chart(x)) = x.

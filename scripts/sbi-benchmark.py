@@ -407,7 +407,8 @@ def fmt(v, digits):
 
 def lode_version(lode):
     """'lode --version', git describe of the checkout the executable sits in (REPO when it is not in one) and the
-    executable's sha256 prefix (the checkout may have moved on since the build)."""
+    sha256 prefix of the executable and lode's libraries beside it (../lib/liblode*: the estimators live there; the
+    checkout may have moved on since the build)."""
     try:
         v = subprocess.run([lode, "--version"], capture_output=True, text=True).stdout.strip().replace("lode ", "")
     except OSError:
@@ -420,8 +421,14 @@ def lode_version(lode):
     except (OSError, subprocess.CalledProcessError):
         g = "unknown"
     try:
-        with open(lode, "rb") as f:
-            h = hashlib.sha256(f.read()).hexdigest()[:12]
+        sha = hashlib.sha256()
+        lib = os.path.join(d, os.pardir, "lib")
+        libs = sorted(os.path.join(lib, n) for n in os.listdir(lib) if n.startswith("liblode")) \
+            if os.path.isdir(lib) else []
+        for path in [lode] + [p for p in libs if not os.path.islink(p)]:
+            with open(path, "rb") as f:
+                sha.update(f.read())
+        h = sha.hexdigest()[:12]
     except OSError:
         h = "?"
     return f"{v} {g} sha256:{h}"

@@ -1,0 +1,125 @@
+// The manifold-learning flows (mflow.hpp).
+#include "lode/estimators/torch/mflow.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <numbers>
+#include <vector>
+
+#include "lode/estimators/estimator.hpp"
+
+namespace lode::estimators::mflow {
+
+namespace fl = flows;
+using torch::Tensor;
+
+Kind parse_kind(const std::string& name) {
+  if (name == "af") return Kind::af;
+  if (name == "pie") return Kind::pie;
+  if (name == "mflow") return Kind::mflow;
+  if (name == "meflow") return Kind::meflow;
+  throw EstimatorError(fmt::format("manifold flow '{}': expected af, pie, mflow or meflow", name));
+}
+
+std::string kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::af: return "af";
+    case Kind::pie: return "pie";
+    case Kind::mflow: return "mflow";
+    case Kind::meflow: return "meflow";
+  }
+  return "?";
+}
+
+namespace {
+
+// A spline-coupling flow (an autoregressive spline for one feature), without z-scorings.
+fl::FlowSettings spline_flow(const MflowSettings& s, std::int64_t features, std::int64_t context, int transforms,
+                             std::uint64_t seed) {
+  fl::FlowSettings f = fl::npe_defaults(features, context);
+  f.autoregressive = features < 2;
+  f.transforms = transforms;
+  f.hidden = s.hidden;
+  f.blocks = s.blocks;
+  f.bins = s.bins;
+  f.tail_bound = s.tail_bound;
+  f.z_score_x = false;
+  f.z_score_context = false;
+  f.seed = seed;
+  return f;
+}
+
+}  // namespace
+
+ManifoldFlowImpl::ManifoldFlowImpl(const MflowSettings& s) : settings(s) {
+  const std::string what = fmt::format("manifold flow ({})", kind_name(s.kind));
+  if (s.data_dim < 2) throw EstimatorError(fmt::format("{}: data dimension {} (at least 2)", what, s.data_dim));
+  if (s.context_dim < 0) throw EstimatorError(fmt::format("{}: context dimension {}", what, s.context_dim));
+  if (s.kind == Kind::af) {
+    ambient = register_module("ambient", fl::build_flow(spline_flow(s, s.data_dim, s.context_dim, s.outer_transforms, s.seed)));
+    return;
+  }
+  if (s.latent_dim < 1 || s.latent_dim >= s.data_dim)
+    throw EstimatorError(fmt::format("{}: latent dimension {} must be in [1, {}) (the data dimension)", what,
+                                     s.latent_dim, s.data_dim));
+  if (s.kind == Kind::pie && !(s.pie_epsilon > 0 && std::isfinite(s.pie_epsilon)))
+    throw EstimatorError(fmt::format("{}: epsilon {} must be positive", what, s.pie_epsilon));
+  outer = register_module("outer", fl::build_flow(spline_flow(s, s.data_dim, 0, s.outer_transforms, s.seed)));
+  inner = register_module("inner",
+                          fl::build_flow(spline_flow(s, s.latent_dim, s.context_dim, s.inner_transforms, s.seed + 1)));
+  if (s.kind == Kind::meflow) {
+    torch::manual_seed(s.seed + 2);
+    encoder = register_module(
+        "encoder", torch::nn::Sequential(torch::nn::Linear(s.data_dim, s.hidden), torch::nn::ReLU(),
+                                         torch::nn::Linear(s.hidden, s.hidden), torch::nn::ReLU(),
+                                         torch::nn::Linear(s.hidden, s.latent_dim)));
+  }
+}
+
+Tensor ManifoldFlowImpl::encode(const Tensor& x) {
+  if (settings.kind == Kind::af) throw EstimatorError("manifold flow (af): the ambient flow has no chart");
+  if (settings.kind == Kind::meflow) return encoder->forward(x);
+  return outer->forward(x, {}).outputs.narrow(1, 0, settings.latent_dim);
+}
+
+Tensor ManifoldFlowImpl::decode(const Tensor& u) {
+  if (settings.kind == Kind::af) throw EstimatorError("manifold flow (af): the ambient flow has no chart");
+  const Tensor full = torch::cat({u, torch::zeros({u.size(0), settings.data_dim - settings.latent_dim}, u.options())}, 1);
+  return outer->inverse(full, {}).outputs;
+}
+
+Tensor ManifoldFlowImpl::project(const Tensor& x) {
+  if (settings.kind == Kind::af) return x;
+  return decode(encode(x));
+}
+
+Tensor ManifoldFlowImpl::decoder_jacobian(const Tensor& u_in, bool create_graph) {
+  torch::AutoGradMode on(true);
+  Tensor u = u_in;
+  if (!u.requires_grad() || !create_graph) u = u_in.detach().requires_grad_(true);
+  const Tensor x = decode(u);
+  std::vector<Tensor> rows;
+  for (std::int64_t i = 0; i < settings.data_dim; ++i)
+    rows.push_back(torch::autograd::grad({x.select(1, i).sum()}, {u}, {}, /*retain_graph=*/true, create_graph)[0]);
+  return torch::stack(rows, 1);  // (rows, d, n)
+}
+
+Tensor ManifoldFlowImpl::log_prob(const Tensor& x, const Tensor& context, bool create_graph) {
+  if (settings.kind == Kind::af) return ambient->log_prob(x, context);
+  const std::int64_t n = settings.latent_dim;
+  if (settings.kind == Kind::pie) {
+    const fl::Transformed f = outer->forward(x, {});
+    const Tensor u = f.outputs.narrow(1, 0, n), rest = f.outputs.narrow(1, n, settings.data_dim - n);
+    const double eps = settings.pie_epsilon;
+    const Tensor off = -0.5 * (rest / eps).square().sum(1) -
+                       static_cast<double>(rest.size(1)) * (std::log(eps) + 0.5 * std::log(2 * std::numbers::pi));
+    return inner->log_prob(u, context) + off + f.logabsdet;
+  }
+  const Tensor u = encode(x);
+  const Tensor J = decoder_jacobian(u, create_graph);
+  const Tensor gram = J.transpose(1, 2).matmul(J);  // (rows, n, n)
+  return inner->log_prob(u, context) - 0.5 * torch::logdet(gram);
+}
+
+}  // namespace lode::estimators::mflow

@@ -9,13 +9,14 @@
 // - training with the fused step and with LibTorch's both reach the exact NLL.
 #include "../../estimators/src/family.hpp"
 #include "../../estimators/src/fast_maf.hpp"
-#include "../../estimators/src/simd.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/torch/flows.hpp"
 #include "lode/estimators/torch/trainer.hpp"
 #undef CHECK  // glog's, from LibTorch
 
 #include <catch2/catch.hpp>
+
+#include "simd_paths.hpp"
 #include <cmath>
 #include <iomanip>
 #include <random>
@@ -165,14 +166,7 @@ TEST_CASE("fast MAF: other flows are not covered", "[estimators][fast][flows]") 
 }
 
 TEST_CASE("fast MAF: the density family's NLE Problem agrees with LibTorch in float32", "[estimators][fast][density]") {
-  // Both element-wise paths: the AVX2 kernels (simd.hpp) where the processor has them, and
-  // the portable ones.
-  const bool avx2 = GENERATE(true, false);
-  fast::simd::set_avx2(avx2);
-  struct Restore {
-    ~Restore() { fast::simd::set_avx2(true); }
-  } restore;
-  INFO("AVX2 kernels " << (fast::simd::avx2() ? "on" : "off"));
+  LODE_BOTH_SIMD_PATHS();  // the AVX2 kernels and the portable ones
   const est::Dataset data = gaussian_linear(300, 5);
   for (const std::string method : {"nle", "scandal", "npe"}) {
     INFO(method);
@@ -251,14 +245,7 @@ TEST_CASE("fast MAF: NLE learns with the fused step and with LibTorch's", "[esti
 }
 
 TEST_CASE("fast MAF: float32 log p of a trained flow equals LibTorch's", "[estimators][fast][density]") {
-  // Both element-wise paths: the AVX2 kernels (simd.hpp) where the processor has them, and
-  // the portable ones.
-  const bool avx2 = GENERATE(true, false);
-  fast::simd::set_avx2(avx2);
-  struct Restore {
-    ~Restore() { fast::simd::set_avx2(true); }
-  } restore;
-  INFO("AVX2 kernels " << (fast::simd::avx2() ? "on" : "off"));
+  LODE_BOTH_SIMD_PATHS();  // the AVX2 kernels and the portable ones
   fl::FlowSettings s = fl::nle_defaults(8, 5);
   s.seed = 4;
   fl::Flow flow = fl::build_flow(s);

@@ -9,13 +9,14 @@
 
 #include "../../estimators/src/family.hpp"
 #include "../../estimators/src/fast_nsf.hpp"
-#include "../../estimators/src/simd.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/torch/flows.hpp"
 #include "lode/estimators/torch/trainer.hpp"
 #undef CHECK
 
 #include <catch2/catch.hpp>
+
+#include "simd_paths.hpp"
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -136,12 +137,7 @@ TEST_CASE("fused NSF: float32 agrees with float64 LibTorch to stated tolerances"
   // weights. Tolerances from float32 rounding (ε ≈ 6e-8) through 5 transforms. Both paths:
   // the AVX2 kernels (simd.hpp; the spline in float32 for log_prob and sampling) where the
   // processor has them, and the portable ones (the spline in float64).
-  const bool avx2 = GENERATE(true, false);
-  fast::simd::set_avx2(avx2);
-  struct Restore {
-    ~Restore() { fast::simd::set_avx2(true); }
-  } restore;
-  INFO("AVX2 kernels " << (fast::simd::avx2() ? "on" : "off"));
+  LODE_BOTH_SIMD_PATHS();
   fl::Flow ref = random_flow(torch::kDouble, fl::npe_defaults(5, 8), 3, 0.1);
   fl::Flow f32 = random_flow(torch::kFloat);  // same structure; then ref's weights, rounded
   {

@@ -17,6 +17,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <string_view>
 
 #include "family.hpp"
@@ -289,6 +290,36 @@ class DensityModel final : public FamilyModel {
   }
 
   PosteriorDraws sample_posterior(std::span<const double> xobs, const PosteriorSampling& s) const override;
+
+  // NLE, SCANDAL: x ~ p̂(x|θ), each draw from a member chosen uniformly (in draw order).
+  Matrix sample_x(std::span<const double> theta, std::size_t n, std::uint64_t seed) const override {
+    if (posterior()) not_provided("sample_x (draws of x given theta; it estimates p(theta|x))");
+    std::vector<double> t = point(theta, n_theta, "theta");
+    for (std::size_t k = 0; k < map_.size(); ++k) {
+      if (!map_[k].inside(t[k]))
+        throw EstimatorError(fmt::format("theta component {} = {} is outside the estimator's theta map ({})", k, t[k],
+                                         map_[k].describe()));
+      t[k] = map_[k].u(t[k]);
+    }
+    std::mt19937_64 pick(seed);
+    std::vector<std::size_t> member(n, 0), count(members.size(), 0);
+    for (std::size_t& m : member) ++count[m = members.size() > 1 ? pick() % members.size() : 0];
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const Tensor ctx = vec_tensor(t);
+    std::vector<std::vector<double>> draws(members.size());
+    for (std::size_t m = 0; m < members.size(); ++m)
+      if (count[m] > 0)
+        draws[m] = to_vector(static_cast<fl::FlowImpl&>(*members[m].net).sample(static_cast<std::int64_t>(count[m]), ctx, gen));
+    Matrix out(n, n_x);
+    std::vector<std::size_t> used(members.size(), 0);
+    for (std::size_t r = 0; r < n; ++r) {
+      const std::size_t m = member[r], i = used[m]++;
+      std::copy_n(draws[m].begin() + static_cast<std::ptrdiff_t>(i * n_x), n_x,
+                  out.data.begin() + static_cast<std::ptrdiff_t>(r * n_x));
+    }
+    return out;
+  }
 
  private:
   bool nsf_coupling() const {

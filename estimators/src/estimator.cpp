@@ -48,6 +48,10 @@ void check_settings(const Settings& s) {
   if (d.bins < 2) throw EstimatorError(fmt::format("settings: --bins {} must be ≥ 2", d.bins));
   if (!(d.tail_bound > 0) || !std::isfinite(d.tail_bound))
     throw EstimatorError(fmt::format("settings: --tail-bound {} must be > 0", d.tail_bound));
+  if (!(s.manifold.pie_epsilon > 0) || !std::isfinite(s.manifold.pie_epsilon))
+    throw EstimatorError(fmt::format("settings: --pie-epsilon {} must be > 0", s.manifold.pie_epsilon));
+  if (s.manifold.latent_dim < 0)
+    throw EstimatorError(fmt::format("settings: --latent-dim {} must be ≥ 1", s.manifold.latent_dim));
   if (!d.flow.empty() && d.flow != "maf" && d.flow != "nsf")
     throw EstimatorError(fmt::format("settings: --flow '{}' is unknown (known: maf, nsf)", d.flow));
 }
@@ -248,6 +252,15 @@ PosteriorDraws Estimator::sample_posterior(std::span<const double> x, const Post
   return impl_->model->sample_posterior(x, sampling);
 }
 
+Matrix Estimator::sample_x(std::span<const double> theta, std::size_t n, std::uint64_t seed) const {
+  return impl_->model->sample_x(theta, n, seed);
+}
+
+Matrix Estimator::project(const Matrix& x) const {
+  check_x(x, n_x());
+  return impl_->model->project(x);
+}
+
 Settings default_settings(const Method& method) {
   Settings s;
   s.method = method;
@@ -259,6 +272,19 @@ Settings default_settings(const Method& method) {
     t.patience = 20;
     t.clip = 5.0;
     t.epochs = 10000;  // a cap: early stopping ends training (sbi has none)
+  }
+  if (method_info(method).family == "manifold") {  // the M-flow paper's code (arXiv 2003.13913)
+    TrainerSettings& t = s.trainer;
+    t.batch = 100;
+    t.lr = 1e-3;
+    t.lr_final = 1e-5;
+    t.validation = 0.25;
+    t.patience = 0;
+    t.clip = 1.0;
+    t.epochs = 50;
+    DensitySettings& d = s.density;
+    d.hidden = 100;
+    d.tail_bound = 6;
   }
   return s;
 }

@@ -59,7 +59,7 @@ void check_sizes(const EstimatorFile& f, const JsonReader& r) {
   };
   want("standardization/x_mean", f.x_mean, f.n_x, false);
   want("standardization/x_std", f.x_std, f.n_x, true);
-  if (f.family == "ratio" || f.family == "density") {
+  if (f.family == "ratio" || f.family == "density" || f.family == "manifold") {
     want("standardization/theta_mean", f.theta_mean, f.n_theta, false);
     want("standardization/theta_std", f.theta_std, f.n_theta, true);
     if (f.family == "ratio" && !f.doubly_parameterized) want("fixed_theta1", f.fixed_theta1, f.n_theta, false);
@@ -152,8 +152,9 @@ std::string builtin_method_family(const std::string& method) {
     if (method == m) return "ratio";
   if (method == "sally" || method == "sallino") return "local";
   if (method == "nle" || method == "scandal" || method == "npe") return "density";
+  if (method == "af" || method == "pie" || method == "mflow" || method == "meflow") return "manifold";
   throw EstimatorError(fmt::format("unknown estimator method '{}' (built-in: carl, rolr, rascal, cascal, alice, "
-                                   "alices, sally, sallino, nle, scandal, npe)",
+                                   "alices, sally, sallino, nle, scandal, npe, af, pie, mflow, meflow)",
                                    method));
 }
 
@@ -199,7 +200,8 @@ EstimatorFile parse_estimator_file(std::string_view text, const std::string& pat
   } catch (const EstimatorError& e) {
     r.fail("method", fmt::format("is not usable: {}", e.what()));
   }
-  if (f.family != "ratio" && f.family != "local" && f.family != "density")
+  const bool flows = f.family == "density" || f.family == "manifold";  // weights checked by Estimator::load
+  if (f.family != "ratio" && f.family != "local" && !flows)
     r.fail("method", fmt::format("'{}' is of the family '{}', which this lode cannot load", f.method, f.family));
   file_fields(r, f);
   f.settings.method = Method(f.method);
@@ -220,7 +222,7 @@ EstimatorFile parse_estimator_file(std::string_view text, const std::string& pat
   if (members == j.end()) r.fail("members", "is missing");
   if (!members->is_array()) r.fail("members", "must be an array");
   if (members->empty()) throw EstimatorError(fmt::format("'{}' holds no network (members is empty)", path));
-  const auto shape = f.family == "density" ? std::vector<std::pair<std::string, std::vector<std::int64_t>>>{}
+  const auto shape = flows ? std::vector<std::pair<std::string, std::vector<std::int64_t>>>{}
                                            : network_shape(f.family, f.n_x, f.n_theta, hidden);
   for (std::size_t k = 0; k < members->size(); ++k) f.members.push_back(parse_member((*members)[k], k, path, shape));
   return f;

@@ -10,7 +10,8 @@ namespace lode::estimators {
 
 namespace {
 const std::vector<Family>& families() {
-  static const std::vector<Family> table = {ratio_family(), local_family(), density_family()};
+  static const std::vector<Family> table = {ratio_family(), local_family(), density_family(),
+                                                  manifold_family()};
   return table;
 }
 }  // namespace
@@ -58,6 +59,10 @@ std::vector<double> FamilyModel::log_density_rows(const Matrix&, const Matrix&) 
 PosteriorDraws FamilyModel::sample_posterior(std::span<const double>, const PosteriorSampling&) const {
   not_provided("sample_posterior");
 }
+Matrix FamilyModel::sample_x(std::span<const double>, std::size_t, std::uint64_t) const {
+  not_provided("sample_x (draws of x given theta)");
+}
+Matrix FamilyModel::project(const Matrix&) const { not_provided("project (a learned manifold)"); }
 
 std::string fmt_vec(std::span<const double> v) { return fmt::format("{}", fmt::join(v, ",")); }
 

@@ -1,9 +1,9 @@
 // family.hpp — the interface of an estimator family (internal, LibTorch side).
 //
 // A family is the network, the training data, the evaluation and the saved state shared
-// by a group of methods (methods.hpp): "ratio" (CARL … ALICES), "local" (SALLY, SALLINO).
-// A new family (normalizing flows: NLE, SCANDAL, NPE; manifold flows) is a new Outputs type
-// for its losses (torch/loss.hpp), a subclass of FamilyModel in its own file, and a line in
+// by a group of methods (methods.hpp): "ratio" (CARL … ALICES), "local" (SALLY, SALLINO),
+// "density" (NLE, SCANDAL, NPE), "manifold" (AF, PIE, M-flow, Mₑ-flow). A new family is
+// an Outputs type for its losses (torch/loss.hpp) or an existing one, a subclass of FamilyModel in its own file, and a line in
 // family.cpp's table; Estimator dispatches to it and the existing families stay as they are.
 #pragma once
 
@@ -60,6 +60,8 @@ class FamilyModel {
   virtual std::vector<double> log_density(const Matrix& x, std::span<const double> theta) const;
   virtual std::vector<double> log_density_rows(const Matrix& x, const Matrix& theta) const;
   virtual PosteriorDraws sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const;
+  virtual Matrix sample_x(std::span<const double> theta, std::size_t n, std::uint64_t seed) const;
+  virtual Matrix project(const Matrix& x) const;
 
   /// Throws "WHAT is a METHOD estimator (...), which does not provide WHAT".
   [[noreturn]] void not_provided(const char* what) const;
@@ -83,6 +85,7 @@ bool family_exists(const std::string& name);
 Family ratio_family();
 Family local_family();
 Family density_family();
+Family manifold_family();
 
 // ---- shared helpers of the families (family.cpp)
 std::string fmt_vec(std::span<const double> v);

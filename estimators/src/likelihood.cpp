@@ -124,9 +124,9 @@ std::shared_ptr<const Source> ratio_source(const Estimator& estimator, inference
 std::shared_ptr<const Source> density_source(const Estimator& estimator, inference::Observed observed,
                                              std::string label) {
   const MethodInfo& info = method_info(estimator.method());
-  if (info.family != "density" || estimator.method().name() == "npe")
-    throw EstimatorError(fmt::format("estimator '{}': a {} estimator does not estimate the likelihood p(x|theta) (nle "
-                                     "and scandal do)",
+  if ((info.family != "density" && info.family != "manifold") || estimator.method().name() == "npe")
+    throw EstimatorError(fmt::format("estimator '{}': a {} estimator does not estimate the likelihood p(x|theta) (nle, "
+                                     "scandal and the manifold flows do)",
                                      label, info.name));
   check_observed(estimator, observed, label);
   auto s = std::make_shared<Source>();

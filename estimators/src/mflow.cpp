@@ -44,8 +44,8 @@ fl::FlowSettings spline_flow(const MflowSettings& s, std::int64_t features, std:
   f.blocks = s.blocks;
   f.bins = s.bins;
   f.tail_bound = s.tail_bound;
-  f.z_score_x = false;
-  f.z_score_context = false;
+  f.z_score_x = features == s.data_dim;  // f (and AF's flow) start with x's z-scoring
+  f.z_score_context = context > 0;
   f.seed = seed;
   return f;
 }
@@ -70,6 +70,8 @@ ManifoldFlowImpl::ManifoldFlowImpl(const MflowSettings& s) : settings(s) {
                           fl::build_flow(spline_flow(s, s.latent_dim, s.context_dim, s.inner_transforms, s.seed + 1)));
   if (s.kind == Kind::meflow) {
     torch::manual_seed(s.seed + 2);
+    x_shift = register_buffer("x_shift", torch::zeros({1, s.data_dim}));
+    x_scale = register_buffer("x_scale", torch::ones({1, s.data_dim}));
     encoder = register_module(
         "encoder", torch::nn::Sequential(torch::nn::Linear(s.data_dim, s.hidden), torch::nn::ReLU(),
                                          torch::nn::Linear(s.hidden, s.hidden), torch::nn::ReLU(),
@@ -79,7 +81,7 @@ ManifoldFlowImpl::ManifoldFlowImpl(const MflowSettings& s) : settings(s) {
 
 Tensor ManifoldFlowImpl::encode(const Tensor& x) {
   if (settings.kind == Kind::af) throw EstimatorError("manifold flow (af): the ambient flow has no chart");
-  if (settings.kind == Kind::meflow) return encoder->forward(x);
+  if (settings.kind == Kind::meflow) return encoder->forward(x * x_scale + x_shift);
   return outer->forward(x, {}).outputs.narrow(1, 0, settings.latent_dim);
 }
 
@@ -120,6 +122,76 @@ Tensor ManifoldFlowImpl::log_prob(const Tensor& x, const Tensor& context, bool c
   const Tensor J = decoder_jacobian(u, create_graph);
   const Tensor gram = J.transpose(1, 2).matmul(J);  // (rows, n, n)
   return inner->log_prob(u, context) - 0.5 * torch::logdet(gram);
+}
+
+Tensor ManifoldFlowImpl::sample(std::int64_t n, const Tensor& context, std::optional<at::Generator> generator) {
+  if (settings.kind == Kind::af) return ambient->sample(n, context, generator);
+  return decode(inner->sample(n, context, generator));
+}
+
+namespace {
+
+Tensor row_tensor(const std::vector<double>& v, const Tensor& like) {
+  return torch::tensor(v, torch::TensorOptions().dtype(torch::kDouble)).to(like.scalar_type()).view(like.sizes());
+}
+
+void check_size(const std::vector<double>& v, std::int64_t n, const char* what) {
+  if (static_cast<std::int64_t>(v.size()) != n)
+    throw EstimatorError(fmt::format("manifold flow: {} has {} values, expected {}", what, v.size(), n));
+}
+
+// A flow's z-scorings: its first transform (x) and its embedding's first step (context).
+void standardize_flow(fl::FlowImpl& flow, const std::vector<double>* x_mean, const std::vector<double>* x_std,
+                      const std::vector<double>* c_mean, const std::vector<double>* c_std) {
+  torch::NoGradGuard no_grad;
+  if (x_mean) {
+    auto z = std::dynamic_pointer_cast<fl::AffineStandardizeImpl>(flow.transform->transforms().front());
+    if (!z) throw EstimatorError("manifold flow: the flow does not start with its z-scoring (a bug)");
+    std::vector<double> scale(x_mean->size()), shift(x_mean->size());
+    for (std::size_t k = 0; k < scale.size(); ++k) scale[k] = 1.0 / (*x_std)[k], shift[k] = -(*x_mean)[k] / (*x_std)[k];
+    z->_scale.copy_(row_tensor(scale, z->_scale));
+    z->_shift.copy_(row_tensor(shift, z->_shift));
+  }
+  if (c_mean && flow.context_features > 0) {
+    auto* c = flow.embedding->ptr<fl::StandardizeImpl>(0).get();
+    c->_mean.copy_(row_tensor(*c_mean, c->_mean));
+    c->_std.copy_(row_tensor(*c_std, c->_std));
+  }
+}
+
+}  // namespace
+
+void ManifoldFlowImpl::set_standardization(const std::vector<double>& x_mean, const std::vector<double>& x_std,
+                                           const std::vector<double>& theta_mean,
+                                           const std::vector<double>& theta_std) {
+  check_size(x_mean, settings.data_dim, "x_mean");
+  check_size(x_std, settings.data_dim, "x_std");
+  check_size(theta_mean, settings.context_dim, "theta_mean");
+  check_size(theta_std, settings.context_dim, "theta_std");
+  if (settings.kind == Kind::af) return standardize_flow(*ambient, &x_mean, &x_std, &theta_mean, &theta_std);
+  standardize_flow(*outer, &x_mean, &x_std, nullptr, nullptr);
+  standardize_flow(*inner, nullptr, nullptr, &theta_mean, &theta_std);
+  if (settings.kind == Kind::meflow) {
+    torch::NoGradGuard no_grad;
+    std::vector<double> scale(x_mean.size()), shift(x_mean.size());
+    for (std::size_t k = 0; k < scale.size(); ++k) scale[k] = 1.0 / x_std[k], shift[k] = -x_mean[k] / x_std[k];
+    x_scale.copy_(row_tensor(scale, x_scale));
+    x_shift.copy_(row_tensor(shift, x_shift));
+  }
+}
+
+std::vector<Tensor> ManifoldFlowImpl::manifold_parameters() {
+  if (settings.kind == Kind::af) return {};
+  std::vector<Tensor> p = outer->parameters();
+  if (encoder) {
+    const auto e = encoder->parameters();
+    p.insert(p.end(), e.begin(), e.end());
+  }
+  return p;
+}
+
+std::vector<Tensor> ManifoldFlowImpl::density_parameters() {
+  return settings.kind == Kind::af ? ambient->parameters() : inner->parameters();
 }
 
 }  // namespace lode::estimators::mflow

@@ -159,6 +159,10 @@ void settings_fields(V& v, S& s) {
   v.optional("settings/bins", s.density.bins);
   v.optional("settings/tail_bound", s.density.tail_bound);
   v.optional("settings/theta_map", s.density.theta_map);
+  // The manifold family's (absent in files written before it existed).
+  v.optional("settings/latent_dim", s.manifold.latent_dim);
+  v.optional("settings/schedule", s.manifold.schedule);
+  v.optional("settings/pie_epsilon", s.manifold.pie_epsilon);
 }
 
 /// A member's training report.

@@ -176,81 +176,109 @@ void clip_gradients(const std::vector<Tensor>& params, double max_norm) {
 
 }  // namespace
 
-TrainReport train_member(torch::nn::Module& net, const Problem& problem, const Split& split,
-                         const TrainerSettings& settings, int epochs, std::uint64_t seed, const Hooks& hooks) {
-  const bool fast = problem.fast_loss && fast_path_allowed();
-  Adam opt(net.parameters(), settings.lr);
-  std::mt19937_64 order(seed * 0xD1B54A32D192ED03ULL + 7);
-  const std::size_t B = static_cast<std::size_t>(settings.batch);
-  const std::size_t per_epoch = (split.train.size() + B - 1) / B;
+namespace {
 
+// One problem's side of a training: its parameters, optimizer and batch order.
+struct Phase {
+  Phase(torch::nn::Module& net, const Problem& p, const TrainerSettings& s, std::uint64_t seed, const Split& split)
+      : problem(p),
+        fast(p.fast_loss && fast_path_allowed()),
+        params(p.parameters ? p.parameters(net) : net.parameters()),
+        opt(params, s.lr),
+        order(seed * 0xD1B54A32D192ED03ULL + 7),
+        perm(split.train) {
+    if (fast)
+      for (const auto& q : params)
+        if (!q.grad().defined()) q.mutable_grad() = torch::zeros_like(q);
+  }
+  const Problem& problem;
+  bool fast;
+  std::vector<Tensor> params;
+  Adam opt;
+  std::mt19937_64 order;
+  std::vector<std::int64_t> perm;
+};
+
+// One epoch of `ph` over the training rows at learning rate `lr`: the mean training loss, or
+// NaN when a batch's loss is not finite (the epoch stops there).
+double run_epoch(torch::nn::Module& net, Phase& ph, const TrainerSettings& settings, double lr, const Hooks& hooks,
+                 double& step_seconds, std::size_t& step_rows) {
+  if (ph.problem.before_epoch) ph.problem.before_epoch(net);
+  const std::size_t B = static_cast<std::size_t>(settings.batch);
+  const std::size_t per_epoch = (ph.perm.size() + B - 1) / B;
+  std::shuffle(ph.perm.begin(), ph.perm.end(), ph.order);
+  double train_sum = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t b = 0; b < per_epoch; ++b) {
+    const std::size_t from = b * B, to = std::min(ph.perm.size(), from + B);
+    double v;
+    if (ph.fast) {
+      v = ph.problem.fast_loss(net, std::span<const std::int64_t>(ph.perm.data() + from, to - from), true);
+      if (!std::isfinite(v)) return std::numeric_limits<double>::quiet_NaN();
+    } else {
+      const Tensor loss = ph.problem.loss(net, index_tensor(ph.perm, from, to));
+      v = loss.item<double>();
+      if (!std::isfinite(v)) return std::numeric_limits<double>::quiet_NaN();
+      ph.opt.zero_grad();
+      loss.backward();
+    }
+    if (hooks.after_gradients) hooks.after_gradients(ph.params);
+    if (settings.clip > 0) clip_gradients(ph.params, settings.clip);
+    ph.opt.step(lr);
+    train_sum += v * static_cast<double>(to - from);
+    step_rows += to - from;
+  }
+  step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return train_sum / static_cast<double>(ph.perm.size());
+}
+
+double learning_rate(const TrainerSettings& s, int e, int epochs) {
+  return s.lr * std::pow(s.lr_final / s.lr, epochs > 1 ? static_cast<double>(e) / (epochs - 1) : 0.0);
+}
+
+// The epochs of one or more problems taking turns (train_member: one), with the best
+// validation epoch's weights of `keep` restored at the end.
+TrainReport run_epochs(torch::nn::Module& net, std::vector<Phase>& phases, const std::vector<Tensor>& keep,
+                       const Split& split, const TrainerSettings& settings, int epochs, const Hooks& hooks,
+                       const std::string& phase_name) {
   TrainReport rep;
   rep.train_rows = split.train.size();
   rep.validation_rows = split.validation.size();
   const auto& monitor = split.validation.empty() ? split.train : split.validation;
-  const auto params = net.parameters();
-  if (fast)
-    for (const auto& p : params)
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+  Phase& last = phases.back();
   std::vector<Tensor> best;
-  for (const auto& p : params) best.push_back(p.detach().clone());
-  double best_loss = mean_loss(net, problem, monitor, fast);
+  for (const auto& p : keep) best.push_back(p.detach().clone());
+  if (last.problem.before_epoch) last.problem.before_epoch(net);
+  double best_loss = mean_loss(net, last.problem, monitor, last.fast);
   if (!std::isfinite(best_loss)) best_loss = std::numeric_limits<double>::infinity();
   rep.best_epoch = 0;
   rep.stopped = "all epochs done";
   double step_seconds = 0;
   std::size_t step_rows = 0;
   const auto t_start = std::chrono::steady_clock::now();
-  std::vector<std::int64_t> perm = split.train;
-
   for (int e = 0; e < epochs; ++e) {
-    const double lr = settings.lr * std::pow(settings.lr_final / settings.lr,
-                                             epochs > 1 ? static_cast<double>(e) / (epochs - 1) : 0.0);
-    std::shuffle(perm.begin(), perm.end(), order);
-    double train_sum = 0;
-    bool nan = false;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (std::size_t b = 0; b < per_epoch; ++b) {
-      const std::size_t from = b * B, to = std::min(perm.size(), from + B);
-      double v;
-      if (fast) {
-        v = problem.fast_loss(net, std::span<const std::int64_t>(perm.data() + from, to - from), true);
-        if (!std::isfinite(v)) {
-          nan = true;
-          break;
-        }
-      } else {
-        const Tensor loss = problem.loss(net, index_tensor(perm, from, to));
-        v = loss.item<double>();
-        if (!std::isfinite(v)) {
-          nan = true;
-          break;
-        }
-        opt.zero_grad();
-        loss.backward();
-      }
-      if (hooks.after_gradients) hooks.after_gradients(params);
-      if (settings.clip > 0) clip_gradients(params, settings.clip);
-      opt.step(lr);
-      train_sum += v * static_cast<double>(to - from);
-      step_rows += to - from;
+    const double lr = learning_rate(settings, e, epochs);
+    double train = 0;
+    for (Phase& ph : phases) {
+      train = run_epoch(net, ph, settings, lr, hooks, step_seconds, step_rows);
+      if (!std::isfinite(train)) break;
     }
-    step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const bool nan = !std::isfinite(train);
     rep.epochs_run = e + 1;
-    const double val = nan ? std::numeric_limits<double>::quiet_NaN() : mean_loss(net, problem, monitor, fast);
+    const double val = nan ? std::numeric_limits<double>::quiet_NaN() : mean_loss(net, last.problem, monitor, last.fast);
     if (nan || !std::isfinite(val)) {
       rep.nan = true;
       rep.stopped = fmt::format("the loss became {} in epoch {}; kept the weights of epoch {} (the last good one)",
                                 nan ? "non-finite" : fmt::format("{}", val), e + 1, rep.best_epoch);
       break;
     }
-    rep.final_train_loss = train_sum / static_cast<double>(split.train.size());
+    rep.final_train_loss = train;
     const bool improved = val < best_loss;
     if (improved) {
       best_loss = val;
       rep.best_epoch = e + 1;
       torch::NoGradGuard no_grad;
-      for (std::size_t i = 0; i < params.size(); ++i) best[i].copy_(params[i]);
+      for (std::size_t i = 0; i < keep.size(); ++i) best[i].copy_(keep[i]);
     }
     if (hooks.after_epoch) {
       Progress p;
@@ -260,6 +288,7 @@ TrainReport train_member(torch::nn::Module& net, const Problem& problem, const S
       p.validation_loss = val;
       p.lr = lr;
       p.improved = improved;
+      p.phase = phase_name;
       hooks.after_epoch(p);
     }
     if (settings.patience > 0 && e + 1 - rep.best_epoch >= settings.patience) {
@@ -269,13 +298,33 @@ TrainReport train_member(torch::nn::Module& net, const Problem& problem, const S
   }
   {
     torch::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
+    for (std::size_t i = 0; i < keep.size(); ++i) keep[i].copy_(best[i]);
   }
   rep.best_validation_loss = best_loss;
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   rep.samples_per_second = step_seconds > 0 ? static_cast<double>(step_rows) / step_seconds : 0.0;
   net.eval();
   return rep;
+}
+
+}  // namespace
+
+TrainReport train_member(torch::nn::Module& net, const Problem& problem, const Split& split,
+                         const TrainerSettings& settings, int epochs, std::uint64_t seed, const Hooks& hooks) {
+  std::vector<Phase> phases;
+  phases.emplace_back(net, problem, settings, seed, split);
+  const std::vector<Tensor> keep = phases.front().params;
+  return run_epochs(net, phases, keep, split, settings, epochs, hooks, "");
+}
+
+TrainReport train_alternating(torch::nn::Module& net, const std::vector<Problem>& problems, const Split& split,
+                              const TrainerSettings& settings, int epochs, std::uint64_t seed, const Hooks& hooks) {
+  if (problems.empty()) throw EstimatorError("train_alternating: no problem (a bug)");
+  std::vector<Phase> phases;
+  phases.reserve(problems.size());
+  for (std::size_t k = 0; k < problems.size(); ++k)
+    phases.emplace_back(net, problems[k], settings, seed + 0x9E37 * k, split);
+  return run_epochs(net, phases, net.parameters(), split, settings, epochs, hooks, "alternating");
 }
 
 std::vector<Member> train(const Problem& problem, const Split& split, const TrainerSettings& settings, int min_steps,
@@ -288,7 +337,8 @@ std::vector<Member> train(const Problem& problem, const Split& split, const Trai
     member.seed = settings.seed + static_cast<std::uint64_t>(m);
     torch::manual_seed(member.seed);
     member.net = problem.make_network();
-    member.report = train_member(*member.net, problem, split, settings, epochs, member.seed, hooks);
+    member.report = problem.schedule ? problem.schedule(*member.net, split, settings, epochs, member.seed, hooks)
+                                     : train_member(*member.net, problem, split, settings, epochs, member.seed, hooks);
     members.push_back(std::move(member));
   }
   return members;

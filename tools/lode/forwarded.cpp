@@ -14,6 +14,7 @@ const ForwardedCommand kForwardedCommands[] = {
     {"evaluate", "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x"},
     {"infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets"},
     {"posterior", "Draw theta from its posterior given observed events (MCMC), with R-hat and ESS"},
+    {"sample", "Generate x ~ p(x|theta) from a trained nle, scandal or manifold-flow estimator"},
 };
 const std::size_t kForwardedCommandCount = sizeof(kForwardedCommands) / sizeof(kForwardedCommands[0]);
 

@@ -1,8 +1,9 @@
 // lode evaluate --model MODEL_DIR --x FILE.npy --theta0 POINT [--theta1 POINT] --out FILE.npy
 //
 // Evaluates a trained estimator on the rows of x: log r̂(x|θ0,θ1) for ratio estimators
-// (shape (N, 1), also SALLINO's), log p̂(x|θ0) (N, 1) for NLE and SCANDAL, the score t̂ (N, n_θ) for
-// SALLY or with --score.
+// (shape (N, 1), also SALLINO's), log p̂(x|θ0) (N, 1) for NLE, SCANDAL and the manifold flows,
+// the score t̂ (N, n_θ) for SALLY or with --score; with --reconstruct a manifold flow's
+// projection x′ of each row onto its learned manifold (N, n_x).
 #include <fmt/format.h>
 
 #include <cmath>
@@ -24,7 +25,7 @@ namespace est = lode::estimators;
 
 struct EvaluateOptions {
   std::string model, exact, x, theta0, theta1, out, spread, threads = "1";
-  bool score = false;
+  bool score = false, reconstruct = false;
 };
 
 // --x (a file or a dataset's x.npy) for `user` (which takes n_x columns of the model `names` says).
@@ -128,7 +129,27 @@ int evaluate(const EvaluateOptions& o) {
     return p;
   };
   const std::vector<double> t0 = point("--theta0", o.theta0), t1 = point("--theta1", o.theta1);
-  if (est::method_info(e.method()).family == "density") return evaluate_density(o, e, x, t0, t1);
+  const std::string& family = est::method_info(e.method()).family;
+  if (o.reconstruct) {
+    if (family != "manifold")
+      throw UsageError(fmt::format("--reconstruct: '{}' is a {} estimator; only the manifold flows (af, pie, mflow, "
+                                   "meflow) learn a manifold to project onto",
+                                   o.model, est::to_string(e.method())));
+    if (!t0.empty() || !t1.empty() || o.score || !o.spread.empty())
+      throw UsageError("--reconstruct: the projection depends on x alone (no --theta0, --theta1, --score, --spread)");
+    const est::Matrix xr = e.project(x);
+    npy::write(o.out, xr.rows, xr.cols, xr.data);
+    double sum = 0;
+    for (std::size_t r = 0; r < x.rows; ++r) {
+      double d2 = 0;
+      for (std::size_t c = 0; c < x.cols; ++c) d2 += (x(r, c) - xr(r, c)) * (x(r, c) - xr(r, c));
+      sum += std::sqrt(d2);
+    }
+    fmt::print(stderr, "lode evaluate: {} projections onto the manifold of {} ({}) -> {}; mean |x - x'| = {:.6g}\n",
+               xr.rows, o.model, est::to_string(e.method()), o.out, x.rows ? sum / static_cast<double>(x.rows) : 0.0);
+    return report_non_finite(xr.data, xr.cols, o);
+  }
+  if (family == "density" || family == "manifold") return evaluate_density(o, e, x, t0, t1);
   const bool score_method = !est::method_info(e.method()).log_ratio;  // SALLY; SALLINO gives log r̂
   if (!score_method && t0.empty()) throw UsageError("--theta0 is required for a ratio estimator");
   if (score_method && !o.spread.empty()) throw UsageError("--spread: only for ratio estimators");
@@ -162,7 +183,8 @@ void add_evaluate(Application& app) {
               "Instead of an estimator: the model's exact log r(x|θ0,θ1), or log p(x|θ0) without --theta1")
       .option("--x", o->x, "FILE.npy|DIR", "Observations, shape (N, dim x), or a dataset directory (its x.npy); "
               "observations of another model than the estimator's (says meta.json) are refused", /*required=*/true)
-      .option("--theta0", o->theta0, "V[,V...]", "Numerator point θ0 (ratio estimators; the score's point)")
+      .option("--theta0", o->theta0, "V[,V...]",
+              "Numerator point θ0 (ratio estimators; the score's point; density and manifold flows: log p̂(x|θ0))")
       .option("--theta1", o->theta1, "V[,V...]",
               "Denominator point θ1 (default: the fixed θ1 of a single-parameterized estimator)")
       .option("-o,--out", o->out, "FILE.npy",
@@ -173,6 +195,8 @@ void add_evaluate(Application& app) {
       .option("-j,--threads", o->threads, "N",
               "--model: LibTorch's threads for the network passes (default: 1; a second thread pays only on large "
               "batches of a quiet machine, docs/posterior.md#threads)")
+      .flag("--reconstruct", o->reconstruct,
+            "af, pie, mflow, meflow: write each row's projection x' onto the learned manifold (N, dim x) instead")
       .flag("--score", o->score, "Ratio estimators: write t̂(x|θ0) = ∇_θ0 log r̂ instead of log r̂; with --exact: the exact score t(x|θ0)")
       .action([o] { return evaluate(*o); });
 }

@@ -104,7 +104,7 @@ void estimator_target(const PosteriorOptions& o, Target& t) {
   if (est::is_score_method(e.method()))
     throw UsageError(fmt::format("--model '{}': a {} estimator gives scores, not likelihood ratios; lode posterior "
                                  "needs a ratio or density estimator (carl, rolr, rascal, cascal, alice, alices, nle, "
-                                 "scandal, npe)",
+                                 "scandal, npe, af, pie, mflow, meflow)",
                                  o.model_dir, est::to_string(e.method())));
   if (e.names().model.empty())
     throw UsageError(fmt::format("--model '{}': the estimator does not record the model of its training data, whose "
@@ -115,7 +115,8 @@ void estimator_target(const PosteriorOptions& o, Target& t) {
     throw UsageError(fmt::format("--model '{}': {} parameters, but model '{}' has {}", o.model_dir, e.n_theta(),
                                  t.model->name, t.model->parameters.size()));
   const std::string who = fmt::format("estimator '{}'", o.model_dir);
-  if (est::method_info(e.method()).family == "density") {  // NLE, SCANDAL: Σ_i log p̂(x_i|θ); NPE: direct draws
+  const std::string& family = est::method_info(e.method()).family;
+  if (family == "density" || family == "manifold") {  // NLE, SCANDAL, manifold flows: Σ_i log p̂(x_i|θ); NPE: direct draws
     const std::string method = est::to_string(e.method());
     if (!o.theta1.empty())
       throw UsageError(fmt::format("--theta1: a {} estimator is not a ratio estimator; it needs no reference point", method));
@@ -262,7 +263,7 @@ void add_posterior(Application& app) {
   app.add("posterior", forwarded_summary("posterior"))
       .option("--model", o->model_dir, "MODEL_DIR",
               "A trained estimator (lode train): ratio estimators L = sum_i log r(x_i|theta,theta1), nle/scandal "
-              "L = sum_i log p(x_i|theta), by MCMC with its model's prior; npe: direct draws from p(theta|x), one "
+              "and af/pie/mflow/meflow L = sum_i log p(x_i|theta), by MCMC with its model's prior; npe: direct draws from p(theta|x), one "
               "observed row, draws outside the prior's support rejected")
       .option("--exact", o->exact, "MODEL", "Use this model's exact likelihood (the reference): L = sum_i log p(x_i|theta)")
       .option("--observed", o->observed, "FILE.npy", "Observed i.i.d. events: float64/float32 array (events, dim x)",

@@ -28,7 +28,7 @@ using est::TrainerSettings;
 struct TrainOptions {
   std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
       patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins, flow, transforms, bins,
-      tail_bound, theta_map;
+      tail_bound, theta_map, latent_dim, schedule, pie_epsilon;
   bool quiet = false, drop_invalid = false, arrays = false;
 };
 
@@ -54,11 +54,41 @@ est::Settings settings_from(const TrainOptions& o) {
   }
   NetworkSettings& n = s.network;
   TrainerSettings& t = s.trainer;
-  const bool density = est::method_info(s.method).family == "density";
+  const std::string& family = est::method_info(s.method).family;
+  const bool manifold = family == "manifold", density = family == "density" || manifold;
   if (!density && !(o.flow.empty() && o.transforms.empty() && o.bins.empty() && o.tail_bound.empty()))
     throw UsageError(fmt::format("--flow, --transforms, --bins, --tail-bound: only for the density estimators (nle, "
-                                 "scandal, npe), not {}",
+                                 "scandal, npe) and the manifold flows (af, pie, mflow, meflow), not {}",
                                  o.method));
+  if (!manifold && !(o.latent_dim.empty() && o.schedule.empty() && o.pie_epsilon.empty()))
+    throw UsageError(fmt::format("--latent-dim, --schedule, --pie-epsilon: only for the manifold flows (af, pie, mflow, "
+                                 "meflow), not {}",
+                                 o.method));
+  if (manifold) {
+    est::ManifoldSettings& m = s.manifold;
+    if (!o.flow.empty()) throw UsageError("--flow: the manifold flows are spline couplings (no --flow)");
+    const bool has_manifold = o.method != "af", schedules = o.method == "mflow" || o.method == "meflow";
+    if (!has_manifold && !o.latent_dim.empty())
+      throw UsageError("--latent-dim: af is the ambient flow, it learns no manifold");
+    if (has_manifold) {
+      if (o.latent_dim.empty())
+        throw UsageError(fmt::format("--latent-dim N is required for {}: the dimension of the manifold to learn", o.method));
+      m.latent_dim = parse_int("--latent-dim", o.latent_dim, 1);
+    }
+    if (!o.schedule.empty()) {
+      if (!schedules)
+        throw UsageError(fmt::format("--schedule: {} is trained by maximum likelihood; schedules are for mflow and meflow",
+                                     o.method));
+      if (o.schedule != "sequential" && o.schedule != "alternating" && o.schedule != "simultaneous")
+        throw UsageError(fmt::format("--schedule: '{}' is not sequential, alternating or simultaneous", o.schedule));
+      m.schedule = o.schedule;
+    }
+    if (!o.pie_epsilon.empty()) {
+      if (o.method != "pie") throw UsageError("--pie-epsilon: only for pie");
+      m.pie_epsilon = parse_one("--pie-epsilon", o.pie_epsilon);
+      if (!(m.pie_epsilon > 0)) throw UsageError(fmt::format("--pie-epsilon: '{}' must be > 0", o.pie_epsilon));
+    }
+  }
   if (density) {
     est::DensitySettings& d = s.density;
     if (!o.hidden.empty()) d.hidden = parse_int("--hidden", o.hidden, 1);
@@ -87,7 +117,7 @@ est::Settings settings_from(const TrainOptions& o) {
   if (!o.batch.empty()) t.batch = parse_int("--batch", o.batch, 1);
   if (!o.lr.empty()) {
     t.lr = parse_one("--lr", o.lr);
-    if (density && o.lr_final.empty()) t.lr_final = t.lr;  // constant, as sbi
+    if (density && !manifold && o.lr_final.empty()) t.lr_final = t.lr;  // constant, as sbi
   }
   if (!o.lr_final.empty()) t.lr_final = parse_one("--lr-final", o.lr_final);
   if (!o.alpha.empty()) {
@@ -195,9 +225,9 @@ int train(const TrainOptions& o) {
     if (o.quiet) return;
     const int every = std::max(1, p.epochs / 10);
     const std::string line =
-        fmt::format("lode train {}{}: epoch {}/{}  train loss {:.6g}  validation loss {:.6g}{}  lr {:.2e}", o.method,
+        fmt::format("lode train {}{}:{} epoch {}/{}  train loss {:.6g}  validation loss {:.6g}{}  lr {:.2e}", o.method,
                     s.trainer.ensemble > 1 ? fmt::format(" [member {}/{}]", member + 1, s.trainer.ensemble) : "",
-                    p.epoch, p.epochs, p.train_loss, p.validation_loss, p.improved ? " *" : "  ", p.lr);
+                    p.phase.empty() ? "" : " " + p.phase, p.epoch, p.epochs, p.train_loss, p.validation_loss, p.improved ? " *" : "  ", p.lr);
     if (tty) {
       fmt::print(stderr, "\r{}\x1b[K", line);
       if (p.epoch == p.epochs) fmt::print(stderr, "\n");
@@ -236,30 +266,42 @@ int train(const TrainOptions& o) {
 void add_train(Application& app) {
   auto o = std::make_shared<TrainOptions>();
   app.add("train", forwarded_summary("train"))
-      .positional("METHOD", o->method, "carl | rolr | rascal | cascal | alice | alices | sally | sallino | nle | scandal | npe")
+      .positional("METHOD", o->method,
+                  "carl | rolr | rascal | cascal | alice | alices | sally | sallino | nle | scandal | npe | af | pie | "
+                  "mflow | meflow")
       .option("-d,--data", o->data, "DIR", "Dataset directory written by lode mine (or MadMiner)", /*required=*/true)
       .option("-o,--out", o->out, "MODEL_DIR", "Where to save the estimator (MODEL_DIR/estimator.json)",
               /*required=*/true)
-      .option("--hidden", o->hidden, "W[,W...]", "Hidden layer widths (default: 100,100); nle, scandal, npe: the flow's hidden units H (default: 50)")
+      .option("--hidden", o->hidden, "W[,W...]", "Hidden layer widths (default: 100,100); nle, scandal, npe: the flow's hidden units H (default: 50; af, pie, "
+              "mflow, meflow: 100)")
       .option("--flow", o->flow, "maf|nsf", "nle, scandal, npe: the flow (default: maf for nle and scandal, nsf for npe)")
-      .option("--transforms", o->transforms, "K", "nle, scandal, npe: flow transforms (default: 5)")
+      .option("--transforms", o->transforms, "K",
+              "nle, scandal, npe: flow transforms (default: 5); af, pie, mflow, meflow: spline couplings of each flow")
       .option("--bins", o->bins, "B", "nsf: spline bins (default: 10)")
-      .option("--tail-bound", o->tail_bound, "T", "nsf: splines on [-T, T], identity outside (default: 3)")
+      .option("--tail-bound", o->tail_bound, "T",
+              "nsf: splines on [-T, T], identity outside (default: 3; af, pie, mflow, meflow: 6)")
       .option("--theta-map", o->theta_map, "auto|none|M[,M...]",
               "nle, scandal: condition the flow on u(theta) per parameter, M = identity, log or logit:LO:HI "
               "(default auto: from the model's prior, as sbibm's NLE: Uniform by logit, LogNormal by log)")
+      .option("--latent-dim", o->latent_dim, "N", "pie, mflow, meflow: the dimension of the manifold to learn (required)")
+      .option("--schedule", o->schedule, "sequential|alternating|simultaneous",
+              "mflow, meflow: manifold then density phase (default), the two in turn each epoch, or the exact "
+              "likelihood over everything (docs/mflow.md)")
+      .option("--pie-epsilon", o->pie_epsilon, "E", "pie: s.d. of the dropped latent components (default: 0.01)")
       .option("--activation", o->activation, "NAME", "tanh (default), relu, sigmoid, softplus or elu")
       .option("--epochs", o->epochs, "E",
-              "Epochs (default 0: automatic, at least 50 epochs and at least --min-steps optimizer steps)")
+              "Epochs (default 0: automatic, at least 50 epochs and at least --min-steps optimizer steps; af, pie, mflow, "
+              "meflow: 50, split between the phases)")
       .option("--min-steps", o->min_steps, "K", "With automatic epochs: minimum optimizer steps (default: 4000 for rascal, cascal, alices, sally, sallino; 0 for the others)")
-      .option("--batch", o->batch, "B", "Batch size (default: 128; nle, scandal, npe: 200)")
+      .option("--batch", o->batch, "B", "Batch size (default: 128; nle, scandal, npe: 200; af, pie, mflow, meflow: 100)")
       .option("--lr", o->lr, "L", "Initial learning rate of Adam (default: 1e-3; nle, scandal, npe: 5e-4, constant)")
-      .option("--lr-final", o->lr_final, "L", "Learning rate of the last epoch, exponential decay (default: 1e-4; nle, scandal, npe: = --lr)")
+      .option("--lr-final", o->lr_final, "L", "Learning rate of the last epoch, exponential decay (default: 1e-4; nle, scandal, npe: = --lr; af, pie, "
+              "mflow, meflow: 1e-5)")
       .option("--alpha", o->alpha, "A", "Weight of the score term (rascal, cascal, alices, scandal; default: 1)")
       .option("--validation", o->validation, "F", "Fraction held out for early stopping (default: 0.25; nle, scandal, npe: 0.1)")
       .option("--patience", o->patience, "P",
               "Stop after P epochs without validation improvement (default 0: run all epochs; the best epoch is kept; nle, scandal, npe: 20)")
-      .option("--clip", o->clip, "C", "Gradient-norm clipping (default: 10; nle, scandal, npe: 5; 0: none)")
+      .option("--clip", o->clip, "C", "Gradient-norm clipping (default: 10; nle, scandal, npe: 5; af, pie, mflow, meflow: 1; 0: none)")
       .option("-s,--seed", o->seed, "S", "Seed of initialization, split and batch order (default: 1)")
       .option("--threads", o->threads, "T",
               fmt::format("LibTorch threads (default: 1; at most {}: 4 x the processors)", mining::max_threads()))
@@ -282,7 +324,9 @@ void add_train(Application& app) {
           "  lode mine galton --for ratio --theta0 uniform:-1..-0.4 --theta1 -0.6 -n 10000 --out data\n"
           "  lode train rascal --data data --out model\n"
           "  lode mine galton --for local --theta -0.8 -n 10000 --out local && lode train sally --data local --out sally\n"
-          "  lode mine two_moons --for plain --theta prior -n 10000 --out moons && lode train npe --data moons --out npe\n")
+          "  lode mine two_moons --for plain --theta prior -n 10000 --out moons && lode train npe --data moons --out npe\n"
+          "  lode mine polynomial_surface --for density --theta prior -n 100000 --out surface\n"
+          "  lode train mflow --data surface --out mflow --latent-dim 2 --schedule alternating\n")
       .action([o] { return train(*o); });
 }
 

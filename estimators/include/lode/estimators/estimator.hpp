@@ -192,6 +192,15 @@ struct DensitySettings {
   std::vector<std::string> theta_map;
 };
 
+/// The manifold family (AF, PIE, M-flow, Mₑ-flow; docs/mflow.md). Their flows take their
+/// sizes from DensitySettings: `transforms` spline couplings for the outer flow f (AF: its
+/// flow) and as many for the inner flow h, `hidden`, `blocks`, `bins`, `tail_bound`.
+struct ManifoldSettings {
+  int latent_dim = 0;                   ///< n, the learned manifold's dimension (af: unused)
+  std::string schedule = "sequential";  ///< mflow, meflow: sequential | alternating | simultaneous
+  double pie_epsilon = 0.01;            ///< pie: s.d. of the d − n dropped latent components
+};
+
 /// Training settings. The defaults are the ones `lode train` uses; see docs/estimators.md
 /// for why they are what they are. A family reads `network`, `trainer` and its own struct.
 struct Settings {
@@ -201,6 +210,7 @@ struct Settings {
   RatioSettings ratio;
   LocalScoreSettings local;
   DensitySettings density;
+  ManifoldSettings manifold;
 };
 
 /// The default settings of `method`: the above, except the density family's trainer defaults
@@ -229,6 +239,7 @@ struct Progress {
   int epoch = 0, epochs = 0;
   double train_loss = 0, validation_loss = 0, lr = 0;
   bool improved = false;
+  std::string phase;  ///< a manifold flow's training phase ("manifold", "density"); "" otherwise
 };
 
 /// What training did: epochs run, the best epoch (whose weights are kept), final losses,
@@ -342,6 +353,11 @@ class Estimator {
   /// NPE: S draws of θ ~ p̂(θ|x) for one observed x (n_x values). Throws EstimatorError
   /// saying what to do when too few fall inside the support in time.
   PosteriorDraws sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const;
+  /// NLE, SCANDAL and the manifold flows: n draws of x ~ p̂(x|θ) (n × n_x), reproducible
+  /// from `seed` (ensembles: each draw from a member chosen uniformly).
+  Matrix sample_x(std::span<const double> theta, std::size_t n, std::uint64_t seed) const;
+  /// Manifold flows: x′ = g(g⁻¹(x)), each row projected onto the learned manifold (af: x).
+  Matrix project(const Matrix& x) const;
 
  private:
   struct Impl;

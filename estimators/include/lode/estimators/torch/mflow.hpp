@@ -17,8 +17,10 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "lode/estimators/torch/flows.hpp"
 
@@ -60,12 +62,25 @@ struct ManifoldFlowImpl : torch::nn::Module {
   /// log p(x|θ) per row for the settings' kind (see above; context undefined when
   /// context_dim = 0). With create_graph, differentiable through J_g (the S schedule).
   torch::Tensor log_prob(const torch::Tensor& x, const torch::Tensor& context, bool create_graph = false);
+  /// n points x ~ p̂(x|θ) for one context row (1, context_dim) (or undefined when
+  /// context_dim = 0): z ~ N(0, I), ũ = h⁻¹(z; θ), x = g(ũ) — on the learned manifold (PIE
+  /// too: its dropped components are not sampled); AF: its flow's samples.
+  torch::Tensor sample(std::int64_t n, const torch::Tensor& context, std::optional<at::Generator> generator = std::nullopt);
+  /// The z-scorings (identity until set): x standardized as the first step of f (AF: of its
+  /// flow) and of the encoder's input, θ as the first step of h's (AF: the flow's) context.
+  void set_standardization(const std::vector<double>& x_mean, const std::vector<double>& x_std,
+                           const std::vector<double>& theta_mean, const std::vector<double>& theta_std);
+  /// The parameters of the manifold (f and the encoder) and of the density on it (h); AF:
+  /// every parameter is the density's.
+  std::vector<torch::Tensor> manifold_parameters();
+  std::vector<torch::Tensor> density_parameters();
 
   MflowSettings settings;
   flows::Flow outer{nullptr};    ///< f (PIE, M-flow, Mₑ-flow)
   flows::Flow inner{nullptr};    ///< h, conditioned on θ (PIE, M-flow, Mₑ-flow)
   flows::Flow ambient{nullptr};  ///< AF's flow on ℝᵈ, conditioned on θ
-  torch::nn::Sequential encoder{nullptr};  ///< e (Mₑ-flow)
+  torch::nn::Sequential encoder{nullptr};  ///< e (Mₑ-flow), on standardized x
+  torch::Tensor x_shift, x_scale;          ///< the encoder's input standardization (buffers)
 };
 TORCH_MODULE(ManifoldFlow);
 

@@ -37,6 +37,14 @@ struct Standardization {
 };
 Standardization standardization(const std::vector<const Matrix*>& ms, const std::vector<std::int64_t>& rows);
 
+struct Hooks {
+  /// After each backward pass, before clipping and the optimizer step (where a
+  /// data-parallel run all-reduces the gradients).
+  std::function<void(const std::vector<torch::Tensor>& parameters)> after_gradients;
+  /// After each epoch.
+  std::function<void(const Progress&)> after_epoch;
+};
+
 struct Problem {
   std::function<std::shared_ptr<torch::nn::Module>()> make_network;
   /// Mean loss over rows `idx` (a kLong tensor) of `net` (one that make_network made).
@@ -48,14 +56,17 @@ struct Problem {
   /// LODE_TRAINER=libtorch: `loss` and autograd instead). It keeps buffers: one training
   /// at a time per Problem.
   std::function<double(torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients)> fast_loss;
-};
-
-struct Hooks {
-  /// After each backward pass, before clipping and the optimizer step (where a
-  /// data-parallel run all-reduces the gradients).
-  std::function<void(const std::vector<torch::Tensor>& parameters)> after_gradients;
-  /// After each epoch.
-  std::function<void(const Progress&)> after_epoch;
+  /// Optional: the parameters this problem trains (default: all of the network's). A
+  /// manifold flow's phases each train a part of one network.
+  std::function<std::vector<torch::Tensor>(torch::nn::Module& net)> parameters;
+  /// Optional: how a member is trained, in place of train_member(net, *this, ...) (a manifold
+  /// flow's schedules: phases through train_member and train_alternating).
+  std::function<TrainReport(torch::nn::Module& net, const Split& split, const TrainerSettings& settings, int epochs,
+                            std::uint64_t seed, const Hooks& hooks)>
+      schedule;
+  /// Optional: called before each epoch of this problem (a manifold flow's density phase
+  /// computes every row's chart coordinates on the manifold as it is then).
+  std::function<void(torch::nn::Module& net)> before_epoch;
 };
 
 struct Member {
@@ -75,6 +86,14 @@ std::vector<Member> train(const Problem& problem, const Split& split, const Trai
 /// Trains one member `net` for `epochs` epochs with batch order seeded by `seed`.
 TrainReport train_member(torch::nn::Module& net, const Problem& problem, const Split& split,
                          const TrainerSettings& settings, int epochs, std::uint64_t seed, const Hooks& hooks);
+
+/// Trains one network by several problems in turn (a manifold flow's alternating M/D
+/// schedule): each of the `epochs` epochs is one pass of every problem, each with its own
+/// Adam over its own parameters (Problem::parameters) and batch order, under one
+/// learning-rate schedule. An epoch's validation loss is the last problem's; the best
+/// epoch's weights (all parameters) are kept.
+TrainReport train_alternating(torch::nn::Module& net, const std::vector<Problem>& problems, const Split& split,
+                              const TrainerSettings& settings, int epochs, std::uint64_t seed, const Hooks& hooks);
 
 /// Rows as an index tensor.
 torch::Tensor index_tensor(const std::vector<std::int64_t>& rows, std::size_t from, std::size_t to);

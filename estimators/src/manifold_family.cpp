@@ -127,6 +127,17 @@ class ManifoldModel final : public FamilyModel {
       auto& mf = static_cast<ManifoldFlowImpl&>(net);
       return nll(mf.log_prob(X->index_select(0, idx), TH->index_select(0, idx), torch::GradMode::is_enabled()));
     };
+    if (!has_manifold()) {  // AF's flow is NPE's shape (on x given θ): the fused step (fast_nsf.hpp)
+      ManifoldFlowImpl probe(mflow_settings(settings.trainer.seed));
+      if (fast::nsf_fusable(*probe.ambient)) {
+        auto xs = std::make_shared<std::vector<float>>(data.x.data.begin(), data.x.data.end());
+        auto th = std::make_shared<std::vector<float>>(data.theta.data.begin(), data.theta.data.end());
+        auto step = fast::nsf_fast_loss(xs, th, static_cast<int>(n_x), static_cast<int>(n_theta));
+        p.fast_loss = [step](torch::nn::Module& net, std::span<const std::int64_t> rows, bool gradients) {
+          return step(*static_cast<ManifoldFlowImpl&>(net).ambient, rows, gradients);
+        };
+      }
+    }
     if (!has_manifold() || kind() == Kind::pie || schedule == Schedule::simultaneous) return p;
 
     // The manifold phase: the reconstruction error over f (and the encoder).
@@ -254,6 +265,7 @@ class ManifoldModel final : public FamilyModel {
 
   Matrix project(const Matrix& x) const override {
     if (x.rows == 0) return Matrix(0, n_x);
+    if (!has_manifold()) return x;
     torch::NoGradGuard no_grad;
     ManifoldFlowImpl& mf = net();
     return to_matrix(chunked(to_tensor(x), [&](const Tensor& c) { return mf.project(c); }).to(torch::kDouble));

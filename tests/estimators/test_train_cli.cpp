@@ -435,3 +435,52 @@ TEST_CASE("lode train reads a --for plain dataset (x, theta); a method needing g
   check_fails({"train", "carl", "--data", plain, "--out", scratch("plain-carl"), "--epochs", "1"},
               "dataset '" + plain + "' lacks column 'theta0' (theta0.npy), which carl needs");
 }
+
+TEST_CASE("lode train mflow / evaluate --reconstruct / sample / posterior on the circle", "[cli][estimators][manifold]") {
+  const std::string data = scratch("circle-data"), model = scratch("circle-mflow");
+  require_ok(run_lode({"mine", "circle", "--for", "density", "--theta", "prior", "-n", "2000", "--seed", "3", "--out", data}));
+  const Result t = run_lode({"train", "mflow", "--data", data, "--out", model, "--latent-dim", "1", "--epochs", "4",
+                             "--transforms", "2", "--hidden", "16", "--batch", "50"});
+  require_ok(t);
+  CHECK(t.err.find("lode train mflow: manifold epoch 1/2") != std::string::npos);
+  CHECK(t.err.find("lode train mflow: density epoch 2/2") != std::string::npos);
+  const est::Estimator e = est::Estimator::load(model);
+  // --reconstruct: the library's projection, written as (N, 2).
+  const std::string xr = scratch("circle-xr.npy");
+  require_ok(run_lode({"evaluate", "--model", model, "--x", data, "--reconstruct", "--out", xr}));
+  const lode::npy::Array a = lode::npy::read(xr);
+  const est::Dataset d = est::load_dataset(data);
+  CHECK(a.shape == std::vector<std::size_t>{2000, 2});
+  CHECK(a.data == e.project(d.x).data);
+  // lode sample: the library's draws for the seed.
+  const std::string gen = scratch("circle-gen.npy");
+  require_ok(run_lode({"sample", "--model", model, "--theta", "0.2", "-n", "500", "--seed", "9", "--out", gen}));
+  CHECK(lode::npy::read(gen).data == e.sample_x(std::vector<double>{0.2}, 500, 9).data);
+  // log p̂ through evaluate; the posterior runs on it (MCMC, the model's prior).
+  const std::string lp = scratch("circle-lp.npy");
+  require_ok(run_lode({"evaluate", "--model", model, "--x", gen, "--theta0", "0.2", "--out", lp}));
+  const est::Matrix g = [&] {
+    est::Matrix m(500, 2);
+    m.data = lode::npy::read(gen).data;
+    return m;
+  }();
+  CHECK(lode::npy::read(lp).data == e.log_density(g, std::vector<double>{0.2}));
+  const std::string obs = scratch("circle-obs.npy"), post = scratch("circle-post.npy");
+  require_ok(run_lode({"simulate", "circle", "--theta", "0.5", "-n", "10", "--seed", "4", "--out", obs}));
+  require_ok(run_lode({"posterior", "--model", model, "--observed", obs, "-n", "200", "--out", post}));
+  CHECK(lode::npy::read(post).shape == std::vector<std::size_t>{200, 1});
+  // Misuse is refused, naming the option.
+  check_fails({"train", "mflow", "--data", data, "--out", scratch("circle-bad"), "--epochs", "1"},
+              "--latent-dim N is required for mflow");
+  check_fails({"train", "af", "--data", data, "--out", scratch("circle-bad"), "--latent-dim", "1"},
+              "--latent-dim: af is the ambient flow");
+  check_fails({"train", "pie", "--data", data, "--out", scratch("circle-bad"), "--latent-dim", "1", "--schedule",
+               "alternating"},
+              "--schedule: pie is trained by maximum likelihood");
+  check_fails({"train", "nle", "--data", data, "--out", scratch("circle-bad"), "--latent-dim", "1"},
+              "--latent-dim, --schedule, --pie-epsilon: only for the manifold flows");
+  check_fails({"evaluate", "--model", model, "--x", data, "--reconstruct", "--theta0", "0", "--out", scratch("r.npy")},
+              "--reconstruct: the projection depends on x alone");
+  check_fails({"sample", "--model", model, "--theta", "0,1", "-n", "5", "--out", scratch("s.npy")},
+              "--theta: '0,1' has 2 values, the estimator has 1 parameters");
+}

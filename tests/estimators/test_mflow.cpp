@@ -104,6 +104,37 @@ TEST_CASE("manifold flows: PIE and AF are normalized densities on R^d", "[estima
   }
 }
 
+TEST_CASE("manifold flows: PIE and AF reduce to ordinary flow densities", "[estimators][mflow]") {
+  // AF is its conditional flow on ℝᵈ. PIE is the ordinary change of variables of x ↦ (h(ũ), u_rest)
+  // with the base N(0, I_n) × N(0, ε² I_{d−n}): log N(h(ũ)) + log|det J_h| + log N(u_rest; 0, ε²)
+  // + log|det J_f(x)|, with J_f (d × d per row) by autograd here, row by row, and
+  // log|det J_h| from h's own log_prob (log p_h(ũ) = log N(h(ũ)) + log|det J_h|).
+  torch::manual_seed(8);
+  const std::int64_t rows = 10;
+  const torch::Tensor x = torch::randn({rows, 3}, torch::kDouble), th = torch::randn({rows, 1}, torch::kDouble);
+  {
+    mf::ManifoldFlow af = random_mflow(mf::Kind::af, 3, 0, 1);
+    CHECK(torch::equal(af->log_prob(x, th), af->ambient->log_prob(x, th)));
+  }
+  for (const double eps : {0.01, 1.0}) {
+    INFO("epsilon " << eps);
+    mf::ManifoldFlow m = random_mflow(mf::Kind::pie, 3, 2, 1, eps);
+    const torch::Tensor lp = m->log_prob(x, th);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const torch::Tensor xr = x.narrow(0, r, 1).clone().requires_grad_(true);
+      const torch::Tensor u = m->outer->forward(xr, {}).outputs;
+      torch::Tensor J = torch::zeros({3, 3}, torch::kDouble);
+      for (std::int64_t i = 0; i < 3; ++i) J[i] = torch::autograd::grad({u[0][i]}, {xr}, {}, true)[0][0];
+      const torch::Tensor ud = u.detach();
+      const double rest = ud[0][2].item<double>();
+      const double brute = m->inner->log_prob(ud.narrow(1, 0, 2), th.narrow(0, r, 1)).item<double>() -
+                           0.5 * rest * rest / (eps * eps) - std::log(eps) - 0.5 * std::log(2 * M_PI) +
+                           std::log(std::abs(torch::det(J).item<double>()));
+      CHECK(lp[r].item<double>() == Approx(brute).epsilon(1e-9).margin(1e-9));
+    }
+  }
+}
+
 TEST_CASE("manifold flows: the M-flow's density integrates to 1 over its manifold", "[estimators][mflow]") {
   // d = 2, n = 1: ∫ p(g(ũ)) |g′(ũ)| dũ over ũ ∈ [−12, 12] (the manifold's arc length element).
   mf::ManifoldFlow m = random_mflow(mf::Kind::mflow, 2, 1, 1, 0.01, 0.1);

@@ -448,8 +448,10 @@ class Study:
             cmd += self.threads("train " + kind) + shlex.split(self.a.train_args)
             self.log(f"{alg} seed {seed}: training")
             self.fresh(model)
-            _, wall, cpu = self.run(cmd, log)
-            tr = self.finish(d, "train", {"cpu_s": cpu, "wall_s": wall, "command": " ".join(map(shlex.quote, cmd))})
+            text, wall, cpu = self.run(cmd, log)
+            tail = [w for w in text.strip().splitlines() if w.startswith("lode train")][-3:]
+            tr = self.finish(d, "train", {"cpu_s": cpu, "wall_s": wall, "command": " ".join(map(shlex.quote, cmd)),
+                                          "summary": tail})
             self.log(f"{alg} seed {seed}: trained in {wall:.0f} s (CPU {cpu:.0f} s)")
 
         # 2. generated samples at theta = 0 and their distance from the true manifold

@@ -847,7 +847,7 @@ def plot_surface(root, images, algs, seed, work):
             "reset", f"set origin {k / n},0.0", f"set size {1 / n},0.45",
             "set palette defined (0 '#2166ac', 1 '#67a9cf', 2 '#bbbbbb', 3 '#ef8a62', 4 '#b2182b')", "set cbrange [-4:0]",
             "set title 'distance from the true surface (all samples)'", "set xlabel 'chart coordinate z_0 (first component of R^T x)'",
-            "set ylabel 'log_{10} distance'", "set xrange [-6:6]", "set yrange [-6:1]", "set grid",
+            "set ylabel 'log_{10} distance'", "set xrange [-6:6]", "set yrange [-6:1]", "set grid", "set key below",
             "unset colorbox" if k < n - 1 else "set colorbox",
             f"plot '{work}/d{k}.dat' using 1:2:2 with points pointtype 7 pointsize 0.15 palette notitle, "
             f"{np.log10(dist.mean()):.6g} with lines dashtype 2 linecolor rgb 'black' title 'log_{{10}} mean'",
@@ -905,7 +905,7 @@ def plot_circle(root, images, algs, work):
         write_rows(os.path.join(work, f"c{k}.dat"), x)
         script += ["reset", f"set origin {k / n},0", f"set size {1 / n},1", "set size ratio -1",
                    f"set title \"{LABEL.get(alg, alg)}\\nmean distance {circle_distance(x).mean():.3g}\"",
-                   "set xrange [-1.6:1.6]", "set yrange [-1.6:1.6]", "set grid", "set key bottom center",
+                   "set xrange [-1.6:1.6]", "set yrange [-1.6:1.6]", "set grid", "set key below",
                    "set parametric", "set trange [-pi:pi]", "set samples 400",
                    f"plot cos(t), sin(t) with lines linewidth 2 linecolor rgb '#999999' title 'unit circle', "
                    f"'{work}/c{k}.dat' using 1:2 with points pointtype 7 pointsize 0.3 linecolor rgb '#1f4e9c' "
@@ -915,7 +915,7 @@ def plot_circle(root, images, algs, work):
     return [a for a, _ in panels]
 
 
-def plot(root, images, algs, wanted_seed):
+def plot(root, images, algs, wanted_seed, circle_root):
     os.makedirs(images, exist_ok=True)
     algs = [a for a in algs if a != TRUTH]
     seed = plot_seed(root, algs, wanted_seed)
@@ -928,9 +928,9 @@ def plot(root, images, algs, wanted_seed):
                 print(f"{images}/mflow-posterior.png: seed {seed}, {', '.join(shown)}")
         else:
             print(f"no finished cells under {root}/cells: no surface picture")
-        shown = plot_circle(root, images, algs, work)
+        shown = plot_circle(circle_root, images, algs, work)
         print(f"{images}/mflow-circle.png: {', '.join(shown)}" if shown else
-              f"no circle samples under {root}/circle (run --circle): no circle picture")
+              f"no circle samples under {circle_root}/circle (run --circle): no circle picture")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1053,6 +1053,8 @@ def main():
     p.add_argument("--circle-epochs", type=int, default=None, help="--circle: lode train --epochs (default: lode's)")
     p.add_argument("--plot", action="store_true", help="only draw the PNGs from the finished cells")
     p.add_argument("--images", default=os.path.join(REPO, "docs", "images"), help="--plot: where (default docs/images)")
+    p.add_argument("--circle-results", default=None,
+                   help="--plot: the results directory of the --circle run (default: RESULTS_DIR)")
     p.add_argument("--plot-seed", type=int, default=None,
                    help="--plot: the seed pictured (default: the first one every algorithm finished)")
     p.add_argument("--self-test", action="store_true", help="check the metrics and the numpy manifold against lode")
@@ -1071,7 +1073,7 @@ def main():
         return
     if a.plot:
         try:
-            plot(root, os.path.abspath(a.images), a.algorithms, a.plot_seed)
+            plot(root, os.path.abspath(a.images), a.algorithms, a.plot_seed, os.path.abspath(a.circle_results or root))
         except Failed as e:
             sys.exit(f"mflow-study.py --plot: {e}")
         return

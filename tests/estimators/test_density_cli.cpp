@@ -1,12 +1,14 @@
 // The density family end to end (docs/density.md): lode mine two_moons --for plain, lode train
 // npe, lode posterior --model (direct draws inside the prior's support; one observed row only);
 // lode train nle + lode evaluate (log p̂ per row, the library's values) + lode posterior by
-// MCMC; the flow options' messages.
+// MCMC; lode infer --model nle (L = Σ_i log p̂ on a grid); the flow options' messages.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "lode/npy.hpp"
 #include "tool_test_support.hpp"
@@ -116,4 +118,32 @@ TEST_CASE("lode train nle + lode evaluate + lode posterior by MCMC", "[cli][dens
   for (const char* m : {"nle", "npe", "carl"})
     check_fails(run_lode({"train", m, "--data", data, "--out", scratch("x"), "--alpha", "2"}), 2,
                 {"--alpha: " + std::string(m) + " has no score term"});
+}
+
+TEST_CASE("lode infer --model nle: L(theta) on the grid is the sum over rows of lode evaluate's log p", "[cli][density]") {
+  const std::string data = scratch("ps"), model = scratch("ps-nle"), obs = scratch("ps-obs.npy"),
+                    json = scratch("ps-infer.json"), lp = scratch("ps-lp.npy");
+  require_ok(run_lode({"mine", "polynomial_surface", "--for", "density", "--theta", "prior", "-n", "500", "--seed", "8",
+                       "--out", data}));
+  require_ok(run_lode({"train", "nle", "--data", data, "--out", model, "--epochs", "2", "--transforms", "1",
+                       "--hidden", "10", "-q"}));
+  require_ok(run_lode({"simulate", "polynomial_surface", "--theta", "0", "-n", "4", "--seed", "9", "--out", obs}));
+  const Result r = run_lode({"infer", "--model", model, "--observed", obs, "--grid", "-0.5..0.5:3", "--json", "--out", json});
+  require_ok(r);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["quantity"] == "sum_i log p_hat(x_i|theta)");
+  CHECK(j["estimator_method"] == "nle");
+  CHECK(!j.contains("theta1"));
+  REQUIRE(j["log_likelihood"].size() == 3);
+  const double theta[3] = {-0.5, 0.0, 0.5};
+  for (int k = 0; k < 3; ++k) {
+    require_ok(run_lode({"evaluate", "--model", model, "--x", obs, "--theta0=" + std::to_string(theta[k]), "--out", lp}));
+    const lode::npy::Array v = lode::npy::read(lp);
+    REQUIRE(v.shape == std::vector<std::size_t>{4, 1});
+    double sum = 0;
+    for (std::size_t i = 0; i < 4; ++i) sum += v(i, 0);
+    CHECK(j["log_likelihood"][k].get<double>() == Approx(sum).epsilon(1e-6));
+  }
+  check_fails(run_lode({"infer", "--model", model, "--observed", obs, "--grid", "-0.5..0.5:3", "--theta1", "0"}), 2,
+              {"--theta1", "nle", "no reference point"});
 }

@@ -2,7 +2,8 @@
 //            [--theta1 POINT] [--json] [--plot FILE.png] [--out FILE.json]
 //
 // Inference from a set of observed events (SPEC §6): on every point θ of the grid,
-// L(θ) = Σ_i log r̂(x_i|θ,θ1) with a trained ratio estimator (--model,
+// L(θ) = Σ_i log r̂(x_i|θ,θ1) with a trained ratio estimator or Σ_i log p̂(x_i|θ) with a
+// likelihood estimator (NLE, SCANDAL, the manifold flows) (--model,
 // lode/estimators/likelihood.hpp), or Σ_i log p(x_i|θ) with a model's exact likelihood
 // (--exact: a reference for tests and coverage studies); then q(θ) = −2 [L(θ) − max L], the
 // MLE and the 68.27% / 95% confidence sets by Wilks' theorem (lode::inference). This file
@@ -106,7 +107,7 @@ void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const
 
 int infer(const InferOptions& o) {
   if (o.model_dir.empty() == o.exact.empty())
-    throw UsageError(o.exact.empty() ? "give --model MODEL_DIR (a trained ratio estimator) or --exact MODEL"
+    throw UsageError(o.exact.empty() ? "give --model MODEL_DIR (a trained ratio or likelihood estimator) or --exact MODEL"
                                      : "--model and --exact exclude each other: give one");
   if (o.grid.empty()) throw UsageError("--grid: required, e.g. --grid -1..-0.4:121");
   inf::Grid grid;
@@ -130,6 +131,7 @@ int infer(const InferOptions& o) {
   inf::Observed obs;
   std::optional<est::Estimator> estimator;
   Json source;  // the JSON fields naming what L is
+  std::string_view quantity = inf::kExactQuantity;
   auto grid_matches = [&](std::size_t n_theta, const std::string& who) {
     if (grid.dim() != n_theta)
       throw UsageError(fmt::format("--grid '{}': {} ax{}, but {} has {} parameter{}", o.grid, grid.dim(),
@@ -168,13 +170,29 @@ int infer(const InferOptions& o) {
     names = e.names().parameters;  // empty for estimators saved before they were recorded
     for (std::size_t d = names.size(); d < e.n_theta(); ++d)
       names.push_back(e.n_theta() == 1 ? std::string("theta") : fmt::format("theta_{}", d));
-    const std::vector<double> theta1 = est::choose_theta1(e, o.theta1, o.model_dir);
-    obs = read_observed(o.observed, e.n_x(), who, e.names());
-    what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, est::to_string(e.method()), format_point(theta1));
+    const std::string method = est::to_string(e.method()), &family = est::method_info(e.method()).family;
     name = o.model_dir;
-    source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", est::to_string(e.method())},
-              {"theta1", theta1}};
-    log_likelihood = est::ratio_log_likelihood(e, obs, theta1, o.model_dir);
+    if (family == "density" || family == "manifold") {  // NLE, SCANDAL, the manifold flows: L = Σ_i log p̂(x_i|θ)
+      if (!o.theta1.empty())
+        throw UsageError(fmt::format("--theta1: a {} estimator gives log p(x|theta), not a ratio; it needs no reference "
+                                     "point", method));
+      obs = read_observed(o.observed, e.n_x(), who, e.names());
+      what = fmt::format("estimator {} ({}), L = {}", o.model_dir, method, est::kDensityQuantity);
+      source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}};
+      try {
+        log_likelihood = est::density_log_likelihood(e, obs, o.model_dir);  // refuses npe, naming it
+      } catch (const est::EstimatorError& err) {
+        throw UsageError(fmt::format("--model: {}; npe samples its posterior with lode posterior", err.what()));
+      }
+      quantity = est::kDensityQuantity;
+    } else {
+      const std::vector<double> theta1 = est::choose_theta1(e, o.theta1, o.model_dir);
+      obs = read_observed(o.observed, e.n_x(), who, e.names());
+      what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, method, format_point(theta1));
+      source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}, {"theta1", theta1}};
+      log_likelihood = est::ratio_log_likelihood(e, obs, theta1, o.model_dir);
+      quantity = inf::kRatioQuantity;
+    }
   }
 
   const auto start = std::chrono::steady_clock::now();
@@ -185,7 +203,7 @@ int infer(const InferOptions& o) {
     throw Error(fmt::format("{}: {}", what, e.what()));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const Json j = inf::infer_json(source, obs, o.grid, estimator ? inf::kRatioQuantity : inf::kExactQuantity, r, names);
+  const Json j = inf::infer_json(source, obs, o.grid, quantity, r, names);
 
   if (o.json) {
     fmt::print("{}\n", j.dump(2));
@@ -223,7 +241,9 @@ int infer(const InferOptions& o) {
 void add_infer(Application& app) {
   auto o = std::make_shared<InferOptions>();
   app.add("infer", forwarded_summary("infer"))
-      .option("--model", o->model_dir, "MODEL_DIR", "A trained ratio estimator (lode train); L = sum_i log r(x_i|theta,theta1)")
+      .option("--model", o->model_dir, "MODEL_DIR",
+              "A trained ratio estimator (lode train): L = sum_i log r(x_i|theta,theta1); nle, scandal, af, pie, mflow, "
+              "meflow: L = sum_i log p(x_i|theta)")
       .option("--exact", o->exact, "MODEL",
               "Use this model's exact likelihood instead of an estimator (a reference): L = sum_i log p(x_i|theta)")
       .option("--observed", o->observed, "FILE.npy", "Observed events: float64/float32 array (events, dim x)",

@@ -261,7 +261,7 @@ class Study:
         with open(os.path.join(self.root, "commands.log"), "a") as f:
             f.write(f"{datetime.datetime.utcnow():%Y-%m-%dT%H:%M:%SZ}  [{self.version}]  {line}\n")
         t0 = time.monotonic()
-        with tempfile.TemporaryFile("w+") as out:
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out:
             try:
                 p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
             except OSError as e:
@@ -403,7 +403,11 @@ class Study:
     # -- a cell ------------------------------------------------------------------------------------------------------
     def cell(self, alg, seed):
         d = os.path.join(self.root, "cells", f"{alg}-seed{seed}")
-        if self.record(d, "done"):
+        done = self.record(d, "done")
+        if done:
+            if done.get("grid", self.grid_spec()) != self.grid_spec():
+                self.log(f"{alg} seed {seed}: its posterior is on the grid {done['grid']}, not {self.grid_spec()}: "
+                         f"remove {d}/posterior.json and done.json to redo it")
             return
         failed = os.path.join(d, "FAILED")
         if os.path.exists(failed):
@@ -511,7 +515,7 @@ class Study:
                 L, via = (None if self.a.dry_run else np.load(os.path.join(truth_dir, "log_likelihood.npy"))), "exact"
             else:
                 L, via = self.model_log_likelihood(model, obs, theta, d, log)
-            post = {"via": via}
+            post = {"via": via, "grid": self.grid_spec()}
             if not self.a.dry_run:
                 if np.isneginf(L).any():
                     post["notes"] = f"log p = -inf at {int(np.isneginf(L).sum())} of {len(L)} grid points"
@@ -532,7 +536,7 @@ class Study:
                "train_cpu_s": f"{tr['cpu_s']:.1f}", "train_wall_s": f"{tr['wall_s']:.1f}",
                "posterior_via": post["via"], "notes": "; ".join(notes + [post.get("notes", "")]).strip("; "),
                "lode_version": self.version}
-        self.finish(d, "done", row)
+        self.finish(d, "done", dict(row, grid=post.get("grid", self.grid_spec())))
         append_csv(self.root, row)
         self.log(f"{alg} seed {seed}: distance {gen['distance']:.4g}, reconstruction {row['reconstruction'] or '-'}, "
                  f"MMD^2 {post['mmd2']:.4g}, posterior {post['mean']:.3f} +- {post['sd']:.3f} "

@@ -902,18 +902,29 @@ def plot_circle(root, images, algs, work):
     if not panels:
         return []
     n = len(panels)
-    script = [f"set terminal pngcairo size {380 * n},{420} font 'Sans,10'",
-              f"set output '{os.path.join(images, 'mflow-circle.png')}'", "set multiplot"]
+    script = [f"set terminal pngcairo size {380 * n},{720} font 'Sans,10'",
+              f"set output '{os.path.join(images, 'mflow-circle.png')}'",
+              "set multiplot title \"The circle: samples at θ = 0 against the unit circle (top) and their radial offset "
+              "|x| − 1 against the angle (bottom; offsets beyond ±0.01 drawn at the edge)\" font 'Sans,12'"]
     for k, (alg, x) in enumerate(panels):
         x = x[np.all(np.isfinite(x), axis=1)]
-        write_rows(os.path.join(work, f"c{k}.dat"), x)
-        script += ["reset", f"set origin {k / n},0", f"set size {1 / n},1", "set size ratio -1",
-                   f"set title \"{LABEL.get(alg, alg)}\\nmean distance {circle_distance(x).mean():.3g}\"",
+        off = np.hypot(x[:, 0], x[:, 1]) - 1.0
+        write_rows(os.path.join(work, f"c{k}.dat"), np.column_stack([x, np.arctan2(x[:, 1], x[:, 0]),
+                                                                    np.clip(off, -0.01, 0.01)]))
+        d = np.abs(off)
+        script += ["reset", f"set origin {k / n},0.38", f"set size {1 / n},0.57", "set size ratio -1",
+                   f"set title \"{LABEL.get(alg, alg)}\\ndistance: mean {d.mean():.2g}, median {np.median(d):.2g}, "
+                   f"max {d.max():.2g}\"",
                    "set xrange [-1.6:1.6]", "set yrange [-1.6:1.6]", "set grid", "set key below",
                    "set parametric", "set trange [-pi:pi]", "set samples 400",
                    f"plot cos(t), sin(t) with lines linewidth 2 linecolor rgb '#999999' title 'unit circle', "
                    f"'{work}/c{k}.dat' using 1:2 with points pointtype 7 pointsize 0.3 linecolor rgb '#1f4e9c' "
-                   f"title 'samples (θ = 0)'"]
+                   f"title 'samples (θ = 0)'",
+                   "reset", f"set origin {k / n},0", f"set size {1 / n},0.38", "set grid",
+                   "set xrange [-pi:pi]", "set yrange [-0.0105:0.0105]", "set xlabel 'angle atan2(x_2, x_1)'",
+                   "set ylabel '|x| − 1'", "set ytics 0.005",
+                   f"plot 0 with lines linewidth 2 linecolor rgb '#999999' notitle, "
+                   f"'{work}/c{k}.dat' using 3:4 with points pointtype 7 pointsize 0.3 linecolor rgb '#1f4e9c' notitle"]
     script.append("unset multiplot")
     gnuplot("\n".join(script) + "\n", work)
     return [a for a, _ in panels]

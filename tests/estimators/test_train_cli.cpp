@@ -467,8 +467,9 @@ TEST_CASE("lode train mflow / evaluate --reconstruct / sample / posterior on the
   CHECK(lode::npy::read(lp).data == e.log_density(g, std::vector<double>{0.2}));
   const std::string obs = scratch("circle-obs.npy"), post = scratch("circle-post.npy");
   require_ok(run_lode({"simulate", "circle", "--theta", "0.5", "-n", "10", "--seed", "4", "--out", obs}));
-  require_ok(run_lode({"posterior", "--model", model, "--observed", obs, "-n", "200", "--out", post}));
-  CHECK(lode::npy::read(post).shape == std::vector<std::size_t>{200, 1});
+  require_ok(run_lode({"posterior", "--model", model, "--observed", obs, "-n", "400", "--chains", "4", "--warmup", "50",
+                       "--out", post}));
+  CHECK(lode::npy::read(post).shape == std::vector<std::size_t>{400, 1});
   // Misuse is refused, naming the option.
   check_fails({"train", "mflow", "--data", data, "--out", scratch("circle-bad"), "--epochs", "1"},
               "--latent-dim N is required for mflow");

@@ -23,6 +23,7 @@
 #include <unordered_map>
 
 #include "family.hpp"
+#include "fast_mflow.hpp"
 #include "fast_nsf.hpp"
 #include "lode/estimators/torch/density.hpp"
 #include "lode/estimators/torch/loss.hpp"
@@ -148,6 +149,15 @@ class ManifoldModel final : public FamilyModel {
       const Tensor xb = X->index_select(0, idx);
       return (mf.project(xb) - xb).square().sum(1).mean();
     };
+    // The M-flow's manifold step written out (fast_mflow.hpp) when f has the fused shape;
+    // the Mₑ-flow's (with its encoder) stays on LibTorch.
+    if (kind() == Kind::mflow) {
+      ManifoldFlowImpl probe(mflow_settings(settings.trainer.seed));
+      if (fast::mflow_fusable(*probe.outer)) {
+        auto xf = std::make_shared<std::vector<float>>(data.x.data.begin(), data.x.data.end());
+        manifold.fast_loss = fast::mflow_manifold_loss(xf, static_cast<int>(n_x), static_cast<int>(settings.manifold.latent_dim));
+      }
+    }
     // The density phase: h on the chart coordinates ũ of every row, computed before each
     // epoch on the manifold as it then is.
     Problem density;

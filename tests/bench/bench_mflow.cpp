@@ -2,7 +2,9 @@
 // (issue 16: the polynomial surface, x ∈ ℝ³, a 2-d manifold, θ 1-d; 5 + 5 rational-quadratic
 // coupling layers with 2×100 residual conditioners, 10 bins; batch 100), one thread, float32,
 // per second of this thread's CPU time:
-//   manifold step   ‖x − g(g⁻¹(x))‖² over the outer flow: forward, backward, clipping, Adam;
+//   manifold step   ‖x − g(g⁻¹(x))‖² over the outer flow: forward, backward, clipping, Adam
+//                   (LibTorch), and the fused step (fast_mflow.hpp) the Trainer uses, the two
+//                   measured in turn three times;
 //   density step    −log p_h(ũ|θ) over the inner flow (LibTorch), and the fused step
 //                   (fast_nsf.hpp) the Trainer uses;
 // and, with LODE_BENCH_PARTS=1, the manifold step's pieces.
@@ -17,6 +19,7 @@
 #include <functional>
 #include <string>
 
+#include "../../estimators/src/fast_mflow.hpp"
 #include "../../estimators/src/fast_nsf.hpp"
 #include "lode/estimators/torch/mflow.hpp"
 
@@ -73,14 +76,34 @@ int main(int argc, char** argv) {
   {
     const auto params = net->manifold_parameters();
     torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3));
-    per_step("manifold step (LibTorch Adam)", seconds, [&] {
+    const auto libtorch_step = [&] {
       const torch::Tensor xb = x.narrow(0, batch(), B);
       opt.zero_grad();
       const torch::Tensor loss = (net->project(xb) - xb).square().sum(1).mean();
       loss.backward();
       torch::nn::utils::clip_grad_norm_(params, 1.0);
       opt.step();
-    });
+    };
+    const torch::Tensor xc = x.contiguous();
+    auto xf = std::make_shared<std::vector<float>>(xc.data_ptr<float>(), xc.data_ptr<float>() + xc.numel());
+    auto fused = fast::mflow_manifold_loss(xf, 3, 2);
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(B));
+    const auto fused_step = [&] {
+      const std::int64_t from = batch();
+      for (std::int64_t i = 0; i < B; ++i) idx[static_cast<std::size_t>(i)] = from + i;
+      fused(*net, idx, true);
+      torch::nn::utils::clip_grad_norm_(params, 1.0);
+      opt.step();
+    };
+    // alternating, in one run (the machine's load varies)
+    for (int rep = 0; rep < 3; ++rep) {
+      per_step("manifold step (LibTorch Adam)", seconds, libtorch_step);
+      per_step("manifold step (fused, LibTorch Adam)", seconds, fused_step);
+    }
+    if (std::getenv("LODE_BENCH_PARTS")) {
+      per_step("  fused loss + gradients", seconds / 2, [&] { fused(*net, idx, true); });
+      per_step("  fused loss, no gradients", seconds / 2, [&] { fused(*net, idx, false); });
+    }
     if (std::getenv("LODE_BENCH_PARTS")) {
       const torch::Tensor xb = x.narrow(0, 0, B);
       {

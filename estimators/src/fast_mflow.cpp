@@ -21,10 +21,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "fast_mlp.hpp"
 #include "fast_nsf.hpp"
 #include "fast_nsf_parts.hpp"
+#include "simd.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/torch/mflow.hpp"
 
@@ -51,6 +53,26 @@ inline double spline_derivative(const double* sv) {
   const double t = u * (1 - u), Dn = s + (d0 + d1 - 2 * s) * t;
   const double Q = d1 * u * u + 2 * s * t + d0 * (1 - u) * (1 - u);
   return s * s * Q / (Dn * Dn);
+}
+
+// g ← g where z > 0, else 0 (the ReLU's backward).
+#if LODE_AVX2
+LODE_AVX2_FN void relu_mask_f32(float* g, const float* z, std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t m = std::min<std::size_t>(8, n - i);
+    const simd::v8f gv = simd::load_n(g + i, m), zv = simd::load_n(z + i, m);
+    simd::store_n(g + i, zv > 0.0f ? gv : simd::v8f{}, m);
+  }
+}
+#endif
+
+template <class T>
+void relu_mask(T* g, const T* z, std::size_t n) {
+#if LODE_AVX2
+  if constexpr (std::is_same_v<T, float>)
+    if (simd::avx2()) return relu_mask_f32(g, z, n);
+#endif
+  for (std::size_t i = 0; i < n; ++i) g[i] = z[i] > T(0) ? g[i] : T(0);
 }
 
 }  // namespace
@@ -94,7 +116,7 @@ struct MflowManifold<T>::Impl {
   std::vector<Lu> lus;
   std::vector<std::vector<int>> perms;
   std::vector<std::vector<T>> xs, vs;  // forward: layer inputs (and u); inverse: layer outputs (and P u)
-  std::vector<T> e, g, g2, gh, ga, gk;  // gk: ∂L/∂kept
+  std::vector<T> e, g, g2, gk;  // gk: ∂L/∂kept
 
   Impl(fl::FlowImpl& f, int latent);
   void conditioner(Coupling& c, int slot);
@@ -224,25 +246,29 @@ void MflowManifold<T>::Impl::coupling(Coupling& c, int slot, T* u, bool save) {
 
 // The conditioner backwards for one slot, from c.gp's rows of that slot: keeps the
 // per-block gradients the weights need (weight_gradients) and writes ∂L/∂kept (R × nid).
+// ∂L/∂h after block k is gt[k] (the last: gp·Wf), before block 0 it is gh0.
 template <class T>
 void MflowManifold<T>::Impl::conditioner_backward(Coupling& c, int slot, T* gkept) {
   const int nid = static_cast<int>(c.id.size()), P = c.fin.out;
   const std::size_t o = static_cast<std::size_t>(slot) * R, oH = o * H, nH = static_cast<std::size_t>(R) * H;
   const auto N = static_cast<Eigen::Index>(nH);
-  gh.resize(nH), ga.resize(nH);
-  gemm<T>(false, false, R, H, P, T(1), c.gp.data() + o * P, P, c.fin.W.template data_ptr<T>(), H, T(0), gh.data(), H);
-  for (std::size_t k = c.blocks.size(); k-- > 0;) {
+  const std::size_t nb = c.blocks.size();
+  T* top = nb > 0 ? c.gt[nb - 1].data() + oH : c.gh0.data() + oH;
+  gemm<T>(false, false, R, H, P, T(1), c.gp.data() + o * P, P, c.fin.W.template data_ptr<T>(), H, T(0), top, H);
+  for (std::size_t k = nb; k-- > 0;) {
     Block& bl = c.blocks[k];
-    T *gt = c.gt[k].data() + oH, *gz1 = c.gz1[k].data() + oH;
-    std::copy(gh.begin(), gh.end(), gt);
+    const T* gt = c.gt[k].data() + oH;
+    T* gz1 = c.gz1[k].data() + oH;
+    T* below = k > 0 ? c.gt[k - 1].data() + oH : c.gh0.data() + oH;
     gemm<T>(false, false, R, H, H, T(1), gt, H, bl.l1.W.template data_ptr<T>(), H, T(0), gz1, H);
-    relu_backward(gz1, c.z1[k].data() + oH, nH);
-    gemm<T>(false, false, R, H, H, T(1), gz1, H, bl.l0.W.template data_ptr<T>(), H, T(0), ga.data(), H);
-    relu_backward(ga.data(), c.h[k].data() + oH, nH);
-    Arr<T>(gh.data(), N) += CArr<T>(ga.data(), N);
+    relu_mask(gz1, c.z1[k].data() + oH, nH);
+    gemm<T>(false, false, R, H, H, T(1), gz1, H, bl.l0.W.template data_ptr<T>(), H, T(0), below, H);
+    relu_mask(below, c.h[k].data() + oH, nH);
+    Arr<T>(below, N) += CArr<T>(gt, N);
   }
-  std::copy(gh.begin(), gh.end(), c.gh0.begin() + static_cast<std::ptrdiff_t>(oH));
-  if (gkept) gemm<T>(false, false, R, nid, H, T(1), gh.data(), H, c.init.W.template data_ptr<T>(), c.init.in, T(0), gkept, nid);
+  if (gkept)
+    gemm<T>(false, false, R, nid, H, T(1), c.gh0.data() + oH, H, c.init.W.template data_ptr<T>(), c.init.in, T(0), gkept,
+            nid);
 }
 
 // Every weight's gradient of a coupling's conditioner, both slots at once (2R rows).

@@ -250,12 +250,7 @@ class DensityModel final : public FamilyModel {
 
   std::vector<double> log_density_rows(const Matrix& x, const Matrix& theta) const override {
     if (posterior()) not_provided("log_density_rows (log p(x|theta); it estimates p(theta|x))");
-    if (theta.rows != x.rows || theta.cols != n_theta)
-      throw EstimatorError(fmt::format("theta ({}×{}) must be {}×{} like x's rows", theta.rows, theta.cols, x.rows,
-                                       n_theta));
-    const NonFinite bad = find_non_finite(theta.data, theta.cols);
-    if (bad.count)
-      throw EstimatorError(fmt::format("theta row {} column {} is not finite ({})", bad.row, bad.col, bad.value));
+    check_theta_rows(x, theta, n_theta);
     if (x.rows == 0) return {};
     return members_log_prob(x, theta);
   }

@@ -82,6 +82,14 @@ std::vector<double> point(std::span<const double> p, std::size_t n, const char* 
   return {p.begin(), p.end()};
 }
 
+void check_theta_rows(const Matrix& x, const Matrix& theta, std::size_t n) {
+  if (theta.rows != x.rows || theta.cols != n)
+    throw EstimatorError(fmt::format("theta ({}×{}) must be {}×{} like x's rows", theta.rows, theta.cols, x.rows, n));
+  const NonFinite bad = find_non_finite(theta.data, theta.cols);
+  if (bad.count)
+    throw EstimatorError(fmt::format("theta row {} column {} is not finite ({})", bad.row, bad.col, bad.value));
+}
+
 Matrix repeat_rows(std::span<const double> p, std::size_t rows) {
   Matrix m(rows, p.size());
   for (std::size_t r = 0; r < rows; ++r)

@@ -94,5 +94,7 @@ bool constant_rows(const Matrix& m, std::vector<double>& value);
 /// A finite point of n values; throws naming `what`.
 std::vector<double> point(std::span<const double> p, std::size_t n, const char* what);
 Matrix repeat_rows(std::span<const double> p, std::size_t rows);
+/// log_density_rows' θ: x.rows × n finite values; throws naming the row and column.
+void check_theta_rows(const Matrix& x, const Matrix& theta, std::size_t n);
 
 }  // namespace lode::estimators

@@ -237,10 +237,11 @@ double learning_rate(const TrainerSettings& s, int e, int epochs) {
 }
 
 // The epochs of one or more problems taking turns (train_member: one), with the best
-// validation epoch's weights of `keep` restored at the end.
+// validation epoch's weights of `keep` restored at the end (best_of_all false: the last
+// epoch's kept, unless a loss turns non-finite).
 TrainReport run_epochs(torch::nn::Module& net, std::vector<Phase>& phases, const std::vector<Tensor>& keep,
                        const Split& split, const TrainerSettings& settings, int epochs, const Hooks& hooks,
-                       const std::string& phase_name) {
+                       const std::string& phase_name, bool best_of_all = true) {
   TrainReport rep;
   rep.train_rows = split.train.size();
   rep.validation_rows = split.validation.size();
@@ -273,7 +274,7 @@ TrainReport run_epochs(torch::nn::Module& net, std::vector<Phase>& phases, const
       break;
     }
     rep.final_train_loss = train;
-    const bool improved = val < best_loss;
+    const bool improved = !best_of_all || val < best_loss;
     if (improved) {
       best_loss = val;
       rep.best_epoch = e + 1;
@@ -324,7 +325,9 @@ TrainReport train_alternating(torch::nn::Module& net, const std::vector<Problem>
   phases.reserve(problems.size());
   for (std::size_t k = 0; k < problems.size(); ++k)
     phases.emplace_back(net, problems[k], settings, seed + 0x9E37 * k, split);
-  return run_epochs(net, phases, net.parameters(), split, settings, epochs, hooks, "alternating");
+  // Each problem's loss moves with the others' parameters (the density on a chart that the
+  // manifold phase keeps changing), so no epoch is best for all: the last one is kept.
+  return run_epochs(net, phases, net.parameters(), split, settings, epochs, hooks, "alternating", false);
 }
 
 std::vector<Member> train(const Problem& problem, const Split& split, const TrainerSettings& settings, int min_steps,

@@ -90,8 +90,9 @@ TrainReport train_member(torch::nn::Module& net, const Problem& problem, const S
 /// Trains one network by several problems in turn (a manifold flow's alternating M/D
 /// schedule): each of the `epochs` epochs is one pass of every problem, each with its own
 /// Adam over its own parameters (Problem::parameters) and batch order, under one
-/// learning-rate schedule. An epoch's validation loss is the last problem's; the best
-/// epoch's weights (all parameters) are kept.
+/// learning-rate schedule. An epoch's validation loss is the last problem's (reported), and
+/// the last epoch's weights are kept (each problem's loss moves with the others' parameters,
+/// so no epoch is best for all); a non-finite loss stops with the last good epoch's.
 TrainReport train_alternating(torch::nn::Module& net, const std::vector<Problem>& problems, const Split& split,
                               const TrainerSettings& settings, int epochs, std::uint64_t seed, const Hooks& hooks);
 

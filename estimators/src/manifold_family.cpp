@@ -159,12 +159,13 @@ class ManifoldModel final : public FamilyModel {
       }
     }
     // The density phase: h on the chart coordinates ũ of every row, computed before each
-    // epoch on the manifold as it then is.
+    // epoch on the manifold as it then is (sequential: once, the manifold no longer moves).
     Problem density;
     auto U = std::make_shared<Tensor>();
     density.parameters = [](torch::nn::Module& net) { return static_cast<ManifoldFlowImpl&>(net).density_parameters(); };
     auto Uf = std::make_shared<std::vector<float>>();  // U for the fused step
-    density.before_epoch = [X, U, Uf](torch::nn::Module& net) {
+    density.before_epoch = [X, U, Uf, schedule](torch::nn::Module& net) {
+      if (schedule == Schedule::sequential && U->defined()) return;  // the manifold is fixed: once
       torch::NoGradGuard no_grad;
       auto& mf = static_cast<ManifoldFlowImpl&>(net);
       *U = chunked(*X, [&](const Tensor& x) { return mf.encode(x); }).contiguous();

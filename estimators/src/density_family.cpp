@@ -286,6 +286,16 @@ class DensityModel final : public FamilyModel {
 
   PosteriorDraws sample_posterior(std::span<const double> xobs, const PosteriorSampling& s) const override;
 
+  // NPE: log q̂(θ_s|x) — the flow's inputs are θ, its context x.
+  std::vector<double> log_posterior(std::span<const double> xobs, const Matrix& theta) const override {
+    if (!posterior()) not_provided("log_posterior (log p(theta|x); it estimates p(x|theta))");
+    for (std::size_t i = 0; i < theta.data.size(); ++i)
+      if (!std::isfinite(theta.data[i]))
+        throw EstimatorError(fmt::format("theta row {} column {} is {}", i / n_theta, i % n_theta, theta.data[i]));
+    if (theta.rows == 0) return {};
+    return members_log_prob_mapped(theta, repeat_rows(std::vector<double>(xobs.begin(), xobs.end()), theta.rows));
+  }
+
   // NLE, SCANDAL: x ~ p̂(x|θ), each draw from a member chosen uniformly (in draw order).
   Matrix sample_x(std::span<const double> theta, std::size_t n, std::uint64_t seed) const override {
     if (posterior()) not_provided("sample_x (draws of x given theta; it estimates p(theta|x))");

@@ -242,6 +242,18 @@ std::vector<double> Estimator::log_density_rows(const Matrix& x, const Matrix& t
   return impl_->model->log_density_rows(x, theta);
 }
 
+std::vector<double> Estimator::log_posterior(std::span<const double> x, const Matrix& theta) const {
+  if (x.size() != n_x())
+    throw EstimatorError(fmt::format("the observed row has {} values, the estimator was trained on {} observables",
+                                     x.size(), n_x()));
+  if (theta.cols != n_theta())
+    throw EstimatorError(fmt::format("theta has {} columns, the estimator has {} parameters", theta.cols, n_theta()));
+  Matrix row(1, x.size());
+  row.data.assign(x.begin(), x.end());
+  check_x(row, n_x());
+  return impl_->model->log_posterior(x, theta);
+}
+
 PosteriorDraws Estimator::sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const {
   if (x.size() != n_x())
     throw EstimatorError(fmt::format("the observed row has {} values, the estimator was trained on {} observables",

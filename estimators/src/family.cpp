@@ -59,6 +59,9 @@ std::vector<double> FamilyModel::log_density_rows(const Matrix&, const Matrix&) 
 PosteriorDraws FamilyModel::sample_posterior(std::span<const double>, const PosteriorSampling&) const {
   not_provided("sample_posterior");
 }
+std::vector<double> FamilyModel::log_posterior(std::span<const double>, const Matrix&) const {
+  not_provided("log_posterior");
+}
 Matrix FamilyModel::sample_x(std::span<const double>, std::size_t, std::uint64_t) const {
   not_provided("sample_x (draws of x given theta)");
 }

@@ -60,6 +60,7 @@ class FamilyModel {
   virtual std::vector<double> log_density(const Matrix& x, std::span<const double> theta) const;
   virtual std::vector<double> log_density_rows(const Matrix& x, const Matrix& theta) const;
   virtual PosteriorDraws sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const;
+  virtual std::vector<double> log_posterior(std::span<const double> x, const Matrix& theta) const;
   virtual Matrix sample_x(std::span<const double> theta, std::size_t n, std::uint64_t seed) const;
   virtual Matrix project(const Matrix& x) const;
 

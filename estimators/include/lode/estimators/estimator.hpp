@@ -353,6 +353,11 @@ class Estimator {
   /// NPE: S draws of θ ~ p̂(θ|x) for one observed x (n_x values). Throws EstimatorError
   /// saying what to do when too few fall inside the support in time.
   PosteriorDraws sample_posterior(std::span<const double> x, const PosteriorSampling& sampling) const;
+  /// NPE: log q̂(θ_s|x) for one observed x (n_x values) at each row θ_s of `theta` (n_θ
+  /// columns), in one network pass (ensembles: log of the members' mean density). The
+  /// flow's density, not renormalized to the prior's support (SBC's coverage needs only its
+  /// ordering within one x).
+  std::vector<double> log_posterior(std::span<const double> x, const Matrix& theta) const;
   /// NLE, SCANDAL and the manifold flows: n draws of x ~ p̂(x|θ) (n × n_x), reproducible
   /// from `seed` (ensembles: each draw from a member chosen uniformly).
   Matrix sample_x(std::span<const double> theta, std::size_t n, std::uint64_t seed) const;

@@ -72,16 +72,13 @@ ManifoldFlowImpl::ManifoldFlowImpl(const MflowSettings& s) : settings(s) {
     torch::manual_seed(s.seed + 2);
     x_shift = register_buffer("x_shift", torch::zeros({1, s.data_dim}));
     x_scale = register_buffer("x_scale", torch::ones({1, s.data_dim}));
-    encoder = register_module(
-        "encoder", torch::nn::Sequential(torch::nn::Linear(s.data_dim, s.hidden), torch::nn::ReLU(),
-                                         torch::nn::Linear(s.hidden, s.hidden), torch::nn::ReLU(),
-                                         torch::nn::Linear(s.hidden, s.latent_dim)));
+    encoder = register_module("encoder", fl::ResidualNet(s.data_dim, s.latent_dim, s.hidden, 0, s.encoder_blocks));
   }
 }
 
 Tensor ManifoldFlowImpl::encode(const Tensor& x) {
   if (settings.kind == Kind::af) throw EstimatorError("manifold flow (af): the ambient flow has no chart");
-  if (settings.kind == Kind::meflow) return encoder->forward(x * x_scale + x_shift);
+  if (settings.kind == Kind::meflow) return encoder->forward(x * x_scale + x_shift, Tensor{});
   return outer->forward(x, {}).outputs.narrow(1, 0, settings.latent_dim);
 }
 

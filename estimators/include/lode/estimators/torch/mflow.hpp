@@ -41,6 +41,7 @@ struct MflowSettings {
   int inner_transforms = 5;      ///< h's
   int hidden = 100;              ///< residual conditioner width
   int blocks = 2;                ///< residual blocks per conditioner
+  int encoder_blocks = 5;        ///< Mₑ-flow: residual blocks of the encoder (width `hidden`), as the reference's
   int bins = 10;
   double tail_bound = 3;
   double pie_epsilon = 0.01;     ///< PIE: s.d. of the dropped components
@@ -79,7 +80,7 @@ struct ManifoldFlowImpl : torch::nn::Module {
   flows::Flow outer{nullptr};    ///< f (PIE, M-flow, Mₑ-flow)
   flows::Flow inner{nullptr};    ///< h, conditioned on θ (PIE, M-flow, Mₑ-flow)
   flows::Flow ambient{nullptr};  ///< AF's flow on ℝᵈ, conditioned on θ
-  torch::nn::Sequential encoder{nullptr};  ///< e (Mₑ-flow), on standardized x
+  flows::ResidualNet encoder{nullptr};     ///< e (Mₑ-flow), on standardized x
   torch::Tensor x_shift, x_scale;          ///< the encoder's input standardization (buffers)
 };
 TORCH_MODULE(ManifoldFlow);

@@ -15,6 +15,7 @@ const ForwardedCommand kForwardedCommands[] = {
     {"infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets"},
     {"posterior", "Draw theta from its posterior given observed events (MCMC), with R-hat and ESS"},
     {"sample", "Generate x ~ p(x|theta) from a trained nle, scandal or manifold-flow estimator"},
+    {"fisher", "Fisher information at theta (joint, histogram, SALLY or exact), its uncertainty, Cramer-Rao bound"},
 };
 const std::size_t kForwardedCommandCount = sizeof(kForwardedCommands) / sizeof(kForwardedCommands[0]);
 

@@ -132,6 +132,10 @@ int fisher(const FisherOptions& o) {
     throw UsageError(methods == 0 ? "give one of --joint, --histogram OBSERVABLE, --sally DIR, --exact"
                                   : "--joint, --histogram, --sally and --exact exclude each other: give one");
   const Model& model = open_model(o.model);
+  if (o.exact && !model.exact_log_likelihood)
+    throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood (lode models shows which do); use "
+                                 "--histogram or --sally",
+                                 model.name));
   if (o.theta.empty()) throw UsageError("--theta: required (the point where the information is computed)");
   const std::vector<double> theta = parse_point(model, "--theta", o.theta);
   const std::uint64_t n = parse_count("-n", o.events_n, /*positive=*/true);
@@ -222,10 +226,6 @@ int fisher(const FisherOptions& o) {
     }
   } else {
     // x simulated at θ without gold.
-    if (o.exact && !model.exact_log_likelihood)
-      throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood (lode models shows which do); use "
-                                   "--histogram or --sally",
-                                   model.name));
     std::optional<est::Estimator> estimator;
     if (!o.sally.empty()) {
       try {

@@ -16,6 +16,7 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -322,7 +323,7 @@ int fisher(const FisherOptions& o) {
   }
   if (!singular.empty()) throw Error(singular);
   if (!o.plot.empty()) {
-    const std::string title = fmt::format("lode fisher ({}): {} at ({}), {} event{}; d^2 = dtheta^T I dtheta (local)",
+    const std::string title = fmt::format("lode fisher ({}): {} at {}, {} event{}; d^2 = dtheta^T I dtheta (local)",
                                           method, model.name, format_point(theta), format_short(events),
                                           events == 1 ? "" : "s");
     try {

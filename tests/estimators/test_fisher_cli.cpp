@@ -129,7 +129,10 @@ TEST_CASE("lode fisher: ellipses as a PNG for 2 parameters", "[fisher]") {
   const Result r = run_lode({"fisher", "gaussian_mixture", "--theta", "0.5,-0.5", "--exact", "-n", "2000", "--plot",
                              png});
   INFO("stderr: " << r.err);
-  if (r.status != 0 && r.err.find("gnuplot") != std::string::npos) SKIP("gnuplot is not installed");
+  if (r.status != 0 && r.err.find("gnuplot was not found") != std::string::npos) {
+    WARN("gnuplot is not installed: the plot is not checked");
+    return;
+  }
   REQUIRE(r.status == 0);
   CHECK(read_text(png).substr(1, 3) == "PNG");
 }

@@ -179,6 +179,10 @@ int fisher(const FisherOptions& o) {
       if (binning.bootstrap < 2) throw UsageError("--bootstrap: at least 2 replicates");
       if (!o.edges.empty()) {
         binning.edges = parse_numbers("--edges", o.edges);
+        for (std::size_t e = 1; e < binning.edges.size(); ++e)  // checked before any simulation
+          if (!(binning.edges[e] > binning.edges[e - 1]))
+            throw UsageError(fmt::format("--edges '{}': edges must increase (edge {} is {}, after {})", o.edges, e,
+                                         format_short(binning.edges[e]), format_short(binning.edges[e - 1])));
       } else if (o.bins == "discrete") {
         binning.discrete = true;
       } else if (!o.bins.empty()) {

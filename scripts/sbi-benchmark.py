@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The SBI-benchmark study of issue 15: C2ST of lode's NPE, NLE and SCANDAL posteriors against references.
+"""The SBI-benchmark study of issues 15 and 17: C2ST of lode's NPE, NLE, SCANDAL and rejection-ABC posteriors against references.
 
     /usr/bin/python3 scripts/sbi-benchmark.py RESULTS_DIR [--tasks T,..] [--budgets N,..] [--methods M,..]
                                               [--obs I,..|A-B] [--lode PATH] [--dry-run] [--summary]
@@ -15,6 +15,14 @@ recorded). Per task x budget, once: the training data (`lode mine --for density`
 defaults (the sbi package's; docs/density.md); NPE and NLE are amortized, so one network serves all
 observations. Per cell: 10,000 posterior draws (`lode posterior --model`), C2ST against the reference
 (scripts/c2st.py, the sbibm metric) and a line appended to RESULTS_DIR/results.csv.
+
+Method abc (rejection ABC, the baseline; issue 17): no training. At budget n, `lode abc` draws n simulations
+from the prior and accepts the 100 closest to the observation (quantile 100/n; sbibm's REJ-ABC default
+num_top_samples = 100), then the driver draws the 10,000 samples the C2ST compares from a Gaussian kernel density
+estimate of those 100 (sbibm resamples a KDE of its accepted samples to 10,000 as well): each draw is an accepted
+theta chosen uniformly plus N(0, h^2 S), S the accepted samples' covariance and h = 100^(-1/(d+4)) (Scott's
+rule), numpy seed 2000 + observation. The KDE is not truncated to the prior's support. The simulations of budget
+n use seed DATA_SEED[n] (the same stream as the learned methods' training data).
 
 At the end (or alone with --summary) it prints the mean C2ST over observations per task x method x budget
 beside the sbibm published means, as a Markdown table. Every command run is appended to
@@ -51,7 +59,9 @@ TASKS = ["gaussian_linear", "two_moons", "slcp", "gaussian_mixture", "bernoulli_
 # Models without gold (lode models, column "gold"): no SCANDAL, training data mined --for plain.
 NO_GOLD = {"two_moons"}
 BUDGETS = [1000, 10000, 100000]
-METHODS = ["npe", "nle", "scandal"]
+METHODS = ["npe", "nle", "scandal", "abc"]
+# Rejection ABC: accepted draws per cell (sbibm's num_top_samples), resampled by a KDE to N_DRAWS (docstring).
+ABC_TOP = 100
 N_OBS = 10
 
 # sbibm's published mean C2ST (Lueckmann et al. 2021), as quoted in issue 15: (NPE, NLE) at 10^3, 10^4, 10^5.
@@ -274,13 +284,21 @@ class Study:
             self.log(f"{task} {method} {budget} obs {k}: failed before, skipped (--retry-failed): {msg.splitlines()[0]}")
             return
         ref_dir, ref = self.reference(task, k)
-        train_dir, tr = self.train(task, budget, method)
         obs = os.path.join(self.root, task, "observations", f"x{k}.npy")
+        if method == "abc":
+            tr = {"seconds": 0.0}
+        else:
+            train_dir, tr = self.train(task, budget, method)
         self.fresh(d)
         out = os.path.join(d, "samples.npy")
-        cmd = [self.lode, "posterior", "--model", os.path.join(train_dir, "model"), "--observed", obs, "-n",
-               str(N_DRAWS), "--out", out, "--seed", str(1 + k)]
-        if method != "npe":
+        if method == "abc":
+            accepted = os.path.join(d, "accepted.npy")
+            cmd = [self.lode, "abc", task, "--observed", obs, "-n", str(budget), "--quantile",
+                   repr(ABC_TOP / budget), "--seed", str(DATA_SEED[budget]), "--out", accepted, "--json"]
+        else:
+            cmd = [self.lode, "posterior", "--model", os.path.join(train_dir, "model"), "--observed", obs, "-n",
+                   str(N_DRAWS), "--out", out, "--seed", str(1 + k)]
+        if method not in ("npe", "abc"):
             cmd += ["--threads", "1"] + shlex.split(self.a.mcmc_args)
         log = os.path.join(d, "log.txt")
 
@@ -292,13 +310,15 @@ class Study:
             self.log(f"{task} {method} {budget} obs {k}: FAILED: {e}")
 
         try:
-            status, seconds, text = self.run(cmd, log, ok=(0, 1))
+            status, seconds, text = self.run(cmd, log, ok=(0,) if method == "abc" else (0, 1))
             if status != 0 and (method == "npe" or not os.path.exists(out)):
                 raise Failed(f"exit {status}: {text.strip().splitlines()[-1:] if text.strip() else ''}")
         except Failed as e:
             failed(e)
             return
-        rhat, ess = parse_diagnostics(text) if method != "npe" else (None, None)
+        if method == "abc" and not self.a.dry_run:
+            kde_resample(np.load(accepted), N_DRAWS, 2000 + k, out)
+        rhat, ess = parse_diagnostics(text) if method not in ("npe", "abc") else (None, None)
         notes = [] if status == 0 else ["not mixed (R-hat > 1.1)"]
         if method == "npe":
             acc = parse_acceptance(text)
@@ -371,6 +391,21 @@ class Study:
             self.log(f"waiting for {sum(not f.done() for f in self.pending)} C2ST runs")
             for f in self.pending:
                 f.result()
+
+
+def kde_resample(accepted, n, seed, out):
+    """n draws from a Gaussian KDE of the accepted samples (k, d): a uniformly chosen sample plus N(0, h^2 S), S their
+    covariance (ddof 1), h = k^(-1/(d+4)) (Scott's rule); saved to out (float64)."""
+    k, d = accepted.shape
+    if k < 2:
+        raise Failed(f"rejection ABC accepted {k} sample(s): a KDE needs at least 2")
+    h = k ** (-1.0 / (d + 4))
+    cov = np.atleast_2d(np.cov(accepted, rowvar=False)) * h * h
+    rng = np.random.default_rng(seed)
+    draws = accepted[rng.integers(0, k, n)] + rng.multivariate_normal(np.zeros(d), cov, n, method="svd")
+    tmp = out + ".tmp.npy"
+    np.save(tmp, draws.astype(np.float64))
+    os.replace(tmp, out)
 
 
 def parse_diagnostics(text):
@@ -455,7 +490,7 @@ def summary(root):
             row = []
             for i, b in enumerate(BUDGETS):
                 npe, nle = SBIBM[task][0][i], SBIBM[task][1][i]
-                bar = nle if method == "scandal" else min(npe, nle)
+                bar = nle if method == "scandal" else min(npe, nle)  # abc: the learned methods' bar
                 v = cells.get((task, method, b))
                 if not v:
                     row.append(f"– (sbibm {fmt_sbibm(task, method, i)})")
@@ -472,22 +507,28 @@ def summary(root):
     for task in TASKS:
         row = []
         for i, b in enumerate(BUDGETS):
-            means = {m: np.mean(cells[(task, m, b)]) for m in METHODS if (task, m, b) in cells}
+            means = {m: np.mean(cells[(task, m, b)]) for m in METHODS if (task, m, b) in cells and m != "abc"}
+            abc = np.mean(cells[(task, "abc", b)]) if (task, "abc", b) in cells else None
             bar = min(SBIBM[task][0][i], SBIBM[task][1][i])
             if not means:
                 row.append(f"– (bar {bar:.2f})")
                 continue
             best = min(means, key=means.get)
-            row.append(f"{best} **{means[best]:.2f}**{'' if means[best] <= bar else ' ✗'} (bar {bar:.2f})")
+            beaten = "" if abc is None else (f" · abc {abc:.2f}" + ("" if max(means.values()) < abc else
+                                                                  " (not beaten by all ✗)"))
+            row.append(f"{best} **{means[best]:.2f}**{'' if means[best] <= bar else ' ✗'} (bar {bar:.2f}){beaten}")
         if any(not r.startswith("–") for r in row):
             lines.append(f"| {task} | " + " | ".join(row) + " |")
-    lines += ["", "lode's best method (lowest mean C2ST over the observations done) against the issue's bar: the better "
-              "of sbibm's NPE and NLE means."]
+    lines += ["", "lode's best learned method (lowest mean C2ST over the observations done) against the issue's bar: "
+              "the better of sbibm's NPE and NLE means; abc: rejection ABC's mean C2ST, which every learned method run "
+              "must beat (✗ when one does not)."]
     return "\n".join(lines)
 
 
 def fmt_sbibm(task, method, i):
     npe, nle = SBIBM[task][0][i], SBIBM[task][1][i]
+    if method == "abc":
+        return f"NPE {npe:.2f} / NLE {nle:.2f}"
     return f"{npe:.2f}" if method == "npe" else f"{nle:.2f}"
 
 
@@ -528,7 +569,7 @@ def main():
     p.add_argument("--budgets", default=env("SBI_BUDGETS", ",".join(map(str, BUDGETS))),
                    help="simulations, comma-separated (default: 1000,10000,100000)")
     p.add_argument("--methods", default=env("SBI_METHODS", ",".join(METHODS)),
-                   help="npe,nle,scandal (default: all; scandal only where the model has gold)")
+                   help="npe,nle,scandal,abc (default: all; scandal only where the model has gold; abc: rejection ABC)")
     p.add_argument("--obs", default=env("SBI_OBS", f"0-{N_OBS - 1}"), help="observation indices, e.g. 0-2 or 0,4")
     p.add_argument("--lode", default=env("LODE", os.path.join(REPO, "build", "tools", "lode")),
                    help="the lode executable (default: $LODE or build/tools/lode of this checkout)")

@@ -16,6 +16,7 @@ const ForwardedCommand kForwardedCommands[] = {
     {"posterior", "Draw theta from its posterior given observed events (MCMC), with R-hat and ESS"},
     {"sample", "Generate x ~ p(x|theta) from a trained nle, scandal or manifold-flow estimator"},
     {"sbc", "Check that a posterior is calibrated: simulation-based calibration and expected coverage"},
+    {"fisher", "Fisher information at theta (joint, histogram, SALLY or exact), its uncertainty, Cramer-Rao bound"},
 };
 const std::size_t kForwardedCommandCount = sizeof(kForwardedCommands) / sizeof(kForwardedCommands[0]);
 

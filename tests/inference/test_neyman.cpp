@@ -269,6 +269,11 @@ TEST_CASE("Calibration histograms: a discrete output gets one bin per value", "[
   CHECK(h.log_ratio(3.0, 0.5) == Approx(std::log(3.5 / 8.0) - std::log(0.5 / 7.0)));
   CHECK(h.bin(-10) == 0);
   CHECK(h.bin(10) == 3);
+  // Values within 1e-6 (relative) are one value: a float32 network's output for the same x
+  // differs in the last bits between batches, and must not split the histograms.
+  const CalibrationHistogram n = calibration_histogram(std::vector<double>{1, 1 + 1e-9, 2}, std::vector<double>{1 - 1e-9, 2}, 10);
+  CHECK(n.counts_theta == std::vector<double>{2, 1});
+  CHECK(n.counts_theta1 == std::vector<double>{1, 1});
   // Galton: calibrating the exact log r itself changes nothing beyond the histograms'
   // noise: MSE of the calibrated exact ratio against the exact one is small.
   const lode::Model& m = galton();

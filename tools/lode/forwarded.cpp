@@ -13,6 +13,9 @@ const ForwardedCommand kForwardedCommands[] = {
     {"train", "Train a ratio or score estimator on a mined dataset"},
     {"evaluate", "Evaluate a trained estimator: log r(x|theta0,theta1) or the score, per row of x"},
     {"infer", "Infer theta from observed events: q(theta) on a grid, MLE, 68%/95% confidence sets"},
+    {"neyman", "Confidence sets by Neyman construction with toys, beside Wilks' sets"},
+    {"limits", "Expected confidence sets under a hypothesised theta (Asimov data set and toys)"},
+    {"calibrate", "Histogram calibration of a ratio estimator's log r, for infer/neyman/limits"},
     {"posterior", "Draw theta from its posterior given observed events (MCMC), with R-hat and ESS"},
     {"sample", "Generate x ~ p(x|theta) from a trained nle, scandal or manifold-flow estimator"},
 };

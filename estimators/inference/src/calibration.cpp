@@ -53,20 +53,26 @@ CalibrationHistogram calibration_histogram(std::span<const double> s0, std::span
   for (const double v : pooled)
     if (!std::isfinite(v)) throw InferenceError(fmt::format("a calibration value is {}", value_text(v)));
   std::sort(pooled.begin(), pooled.end());
-  std::vector<double> distinct = pooled;
-  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  // Values closer than this are one value: a network's float32 output for the same x can
+  // differ in the last bits between batches.
+  const auto same = [](double a, double b) { return b - a <= 1e-6 * std::max(1.0, std::abs(b)); };
+  std::vector<double> distinct{pooled.front()};
+  for (const double v : pooled)
+    if (!same(distinct.back(), v)) distinct.push_back(v);
   CalibrationHistogram h;
   h.edges.push_back(pooled.front());
   if (distinct.size() == 1) {
-    h.edges.push_back(pooled.front());  // one bin
+    h.edges.push_back(pooled.back());  // one bin
   } else if (distinct.size() <= bins) {
-    for (std::size_t i = 0; i + 1 < distinct.size(); ++i) h.edges.push_back(0.5 * (distinct[i] + distinct[i + 1]));
-    h.edges.push_back(distinct.back());
+    // Half-way between the largest value of one cluster and the next cluster.
+    for (std::size_t i = 1; i < pooled.size(); ++i)
+      if (!same(pooled[i - 1], pooled[i])) h.edges.push_back(0.5 * (pooled[i - 1] + pooled[i]));
+    h.edges.push_back(pooled.back());
   } else {
     const std::size_t n = pooled.size();
     for (std::size_t b = 1; b < bins; ++b) {
       std::size_t i = b * n / bins;  // the edge lies between pooled[i − 1] and pooled[i]
-      while (i < n && pooled[i] == pooled[i - 1]) ++i;
+      while (i < n && same(pooled[i - 1], pooled[i])) ++i;
       if (i >= n) break;
       const double e = 0.5 * (pooled[i - 1] + pooled[i]);
       if (e > h.edges.back()) h.edges.push_back(e);
@@ -112,9 +118,15 @@ Calibration build_calibration(const Grid& grid, std::string grid_spec, const Eve
     const std::vector<double> theta = grid.point(j);
     const std::vector<double> x0 =
         simulate_replacing_failures(simulate, theta, o.events, raw.n_x, o.seed, j, o.max_failed_fraction, failed);
-    const std::vector<double> s0 = evaluate(raw, x0, theta, fmt::format("the events simulated at {}", format_point(theta)));
-    const std::vector<double> s1 = evaluate(raw, x1, theta, fmt::format("the events simulated at theta1 = {}", format_point(theta1)));
-    c.points.push_back(calibration_histogram(s0, s1, o.bins));
+    // Both samples in one evaluation: the same x gets the same ŝ (identical rows merged).
+    std::vector<double> both(x0);
+    both.insert(both.end(), x1.begin(), x1.end());
+    const std::vector<double> s = evaluate(
+        raw, both, theta,
+        fmt::format("the events simulated at {} and at theta1 = {}", format_point(theta), format_point(theta1)));
+    const std::size_t n0 = x0.size() / raw.n_x;
+    c.points.push_back(calibration_histogram(std::span<const double>(s).first(n0), std::span<const double>(s).subspan(n0),
+                                             o.bins));
     if (o.progress) o.progress(j + 1, G);
   }
   return c;

@@ -40,9 +40,10 @@ struct CalibrationHistogram {
   double log_ratio(double s, double pseudo_count) const;
 };
 
-/// The binning: when the pooled values take at most `bins` distinct values, one bin per
-/// value (edges half-way between neighbouring values: a discrete ŝ such as galton's is
-/// histogrammed exactly); otherwise `bins` bins of (about) equal pooled population, edges
+/// The binning: when the pooled values take at most `bins` distinct values (values within
+/// 10⁻⁶ relative of each other count as one: float32 networks give the same x slightly
+/// different outputs in different batches), one bin per value (edges half-way between
+/// neighbouring values: a discrete ŝ such as galton's is histogrammed exactly); otherwise `bins` bins of (about) equal pooled population, edges
 /// half-way between neighbouring sorted values (fewer bins where ties straddle an edge).
 /// Throws InferenceError for bins < 2, no values or a non-finite value.
 CalibrationHistogram calibration_histogram(std::span<const double> s_theta, std::span<const double> s_theta1,

@@ -158,6 +158,45 @@ inference::BatchLogLikelihood density_batch_log_likelihood(const Estimator& esti
   return batch_of(density_source(estimator, std::move(observed), std::move(label)));
 }
 
+namespace {
+inference::EventLikelihood event_of(std::shared_ptr<const Source> s) {
+  inference::EventLikelihood f;
+  f.n_x = s->estimator->n_x();
+  f.n_theta = s->estimator->n_theta();
+  f.label = fmt::format("estimator '{}'", s->label);
+  f.values = [s](std::span<const double> xs, std::span<const double> theta, std::span<double> out) {
+    const std::size_t n_x = s->estimator->n_x();
+    Matrix x(out.size(), n_x);
+    std::copy(xs.begin(), xs.end(), x.data.begin());
+    std::vector<double> v;
+    try {
+      v = s->ratio ? s->estimator->log_ratio(x, theta, s->theta1) : s->estimator->log_density(x, theta);
+    } catch (const EstimatorError& err) {
+      throw inference::LikelihoodError(
+          fmt::format("estimator '{}' at theta = {}: {}", s->label, inference::format_point(theta), err.what()));
+    }
+    if (v.size() != out.size())
+      throw inference::LikelihoodError(
+          fmt::format("estimator '{}' returned {} values for {} rows", s->label, v.size(), out.size()));
+    std::copy(v.begin(), v.end(), out.begin());
+  };
+  return f;
+}
+}  // namespace
+
+inference::EventLikelihood ratio_event_log_likelihood(const Estimator& estimator, std::vector<double> theta1,
+                                                      std::string label) {
+  inference::Observed none;
+  none.cols = estimator.n_x();
+  return event_of(ratio_source(estimator, std::move(none), std::move(theta1), std::move(label)));
+}
+
+inference::EventLikelihood density_event_log_likelihood(const Estimator& estimator, std::string label) {
+  inference::Observed none;
+  none.cols = estimator.n_x();
+  return event_of(density_source(estimator, std::move(none), std::move(label)));
+}
+
 std::vector<double> choose_theta1(const Estimator& e, const std::string& text, const std::string& label) {
   const std::vector<double> fixed = e.fixed_theta1();
   const std::size_t n = e.n_theta();

@@ -1,5 +1,5 @@
 // lode infer (--model MODEL_DIR | --exact MODEL) --observed FILE.npy --grid LO..HI:N[,...]
-//            [--theta1 POINT] [--json] [--plot FILE.png] [--out FILE.json]
+//            [--theta1 POINT] [--calibration CAL.json] [--json] [--plot FILE.png] [--out FILE.json]
 //
 // Inference from a set of observed events (SPEC §6): on every point θ of the grid,
 // L(θ) = Σ_i log r̂(x_i|θ,θ1) with a trained ratio estimator or Σ_i log p̂(x_i|θ) with a
@@ -25,6 +25,7 @@
 #include "command.hpp"
 #include "common.hpp"
 #include "observed.hpp"
+#include "toys.hpp"
 #include "gnuplot.hpp"
 #include "lode/atomic_file.hpp"
 #include "lode/error.hpp"
@@ -44,7 +45,7 @@ namespace inf = lode::inference;
 using Json = nlohmann::ordered_json;
 
 struct InferOptions {
-  std::string model_dir, exact, observed, grid, theta1, plot, out, threads = "1";
+  std::string model_dir, exact, observed, grid, theta1, calibration, plot, out, threads = "1";
   bool json = false;
 };
 
@@ -140,6 +141,7 @@ int infer(const InferOptions& o) {
 
   if (!o.exact.empty()) {
     if (!o.theta1.empty()) throw UsageError("--theta1: only used with --model (the exact likelihood needs no reference)");
+    if (!o.calibration.empty()) throw UsageError("--calibration: only used with --model (a ratio estimator)");
     const Model& model = open_model(o.exact);
     if (!model.exact_log_likelihood)
       throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood (lode models shows which do)",
@@ -176,6 +178,9 @@ int infer(const InferOptions& o) {
       if (!o.theta1.empty())
         throw UsageError(fmt::format("--theta1: a {} estimator gives log p(x|theta), not a ratio; it needs no reference "
                                      "point", method));
+      if (!o.calibration.empty())
+        throw UsageError(fmt::format("--calibration: calibrates ratio estimators; '{}' is a {} estimator", o.model_dir,
+                                     method));
       obs = read_observed(o.observed, e.n_x(), who, e.names());
       what = fmt::format("estimator {} ({}), L = {}", o.model_dir, method, est::kDensityQuantity);
       source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}};
@@ -192,6 +197,20 @@ int infer(const InferOptions& o) {
       source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}, {"theta1", theta1}};
       log_likelihood = est::ratio_log_likelihood(e, obs, theta1, o.model_dir);
       quantity = inf::kRatioQuantity;
+      if (!o.calibration.empty()) {  // the calibrated log r of lode calibrate (lode/inference/calibration.hpp)
+        auto cal = std::make_shared<inf::Calibration>(read_calibration(o.calibration));
+        if (cal->grid.dim() != e.n_theta())
+          throw UsageError(fmt::format("--calibration '{}': {} parameters, estimator '{}' {}", o.calibration,
+                                       cal->grid.dim(), o.model_dir, e.n_theta()));
+        for (std::size_t d = 0; d < theta1.size(); ++d)
+          if (std::abs(cal->theta1[d] - theta1[d]) > 1e-9 * std::max(1.0, std::abs(theta1[d])))
+            throw UsageError(fmt::format("--calibration '{}': made for theta1 = {}, but L uses theta1 = {}",
+                                         o.calibration, format_point(cal->theta1), format_point(theta1)));
+        log_likelihood = inf::sum_log_likelihood(
+            inf::calibrated_log_ratio(cal, est::ratio_event_log_likelihood(e, theta1, o.model_dir)), obs);
+        source["calibration"] = o.calibration;
+        what += fmt::format(", calibrated by {}", o.calibration);
+      }
     }
   }
 
@@ -254,6 +273,8 @@ void add_infer(Application& app) {
               /*required=*/true)
       .option("--theta1", o->theta1, "V[,V...]",
               "--model: the reference point theta1 (default: the estimator's fixed theta1)")
+      .option("--calibration", o->calibration, "CAL.json",
+              "--model (ratio estimators): use the calibrated log r of this file of lode calibrate")
       .flag("--json", o->json, "Print one JSON object (grid, q, log_likelihood, mle, intervals, sets, thresholds, ...)")
       .option("--plot", o->plot, "FILE.png", "Write q(theta) (1-D curve with thresholds, 2-D map with contours) as a PNG via gnuplot")
       .option("--out", o->out, "FILE.json", "Also write the JSON object to FILE.json (tmp + rename)")

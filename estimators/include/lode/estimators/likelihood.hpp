@@ -14,6 +14,7 @@
 
 #include "lode/estimators/estimator.hpp"
 #include "lode/inference/likelihood.hpp"
+#include "lode/inference/neyman.hpp"
 
 namespace lode::estimators {
 
@@ -44,6 +45,16 @@ inference::BatchLogLikelihood ratio_batch_log_likelihood(const Estimator& estima
                                                          std::vector<double> theta1, std::string label);
 inference::BatchLogLikelihood density_batch_log_likelihood(const Estimator& estimator, inference::Observed observed,
                                                            std::string label);
+
+/// Per event: log r̂(x_i|θ,θ1) of a ratio estimator, or log p̂(x_i|θ) of a density estimator
+/// of the likelihood, as lode::inference's EventLikelihood (Neyman construction, expected
+/// limits, calibration): one network pass per θ over the rows given. Not thread-safe (the
+/// network passes use LibTorch's threads). `estimator` must outlive the result. The same
+/// errors as above when made; the callable throws inference::LikelihoodError naming the
+/// estimator and θ when evaluation fails.
+inference::EventLikelihood ratio_event_log_likelihood(const Estimator& estimator, std::vector<double> theta1,
+                                                      std::string label);
+inference::EventLikelihood density_event_log_likelihood(const Estimator& estimator, std::string label);
 
 /// What L(θ) of a density estimator is ("sum_i log p̂(x_i|theta)").
 inline constexpr const char* kDensityQuantity = "sum_i log p_hat(x_i|theta)";

@@ -338,48 +338,6 @@ NeymanBelt neyman_belt(const Grid& grid, const EventLikelihood& f, const ToySimu
   return b;
 }
 
-ConfidenceSet set_from_margin(const Grid& grid, double level, std::span<const double> d) {
-  ConfidenceSet set;
-  set.level = level;
-  set.threshold = std::numeric_limits<double>::quiet_NaN();
-  set.box_lo.assign(grid.dim(), kInf);
-  set.box_hi.assign(grid.dim(), -kInf);
-  for (std::size_t k = 0; k < grid.size(); ++k) {
-    if (!(d[k] <= 0)) continue;
-    set.points.push_back(k);
-    const std::vector<double> theta = grid.point(k);
-    for (std::size_t a = 0; a < grid.dim(); ++a) {
-      set.box_lo[a] = std::min(set.box_lo[a], theta[a]);
-      set.box_hi[a] = std::max(set.box_hi[a], theta[a]);
-    }
-    set.touches_edge = set.touches_edge || grid.on_edge(k);
-  }
-  if (grid.dim() == 1) {
-    const GridAxis& a = grid.axes[0];
-    auto crossing = [&](std::size_t in, std::size_t out) {
-      if (!std::isfinite(d[out])) return a.at(in);
-      const double frac = -d[in] / (d[out] - d[in]);  // in [0, 1)
-      return a.at(in) + frac * (a.at(out) - a.at(in));
-    };
-    for (std::size_t i = 0; i < a.n;) {
-      if (!(d[i] <= 0)) {
-        ++i;
-        continue;
-      }
-      std::size_t j = i;
-      while (j + 1 < a.n && d[j + 1] <= 0) ++j;
-      Interval iv;
-      iv.lo_at_edge = i == 0;
-      iv.hi_at_edge = j + 1 == a.n;
-      iv.lo = iv.lo_at_edge ? a.lo : crossing(i, i - 1);
-      iv.hi = iv.hi_at_edge ? a.hi : crossing(j, j + 1);
-      set.intervals.push_back(iv);
-      i = j + 1;
-    }
-  }
-  return set;
-}
-
 NeymanResult neyman_sets(const NeymanBelt& belt, std::vector<double> log_likelihood) {
   NeymanResult r;
   r.scan = analyse(belt.grid, std::move(log_likelihood), belt.levels);

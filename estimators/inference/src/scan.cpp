@@ -38,6 +38,48 @@ double parabola_vertex(double x0, double h, double y0, double y1, double y2) noe
   return x0 + h + 0.5 * h * (y0 - y2) / curvature;
 }
 
+ConfidenceSet set_from_margin(const Grid& grid, double level, std::span<const double> d) {
+  ConfidenceSet set;
+  set.level = level;
+  set.threshold = std::numeric_limits<double>::quiet_NaN();
+  set.box_lo.assign(grid.dim(), std::numeric_limits<double>::infinity());
+  set.box_hi.assign(grid.dim(), -std::numeric_limits<double>::infinity());
+  for (std::size_t k = 0; k < grid.size(); ++k) {
+    if (!(d[k] <= 0)) continue;
+    set.points.push_back(k);
+    const std::vector<double> theta = grid.point(k);
+    for (std::size_t a = 0; a < grid.dim(); ++a) {
+      set.box_lo[a] = std::min(set.box_lo[a], theta[a]);
+      set.box_hi[a] = std::max(set.box_hi[a], theta[a]);
+    }
+    set.touches_edge = set.touches_edge || grid.on_edge(k);
+  }
+  if (grid.dim() == 1) {
+    const GridAxis& a = grid.axes[0];
+    auto crossing = [&](std::size_t in, std::size_t out) {
+      if (!std::isfinite(d[out])) return a.at(in);
+      const double frac = -d[in] / (d[out] - d[in]);  // in [0, 1)
+      return a.at(in) + frac * (a.at(out) - a.at(in));
+    };
+    for (std::size_t i = 0; i < a.n;) {
+      if (!(d[i] <= 0)) {
+        ++i;
+        continue;
+      }
+      std::size_t j = i;
+      while (j + 1 < a.n && d[j + 1] <= 0) ++j;
+      Interval iv;
+      iv.lo_at_edge = i == 0;
+      iv.hi_at_edge = j + 1 == a.n;
+      iv.lo = iv.lo_at_edge ? a.lo : crossing(i, i - 1);
+      iv.hi = iv.hi_at_edge ? a.hi : crossing(j, j + 1);
+      set.intervals.push_back(iv);
+      i = j + 1;
+    }
+  }
+  return set;
+}
+
 ScanResult analyse(const Grid& grid, std::vector<double> log_likelihood, std::span<const double> levels) {
   const std::size_t size = grid.size();
   if (grid.dim() == 0) throw InferenceError("empty grid");
@@ -79,47 +121,12 @@ ScanResult analyse(const Grid& grid, std::vector<double> log_likelihood, std::sp
     }
   }
 
+  std::vector<double> d(size);
   for (const double level : levels) {
-    ConfidenceSet set;
-    set.level = level;
-    set.threshold = wilks_threshold(level, grid.dim());
-    set.box_lo.assign(grid.dim(), std::numeric_limits<double>::infinity());
-    set.box_hi.assign(grid.dim(), -std::numeric_limits<double>::infinity());
-    for (std::size_t k = 0; k < size; ++k) {
-      if (!(r.q[k] <= set.threshold)) continue;
-      set.points.push_back(k);
-      const std::vector<double> theta = grid.point(k);
-      for (std::size_t d = 0; d < grid.dim(); ++d) {
-        set.box_lo[d] = std::min(set.box_lo[d], theta[d]);
-        set.box_hi[d] = std::max(set.box_hi[d], theta[d]);
-      }
-      set.touches_edge = set.touches_edge || grid.on_edge(k);
-    }
-    if (grid.dim() == 1) {
-      const GridAxis& a = grid.axes[0];
-      const double t = set.threshold;
-      // Where q crosses t between the inside point `in` and the outside point `out`
-      // (linear interpolation; exactly at the inside point when q(out) = +inf).
-      auto crossing = [&](std::size_t in, std::size_t out) {
-        const double frac = (t - r.q[in]) / (r.q[out] - r.q[in]);  // in [0, 1)
-        return a.at(in) + frac * (a.at(out) - a.at(in));
-      };
-      for (std::size_t i = 0; i < a.n;) {
-        if (!(r.q[i] <= t)) {
-          ++i;
-          continue;
-        }
-        std::size_t j = i;
-        while (j + 1 < a.n && r.q[j + 1] <= t) ++j;
-        Interval iv;
-        iv.lo_at_edge = i == 0;
-        iv.hi_at_edge = j + 1 == a.n;
-        iv.lo = iv.lo_at_edge ? a.lo : crossing(i, i - 1);
-        iv.hi = iv.hi_at_edge ? a.hi : crossing(j, j + 1);
-        set.intervals.push_back(iv);
-        i = j + 1;
-      }
-    }
+    const double t = wilks_threshold(level, grid.dim());
+    for (std::size_t k = 0; k < size; ++k) d[k] = r.q[k] - t;
+    ConfidenceSet set = set_from_margin(grid, level, d);
+    set.threshold = t;
     r.sets.push_back(std::move(set));
   }
   return r;

@@ -135,10 +135,6 @@ struct NeymanResult {
 /// InferenceError as analyse() does.
 NeymanResult neyman_sets(const NeymanBelt& belt, std::vector<double> log_likelihood);
 
-/// The set {k : d[k] ≤ 0} of a level as a ConfidenceSet (threshold NaN), with 1-D intervals
-/// whose inner ends interpolate d linearly to 0 (at the inside point when d outside is +inf).
-ConfidenceSet set_from_margin(const Grid& grid, double level, std::span<const double> d);
-
 /// `total` events at θ from the simulator, streams derived from (seed, stream, 1), (…, 2),
 /// …: failed runs are replaced by runs of further streams and added to `failed`. Throws
 /// InferenceError when more than max_failed_fraction of the runs fail (naming θ).

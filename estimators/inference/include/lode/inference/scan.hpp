@@ -86,6 +86,11 @@ ScanResult scan(const Grid& grid, const LogLikelihood& log_likelihood,
 ScanResult analyse(const Grid& grid, std::vector<double> log_likelihood,
                    std::span<const double> levels = std::vector<double>{kLevel68, kLevel95});
 
+/// The set {k : d[k] ≤ 0} of a level as a ConfidenceSet (threshold NaN), with 1-D intervals
+/// whose inner ends interpolate d linearly to 0 (at the inside point when d outside is +inf).
+/// analyse() uses it with d = q − threshold; the Neyman construction with d = q − c(θ).
+ConfidenceSet set_from_margin(const Grid& grid, double level, std::span<const double> d);
+
 /// The vertex of the parabola through (x0, y0), (x0 + h, y1), (x0 + 2h, y2); NaN unless it
 /// opens upwards (y0 − 2 y1 + y2 > 0) and all values are finite.
 double parabola_vertex(double x0, double h, double y0, double y1, double y2) noexcept;

@@ -14,6 +14,8 @@ fi
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config       # toolchain
   libtorch-dev                                   # estimators (LibTorch 1.13, CPU)
+  libgloo-dev                                    # headers of LibTorch's Gloo process group (data-parallel lode train)
+  libopenmpi-dev openmpi-bin                     # MPI mining: mpirun -np K lode mine (optional at configure time)
   libopenblas0-openmp                            # fast BLAS for LibTorch (cooperates with its OpenMP)
   libblas-dev                                    # links the fused training step to the same BLAS (libblas.so.3)
   libboost-context-dev                           # fibers: simulators run as Boost.Context fibers

@@ -72,25 +72,83 @@ int epochs_for(const TrainerSettings& s, int min_steps, std::size_t train_rows) 
 
 namespace {
 
-// The mean loss over `which`, in chunks (no gradients).
-double mean_loss(torch::nn::Module& net, const Problem& problem, const std::vector<std::int64_t>& which, bool fast) {
+// Data-parallel training (data_parallel.hpp): the part [lo, hi) of rows [from, to) that this
+// process computes (all of them without a collective).
+struct Part {
+  std::size_t lo, hi;
+};
+Part my_part(const Collective* c, std::size_t from, std::size_t to) {
+  if (c == nullptr || c->size() == 1) return {from, to};
+  const std::size_t n = to - from, K = static_cast<std::size_t>(c->size()), r = static_cast<std::size_t>(c->rank());
+  return {from + n * r / K, from + n * (r + 1) / K};
+}
+Collective* collective_of(const TrainerSettings& s) {
+  return s.collective && s.collective->size() > 1 ? s.collective.get() : nullptr;
+}
+
+// The mean loss over `which`, in chunks (no gradients); with a collective, each process sums
+// its part and the sums are added up.
+double mean_loss(torch::nn::Module& net, const Problem& problem, const std::vector<std::int64_t>& which, bool fast,
+                 Collective* collective = nullptr) {
+  const Part part = my_part(collective, 0, which.size());
   double sum = 0;
   if (fast) {
     constexpr std::size_t chunk = 1024;
-    for (std::size_t i = 0; i < which.size(); i += chunk) {
-      const std::size_t j = std::min(which.size(), i + chunk);
+    for (std::size_t i = part.lo; i < part.hi; i += chunk) {
+      const std::size_t j = std::min(part.hi, i + chunk);
       sum += problem.fast_loss(net, std::span<const std::int64_t>(which.data() + i, j - i), false) *
              static_cast<double>(j - i);
     }
-    return sum / static_cast<double>(which.size());
+  } else {
+    torch::NoGradGuard no_grad;
+    constexpr std::size_t chunk = 8192;
+    for (std::size_t i = part.lo; i < part.hi; i += chunk) {
+      const std::size_t j = std::min(part.hi, i + chunk);
+      sum += problem.loss(net, index_tensor(which, i, j)).item<double>() * static_cast<double>(j - i);
+    }
   }
-  torch::NoGradGuard no_grad;
-  constexpr std::size_t chunk = 8192;
-  for (std::size_t i = 0; i < which.size(); i += chunk) {
-    const std::size_t j = std::min(which.size(), i + chunk);
-    sum += problem.loss(net, index_tensor(which, i, j)).item<double>() * static_cast<double>(j - i);
-  }
+  if (collective != nullptr) collective->all_reduce_sum(std::span<double>(&sum, 1));
   return sum / static_cast<double>(which.size());
+}
+
+// Data-parallel step: every parameter's gradient (of this process's mean loss) and `loss`
+// scaled by `weight` (its share of the batch), then summed over the processes: afterwards
+// each holds the gradient and the mean loss of the whole batch.
+void all_reduce_step(const std::vector<Tensor>& params, double& loss, double weight, Collective& collective) {
+  std::size_t total = 1;
+  for (const auto& p : params) total += static_cast<std::size_t>(p.numel());
+  std::vector<double> buffer(total);
+  std::size_t at = 0;
+  for (const auto& p : params) {
+    const auto n = static_cast<std::size_t>(p.numel());
+    const Tensor& g = p.grad();
+    if (g.defined() && weight != 0 && g.scalar_type() == torch::kFloat && g.is_contiguous()) {
+      const float* d = g.data_ptr<float>();
+      for (std::size_t i = 0; i < n; ++i) buffer[at + i] = weight * static_cast<double>(d[i]);
+    } else if (g.defined() && weight != 0) {
+      const Tensor gd = g.detach().to(torch::kDouble).contiguous();
+      const double* d = gd.data_ptr<double>();
+      for (std::size_t i = 0; i < n; ++i) buffer[at + i] = weight * d[i];
+    }
+    at += n;
+  }
+  buffer[at] = weight != 0 ? weight * loss : 0.0;
+  collective.all_reduce_sum(buffer);
+  at = 0;
+  torch::NoGradGuard no_grad;
+  for (const auto& p : params) {
+    const auto n = static_cast<std::size_t>(p.numel());
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    Tensor& g = p.mutable_grad();
+    if (g.scalar_type() == torch::kFloat && g.is_contiguous()) {
+      float* d = g.data_ptr<float>();
+      for (std::size_t i = 0; i < n; ++i) d[i] = static_cast<float>(buffer[at + i]);
+    } else {
+      g.copy_(torch::from_blob(buffer.data() + at, p.sizes(), torch::kDouble));
+    }
+    at += n;
+  }
+  loss = buffer[at];
 }
 
 bool fast_path_allowed() {
@@ -209,18 +267,36 @@ double run_epoch(torch::nn::Module& net, Phase& ph, const TrainerSettings& setti
   std::shuffle(ph.perm.begin(), ph.perm.end(), ph.order);
   double train_sum = 0;
   const auto t0 = std::chrono::steady_clock::now();
+  Collective* const collective = collective_of(settings);
   for (std::size_t b = 0; b < per_epoch; ++b) {
     const std::size_t from = b * B, to = std::min(ph.perm.size(), from + B);
-    double v;
-    if (ph.fast) {
-      v = ph.problem.fast_loss(net, std::span<const std::int64_t>(ph.perm.data() + from, to - from), true);
-      if (!std::isfinite(v)) return std::numeric_limits<double>::quiet_NaN();
+    double v = 0;
+    if (collective == nullptr) {
+      if (ph.fast) {
+        v = ph.problem.fast_loss(net, std::span<const std::int64_t>(ph.perm.data() + from, to - from), true);
+        if (!std::isfinite(v)) return std::numeric_limits<double>::quiet_NaN();
+      } else {
+        const Tensor loss = ph.problem.loss(net, index_tensor(ph.perm, from, to));
+        v = loss.item<double>();
+        if (!std::isfinite(v)) return std::numeric_limits<double>::quiet_NaN();
+        ph.opt.zero_grad();
+        loss.backward();
+      }
     } else {
-      const Tensor loss = ph.problem.loss(net, index_tensor(ph.perm, from, to));
-      v = loss.item<double>();
+      // This process's part of the batch; a non-finite loss travels through the all-reduce
+      // (every process must take part in it) and stops every process at the same step.
+      const Part part = my_part(collective, from, to);
+      const std::size_t m = part.hi - part.lo;
+      if (m > 0 && ph.fast) {
+        v = ph.problem.fast_loss(net, std::span<const std::int64_t>(ph.perm.data() + part.lo, m), true);
+      } else if (m > 0) {
+        const Tensor loss = ph.problem.loss(net, index_tensor(ph.perm, part.lo, part.hi));
+        v = loss.item<double>();
+        ph.opt.zero_grad();
+        if (std::isfinite(v)) loss.backward();
+      }
+      all_reduce_step(ph.params, v, static_cast<double>(m) / static_cast<double>(to - from), *collective);
       if (!std::isfinite(v)) return std::numeric_limits<double>::quiet_NaN();
-      ph.opt.zero_grad();
-      loss.backward();
     }
     if (hooks.after_gradients) hooks.after_gradients(ph.params);
     if (settings.clip > 0) clip_gradients(ph.params, settings.clip);
@@ -250,7 +326,8 @@ TrainReport run_epochs(torch::nn::Module& net, std::vector<Phase>& phases, const
   std::vector<Tensor> best;
   for (const auto& p : keep) best.push_back(p.detach().clone());
   if (last.problem.before_epoch) last.problem.before_epoch(net);
-  double best_loss = mean_loss(net, last.problem, monitor, last.fast);
+  Collective* const collective = collective_of(settings);
+  double best_loss = mean_loss(net, last.problem, monitor, last.fast, collective);
   if (!std::isfinite(best_loss)) best_loss = std::numeric_limits<double>::infinity();
   rep.best_epoch = 0;
   rep.stopped = "all epochs done";
@@ -266,7 +343,7 @@ TrainReport run_epochs(torch::nn::Module& net, std::vector<Phase>& phases, const
     }
     const bool nan = !std::isfinite(train);
     rep.epochs_run = e + 1;
-    const double val = nan ? std::numeric_limits<double>::quiet_NaN() : mean_loss(net, last.problem, monitor, last.fast);
+    const double val = nan ? std::numeric_limits<double>::quiet_NaN() : mean_loss(net, last.problem, monitor, last.fast, collective);
     if (nan || !std::isfinite(val)) {
       rep.nan = true;
       rep.stopped = fmt::format("the loss became {} in epoch {}; kept the weights of epoch {} (the last good one)",

@@ -24,11 +24,6 @@ Result posterior(std::vector<std::string> args, bool test_models = false) {
   return run_lode_with(args, "", test_models);
 }
 
-void require_ok(const Result& r) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.status == 0);
-}
-
 void check_fails(const Result& r, int status, const std::vector<std::string>& needles) {
   INFO("stderr: " << r.err);
   CHECK(r.status == status);

@@ -20,11 +20,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-void require_ok(const Result& r) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.status == 0);
-}
-
 void check_fails(const Result& r, int status, const std::vector<std::string>& needles) {
   INFO("stderr: " << r.err);
   CHECK(r.status == status);

@@ -22,11 +22,6 @@ namespace est = lode::estimators;
 
 namespace {
 
-void require_ok(const Result& r) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.status == 0);
-}
-
 void check_fails(const std::vector<std::string>& args, const std::string& needle) {
   const Result r = run_lode(args);
   std::string cmd = "lode";

@@ -30,11 +30,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void require_ok(const Result& r) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.status == 0);
-}
-
 // Simulated galton events (cached per (theta, n, seed) within the test process).
 std::string galton_events(const std::string& theta, int n, int seed) {
   static std::map<std::string, std::string> cache;

@@ -38,21 +38,6 @@ Result mine(std::vector<std::string> args) {
   return run_lode(args);
 }
 
-void require_ok(const Result& r) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.status == 0);
-}
-
-// name -> bytes of every file of a dataset directory (recursively), but the lock file a
-// killed run leaves (the next run takes it over and removes it).
-std::map<std::string, std::string> snapshot(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file() && e.path().filename() != ".lode-mine.lock")
-      out[fs::relative(e.path(), dir).string()] = read_text(e.path().string());
-  return out;
-}
-
 // lode mine with `args` under a file size limit of `blocks` (write() fails with EFBIG).
 Result mine_limited(const std::string& blocks, const std::vector<std::string>& args) {
   std::vector<std::string> sh = {"-c", "trap '' XFSZ; ulimit -f " + blocks + "; exec \"$0\" \"$@\"", LODE_CLI, "mine"};

@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -143,6 +146,22 @@ inline Result run_program_with(const std::string& program, const std::vector<std
   r.out = read_text(out_path);
   r.err = read_text(err_path);
   return r;
+}
+
+/// Requires exit status 0, showing the program's output when it is not.
+inline void require_ok(const Result& r) {
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.status == 0);
+}
+
+/// File name (relative) -> bytes of every file under a dataset directory, but the lock file
+/// a killed `lode mine` leaves (the next run takes it over and removes it).
+inline std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().filename() != ".lode-mine.lock")
+      out[std::filesystem::relative(e.path(), dir).string()] = read_text(e.path().string());
+  return out;
 }
 
 /// Runs the lode binary under test.

@@ -4,6 +4,10 @@
 // Mines N events with their gold into a dataset directory (SPEC §4). The engine, and what the
 // files hold, is lode::mining::mine (lode/mining/job.hpp, shard_store.hpp); SPEC is read by
 // lode::mining::parse_theta_spec. Here: the options, the progress bar and the summary.
+//
+// Started by mpirun (or srun), with the same arguments, the ranks share the shards
+// (lode::mining::MpiScheduler, docs/cluster.md): rank 0 prepares the directory, hands out
+// shards, concatenates and prints; the files are the same bytes as a one-process run.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -11,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +25,9 @@
 #include "lode/mining/job.hpp"
 #include "lode/mining/job_text.hpp"
 #include "lode/mining/shard_store.hpp"
+#ifdef LODE_WITH_MPI
+#include "lode/mining/mpi_scheduler.hpp"
+#endif
 
 namespace lode::cli {
 
@@ -32,6 +40,9 @@ struct MineOptions {
       allow_skips = "0";
   bool resume = false, strict = false;
 };
+
+int mine_with(const MineOptions& o, const mining::MiningJob& job, mining::Scheduler& scheduler, unsigned threads,
+              unsigned ranks, double allowed_skips, const std::string& where);
 
 int mine(const MineOptions& o) {
   mining::MiningJob job;
@@ -69,8 +80,38 @@ int mine(const MineOptions& o) {
   job.out = o.out;
   job.resume = o.resume;
 
-  mining::ThreadScheduler scheduler(threads);
-  const bool tty = ::isatty(2) != 0;
+  std::unique_ptr<mining::Scheduler> scheduler;
+  std::string where;  // "rank R of K on HOST: " in a run over several ranks
+  unsigned ranks = 1;
+#ifdef LODE_WITH_MPI
+  std::optional<mining::MpiSession> mpi;
+  if (mining::launched_by_mpi()) {
+    mpi.emplace();
+    scheduler = std::make_unique<mining::MpiScheduler>(*mpi, threads);
+    ranks = static_cast<unsigned>(mpi->size());
+    if (mpi->size() > 1) where = fmt::format("rank {} of {} on {}: ", mpi->rank(), mpi->size(), mpi->host());
+  }
+#endif
+  if (!scheduler) scheduler = std::make_unique<mining::ThreadScheduler>(threads);
+  // Over several ranks an error must end them all (the others would wait for this one):
+  // say it, then MPI_Abort. Finished shards stay on disk for --resume.
+  try {
+    return mine_with(o, job, *scheduler, threads, ranks, allowed_skips, where);
+  } catch (...) {
+#ifdef LODE_WITH_MPI
+    if (mpi && mpi->size() > 1) {
+      const int code = report_current_exception(fmt::format("mine ({})", where.substr(0, where.size() - 2)));
+      std::fflush(stderr);
+      mining::MpiSession::abort(code);
+    }
+#endif
+    throw;
+  }
+}
+
+int mine_with(const MineOptions& o, const mining::MiningJob& job, mining::Scheduler& scheduler, unsigned threads,
+              unsigned ranks, double allowed_skips, const std::string& where) {
+  const bool tty = ::isatty(2) != 0 && scheduler.leader();
   bool drawn = false;
   mining::ProgressCallback bar;
   if (tty)
@@ -86,7 +127,7 @@ int mine(const MineOptions& o) {
   const auto clear_bar = [&] {
     if (drawn) fmt::print(stderr, "\r{:80}\r", "");
   };
-  const auto notice = [](std::string_view text) { fmt::print(stderr, "lode mine: {}\n", text); };
+  const auto notice = [&](std::string_view text) { fmt::print(stderr, "lode mine: {}{}\n", where, text); };
   mining::MiningResult r;
   try {
     r = mining::mine(job, scheduler, bar, notice);
@@ -114,7 +155,8 @@ int mine(const MineOptions& o) {
     throw;
   }
   clear_bar();
-  fmt::print(stderr, "{}", mining::mining_summary_text(job, r, threads));
+  if (!scheduler.leader()) return kExitOk;  // the leader reports the dataset
+  fmt::print(stderr, "{}", mining::mining_summary_text(job, r, threads, ranks));
   const std::string problem = mining::skip_problem(job, r, allowed_skips);  // a biased or empty sample: an error
   return problem.empty() ? kExitOk : (fmt::print(stderr, "lode mine: error: {}\n", problem), kExitFailure);
 }

@@ -3,6 +3,11 @@
 // Trains a ratio or score estimator (lode::estimators) on a mined dataset directory and
 // saves it to MODEL_DIR/estimator.json (docs/estimators.md). A progress line per epoch on
 // stderr (updated in place on a terminal, every tenth of the run otherwise).
+//
+// Started K times by mpirun (or srun, or by hand with LODE_RANK / LODE_WORLD_SIZE /
+// LODE_RENDEZVOUS), with the same arguments, the processes train one estimator together
+// (data-parallel over LibTorch's Gloo process group, lode/estimators/data_parallel.hpp,
+// docs/cluster.md); process 0 prints and writes it.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -10,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "command.hpp"
 #include "common.hpp"
@@ -186,11 +192,13 @@ std::vector<std::string> resolve_theta_map(const TrainOptions& o, const est::Dat
 int train(const TrainOptions& o) {
   est::Settings s = settings_from(o);
   if (o.out.empty()) throw UsageError("--out: empty directory name");
-  try {  // before the work: a long training must not end in an unwritable --out
-    est::Estimator::check_writable(o.out);
-  } catch (const est::EstimatorError& e) {
-    throw Error(fmt::format("--out '{}': {} (nothing was trained)", o.out, e.what()));
-  }
+  const std::optional<est::Rendezvous> group = est::rendezvous_from_environment(o.out);
+  const bool writer = !group || group->rank == 0;  // the process that prints and saves
+  if (writer) try {  // before the work: a long training must not end in an unwritable --out
+      est::Estimator::check_writable(o.out);
+    } catch (const est::EstimatorError& e) {
+      throw Error(fmt::format("--out '{}': {} (nothing was trained)", o.out, e.what()));
+    }
   est::Dataset data = est::load_dataset(o.data, o.arrays ? est::DatasetFormat::arrays : est::DatasetFormat::mined);
   if (!o.model.empty() && !data.model.empty() && o.model != data.model)
     throw UsageError(fmt::format("--model '{}': dataset '{}' was mined with model '{}'", o.model, o.data, data.model));
@@ -200,12 +208,12 @@ int train(const TrainOptions& o) {
   }
   if (o.drop_invalid) {
     const std::size_t rows = data.x.rows, dropped = est::drop_invalid_rows(data, s.method);
-    fmt::print(stderr, "lode train {}: {}\n", o.method, est::drop_invalid_message(s.method, dropped, rows));
+    if (writer) fmt::print(stderr, "lode train {}: {}\n", o.method, est::drop_invalid_message(s.method, dropped, rows));
     if (data.x.rows == 0) throw UsageError(fmt::format("--drop-invalid: no row of '{}' is left", o.data));
   }
   if (s.method.name() == "nle" || s.method.name() == "scandal") {
     s.density.theta_map = resolve_theta_map(o, data);
-    if (!s.density.theta_map.empty() && !o.quiet)
+    if (!s.density.theta_map.empty() && !o.quiet && writer)
       fmt::print(stderr, "lode train {}: the flow is conditioned on u(theta): {}\n", o.method,
                  fmt::join(s.density.theta_map, ", "));
   } else if (!o.theta_map.empty()) {
@@ -219,10 +227,12 @@ int train(const TrainOptions& o) {
                                             o.data));
     s.local.simulate = model_simulator(s.local.simulator, "SALLINO: ", true);
   }
+  if (group && group->size > 1) s.trainer.collective = est::gloo_collective(*group);
+  const bool quiet = o.quiet || !writer;
   const bool tty = ::isatty(2) != 0;
   int member = 0;
   const auto progress = [&](const est::Progress& p) {
-    if (o.quiet) return;
+    if (quiet) return;
     const int every = std::max(1, p.epochs / 10);
     const std::string line =
         fmt::format("lode train {}{}:{} epoch {}/{}  train loss {:.6g}  validation loss {:.6g}{}  lr {:.2e}", o.method,
@@ -237,7 +247,8 @@ int train(const TrainOptions& o) {
     if (p.epoch == p.epochs) ++member;
   };
   const est::Estimator e = est::Estimator::train(data, s, progress);
-  if (tty && !o.quiet) fmt::print(stderr, "\n");
+  if (!writer) return e.report().nan ? kExitFailure : kExitOk;  // process 0 saves and reports
+  if (tty && !quiet) fmt::print(stderr, "\n");
   e.save(o.out);
   bool nan = false;
   for (std::size_t m = 0; m < e.members(); ++m) {
@@ -250,6 +261,8 @@ int train(const TrainOptions& o) {
                r.train_rows, r.validation_rows, r.epochs_run, r.best_epoch, r.best_validation_loss, r.seconds,
                r.samples_per_second, r.stopped);
   }
+  if (s.trainer.collective)
+    fmt::print(stderr, "lode train {}: data-parallel over {} processes\n", o.method, s.trainer.collective->size());
   fmt::print(stderr, "lode train {}: saved to {}/estimator.json\n", o.method, o.out);
   if (nan) {
     fmt::print(stderr,

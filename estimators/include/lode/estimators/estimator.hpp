@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "lode/error.hpp"
+#include "lode/estimators/data_parallel.hpp"
 #include "lode/estimators/methods.hpp"
 #include "lode/schema.hpp"
 
@@ -155,6 +156,9 @@ struct TrainerSettings {
   std::uint64_t seed = 1;    ///< initialization, split and batch order
   int threads = 1;           ///< intra-op threads of LibTorch
   int ensemble = 1;          ///< number of independently seeded members (seeds seed, seed+1, ...)
+  /// Data-parallel training over several processes (data_parallel.hpp); null: this process
+  /// alone. Not saved.
+  std::shared_ptr<Collective> collective;
 };
 
 /// The ratio family (CARL, ROLR, RASCAL, CASCAL, ALICE, ALICES and registered ones).

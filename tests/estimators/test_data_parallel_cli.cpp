@@ -193,7 +193,7 @@ TEST_CASE("lode train in 2 processes (Gloo) = 1 process on the combined batches,
   }
 }
 
-TEST_CASE("lode train in 2 processes: a process killed mid-run; the other exits with a clear message, the old "
+TEST_CASE("lode train in 2 processes: a process killed mid-run, the other exits with a clear message, the old "
           "estimator stays",
           "[cli][estimators][data-parallel]") {
   const std::string out = scratch("kept");

@@ -216,7 +216,7 @@ TEST_CASE("SALLY learns the score at the reference point", "[estimators][slow]")
 }
 
 // ---------------------------------------------------------------------------------------
-TEST_CASE("save -> load -> evaluate gives identical outputs; training is deterministic", "[estimators]") {
+TEST_CASE("save -> load -> evaluate gives identical outputs, training is deterministic", "[estimators]") {
   const est::Dataset d = gaussian_data(600, -1, 1, 0.5, 9);
   est::Settings s = quick(est::Method::rascal, 4);
   s.trainer.ensemble = 3;

@@ -178,7 +178,7 @@ TEST_CASE("fused M-flow step: float32 agrees with float64 autograd", "[fast-mflo
   }
 }
 
-TEST_CASE("fused M-flow step: the Problem's factory equals LibTorch's loss; other flows are refused", "[fast-mflow]") {
+TEST_CASE("fused M-flow step: the Problem's factory equals LibTorch's loss, other flows are refused", "[fast-mflow]") {
   mf::ManifoldFlow m = random_mflow(torch::kFloat);
   const torch::Tensor x = rows(50, 3, torch::kFloat);
   auto xv = std::make_shared<std::vector<float>>(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());

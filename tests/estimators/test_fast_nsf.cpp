@@ -187,7 +187,7 @@ TEST_CASE("fused NSF: float32 agrees with float64 LibTorch to stated tolerances"
   CHECK(max_rel(torch::from_blob(th.data(), {n, 5}, torch::kFloat), r.outputs) <= 1e-5);  // seen: 1.0e-7 (AVX2: 4.2e-7)
 }
 
-TEST_CASE("fused NSF: npe's Problem has the fused step; it and the LibTorch step both learn", "[estimators][fast][nsf]") {
+TEST_CASE("fused NSF: npe's Problem has the fused step, it and the LibTorch step both learn", "[estimators][fast][nsf]") {
   // θ ~ U(−1, 1)², x = (θ1 + θ2, θ1 − θ2, θ1·θ2) + 0.1·noise: p(θ|x) is sharp, so the NLL
   // must drop far below the prior's (2·log 2 ≈ 1.39).
   const std::size_t n = 2000;

@@ -121,7 +121,7 @@ bool same(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>&
 
 }  // namespace
 
-TEST_CASE("Trainer phases: each problem trains its own parameters; alternating runs both", "[manifold][trainer]") {
+TEST_CASE("Trainer phases: each problem trains its own parameters, alternating runs both", "[manifold][trainer]") {
   torch::manual_seed(1);
   TwoParts net;
   const torch::Tensor X = torch::randn({200, 2}), Y = X.sum(1, true);

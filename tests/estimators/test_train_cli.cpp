@@ -325,7 +325,7 @@ TEST_CASE("lode train checks --out before it trains", "[cli][estimators][out]") 
   CHECK(fs::exists(deep + "/estimator.json"));
 }
 
-TEST_CASE("estimators record their model and names; observations of another model are refused",
+TEST_CASE("estimators record their model and names, observations of another model are refused",
           "[cli][estimators][names]") {
   const std::string model = scratch("galton-carl");
   require_ok(run_lode({"train", "carl", "--data", galton_data(), "--out", model, "--epochs", "2", "-q"}));
@@ -421,7 +421,7 @@ TEST_CASE("lode infer --plot: a failed write (full disk, unwritable directory) l
   CHECK_FALSE(fs::exists("/proc/q.png"));
 }
 
-TEST_CASE("lode train reads a --for plain dataset (x, theta); a method needing gold names the missing column",
+TEST_CASE("lode train reads a --for plain dataset (x, theta), a method needing gold names the missing column",
           "[cli][estimators][plain]") {
   const std::string plain = scratch("plain-two-moons");
   require_ok(run_lode({"mine", "two_moons", "--for", "plain", "--theta", "prior", "-n", "300", "--out", plain}));

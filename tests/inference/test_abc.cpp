@@ -100,7 +100,7 @@ TEST_CASE("rejection_abc: accepted count, ties by index, threads and seeds", "[a
   CHECK(rejection_abc(prior, gaussian_simulate(), observed, s).count() == 1003);
 }
 
-TEST_CASE("rejection_abc: failed simulations are counted and left out; constant columns left out", "[abc]") {
+TEST_CASE("rejection_abc: failed simulations are counted and left out, constant columns left out", "[abc]") {
   const lode::Prior prior = normal_prior(1);
   const AbcSimulate sim = [](std::span<const double> theta, std::uint64_t i, std::span<double> x) {
     if (i % 4 == 0) return false;                        // a quarter fail

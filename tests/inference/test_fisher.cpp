@@ -218,7 +218,7 @@ TEST_CASE("histogram_information: one bin per value reproduces E[t^2] when t is 
   CHECK(histogram_information(x, t, 1, b, 2.0).fisher.se(0, 0) == h.fisher.se(0, 0));
 }
 
-TEST_CASE("histogram_information: empty bins are left out and said; errors", "[fisher]") {
+TEST_CASE("histogram_information: empty bins are left out and said, errors", "[fisher]") {
   const std::vector<double> x = {0.1, 0.2, 0.7, 0.9}, t = {1, -1, 2, -2};
   HistogramBinning b;
   b.edges = {0.0, 0.5, 1.0, 2.0};  // bins (−∞,0) [0,0.5) [0.5,1) [1,2) [2,∞): three empty

@@ -326,7 +326,7 @@ TEST_CASE("posterior: many chains with jumps in groups keep the target (a correl
   g.check(p, 2000);
 }
 
-TEST_CASE("batch_log_likelihood: one value per point, the same for any threads; errors", "[inference][batch]") {
+TEST_CASE("batch_log_likelihood: one value per point, the same for any threads, errors", "[inference][batch]") {
   std::atomic<int> calls{0};
   const LogLikelihood L = [&](std::span<const double> t) {
     ++calls;
@@ -353,7 +353,7 @@ TEST_CASE("batch_log_likelihood: one value per point, the same for any threads; 
   CHECK_THROWS_AS(batch_log_likelihood(LogLikelihood{}, 2), InferenceError);
 }
 
-TEST_CASE("posterior: chains stuck in separate modes give R-hat > 1.1; jumps between chains join them",
+TEST_CASE("posterior: chains stuck in separate modes give R-hat > 1.1, jumps between chains join them",
           "[inference][posterior]") {
   // Two modes 10 apart with sd 0.3: a slice sampler never crosses between them, and the
   // chains start in one or the other (initial draws resampled ∝ L: each mode has weight 1/2).

@@ -294,7 +294,7 @@ TEST_CASE("mine(): skipped events are listed, strict rethrows the gold refusal",
   CHECK_FALSE(fs::exists(job.out / lode::schema::kMetaFile));
 }
 
-TEST_CASE("mine(): plain data (x, theta) of a model without gold; the schema's purpose", "[mining][job][plain]") {
+TEST_CASE("mine(): plain data (x, theta) of a model without gold, the schema's purpose", "[mining][job][plain]") {
   using lode::schema::Column;
   const auto cols = lode::schema::columns_for(Purpose::plain);
   CHECK(std::vector<Column>(cols.begin(), cols.end()) == std::vector<Column>{Column::x, Column::theta});
@@ -349,7 +349,7 @@ TEST_CASE("mine(): a job that cannot be mined is refused before any file", "[min
   CHECK_FALSE(fs::exists(dir));
 }
 
-TEST_CASE("Schedulers run every task once; the lowest failing task's error is rethrown", "[mining][scheduler]") {
+TEST_CASE("Schedulers run every task once, the lowest failing task's error is rethrown", "[mining][scheduler]") {
   for (unsigned threads : {1u, 3u, 8u}) {
     ThreadScheduler s(threads);
     CHECK(s.workers() == threads);

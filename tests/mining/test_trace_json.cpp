@@ -20,7 +20,7 @@ TEST_CASE("json_number: finite numbers, null for inf and NaN", "[mining][json]")
   CHECK(json_number_or_array(two) == Json::array({1.0, nullptr}));
 }
 
-TEST_CASE("trace_json: every choice with its density, score and running total; ratios", "[mining][json]") {
+TEST_CASE("trace_json: every choice with its density, score and running total, ratios", "[mining][json]") {
   const lode::Model& galton = lode::Registry::global().get("galton");
   const std::vector<double> theta = {-0.8};
   const std::vector<std::vector<double>> at = {{-0.6}, {-0.8}};

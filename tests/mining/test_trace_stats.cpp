@@ -327,7 +327,7 @@ TEST_CASE("trace_stats counts failed events and leaves out events with no finite
   CHECK(r.first_failure.find("depends on theta") != std::string::npos);
 }
 
-TEST_CASE("Replayer with a record: each replayed choice with its log p at the point; mismatch flagged", "[mining][stats]") {
+TEST_CASE("Replayer with a record: each replayed choice with its log p at the point, mismatch flagged", "[mining][stats]") {
   const lode::Model& lv = lode::Registry::global().get("lotka_volterra");
   lode::GoldMiner miner(lv);
   lode::Replayer replayer(lv);

@@ -80,7 +80,7 @@ TEST_CASE("circle model description and trace", "[circle]") {
   CHECK(g.trace.choices[2].kind == Kind::output);
 }
 
-TEST_CASE("circle simulated x lie on the circle; joint log p and score are those of phi", "[circle]") {
+TEST_CASE("circle simulated x lie on the circle, joint log p and score are those of phi", "[circle]") {
   const Model& m = circle_model();
   GoldMiner miner(m);
   double worst_offset = 0.0, worst_angle = 0.0;

@@ -395,7 +395,7 @@ TEST_CASE("the step budget stops a run that would not end", "[runtime]") {
   }
 }
 
-TEST_CASE("step-through draws reproduce the trace; a forced value changes it", "[runtime]") {
+TEST_CASE("step-through draws reproduce the trace, a forced value changes it", "[runtime]") {
   const std::vector<double> th = {-0.8};
   GoldOptions opt;
   opt.detailed = true;

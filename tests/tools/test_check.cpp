@@ -123,7 +123,7 @@ TEST_CASE("lode check fails a model whose gold is refused, naming the output", "
   CHECK(tm.out.find("gold refused: output 'x/0'") != std::string::npos);
 }
 
-TEST_CASE("lode check: bad command lines exit with status 2; toy models are not in lode", "[cli][check]") {
+TEST_CASE("lode check: bad command lines exit with status 2, toy models are not in lode", "[cli][check]") {
   CHECK(check({"no_such_model"}).status == 2);
   CHECK(check({"galton", "-n", "0"}).status == 2);
   CHECK(check({"galton", "--theta", "1,2"}).status == 2);
@@ -145,7 +145,7 @@ TEST_CASE("lode check: bad command lines exit with status 2; toy models are not 
     CHECK(plugin.out.find(name) != std::string::npos);
 }
 
-TEST_CASE("lode --help lists check and step; their --help shows the options", "[cli][check][step]") {
+TEST_CASE("lode --help lists check and step, their --help shows the options", "[cli][check][step]") {
   const Result h = run_lode({"--help"});
   CHECK(h.status == 0);
   CHECK(h.out.find("check") != std::string::npos);

@@ -295,7 +295,7 @@ TEST_CASE("lode mine skips failing events (listed in meta.json), --strict stops"
   CHECK_FALSE(fs::exists(fs::path(strict) / "meta.json"));
 }
 
-TEST_CASE("lode mine --for plain: x and theta without gold, any model; the same x as lode simulate",
+TEST_CASE("lode mine --for plain: x and theta without gold, any model, the same x as lode simulate",
           "[cli][mine][plain]") {
   // two_moons has no gold: --for plain is the way to mine it.
   const std::string one = scratch("plain-1"), two = scratch("plain-2");
@@ -403,7 +403,7 @@ TEST_CASE("lode mine: a write error (file size limit) is reported, finished shar
   CHECK(snapshot(dir) == snapshot(clean));
 }
 
-TEST_CASE("lode mine: a second run on a directory in use is refused; after kill -9 of the first, --resume proceeds",
+TEST_CASE("lode mine: a second run on a directory in use is refused, after kill -9 of the first, --resume proceeds",
           "[cli][mine][lock]") {
   // A second `lode mine --resume` of a live job used to proceed: both wrote the dataset,
   // one removed shards/ under the other (issue 14, item 6).
@@ -450,7 +450,7 @@ TEST_CASE("lode mine: a second run on a directory in use is refused; after kill 
   CHECK(snapshot(dir) == snapshot(full));
 }
 
-TEST_CASE("lode mine --resume: damaged shards are mined again and named; the dataset is a clean run's",
+TEST_CASE("lode mine --resume: damaged shards are mined again and named, the dataset is a clean run's",
           "[cli][mine][checksum]") {
   // Shards with flipped bytes or an array swapped in from another shard used to be
   // concatenated, exit 0 (issue 14, item 7).

@@ -57,7 +57,7 @@ TEST_CASE("lode trace --stats refuses bad option combinations", "[cli][stats]") 
   }
 }
 
-TEST_CASE("lode trace --stats: excluded events are reported; no event ran is exit status 1", "[cli][stats]") {
+TEST_CASE("lode trace --stats: excluded events are reported, no event ran is exit status 1", "[cli][stats]") {
   // test_veto (a plugin): a factor of -inf for z > 1, so log r is not finite for some events
   Result r = run_lode_with({"trace", "test_veto", "--stats", "-n", "100", "--json"}, "", /*test_models=*/true);
   INFO("stdout: " << r.out << "\nstderr: " << r.err);

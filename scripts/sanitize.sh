@@ -10,7 +10,9 @@ BUILD_DIR="${1:-build-asan}"
 seconds() { date +%s; }
 
 t0=$(seconds)
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLODE_SANITIZE=address,undefined > /dev/null
+# Without MPI: Open MPI's own memory hooks and its allocations kept until exit are not ours to
+# judge (the MPI scheduler's tests run in the Release suite; docs/testing.md).
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLODE_SANITIZE=address,undefined -DLODE_WITH_MPI=OFF > /dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 t1=$(seconds)
 

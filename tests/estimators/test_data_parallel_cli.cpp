@@ -136,7 +136,7 @@ const std::string& dataset(const std::string& kind) {
 }  // namespace
 
 TEST_CASE("lode train in 2 processes (Gloo) = 1 process on the combined batches, one step and one epoch",
-          "[cli][estimators][data-parallel]") {
+          "[cli][estimators][data-parallel][multiprocess]") {
   struct Case {
     std::string method, data;
     std::vector<std::string> extra;
@@ -195,7 +195,7 @@ TEST_CASE("lode train in 2 processes (Gloo) = 1 process on the combined batches,
 
 TEST_CASE("lode train in 2 processes: a process killed mid-run, the other exits with a clear message, the old "
           "estimator stays",
-          "[cli][estimators][data-parallel]") {
+          "[cli][estimators][data-parallel][multiprocess]") {
   const std::string out = scratch("kept");
   require_ok(run_lode({"train", "rascal", "--data", dataset("ratio"), "--epochs", "2", "--hidden", "16", "--out", out,
                        "-q"}));
@@ -229,7 +229,7 @@ TEST_CASE("lode train in 2 processes: a process killed mid-run, the other exits 
   CHECK(read_text(out + "/estimator.json") == before);
 }
 
-TEST_CASE("lode train: bad data-parallel settings are named", "[cli][estimators][data-parallel]") {
+TEST_CASE("lode train: bad data-parallel settings are named", "[cli][estimators][data-parallel][multiprocess]") {
   const auto fails = [](const std::vector<std::string>& env, const std::string& needle) {
     const std::string err = scratch("err");
     const pid_t p = spawn_lode({"train", "rascal", "--data", dataset("ratio"), "--epochs", "1", "--out", scratch("m")},
@@ -249,3 +249,30 @@ TEST_CASE("lode train: bad data-parallel settings are named", "[cli][estimators]
   fails({"LODE_RANK=0", "LODE_WORLD_SIZE=2", "LODE_RENDEZVOUS=file:" + scratch("alone"), "LODE_DP_TIMEOUT=2"},
         "could not join");
 }
+
+#ifdef LODE_MPIEXEC
+TEST_CASE("mpirun -np 2 lode train: the processes meet by themselves, one writes, the weights are one process's",
+          "[cli][estimators][data-parallel][multiprocess][mpi]") {
+  const std::vector<std::string> args = {"train", "nle", "--data", dataset("density"), "--epochs", "1", "--batch",
+                                         "100", "--transforms", "2", "--hidden", "20", "--seed", "5", "-q"};
+  const std::string one = scratch("mpi-one"), two = scratch("mpi-two");
+  std::vector<std::string> a1 = args;
+  a1.insert(a1.end(), {"--out", one});
+  require_ok(run_lode(a1));
+  std::vector<std::string> m = {"-np", "2", "--oversubscribe"};
+  if (::geteuid() == 0) m.push_back("--allow-run-as-root");
+  m.push_back(LODE_CLI);
+  m.insert(m.end(), args.begin(), args.end());
+  m.insert(m.end(), {"--out", two});
+  const Result r = run_program(LODE_MPIEXEC, m);
+  require_ok(r);
+  CHECK(r.err.find("data-parallel over 2 processes") != std::string::npos);
+  const Difference d = compare(one, two, 2e-5);
+  INFO("largest difference " << d.largest << ", fraction beyond 2e-5: " << d.fraction_apart);
+  CHECK(d.fraction_apart <= 0.01);
+  CHECK(d.train_loss < 1e-5);
+  // The rendezvous file beside --out is gone.
+  for (const auto& e : fs::directory_iterator(fs::path(two).parent_path()))
+    CHECK(e.path().filename().string().find(fs::path(two).filename().string() + ".rendezvous") == std::string::npos);
+}
+#endif

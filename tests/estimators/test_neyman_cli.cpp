@@ -231,3 +231,57 @@ TEST_CASE("lode calibrate: a RASCAL's calibration, used by lode infer and lode n
   check_fails({"infer", "--exact", "galton", "--observed", observed(), "--grid", "-1..-0.4:13", "--calibration", cal},
               "--calibration: only used with --model");
 }
+
+TEST_CASE("lode posterior --calibration: MCMC on the calibrated L gives the grid posterior of that L",
+          "[cli][estimators][calibration][posterior]") {
+  const std::string cal = scratch("cal-post.json");
+  require_ok(run_lode({"calibrate", "--model", rascal(), "--grid", "-1..-0.4:7", "-n", "3000", "--seed", "5", "--out",
+                       cal}));
+  const std::string post = scratch("post.npy");
+  const Result r = run_lode({"posterior", "--model", rascal(), "--calibration", cal, "--observed", observed(), "-n",
+                             "4000", "--seed", "2", "--out", post});
+  require_ok(r);
+  CHECK(r.err.find("calibrated by " + cal) != std::string::npos);
+  const lode::npy::Array draws = lode::npy::read(post);
+  REQUIRE(draws.shape == std::vector<std::size_t>{4000, 1});
+  double m = 0, m2 = 0;
+  for (double v : draws.data) m += v / 4000, m2 += v * v / 4000;
+  const double sd_mcmc = std::sqrt(m2 - m * m);
+
+  // The posterior of the same L on a fine grid, with galton's uniform prior on [−1, −0.4].
+  const est::Estimator e = est::Estimator::load(rascal());
+  auto c = std::make_shared<inf::Calibration>(inf::calibration_from_json(nlohmann::ordered_json::parse(read_text(cal)), cal));
+  const inf::LogLikelihood L = inf::sum_log_likelihood(
+      inf::calibrated_log_ratio(c, est::ratio_event_log_likelihood(e, {-0.6}, rascal())),
+      inf::read_observed(observed(), 1, "galton"));
+  const int n = 1201;
+  std::vector<double> theta(n), logp(n);
+  double top = -INFINITY;
+  for (int i = 0; i < n; ++i) {
+    theta[i] = -1.0 + 0.6 * i / (n - 1);
+    logp[i] = L(std::vector<double>{theta[i]});
+    top = std::max(top, logp[i]);
+  }
+  double z = 0, mean = 0, second = 0;
+  for (int i = 0; i < n; ++i) {
+    const double w = std::exp(logp[i] - top) * ((i == 0 || i == n - 1) ? 0.5 : 1.0);
+    z += w, mean += w * theta[i], second += w * theta[i] * theta[i];
+  }
+  mean /= z;
+  const double sd = std::sqrt(second / z - mean * mean);
+  // Monte-Carlo error of the draws' mean: sd/sqrt(ESS), ESS at least a tenth of the draws.
+  INFO("MCMC mean " << m << " sd " << sd_mcmc << "; grid mean " << mean << " sd " << sd);
+  CHECK(std::abs(m - mean) < 5 * sd / std::sqrt(400.0));
+  CHECK(std::abs(sd_mcmc - sd) < 0.15 * sd);
+
+  // A grid that does not cover the prior is refused; so are --exact and density estimators.
+  const std::string narrow = scratch("narrow.json");
+  require_ok(run_lode({"calibrate", "--model", rascal(), "--grid", "-0.9..-0.5:5", "-n", "500", "--seed", "5", "--out",
+                       narrow}));
+  check_fails({"posterior", "--model", rascal(), "--calibration", narrow, "--observed", observed(), "-n", "400",
+               "--out", scratch("p.npy")},
+              "its grid covers theta in [-0.9, -0.5], but the prior of model 'galton'");
+  check_fails({"posterior", "--exact", "galton", "--calibration", cal, "--observed", observed(), "-n", "400", "--out",
+               scratch("p.npy")},
+              "--calibration: only used with --model");
+}

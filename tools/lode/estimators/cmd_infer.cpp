@@ -198,16 +198,9 @@ int infer(const InferOptions& o) {
       log_likelihood = est::ratio_log_likelihood(e, obs, theta1, o.model_dir);
       quantity = inf::kRatioQuantity;
       if (!o.calibration.empty()) {  // the calibrated log r of lode calibrate (lode/inference/calibration.hpp)
-        auto cal = std::make_shared<inf::Calibration>(read_calibration(o.calibration));
-        if (cal->grid.dim() != e.n_theta())
-          throw UsageError(fmt::format("--calibration '{}': {} parameters, estimator '{}' {}", o.calibration,
-                                       cal->grid.dim(), o.model_dir, e.n_theta()));
-        for (std::size_t d = 0; d < theta1.size(); ++d)
-          if (std::abs(cal->theta1[d] - theta1[d]) > 1e-9 * std::max(1.0, std::abs(theta1[d])))
-            throw UsageError(fmt::format("--calibration '{}': made for theta1 = {}, but L uses theta1 = {}",
-                                         o.calibration, format_point(cal->theta1), format_point(theta1)));
         log_likelihood = inf::sum_log_likelihood(
-            inf::calibrated_log_ratio(cal, est::ratio_event_log_likelihood(e, theta1, o.model_dir)), obs);
+            calibrated(o.calibration, e, theta1, o.model_dir, est::ratio_event_log_likelihood(e, theta1, o.model_dir)),
+            obs);
         source["calibration"] = o.calibration;
         what += fmt::format(", calibrated by {}", o.calibration);
       }

@@ -1,12 +1,14 @@
 // lode posterior (--model MODEL_DIR | --exact MODEL) --observed FILE.npy -n S --out SAMPLES.npy
 //                [--seed S] [--chains C] [--warmup W] [--thin T] [--threads N] [--jump-every J]
-//                [--theta1 POINT]
+//                [--theta1 POINT] [--calibration CAL.json]
 //
 // S draws of θ from p(θ|x_1..x_n) ∝ prior(θ) · exp L(θ) given the observed events (rows of
 // FILE.npy), written as a float64 array (S, dim θ). L is Σ_i log p(x_i|θ) of a model's exact
 // likelihood (--exact: the reference) or, with --model, Σ_i log r̂(x_i|θ,θ1) of a trained ratio
 // estimator or Σ_i log p̂(x_i|θ) of NLE/SCANDAL, evaluated for all chains' points in one
-// network pass (lode/estimators/likelihood.hpp); the prior is the model's. MCMC and its
+// network pass (lode/estimators/likelihood.hpp), or through a histogram calibration of r̂
+// (--calibration, lode calibrate: its grid must cover the prior's range; a draw outside the
+// grid makes the run exit 1); the prior is the model's. MCMC and its
 // diagnostics are lode::inference's (posterior.hpp, docs/posterior.md). This file parses,
 // calls and prints. Chains that do not mix (some R-hat > 1.1): the file is written, the
 // command says so and exits 1.
@@ -22,6 +24,7 @@
 #include "command.hpp"
 #include "common.hpp"
 #include "observed.hpp"
+#include "toys.hpp"
 #include "lode/error.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/estimators/likelihood.hpp"
@@ -40,7 +43,7 @@ namespace inf = lode::inference;
 struct PosteriorOptions {
   // chains, warmup: empty = the default of the likelihood (kExactChains / kModelChains ...).
   std::string model_dir, exact, observed, draws, out, theta1, seed = "1", chains, warmup, thin = "1",
-      threads = "1", jump_every = std::to_string(inf::McmcSettings{}.jump_every), time_limit = "60";
+      threads = "1", jump_every = std::to_string(inf::McmcSettings{}.jump_every), time_limit = "60", calibration;
 };
 
 
@@ -74,10 +77,12 @@ struct Target {
   std::vector<std::string> names;
   std::optional<est::Estimator> estimator;
   bool direct = false;  // NPE: draws from p̂(θ|x) itself, no MCMC
+  std::shared_ptr<const inf::Calibration> calibration;  // --calibration: its grid bounds the draws
 };
 
 void exact_target(const PosteriorOptions& o, Target& t) {
   if (!o.theta1.empty()) throw UsageError("--theta1: only used with --model (the exact likelihood needs no reference)");
+  if (!o.calibration.empty()) throw UsageError("--calibration: only used with --model (a ratio estimator)");
   const Model& model = open_model(o.exact);
   if (!model.exact_log_likelihood)
     throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood (lode models shows which do); train an "
@@ -120,6 +125,9 @@ void estimator_target(const PosteriorOptions& o, Target& t) {
     const std::string method = est::to_string(e.method());
     if (!o.theta1.empty())
       throw UsageError(fmt::format("--theta1: a {} estimator is not a ratio estimator; it needs no reference point", method));
+    if (!o.calibration.empty())
+      throw UsageError(fmt::format("--calibration: calibrates ratio estimators; '{}' is a {} estimator", o.model_dir,
+                                   method));
     t.observed = read_observed(o.observed, e.n_x(), who, e.names());
     t.names = t.model->parameters;
     if (method == "npe") {
@@ -140,7 +148,29 @@ void estimator_target(const PosteriorOptions& o, Target& t) {
   t.observed = read_observed(o.observed, e.n_x(), who, e.names());
   t.what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, est::to_string(e.method()), format_point(theta1));
   t.names = t.model->parameters;
-  t.batch = est::ratio_batch_log_likelihood(e, t.observed, theta1, o.model_dir);
+  if (o.calibration.empty()) {
+    t.batch = est::ratio_batch_log_likelihood(e, t.observed, theta1, o.model_dir);
+    return;
+  }
+  // Calibrated: log r̂ at the grid points around θ, through their histograms (interpolated
+  // between grid points), summed over the events. Outside its grid it would be held at the
+  // edge's value, so the grid must cover the prior's range.
+  t.log_likelihood = inf::sum_log_likelihood(
+      calibrated(o.calibration, e, theta1, o.model_dir, est::ratio_event_log_likelihood(e, theta1, o.model_dir),
+                 &t.calibration),
+      t.observed);
+  const inf::Grid& g = t.calibration->grid;
+  for (std::size_t d = 0; d < g.dim(); ++d) {
+    const auto [lo, hi] = t.model->prior.range[d];
+    const double a = g.axes[d].lo, b = g.axes[d].hi, tol = 1e-9 * std::max(1.0, std::abs(hi - lo));
+    if (a > lo + tol || b < hi - tol)
+      throw UsageError(fmt::format("--calibration '{}': its grid covers {} in [{}, {}], but the prior of model '{}' "
+                                   "({}) spans [{}, {}]; outside the grid the calibrated ratio would be held at the "
+                                   "edge's value: calibrate on a grid covering the prior (lode calibrate --grid)",
+                                   o.calibration, t.names[d], format_number(a), format_number(b), t.model->name,
+                                   t.model->prior.description, format_number(lo), format_number(hi)));
+  }
+  t.what += fmt::format(", calibrated by {}", o.calibration);
 }
 
 int posterior(const PosteriorOptions& o) {
@@ -244,6 +274,26 @@ int posterior(const PosteriorOptions& o) {
              inf::posterior_summary(p, t.names), p.chains * p.per_chain, p.seconds, p.draws_per_second,
              static_cast<double>(p.evaluations) / static_cast<double>(p.iterations), p.batches,
              p.batches ? static_cast<double>(p.evaluations) / static_cast<double>(p.batches) : 0.0, p.outside_support, p.jumps_accepted, p.jumps, o.out);
+  if (t.calibration) {  // a prior with unbounded support can still send draws past the grid
+    const inf::Grid& g = t.calibration->grid;
+    std::size_t outside = 0;
+    for (std::size_t r = 0; r < p.rows(); ++r)
+      for (std::size_t d = 0; d < dim; ++d) {
+        const double v = p.draws[r * dim + d];
+        if (v < g.axes[d].lo || v > g.axes[d].hi) {
+          ++outside;
+          break;
+        }
+      }
+    if (outside > 0) {
+      fmt::print(stderr,
+                 "lode posterior: error: {} of {} draws lie outside the grid of --calibration '{}', where the "
+                 "calibrated ratio is held at the edge's value: the draws in '{}' are written but biased there; "
+                 "calibrate on a wider grid\n",
+                 outside, p.rows(), o.calibration, o.out);
+      return kExitFailure;
+    }
+  }
   if (p.mixed()) return kExitOk;
   std::string which;
   for (std::size_t d = 0; d < dim; ++d)
@@ -292,6 +342,9 @@ void add_posterior(Application& app) {
       .option("--time-limit", o->time_limit, "SECONDS",
               "--model of an npe estimator: give up when the draws inside the prior's support take longer (default: 60)")
       .option("--theta1", o->theta1, "V[,V...]", "--model: the reference point theta1 (default: the estimator's fixed theta1)")
+      .option("--calibration", o->calibration, "CAL.json",
+              "--model of a ratio estimator: use the histogram-calibrated log r of lode calibrate (its grid must cover "
+              "the prior's range; one likelihood evaluation per point instead of one network pass per round)")
       .footer(
           "Sampler: slice sampling (stepping out, shrinkage), one parameter at a time, widths adapted during\n"
           "warm-up, all chains in lock-step (--model: one network pass per round for all chains); chains start\n"

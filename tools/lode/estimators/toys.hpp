@@ -61,6 +61,25 @@ inline inference::Calibration read_calibration(const std::string& path) {
   }
 }
 
+/// The per-event log r̂ `f` of estimator `e` (at `theta1`) through the calibration file `path`
+/// (lode calibrate), after checking that the file was made for the same parameters and θ1.
+/// With `out`, the calibration itself too.
+inline inference::EventLikelihood calibrated(const std::string& path, const estimators::Estimator& e,
+                                             const std::vector<double>& theta1, const std::string& model_dir,
+                                             inference::EventLikelihood f,
+                                             std::shared_ptr<const inference::Calibration>* out = nullptr) {
+  auto cal = std::make_shared<inference::Calibration>(read_calibration(path));
+  if (cal->grid.dim() != e.n_theta())
+    throw UsageError(fmt::format("--calibration '{}': {} parameters, estimator '{}' {}", path, cal->grid.dim(),
+                                 model_dir, e.n_theta()));
+  for (std::size_t d = 0; d < theta1.size(); ++d)
+    if (std::abs(cal->theta1[d] - theta1[d]) > 1e-9 * std::max(1.0, std::abs(theta1[d])))
+      throw UsageError(fmt::format("--calibration '{}': made for theta1 = {}, but L uses theta1 = {}", path,
+                                   inference::format_point(cal->theta1), inference::format_point(theta1)));
+  if (out) *out = cal;
+  return inference::calibrated_log_ratio(cal, std::move(f));
+}
+
 /// --model DIR | --exact MODEL (one of them), with --theta1 and --calibration for --model.
 inline EventSource open_event_source(const std::string& model_dir, const std::string& exact,
                                      const std::string& theta1_text, const std::string& calibration,
@@ -127,15 +146,7 @@ inline EventSource open_event_source(const std::string& model_dir, const std::st
   s.quantity = inf::kRatioQuantity;
   s.what = fmt::format("estimator {} ({}), theta1 = {}", model_dir, method, inf::format_point(s.theta1));
   if (!calibration.empty()) {
-    auto cal = std::make_shared<inf::Calibration>(read_calibration(calibration));
-    if (cal->grid.dim() != e.n_theta())
-      throw UsageError(fmt::format("--calibration '{}': {} parameters, estimator '{}' {}", calibration, cal->grid.dim(),
-                                   model_dir, e.n_theta()));
-    for (std::size_t d = 0; d < s.theta1.size(); ++d)
-      if (std::abs(cal->theta1[d] - s.theta1[d]) > 1e-9 * std::max(1.0, std::abs(s.theta1[d])))
-        throw UsageError(fmt::format("--calibration '{}': made for theta1 = {}, but L uses theta1 = {}", calibration,
-                                     inf::format_point(cal->theta1), inf::format_point(s.theta1)));
-    s.f = inf::calibrated_log_ratio(cal, s.f);
+    s.f = calibrated(calibration, e, s.theta1, model_dir, s.f);
     s.source["calibration"] = calibration;
     s.what += fmt::format(", calibrated by {}", calibration);
   }

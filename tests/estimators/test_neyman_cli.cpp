@@ -126,6 +126,26 @@ TEST_CASE("lode neyman --exact: the library's construction, a reusable belt", "[
   require_ok(text);
   CHECK(text.out.find("Wilks (asymptotic):") != std::string::npos);
   CHECK(text.out.find("Neyman construction:\n68.27% CL: theta in [") != std::string::npos);
+  // The belt drawn: a PNG (gnuplot), the results unchanged.
+  const std::string png = scratch("belt.png");
+  const Result drawn = run_lode({"neyman", "--exact", "galton", "--observed", observed(), "--grid", "-1..-0.4:13",
+                                 "--belt", belt, "--json", "--plot", png});
+  require_ok(drawn);
+  CHECK(Json::parse(drawn.out)["neyman"] == j["neyman"]);
+  const std::string image = read_text(png);
+  CHECK(image.size() > 5000);
+  CHECK(image.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0);
+  check_fails({"neyman", "--exact", "galton", "--observed", observed(), "--grid", "-1..-0.4:13", "--toys", "200",
+               "--max-failed", "1.5"},
+              "--max-failed '1.5': one fraction in [0, 1)");
+  check_fails({"neyman", "--exact", "galton", "--observed", observed(), "--grid", "-1..-0.4:13", "--belt", belt,
+               "--max-failed", "0.1"},
+              "--max-failed: the toys come from --belt");
+  const std::string moons = scratch("moons.npy");
+  require_ok(run_lode({"simulate", "two_moons", "--theta", "0.1,0.2", "-n", "1", "--out", moons}));
+  check_fails({"neyman", "--exact", "two_moons", "--observed", moons, "--grid", "-1..1:5,-1..1:5", "--toys", "200",
+               "--plot", scratch("b2.png")},
+              "--plot: the belt is drawn for one parameter; this grid has 2");
 
   check_fails({"neyman", "--exact", "galton", "--observed", observed(), "--grid", "-1..-0.5:13", "--belt", belt},
               "made on grid '-1..-0.4:13', not '-1..-0.5:13'");

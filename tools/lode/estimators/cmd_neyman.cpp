@@ -1,6 +1,7 @@
 // lode neyman (--model MODEL_DIR | --exact MODEL) --observed FILE.npy --grid SPEC --toys K
 //             [--simulator MODEL] [--events N | --poisson MEAN] [--seed S] [--calibration CAL]
-//             [--belt-out BELT.json | --belt BELT.json] [--json] [--out FILE.json]
+//             [--belt-out BELT.json | --belt BELT.json] [--json] [--out FILE.json] [--plot BELT.png]
+//             [--max-failed F]
 //
 // Confidence sets by Neyman construction (SPEC §6, lode/inference/neyman.hpp): at every
 // grid point, K toy experiments simulated there give the distribution of
@@ -22,6 +23,7 @@
 
 #include "command.hpp"
 #include "common.hpp"
+#include "gnuplot.hpp"
 #include "lode/atomic_file.hpp"
 #include "lode/inference/report.hpp"
 #include "observed.hpp"
@@ -36,9 +38,49 @@ using Json = nlohmann::ordered_json;
 
 struct NeymanCliOptions {
   std::string model_dir, exact, observed, grid, toys, simulator, events, poisson, seed = "1", theta1, calibration,
-      belt_out, belt_in, out, threads = "1";
+      belt_out, belt_in, out, plot, max_failed, threads = "1";
   bool json = false;
 };
+
+// The belt in 1-D: q_obs(θ), the toys' critical values c(θ) at each level (the belt's upper
+// edges) and Wilks' constant thresholds for comparison; the Neyman sets are where the blue
+// curve lies below the solid line of their level.
+void plot_belt(const inf::NeymanBelt& belt, const inf::NeymanResult& r, const std::string& name,
+               const std::string& title, const std::string& path) {
+  Gnuplot gp;
+  auto value = [](double v) { return std::isfinite(v) ? fmt::format("{:.17g}", v) : std::string("NaN"); };
+  std::string data;
+  double top = 0;
+  for (std::size_t k = 0; k < belt.grid.size(); ++k) {
+    data += fmt::format("{:.17g} {}", belt.grid.point(k)[0], value(r.scan.q[k]));
+    for (std::size_t l = 0; l < belt.levels.size(); ++l) {
+      data += " " + value(belt.critical[k][l]);
+      if (std::isfinite(belt.critical[k][l])) top = std::max(top, belt.critical[k][l]);
+    }
+    data += "\n";
+  }
+  top = std::max(top, r.scan.sets.back().threshold) * 2.0;
+  const std::string file = gp.data_file("belt.dat", data);
+  static const char* colours[] = {"#2e8b57", "#c0392b", "#8e44ad", "#d35400"};
+  std::string script = fmt::format(
+      "set title {}\nset grid\nset xlabel {}\nset ylabel 'q = -2 [L - max L]'\nset key top center box opaque\n"
+      "set xrange [{:.17g}:{:.17g}]\nset yrange [0:{:.17g}]\n",
+      gnuplot_quote(title), gnuplot_quote(name), belt.grid.axes[0].lo, belt.grid.axes[0].hi, top);
+  script += fmt::format("plot {} using 1:2 with linespoints linewidth 2 pointtype 7 pointsize 0.6 linecolor rgb "
+                        "'#1f4e9c' title 'q_obs({})'",
+                        gnuplot_quote(file), name);
+  for (std::size_t l = 0; l < belt.levels.size(); ++l) {
+    const std::string pct = belt.levels[l] == inf::kLevel68 ? "68.27" : inf::level_name(belt.levels[l]);
+    const char* colour = colours[l % 4];
+    script += fmt::format(", \\\n  {} using 1:{} with histeps linewidth 2 linecolor rgb '{}' title 'Neyman {}% (toys)'",
+                          gnuplot_quote(file), 3 + l, colour, pct);
+    if (l < r.scan.sets.size() && std::isfinite(r.scan.sets[l].threshold))
+      script += fmt::format(", \\\n  {:.17g} with lines dashtype 2 linecolor rgb '{}' title 'Wilks {}%'",
+                            r.scan.sets[l].threshold, colour, pct);
+  }
+  script += "\n";
+  gp.render(path, script);
+}
 
 void check_out_dir(const std::string& option, const std::string& path) {
   if (!path.empty() && !std::filesystem::is_directory(std::filesystem::absolute(path).parent_path()))
@@ -124,6 +166,7 @@ inf::NeymanBelt read_belt(const std::string& path, const Json& source, const std
 
 int neyman(const NeymanCliOptions& o) {
   check_out_dir("--out", o.out);
+  check_out_dir("--plot", o.plot);
   check_out_dir("--belt-out", o.belt_out);
   if (!o.belt_out.empty() && !o.belt_in.empty()) throw UsageError("--belt and --belt-out exclude each other");
   if (!o.events.empty() && !o.poisson.empty()) throw UsageError("--events and --poisson exclude each other");
@@ -131,8 +174,17 @@ int neyman(const NeymanCliOptions& o) {
   const std::string who = o.exact.empty() ? fmt::format("estimator '{}'", o.model_dir) : fmt::format("model '{}'", o.exact);
   const inf::Grid grid = checked_grid(o.grid, s.f.n_theta, who);
   const inf::Observed obs = read_observed(o.observed, s.f.n_x, who, s.names);
+  if (!o.plot.empty() && grid.dim() != 1)
+    throw UsageError(fmt::format("--plot: the belt is drawn for one parameter; this grid has {}", grid.dim()));
 
   inf::NeymanOptions n;
+  if (!o.max_failed.empty()) {
+    const std::vector<double> f = parse_numbers("--max-failed", o.max_failed);
+    if (f.size() != 1 || !(f[0] >= 0 && f[0] < 1))
+      throw UsageError(fmt::format("--max-failed '{}': one fraction in [0, 1)", o.max_failed));
+    if (!o.belt_in.empty()) throw UsageError("--max-failed: the toys come from --belt; it is not used");
+    n.max_failed_fraction = f[0];
+  }
   inf::NeymanBelt belt;
   TerminalProgress progress{"neyman", "toys at grid point"};
   const auto start = std::chrono::steady_clock::now();
@@ -249,6 +301,14 @@ int neyman(const NeymanCliOptions& o) {
   } catch (const FileError& e) {
     throw Error(fmt::format("--belt-out: {}", e.what()));
   }
+  if (!o.plot.empty()) {
+    try {
+      plot_belt(belt, r, s.parameters[0], fmt::format("Neyman belt: {}, {} toys per point", s.what, belt.toys), o.plot);
+    } catch (const PlotError& e) {
+      throw Error(fmt::format("--plot '{}': {} (the results above are complete)", o.plot, e.what()));
+    }
+    fmt::print(stderr, "lode neyman: belt plot written to {}\n", o.plot);
+  }
   return kExitOk;
 }
 
@@ -277,6 +337,11 @@ void add_neyman(Application& app) {
       .flag("--json", o->json,
             "Print one JSON object: lode infer's fields plus critical_values, p_values, neyman (intervals, sets)")
       .option("--out", o->out, "FILE.json", "Also write the JSON object to FILE.json (tmp + rename)")
+      .option("--plot", o->plot, "BELT.png",
+              "1-D: draw q_obs(theta), the toys' critical values per level and Wilks' thresholds as a PNG (gnuplot)")
+      .option("--max-failed", o->max_failed, "F",
+              "Fraction of failed simulator runs allowed at a grid point (replaced by further runs; default 0.01); "
+              "more stops with an error naming theta")
       .option("-j,--threads", o->threads, "N",
               "--exact: grid points in parallel; --model: LibTorch's threads for the network passes (default 1)")
       .footer(

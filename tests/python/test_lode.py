@@ -1,0 +1,173 @@
+"""The Python module `lode` (issue 19) against the lode command line: the same arrays and dicts for the same seeds,
+and clear exceptions for bad input. Run by CTest (tests/CMakeLists.txt: PYTHONPATH=BUILD/python, LODE_CLI=the lode
+binary, LODE_TEST_MODELS_PLUGIN=the test plugin) with Debian's python3 and numpy:
+
+    PYTHONPATH=build/python LODE_CLI=build/tools/lode /usr/bin/python3 -m unittest discover -s tests/python -v
+"""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+import numpy as np
+
+import lode
+
+LODE = os.environ.get("LODE_CLI", "build/tools/lode")
+PLUGIN = os.environ.get("LODE_TEST_MODELS_PLUGIN", "")
+
+
+def cli(*args):
+    """Runs the lode binary; returns its stdout (fails the test with stderr when the status is not 0)."""
+    r = subprocess.run([LODE, *map(str, args)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"lode {' '.join(map(str, args))} exited {r.returncode}: {r.stderr}")
+    return r.stdout
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+class Models(Base):
+    def test_models_as_the_command_lists_them(self):
+        listed = json.loads(cli("models", "--json"))
+        mine = {m["name"]: m for m in lode.models()}
+        self.assertEqual(sorted(mine), sorted(m["name"] for m in listed))
+        for m in listed:
+            self.assertEqual(mine[m["name"]]["parameters"], m["parameters"])
+            self.assertEqual(mine[m["name"]]["observables"], m["observables"])
+        g = lode.model("galton")
+        self.assertEqual(g["prior"]["range"], [(-1.0, -0.4)])
+        self.assertTrue(g["capabilities"]["gold"])
+        self.assertTrue(g["capabilities"]["exact_likelihood"])
+        self.assertFalse(lode.model("two_moons")["capabilities"]["gold"])
+
+
+class Simulate(Base):
+    def test_one_point_equals_lode_simulate(self):
+        for model, theta in [("galton", "-0.8"), ("two_moons", "0.3,-0.2"), ("slcp", "0.7,-2.9,-1,-0.9,0.6")]:
+            f = self.path(model + ".npy")
+            cli("simulate", model, "--theta", theta, "-n", 500, "--seed", 7, "--first-event", 3, "--out", f)
+            point = [float(v) for v in theta.split(",")]
+            x = lode.simulate(model, point, n=500, seed=7, first_event=3)
+            np.testing.assert_array_equal(x, np.load(f))
+            self.assertEqual(x.dtype, np.float64)
+            np.testing.assert_array_equal(lode.simulate(model, np.array(point), n=500, seed=7, first_event=3, threads=3), x)
+
+    def test_one_point_per_event_is_the_batched_simulator_sbi_expects(self):
+        thetas = np.array([[0.1, 0.2], [-0.5, 0.4], [0.9, -0.9], [0.0, 0.0]])
+        x = lode.simulate("two_moons", thetas, seed=4)
+        self.assertEqual(x.shape, (4, 2))
+        for i, t in enumerate(thetas):
+            f = self.path(f"e{i}.npy")
+            cli("simulate", "two_moons", "--theta", f"{t[0]},{t[1]}", "-n", 1, "--seed", 4, "--first-event", i, "--out", f)
+            np.testing.assert_array_equal(x[i], np.load(f)[0])
+        np.testing.assert_array_equal(lode.simulate("two_moons", thetas, seed=4, threads=2), x)
+
+        # sbi's simulator: a callable from a (batch, dim theta) array of parameters to (batch, dim x).
+        def simulator(theta_batch):
+            return lode.simulate("two_moons", np.asarray(theta_batch, dtype=np.float64), seed=11)
+
+        self.assertEqual(simulator(np.zeros((7, 2))).shape, (7, 2))
+
+    def test_bad_input_raises_clear_exceptions(self):
+        with self.assertRaisesRegex(lode.UsageError, r"unknown model 'galtonx' \(known models: .*galton"):
+            lode.simulate("galtonx", [0.1], n=1)
+        with self.assertRaisesRegex(ValueError, r"model 'galton' has 1 parameter \(theta\), got an array of shape \(2\)"):
+            lode.simulate("galton", [0.1, 0.2], n=1)
+        with self.assertRaisesRegex(lode.UsageError, r"theta\[1, 0\]: parameter 'theta' of model 'galton' is nan"):
+            lode.simulate("galton", np.array([[-0.8], [np.nan]]))
+        with self.assertRaisesRegex(lode.UsageError, r"shape \(n, 2\), got \(3, 3\)"):
+            lode.simulate("two_moons", np.zeros((3, 3)))
+        with self.assertRaisesRegex(lode.UsageError, "n: the number of events is needed"):
+            lode.simulate("galton", [-0.8])
+        with self.assertRaisesRegex(lode.UsageError, r"n = 3: theta has 2 rows"):
+            lode.simulate("galton", np.array([[-0.8], [-0.7]]), n=3)
+        # A value the model refuses: lode's run error, naming the model and the event.
+        with self.assertRaisesRegex(lode.LodeError,
+                                    r"model 'sir', seed 1, event 0, address 'beta': contact rate beta = -1 must be > 0"):
+            lode.simulate("sir", [-1.0, 0.1], n=3, threads=2)
+
+
+class Mine(Base):
+    CASES = [
+        ("galton", "ratio", dict(theta0="prior", theta1=[-0.6]), ["--theta0", "prior", "--theta1", "-0.6"]),
+        ("galton", "local", dict(theta=[-0.8]), ["--theta", "-0.8"]),
+        ("weinberg", "density", dict(theta="uniform:0.5..1.5"), ["--theta", "uniform:0.5..1.5"]),
+        ("two_moons", "plain", dict(theta="prior"), ["--theta", "prior"]),
+    ]
+
+    def test_in_memory_and_on_disk_equal_lode_mine(self):
+        for model, purpose, kwargs, args in self.CASES:
+            with self.subTest(model=model, purpose=purpose):
+                d = self.path(f"{model}-{purpose}")
+                cli("mine", model, "--for", purpose, *args, "-n", 5000, "--seed", 9, "--shard-size", 1000, "--out", d)
+                arrays = lode.mine(model, for_=purpose, n=5000, seed=9, threads=2, shard_size=700, **kwargs)
+                names = sorted(f[:-4] for f in os.listdir(d) if f.endswith(".npy"))
+                self.assertEqual(sorted(arrays), names)
+                for name in names:
+                    np.testing.assert_array_equal(arrays[name], np.load(os.path.join(d, name + ".npy")), err_msg=name)
+                # out=DIR: a dataset directory, the same files.
+                d2 = self.path(f"{model}-{purpose}-py")
+                self.assertEqual(lode.mine(model, for_=purpose, n=5000, seed=9, out=d2, shard_size=1000, **kwargs), d2)
+                for name in names:
+                    with open(os.path.join(d, name + ".npy"), "rb") as a, open(os.path.join(d2, name + ".npy"), "rb") as b:
+                        self.assertEqual(a.read(), b.read(), name)
+
+    def test_bad_input(self):
+        with self.assertRaisesRegex(lode.UsageError, "for_='plain' with theta"):
+            lode.mine("two_moons", for_="ratio", theta0="prior", theta1=[0.1, 0.1], n=10)
+        with self.assertRaisesRegex(lode.UsageError, "theta1: required"):
+            lode.mine("galton", for_="ratio", theta0="prior", n=10)
+        with self.assertRaisesRegex(lode.UsageError, "for_='sideways'"):
+            lode.mine("galton", for_="sideways", theta=[-0.8], n=10)
+        with self.assertRaisesRegex(lode.UsageError, "theta"):
+            lode.mine("galton", for_="local", theta="gridd:1", n=10)
+
+
+class TraceAndCheck(Base):
+    def test_trace_equals_lode_trace_json(self):
+        expected = json.loads(cli("trace", "galton", "--theta", "-0.8", "--seed", 3, "--event", 5, "--at", "-0.6",
+                                  "--at", "-0.9", "--json"))
+        got = lode.trace("galton", [-0.8], seed=3, event=5, at=[[-0.6], [-0.9]])
+        self.assertEqual(got, expected)
+        self.assertEqual([r["theta"] for r in got["ratios"]], [[-0.6], [-0.9]])
+
+    def test_check_equals_lode_check_json(self):
+        expected = json.loads(cli("check", "weinberg", "-n", 300, "--seed", 2, "--json"))
+        got = lode.check("weinberg", n=300, seed=2)
+        self.assertEqual(got, expected)
+        self.assertTrue(got["passed"])
+
+
+class Plugins(Base):
+    def test_a_plugin_that_cannot_load_raises(self):
+        bad = self.path("not-a-library.so")
+        with open(bad, "w") as f:
+            f.write("not ELF")
+        with self.assertRaisesRegex(lode.LodeError, "cannot load plugin '.*not-a-library.so'"):
+            lode.load_plugin(bad)
+        with self.assertRaisesRegex(lode.LodeError, "cannot load plugin"):
+            lode.load_plugin(self.path("missing.so"))
+
+    @unittest.skipUnless(PLUGIN, "LODE_TEST_MODELS_PLUGIN is not set")
+    def test_plugin_models_and_skipped_events(self):
+        lode.load_plugin(PLUGIN)
+        self.assertIn("test_shifted_output", [m["name"] for m in lode.models()])
+        # Its gold is refused at every event: mining raises, naming the count and the first reason.
+        with self.assertRaisesRegex(lode.LodeError, r"150 of 150 events were skipped .*no row at all.*first: event 0"):
+            lode.mine("test_shifted_output", for_="local", theta=[0.1], n=150)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -7,6 +7,7 @@ binary, LODE_TEST_MODELS_PLUGIN=the test plugin) with Debian's python3 and numpy
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -171,3 +172,66 @@ class Plugins(Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Estimators(Base):
+    """lode.train / lode.Estimator against lode train / evaluate / posterior (LibTorch, loaded on first use)."""
+
+    def test_torch_is_loaded_only_for_estimators(self):
+        code = ("import lode, numpy\n"
+                "lode.simulate('galton', [-0.8], n=10); lode.mine('galton', for_='local', theta=[-0.8], n=10)\n"
+                "maps = lambda: open('/proc/self/maps').read()\n"
+                "print('libtorch_cpu' in maps())\n"
+                "lode.Estimator\n"
+                "print('libtorch_cpu' in maps())\n")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.split(), ["False", "True"])
+
+    def test_train_and_evaluate_equal_the_command(self):
+        data = self.path("ratio")
+        cli("mine", "galton", "--for", "ratio", "--theta0", "uniform:-1..-0.4", "--theta1", "-0.6", "-n", 3000, "--seed",
+            4, "--out", data)
+        cli("train", "rascal", "--data", data, "--out", self.path("cli"), "--epochs", 3, "--hidden", "32,32", "--seed", 3,
+            "-q")
+        e = lode.train("rascal", data, out=self.path("py"), epochs=3, hidden=[32, 32], seed=3)
+        with open(self.path("cli/estimator.json")) as a, open(self.path("py/estimator.json")) as b:
+            ja, jb = json.load(a), json.load(b)
+        self.assertEqual(ja["settings"], jb["settings"])
+        self.assertEqual(ja["members"][0]["parameters"], jb["members"][0]["parameters"])
+        self.assertEqual((e.method, e.n_x, e.n_theta, e.model, e.parameters), ("rascal", 1, 1, "galton", ["theta"]))
+        x = np.arange(0, 31, dtype=np.float64).reshape(-1, 1)
+        np.save(self.path("x.npy"), x)
+        cli("evaluate", "--model", self.path("cli"), "--x", self.path("x.npy"), "--theta0", "-0.8", "--out",
+            self.path("lr.npy"))
+        cli("evaluate", "--model", self.path("cli"), "--x", self.path("x.npy"), "--theta0", "-0.8", "--score", "--out",
+            self.path("t.npy"))
+        loaded = lode.Estimator.load(self.path("cli"))
+        np.testing.assert_array_equal(loaded.log_ratio(x, [-0.8]), np.load(self.path("lr.npy"))[:, 0])
+        np.testing.assert_array_equal(e.log_ratio(x, [-0.8], [-0.6]), np.load(self.path("lr.npy"))[:, 0])
+        np.testing.assert_array_equal(loaded.score(x, [-0.8]), np.load(self.path("t.npy")))
+        self.assertEqual(loaded.reports[0]["epochs_run"], 3)
+
+    def test_density_estimators_equal_the_command(self):
+        data = self.path("moons")
+        cli("mine", "two_moons", "--for", "plain", "--theta", "prior", "-n", 2000, "--seed", 5, "--out", data)
+        npe = lode.train("npe", data, out=self.path("npe"), epochs=2, transforms=2, hidden=20, seed=2)
+        obs = lode.simulate("two_moons", [0.2, -0.1], n=1, seed=9)
+        np.save(self.path("obs.npy"), obs)
+        cli("posterior", "--model", self.path("npe"), "--observed", self.path("obs.npy"), "-n", 300, "--seed", 3, "--out",
+            self.path("post.npy"))
+        np.testing.assert_array_equal(npe.sample_posterior(obs[0], 300, seed=3), np.load(self.path("post.npy")))
+        nle = lode.train("nle", data, out=self.path("nle"), epochs=2, transforms=2, hidden=20, seed=2)
+        x = lode.simulate("two_moons", [0.2, -0.1], n=50, seed=10)
+        np.save(self.path("x.npy"), x)
+        cli("evaluate", "--model", self.path("nle"), "--x", self.path("x.npy"), "--theta0", "0.2,-0.1", "--out",
+            self.path("lp.npy"))
+        np.testing.assert_array_equal(nle.log_density(x, [0.2, -0.1]), np.load(self.path("lp.npy"))[:, 0])
+
+    def test_estimator_errors(self):
+        with self.assertRaisesRegex(lode.LodeError, "estimator.json"):
+            lode.Estimator.load(self.path("nowhere"))
+        with self.assertRaisesRegex(lode.UsageError, r"unknown option 'epoch' \(options: .*epochs"):
+            lode.train("rascal", self.path("nowhere"), epoch=3)
+        with self.assertRaisesRegex(lode.UsageError, "METHOD: .*'rascl'"):
+            lode.train("rascl", self.path("nowhere"))

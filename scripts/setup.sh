@@ -31,6 +31,7 @@ PACKAGES=(
   gnuplot-nox                                    # plots as PNG images
   python3-numpy                                  # tests check that .npy files load in numpy
   pybind11-dev python3-dev                       # the Python module lode (tools/python; optional at configure time)
+  python3-matplotlib                             # the Python example of a likelihood scan (examples/python)
   python3-sklearn                                # scripts/c2st.py: the SBI benchmark's C2ST (MLPClassifier)
   make                                           # the install test builds examples/mysim with its Makefile (pkg-config)
   clang                                          # Debian's clang 14: headers compile with clang too (CTest headers_clang), fuzz targets

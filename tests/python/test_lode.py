@@ -151,6 +151,22 @@ class TraceAndCheck(Base):
         self.assertTrue(got["passed"])
 
 
+class ExactLikelihood(Base):
+    def test_equals_lode_evaluate_exact(self):
+        x = lode.simulate("galton", [-0.7], n=200, seed=3)
+        np.save(self.path("x.npy"), x)
+        cli("evaluate", "--exact", "galton", "--x", self.path("x.npy"), "--theta0", "-0.8", "--out", self.path("lp.npy"))
+        cli("evaluate", "--exact", "galton", "--x", self.path("x.npy"), "--theta0", "-0.8", "--score", "--out",
+            self.path("t.npy"))
+        np.testing.assert_array_equal(lode.exact_log_likelihood("galton", x, [-0.8]), np.load(self.path("lp.npy"))[:, 0])
+        lp, t = lode.exact_log_likelihood("galton", x, [-0.8], score=True)
+        np.testing.assert_array_equal(t, np.load(self.path("t.npy")))
+        with self.assertRaisesRegex(lode.UsageError, "model 'lotka_volterra' has no exact likelihood"):
+            lode.exact_log_likelihood("lotka_volterra", np.zeros((1, 9)), [0.01, 0.5, 1.0, 0.01])
+        with self.assertRaisesRegex(lode.UsageError, r"x: model 'galton' has 1 observable; give an array of shape \(n, 1\)"):
+            lode.exact_log_likelihood("galton", np.zeros((2, 2)), [-0.8])
+
+
 class Plugins(Base):
     def test_a_plugin_that_cannot_load_raises(self):
         bad = self.path("not-a-library.so")

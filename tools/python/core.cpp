@@ -264,6 +264,31 @@ py::object check(const std::string& name, py::object theta, std::uint64_t n, std
   return to_python(lode::mining::gold_check_json(m, th, options, c));
 }
 
+// log p(x_i|θ) of the model's exact likelihood per row (and, with score, ∂/∂θ per row).
+py::object exact_log_likelihood(const std::string& name, const Array& x, const Array& theta, bool score) {
+  const lode::Model& m = model_named(name);
+  if (!m.exact_log_likelihood)
+    throw lode::UsageError(fmt::format("model '{}' has no exact likelihood (lode.models() says which do)", m.name));
+  const std::vector<double> th = point(m, theta, "theta");
+  const std::size_t nx = m.observables.size(), dim = th.size();
+  if (!((x.ndim() == 2 && static_cast<std::size_t>(x.shape(1)) == nx) ||
+        (x.ndim() == 1 && static_cast<std::size_t>(x.shape(0)) == nx)))
+    throw lode::UsageError(fmt::format("x: model '{}' has {} observable{}; give an array of shape (n, {})", m.name, nx,
+                                       nx == 1 ? "" : "s", nx));
+  const std::size_t n = x.ndim() == 2 ? static_cast<std::size_t>(x.shape(0)) : 1;
+  Array lp(static_cast<py::ssize_t>(n));
+  Array grad({n, dim});
+  double* l = lp.mutable_data();
+  double* g = grad.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (std::size_t i = 0; i < n; ++i)
+      l[i] = m.exact_log_likelihood({x.data() + i * nx, nx}, th, score ? g + i * dim : nullptr);
+  }
+  if (score) return py::make_tuple(lp, grad);
+  return lp;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
@@ -303,6 +328,10 @@ PYBIND11_MODULE(_core, mod) {
           "Mine n events with their gold (lode mine): a dict of arrays (x, theta0, theta1, y, r_xz, t_xz0, t_xz1 for "
           "ratio; x, theta, t_xz for local and density; x, theta for plain), or with out=DIR a dataset directory "
           "(returns DIR). Specs: a point (list/array) or text ('prior', 'uniform:-1..1', 'grid:-1..1:5').");
+  mod.def("exact_log_likelihood", &exact_log_likelihood, py::arg("model"), py::arg("x"), py::arg("theta"),
+          py::arg("score") = false,
+          "log p(x_i | theta) of the model's exact likelihood per row (n,); with score=True also the score (n, dim "
+          "theta): (log_p, score). The values of lode evaluate --exact");
   mod.def("trace", &trace, py::arg("model"), py::arg("theta"), py::arg("seed") = 1, py::arg("event") = 0,
           py::arg("at") = std::vector<Array>{},
           "One run with its gold (lode trace --json): choices with addresses, values, log p and scores; x, log p, "

@@ -12,9 +12,10 @@ Estimators (LibTorch, loaded only when used): lode.Estimator.load(dir), lode.tra
 Docs: docs/python.md. Errors raise lode.LodeError (lode.UsageError for bad arguments) with
 lode's message, naming what and where.
 """
-from ._core import LodeError, UsageError, check, load_plugin, mine, model, models, simulate, trace
+from ._core import LodeError, UsageError, check, exact_log_likelihood, load_plugin, mine, model, models, simulate, trace
 
 __all__ = ["LodeError", "UsageError", "models", "model", "load_plugin", "simulate", "mine", "trace", "check",
+           "exact_log_likelihood",
            "Estimator", "train"]
 
 

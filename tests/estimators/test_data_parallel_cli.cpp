@@ -68,7 +68,7 @@ std::vector<Result> train_parallel(int k, const std::vector<std::string>& args) 
     errs.push_back(scratch("err" + std::to_string(r)));
     pids.push_back(spawn_lode(args,
                               {"LODE_RANK=" + std::to_string(r), "LODE_WORLD_SIZE=" + std::to_string(k),
-                               "LODE_RENDEZVOUS=file:" + store, "LODE_DP_TIMEOUT=60"},
+                               "LODE_RENDEZVOUS=file:" + store, "LODE_DP_TIMEOUT=60", "GLOO_SOCKET_IFNAME=lo"},
                               errs.back()));
   }
   std::vector<Result> out(static_cast<std::size_t>(k));
@@ -204,7 +204,8 @@ TEST_CASE("lode train in 2 processes: a process killed mid-run, the other exits 
   const std::vector<std::string> args = {"train", "rascal", "--data", dataset("ratio"), "--epochs", "100000",
                                          "--hidden", "16", "--batch", "32", "--out", out};
   const std::string e0 = scratch("err0"), e1 = scratch("err1");
-  const std::vector<std::string> env = {"LODE_WORLD_SIZE=2", "LODE_RENDEZVOUS=file:" + store, "LODE_DP_TIMEOUT=30"};
+  const std::vector<std::string> env = {"LODE_WORLD_SIZE=2", "LODE_RENDEZVOUS=file:" + store, "LODE_DP_TIMEOUT=30",
+                                        "GLOO_SOCKET_IFNAME=lo"};
   std::vector<std::string> env0 = env, env1 = env;
   env0.push_back("LODE_RANK=0");
   env1.push_back("LODE_RANK=1");
@@ -259,7 +260,8 @@ TEST_CASE("mpirun -np 2 lode train: the processes meet by themselves, one writes
   std::vector<std::string> a1 = args;
   a1.insert(a1.end(), {"--out", one});
   require_ok(run_lode(a1));
-  std::vector<std::string> m = {"-np", "2", "--oversubscribe"};
+  // Loopback for Gloo (every machine has it; a CI host name need not resolve).
+  std::vector<std::string> m = {"-np", "2", "--oversubscribe", "-x", "GLOO_SOCKET_IFNAME=lo"};
   if (::geteuid() == 0) m.push_back("--allow-run-as-root");
   m.push_back(LODE_CLI);
   m.insert(m.end(), args.begin(), args.end());

@@ -424,6 +424,11 @@ TEST_CASE("lode mine: a second run on a directory in use is refused, after kill 
   while (!fs::exists(marker) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   ::kill(first, SIGSTOP);
+  // kill() returns before the signal has stopped it: wait until it has (it may still be
+  // writing a file until then).
+  int stopped = 0;
+  REQUIRE(::waitpid(first, &stopped, WUNTRACED) == first);
+  REQUIRE(WIFSTOPPED(stopped));
   REQUIRE(fs::exists(marker));
   REQUIRE_FALSE(fs::exists(fs::path(dir) / "meta.json"));
   const auto before = snapshot(dir);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "errors.hpp"
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/mining/gold_check.hpp"
@@ -299,15 +300,7 @@ PYBIND11_MODULE(_core, mod) {
   static PyObject* usage_error = PyErr_NewException("lode._core.UsageError",
                                                     py::make_tuple(lode_error, py::handle(PyExc_ValueError)).ptr(), nullptr);
   mod.attr("UsageError") = py::handle(usage_error);
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const lode::UsageError& e) {
-      PyErr_SetString(usage_error, e.what());
-    } catch (const lode::Error& e) {
-      lode_error(e.what());
-    }
-  });
+  lode::python::translate_errors(lode_error.ptr(), usage_error);
   mod.def("models", [] {
     py::list l;
     for (const lode::Model* m : lode::Registry::global().all()) l.append(model_dict(*m));

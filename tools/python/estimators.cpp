@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "errors.hpp"
 #include "lode/error.hpp"
 #include "lode/estimators/estimator.hpp"
 #include "lode/model.hpp"
@@ -152,15 +153,7 @@ PYBIND11_MODULE(_estimators, mod) {
   usage_error = core.attr("UsageError").ptr();
   Py_INCREF(lode_error);
   Py_INCREF(usage_error);
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const lode::UsageError& e) {
-      PyErr_SetString(usage_error, e.what());
-    } catch (const lode::Error& e) {
-      PyErr_SetString(lode_error, e.what());
-    }
-  });
+  lode::python::translate_errors(lode_error, usage_error);
 
   py::class_<est::Estimator>(mod, "Estimator", "A trained estimator (lode train): evaluations as numpy arrays")
       .def_static("load", [](const std::string& dir) { return est::Estimator::load(dir); }, py::arg("dir"),

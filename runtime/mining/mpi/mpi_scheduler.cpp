@@ -104,8 +104,7 @@ void MpiScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
   std::deque<std::uint64_t> queue;
   bool exhausted = false;
   unsigned waiting = 0, running = threads_;
-  std::exception_ptr error;
-  std::uint64_t error_task = std::numeric_limits<std::uint64_t>::max();
+  LowestFailure failure;
   std::uint64_t ran = 0;
 
   const auto worker = [&](unsigned w) {
@@ -126,11 +125,8 @@ void MpiScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
         std::lock_guard lock(mu);
         ++ran;
       } catch (...) {
+        failure.record(static_cast<std::size_t>(i), std::current_exception());
         std::lock_guard lock(mu);
-        if (i < error_task) {
-          error_task = i;
-          error = std::current_exception();
-        }
         stopping_ = true;
         work_cv.notify_all();
       }
@@ -260,7 +256,7 @@ void MpiScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
   }
   for (std::thread& t : pool) t.join();
   tasks_run_ = ran;
-  if (error) std::rethrow_exception(error);
+  failure.rethrow();
 }
 
 }  // namespace lode::mining

@@ -49,8 +49,7 @@ void ThreadScheduler::run(std::size_t tasks, const Task& task, const Tick& tick)
   std::atomic<std::size_t> next{0};
   std::mutex mu;
   std::condition_variable cv;
-  std::exception_ptr error;
-  std::size_t error_task = std::numeric_limits<std::size_t>::max();
+  LowestFailure failure;
   unsigned running = static_cast<unsigned>(std::min<std::size_t>(threads_, tasks));
   const auto worker = [&](unsigned w) {
     for (;;) {
@@ -62,11 +61,7 @@ void ThreadScheduler::run(std::size_t tasks, const Task& task, const Tick& tick)
       try {
         task(i, w);
       } catch (...) {
-        std::lock_guard lock(mu);
-        if (i < error_task) {
-          error_task = i;
-          error = std::current_exception();
-        }
+        failure.record(i, std::current_exception());
         stopping_ = true;
       }
     }
@@ -89,16 +84,16 @@ void ThreadScheduler::run(std::size_t tasks, const Task& task, const Tick& tick)
   };
   std::vector<std::thread> pool;
   const unsigned n = running;
-  std::string failure;
+  std::string why;
   pool.reserve(n);
   try {
     for (unsigned w = 0; w < n; ++w) pool.emplace_back(worker, w);
   } catch (const std::system_error& e) {
-    failure = e.code().message();
+    why = e.code().message();
   } catch (const std::bad_alloc&) {
-    failure = "out of memory";
+    why = "out of memory";
   }
-  if (!failure.empty()) {  // a thread could not be started: stop and join the ones that were
+  if (!why.empty()) {  // a thread could not be started: stop and join the ones that were
     {
       std::lock_guard lock(mu);
       stopping_ = true;
@@ -108,11 +103,11 @@ void ThreadScheduler::run(std::size_t tasks, const Task& task, const Tick& tick)
     for (std::thread& t : pool) t.join();
     throw Error(fmt::format("cannot start worker thread {} of {}: {} (a limit of this environment on processes or "
                             "address space, ulimit -u / -v); use fewer threads",
-                            pool.size() + 1, n, failure));
+                            pool.size() + 1, n, why));
   }
   wait();
   for (std::thread& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+  failure.rethrow();
 }
 
 }  // namespace lode::mining

@@ -16,7 +16,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <limits>
+#include <mutex>
 #include <string_view>
 
 namespace lode::mining {
@@ -48,6 +51,25 @@ class Scheduler {
 
  protected:
   std::atomic<bool> stopping_{false};
+};
+
+/// The exception of the lowest-numbered failing task, which a scheduler rethrows (tasks fail
+/// in any order on several workers). Thread-safe.
+class LowestFailure {
+ public:
+  void record(std::size_t task, std::exception_ptr error) {
+    std::lock_guard lock(mu_);
+    if (task < task_) task_ = task, error_ = std::move(error);
+  }
+  /// Rethrows the recorded exception, if any.
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::size_t task_ = std::numeric_limits<std::size_t>::max();
+  std::exception_ptr error_;
 };
 
 /// Every task on the calling thread, in order (worker 0); the first error stops the run.

@@ -94,7 +94,6 @@ void MpiScheduler::barrier() {
 
 void MpiScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
   stopping_ = false;
-  tasks_run_ = 0;
   const auto none = static_cast<std::uint64_t>(tasks);  // "no task left", the reply that ends a rank's requests
 
   // The worker threads take task numbers from `queue`; the calling thread fills it (from the
@@ -105,7 +104,6 @@ void MpiScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
   bool exhausted = false;
   unsigned waiting = 0, running = threads_;
   LowestFailure failure;
-  std::uint64_t ran = 0;
 
   const auto worker = [&](unsigned w) {
     for (;;) {
@@ -122,8 +120,6 @@ void MpiScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
       }
       try {
         task(static_cast<std::size_t>(i), w);
-        std::lock_guard lock(mu);
-        ++ran;
       } catch (...) {
         failure.record(static_cast<std::size_t>(i), std::current_exception());
         std::lock_guard lock(mu);
@@ -255,7 +251,6 @@ void MpiScheduler::run(std::size_t tasks, const Task& task, const Tick& tick) {
     throw;
   }
   for (std::thread& t : pool) t.join();
-  tasks_run_ = ran;
   failure.rethrow();
 }
 

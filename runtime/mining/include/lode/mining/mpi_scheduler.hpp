@@ -65,13 +65,10 @@ class MpiScheduler final : public Scheduler {
 
   int rank() const noexcept { return rank_; }
   int ranks() const noexcept { return size_; }
-  /// Tasks this rank ran in the last run().
-  std::uint64_t tasks_run() const noexcept { return tasks_run_; }
 
  private:
   unsigned threads_;
   int rank_, size_;
-  std::uint64_t tasks_run_ = 0;
 };
 
 }  // namespace lode::mining

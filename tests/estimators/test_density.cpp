@@ -391,7 +391,7 @@ TEST_CASE("density estimators: a theta map conditions the flow on u(theta)", "[d
     const est::Estimator b = est::Estimator::train(u, small(method, 2));
     est::Matrix x(3, 2);
     x.data = {0.1, 3.2, -1.0, 2.5, 1.5, 4.0};
-    for (const std::vector<double> th : {std::vector<double>{0.3, 2.0}, std::vector<double>{-1.7, 4.5}}) {
+    for (const std::vector<double>& th : {std::vector<double>{0.3, 2.0}, std::vector<double>{-1.7, 4.5}}) {
       const std::vector<double> uth = {u0(th[0]), std::log(th[1])};
       const std::vector<double> la = a.log_density(x, th), lb = b.log_density(x, uth);
       for (std::size_t r = 0; r < 3; ++r) CHECK(la[r] == Approx(lb[r]).epsilon(1e-6));

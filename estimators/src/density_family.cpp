@@ -30,28 +30,25 @@
 
 namespace lode::estimators {
 
-DensityEval flow_log_prob_and_score(flows::FlowImpl& flow, const torch::Tensor& x, const torch::Tensor& theta,
-                                    bool with_score, bool create_graph) {
-  if (!with_score) return {flow.log_prob(x, theta), {}};
+DensityEval log_prob_and_score(const std::function<torch::Tensor(const torch::Tensor&)>& log_prob,
+                               const torch::Tensor& theta, bool create_graph) {
   const bool grad_mode = torch::GradMode::is_enabled();
   torch::AutoGradMode on(true);
   const torch::Tensor th = theta.detach().requires_grad_(true);
-  torch::Tensor lp = flow.log_prob(x, th);
+  torch::Tensor lp = log_prob(th);
   torch::Tensor g = torch::autograd::grad({lp.sum()}, {th}, {}, /*retain_graph=*/create_graph || grad_mode,
                                           /*create_graph=*/create_graph)[0];
   if (!grad_mode) lp = lp.detach(), g = g.detach();
   return {lp, g};
 }
 
-namespace {
+DensityEval flow_log_prob_and_score(flows::FlowImpl& flow, const torch::Tensor& x, const torch::Tensor& theta,
+                                    bool with_score, bool create_graph) {
+  if (!with_score) return {flow.log_prob(x, theta), {}};
+  return log_prob_and_score([&](const torch::Tensor& th) { return flow.log_prob(x, th); }, theta, create_graph);
+}
 
-using torch::Tensor;
-using schema::Column;
-namespace fl = flows;
-
-// 1 / s.d. of each column of t over `rows`, counting only rows whose values are all finite
-// (impossible replays have NaN scores); 1 where the s.d. is 0 or there are < 2 such rows.
-Tensor score_scale(const Matrix& t, const std::vector<std::int64_t>& rows) {
+torch::Tensor score_scale(const Matrix& t, const std::vector<std::int64_t>& rows) {
   std::vector<float> scale(t.cols, 1.0f);
   for (std::size_t j = 0; j < t.cols; ++j) {
     double n = 0, mean = 0, m2 = 0;  // Welford
@@ -67,6 +64,12 @@ Tensor score_scale(const Matrix& t, const std::vector<std::int64_t>& rows) {
   }
   return torch::tensor(scale).unsqueeze(0);
 }
+
+namespace {
+
+using torch::Tensor;
+using schema::Column;
+namespace fl = flows;
 
 // The map of one θ component onto the real line (DensitySettings::theta_map): the flow of
 // NLE and SCANDAL is conditioned on u = θ, log θ or logit((θ − lo)/(hi − lo)).

@@ -303,9 +303,19 @@ struct SplineForward : torch::autograd::Function<SplineForward> {
         y = torch::where(inside, y, x);
         lad = torch::where(inside, lad, torch::zeros_like(lad));
       }
-      auto g = torch::autograd::grad({y, lad}, {x, cw, ch, d}, {gy, gl}, /*retain_graph=*/true, /*create_graph=*/true,
+      // Only inputs that require gradients can be differentiated (x is data when the flow's
+      // input is fixed, as the density phase's chart coordinates or SCANDAL's x are).
+      const torch::Tensor in[4] = {x, cw, ch, d};
+      std::vector<torch::Tensor> wrt;
+      for (const torch::Tensor& t : in)
+        if (t.requires_grad()) wrt.push_back(t);
+      torch::autograd::variable_list out(7);
+      if (wrt.empty()) return out;
+      auto g = torch::autograd::grad({y, lad}, wrt, {gy, gl}, /*retain_graph=*/true, /*create_graph=*/true,
                                      /*allow_unused=*/true);
-      return {g[0], g[1], g[2], g[3], torch::Tensor(), torch::Tensor(), torch::Tensor()};
+      for (std::size_t i = 0, j = 0; i < 4; ++i)
+        if (in[i].requires_grad()) out[i] = g[j++];
+      return out;
     }
     const auto k = cw.size(-1) - 1, n = x.numel();
     auto gx = torch::empty_like(x), gcw = torch::zeros_like(cw), gch = torch::zeros_like(ch), gd = torch::zeros_like(d);

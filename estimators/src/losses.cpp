@@ -107,10 +107,14 @@ void add_builtins(std::vector<Entry>& v) {
   add_local({"sallino", "", {C::x, C::t_xz}, false, true, 0.0, 4000});
   // The manifold flows (manifold_family.cpp): the loss of their density (maximum likelihood;
   // M-flow and Mₑ-flow: the density phase's, on the chart). The manifold phase's
-  // reconstruction error is the family's own.
+  // reconstruction error is the family's own. SCANDAL's score term is optional there: α = 0
+  // by default (off); with --alpha > 0 the family computes t̂ and needs t_xz.
   for (const char* name : {"af", "pie", "mflow", "meflow"}) {
-    MethodInfo i{name, "manifold", {C::x, C::theta}, false, false, 0.0, 0};
-    v.push_back({std::move(i), std::any(LossFunction<DensityOutputs>([=](D o, L) { return LossTerms{nll(o), {}}; }))});
+    MethodInfo i{name, "manifold", {C::x, C::theta}, true, false, 0.0, 0};
+    v.push_back({std::move(i), std::any(LossFunction<DensityOutputs>([=](D o, L l) {
+                   if (!o.t_hat.defined()) return LossTerms{nll(o), {}};
+                   return LossTerms{nll(o), masked_score(torch::ones_like(o.log_prob), o.t_hat, l[C::t_xz])};
+                 }))});
   }
 }
 

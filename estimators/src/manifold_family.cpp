@@ -13,11 +13,17 @@
 //     alternating           one manifold epoch and one density epoch in turn (half the
 //                           epochs each), separate optimizers;
 //     simultaneous          the exact −log p(x′|θ), J_g included, over every parameter.
+// With --alpha α > 0 (SCANDAL's score term; data mined with --for density carry t_xz), every
+// density loss above gains α·|t̂ − t_xz|² (per component in units of t_xz's s.d., as SCANDAL's)
+// with t̂ = ∇_θ of the log density it trains: only the density on the chart depends on θ, so
+// for the M-flow and Mₑ-flow that is the inner flow h's (AF: the ambient flow's). The fused
+// density steps have no score term: with α > 0 training goes through LibTorch's autograd.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <functional>
 #include <numeric>
 #include <string>
 #include <unordered_map>
@@ -37,6 +43,7 @@ namespace {
 using torch::Tensor;
 using mflow::Kind;
 using mflow::ManifoldFlowImpl;
+using schema::Column;
 
 enum class Schedule { sequential, alternating, simultaneous };
 
@@ -98,6 +105,15 @@ class ManifoldModel final : public FamilyModel {
                                        "columns); got {}",
                                        where(data), info.name, n_x - 1, n_x, m.latent_dim));
     parse_schedule(m.schedule);
+    if (settings.ratio.alpha > 0) {
+      if (data.t_xz.empty())
+        throw EstimatorError(fmt::format("{}: --alpha {} asks for SCANDAL's score term, which needs the joint score "
+                                         "t_xz.npy (mine with --for density)",
+                                         where(data), settings.ratio.alpha));
+      if (data.t_xz.rows != data.x.rows || data.t_xz.cols != n_theta)
+        throw EstimatorError(fmt::format("{}: t_xz is {}×{}; x has {} rows and theta {} columns", where(data),
+                                         data.t_xz.rows, data.t_xz.cols, data.x.rows, n_theta));
+    }
     if (settings.trainer.ensemble != 1)
       throw EstimatorError(fmt::format("settings: ensemble {}: a manifold flow is trained alone (the members' "
                                        "manifolds would differ, with no one projection)",
@@ -116,19 +132,35 @@ class ManifoldModel final : public FamilyModel {
     auto TH = std::make_shared<Tensor>(to_tensor(data.theta));
     const Schedule schedule = parse_schedule(settings.manifold.schedule);
     const auto& loss = loss_of<DensityOutputs>(Method(info.name));
-    const auto nll = [loss](const Tensor& log_prob) {
+    // The loss of a log density of θ (the batch's θ: th, rows idx): −mean log p̂, plus α times
+    // SCANDAL's score term when α > 0.
+    const double alpha = settings.ratio.alpha;
+    auto T = std::make_shared<Tensor>(), t_scale = std::make_shared<Tensor>();
+    if (alpha > 0) *T = to_tensor(data.t_xz), *t_scale = score_scale(data.t_xz, train_rows);
+    const auto density_loss = [loss, alpha, T, t_scale](const std::function<Tensor(const Tensor&)>& log_prob,
+                                                        const Tensor& th, const Tensor& idx) {
       DensityOutputs o;
-      o.log_prob = log_prob;
-      return loss(o, Labels{}).main;
+      Labels labels;
+      if (!(alpha > 0)) {
+        o.log_prob = log_prob(th);
+        return loss(o, labels).main;
+      }
+      const DensityEval e = log_prob_and_score(log_prob, th, torch::GradMode::is_enabled());
+      o.log_prob = e.log_prob, o.t_hat = e.score * *t_scale;
+      labels.slot(Column::t_xz) = T->index_select(0, idx) * *t_scale;
+      const LossTerms t = loss(o, labels);
+      return t.main + alpha * t.score;
     };
     Problem p;
     p.make_network = [this] { return make_network(); };
     // Maximum likelihood over every parameter: AF, PIE, and the S schedule's exact likelihood.
     p.loss = [=](torch::nn::Module& net, const Tensor& idx) {
       auto& mf = static_cast<ManifoldFlowImpl&>(net);
-      return nll(mf.log_prob(X->index_select(0, idx), TH->index_select(0, idx), torch::GradMode::is_enabled()));
+      const Tensor xb = X->index_select(0, idx);
+      const bool graph = torch::GradMode::is_enabled();  // J_g differentiable (the S schedule) when training
+      return density_loss([&](const Tensor& th) { return mf.log_prob(xb, th, graph); }, TH->index_select(0, idx), idx);
     };
-    if (!has_manifold()) {  // AF's flow is NPE's shape (on x given θ): the fused step (fast_nsf.hpp)
+    if (!has_manifold() && !(alpha > 0)) {  // AF's flow is NPE's shape (on x given θ): the fused step (fast_nsf.hpp)
       ManifoldFlowImpl probe(mflow_settings(settings.trainer.seed));
       if (fast::nsf_fusable(*probe.ambient)) {
         auto xs = std::make_shared<std::vector<float>>(data.x.data.begin(), data.x.data.end());
@@ -173,11 +205,12 @@ class ManifoldModel final : public FamilyModel {
     };
     density.loss = [=](torch::nn::Module& net, const Tensor& idx) {
       auto& mf = static_cast<ManifoldFlowImpl&>(net);
-      return nll(mf.inner->log_prob(U->index_select(0, idx), TH->index_select(0, idx)));
+      const Tensor ub = U->index_select(0, idx);
+      return density_loss([&](const Tensor& th) { return mf.inner->log_prob(ub, th); }, TH->index_select(0, idx), idx);
     };
     // h is a spline-coupling flow on ũ given θ, as NPE's on θ given x: the fused step
     // (fast_nsf.hpp) when it has that shape (n ≥ 2; n = 1 is an autoregressive spline).
-    {
+    if (!(alpha > 0)) {
       ManifoldFlowImpl probe(mflow_settings(settings.trainer.seed));
       if (fast::nsf_fusable(*probe.inner)) {
         auto th = std::make_shared<std::vector<float>>(data.theta.data.begin(), data.theta.data.end());

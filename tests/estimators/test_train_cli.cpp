@@ -465,7 +465,19 @@ TEST_CASE("lode train mflow / evaluate --reconstruct / sample / posterior on the
   require_ok(run_lode({"posterior", "--model", model, "--observed", obs, "-n", "400", "--chains", "4", "--warmup", "50",
                        "--out", post}));
   CHECK(lode::npy::read(post).shape == std::vector<std::size_t>{400, 1});
+  // SCANDAL's score term on the inner flow (--alpha; the data carry t_xz): it changes log p̂.
+  const std::string scored = scratch("circle-mflow-alpha");
+  require_ok(run_lode({"train", "mflow", "--data", data, "--out", scored, "--latent-dim", "1", "--epochs", "4",
+                       "--transforms", "2", "--hidden", "16", "--batch", "50", "--alpha", "1"}));
+  const std::vector<double> lp_plain = e.log_density(g, std::vector<double>{0.2}),
+                            lp_scored = est::Estimator::load(scored).log_density(g, std::vector<double>{0.2});
+  CHECK(lp_scored != lp_plain);
+  for (double v : lp_scored) CHECK(std::isfinite(v));
   // Misuse is refused, naming the option.
+  const std::string plain = scratch("circle-plain");
+  require_ok(run_lode({"mine", "circle", "--for", "plain", "--theta", "prior", "-n", "50", "--seed", "3", "--out", plain}));
+  check_fails({"train", "mflow", "--data", plain, "--out", scratch("circle-bad"), "--latent-dim", "1", "--alpha", "1"},
+              "--alpha 1 asks for SCANDAL's score term, which needs the joint score t_xz.npy (mine with --for density)");
   check_fails({"train", "mflow", "--data", data, "--out", scratch("circle-bad"), "--epochs", "1"},
               "--latent-dim N is required for mflow");
   check_fails({"train", "af", "--data", data, "--out", scratch("circle-bad"), "--latent-dim", "1"},

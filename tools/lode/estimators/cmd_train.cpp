@@ -129,7 +129,7 @@ void add_train(Application& app) {
       .option("--lr", o->lr, "L", "Initial learning rate of Adam (default: 1e-3; nle, scandal, npe: 5e-4, constant)")
       .option("--lr-final", o->lr_final, "L", "Learning rate of the last epoch, exponential decay (default: 1e-4; nle, scandal, npe: = --lr; af, pie, "
               "mflow, meflow: 1e-5)")
-      .option("--alpha", o->alpha, "A", "Weight of the score term (rascal, cascal, alices, scandal; default: 1)")
+      .option("--alpha", o->alpha, "A", "Weight of the score term (rascal, cascal, alices, scandal; default: 1; af, pie, mflow, meflow: SCANDAL's score term, default 0: off)")
       .option("--validation", o->validation, "F", "Fraction held out for early stopping (default: 0.25; nle, scandal, npe: 0.1)")
       .option("--patience", o->patience, "P",
               "Stop after P epochs without validation improvement (default 0: run all epochs; the best epoch is kept; nle, scandal, npe: 20)")

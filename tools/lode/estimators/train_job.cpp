@@ -113,7 +113,7 @@ est::Settings settings_from(const TrainOptions& o) {
   if (!o.alpha.empty()) {
     if (!est::uses_score_term(s.method))  // silently ignored, it would look like a setting that was used
       throw UsageError(fmt::format("--alpha: {} has no score term (--alpha weighs the score term of rascal, cascal, "
-                                   "alices and scandal)",
+                                   "alices and scandal, and adds SCANDAL's to af, pie, mflow and meflow)",
                                    o.method));
     s.ratio.alpha = parse_one("--alpha", o.alpha);
     if (s.ratio.alpha < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha));

@@ -3,6 +3,11 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "lode/estimators/estimator.hpp"
 #include "lode/estimators/torch/flows.hpp"
 
 namespace lode::estimators {
@@ -16,5 +21,13 @@ struct DensityEval {
 };
 DensityEval flow_log_prob_and_score(flows::FlowImpl& flow, const torch::Tensor& x, const torch::Tensor& theta,
                                     bool with_score, bool create_graph);
+/// The same for any log density of θ: log_prob(θ) per row and ∇_θ of it (rows, n_θ).
+DensityEval log_prob_and_score(const std::function<torch::Tensor(const torch::Tensor&)>& log_prob,
+                               const torch::Tensor& theta, bool create_graph);
+
+/// SCANDAL's score term compares t̂ and t_xz in units of t_xz's s.d. per component: 1 / s.d.
+/// of each column of t over `rows` (1, n_θ), counting only rows whose values are all finite
+/// (impossible replays have NaN scores); 1 where the s.d. is 0 or there are < 2 such rows.
+torch::Tensor score_scale(const Matrix& t, const std::vector<std::int64_t>& rows);
 
 }  // namespace lode::estimators

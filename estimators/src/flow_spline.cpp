@@ -157,7 +157,7 @@ void fused_spline(const Fused& f, std::int64_t n, std::int64_t k, const T* x, co
       const double d0 = slope(b), d1 = slope(b + 1);
       const double w = cw[b + 1] - cw[b], h = ch[b + 1] - ch[b];
       const double delta = h / w, slope_sum = d0 + d1 - 2 * delta;
-      double theta, y;
+      double theta, y = 0.0;  // y: set on both branches below (g++ -O1 cannot see it)
       if (f.inverse) {
         const double dy = xi - ch[b];
         const double a = dy * slope_sum + h * (delta - d0);

@@ -16,9 +16,10 @@
 //                          uniform in the ROI disc
 //   rendering (plain doubles; a deterministic function of the latents): SIS host, untruncated
 //   NFW subhalos, circular exponential (Sérsic n = 1) source, sky background, then
-//     paper formulas (default): x_ij ~ Poisson(K ∗ μ_src + μ_sky), observed at "x"/i/j
-//     as run (Quirks::psf_as_run): n_ij ~ Poisson(μ_ij) latent at "counts"/i/j, then
-//                          x = K ∗ n (zero fill), recorded as the output "x"
+//     paper formulas (default): x_ij ~ Poisson(K ∗ μ_src + μ_sky), observed at "x" (one
+//                          PoissonImage choice for the whole image)
+//     as run (Quirks::psf_as_run): n_ij ~ Poisson(μ_ij), the latent "counts" (PoissonImage),
+//                          then x = K ∗ n (zero fill), recorded as the output "x"
 // Pixel (i, j) is row i (y, from −3.2″ up) and column j (x); x is stored row-major.
 //
 // Only the population draws carry θ, so the joint score and joint ratios are those of
@@ -186,24 +187,20 @@ class SubhaloMass final : public ScalarDistribution<SubhaloMass, double> {
     check::less(kName, "m_min", m_min_, "m_max", m_max_);
   }
   double sample(Rng& rng) const {
-    const double a = beta_.value() + 1.0, u = std::log(m_max_ / m_min_);
+    const Terms& t = terms(beta_.value() + 1.0);
     const double v = rng.uniform();
     // ln(m/m_min) = log1p(v (e^{aU} − 1))/a, the inverse CDF; v U when a = 0.
-    const double l = std::fabs(a * u) < 1e-12 ? v * u : std::log1p(v * std::expm1(a * u)) / a;
+    const double l = t.uniform_in_log ? v * t.u : std::log1p(v * t.expm1_au) / t.a;
     return std::min(m_max_, m_min_ * std::exp(l));
   }
   Real log_prob(double m) const {
     if (!(m >= m_min_ && m <= m_max_)) return Real(-kInf);
-    const double beta = beta_.value(), a = beta + 1.0, u = std::log(m_max_ / m_min_);
+    const double beta = beta_.value();
+    const Terms& t = terms(beta + 1.0);
     const double l = std::log(m / m_min_);
     // ∫ m^β dm = m_min^a (e^{aU} − 1)/a, a = β + 1, so log p = β L − ln m_min − ln((e^{aU} − 1)/a),
-    // L = ln(m/m_min); near a = 0, ln((e^y − 1)/a) = ln U + y/2 + y²/24 + O(y⁴) with y = aU.
-    const double y = a * u;
-    const double log_norm = std::fabs(y) < 1e-4 ? std::log(u) + y / 2.0 + y * y / 24.0
-                                                : std::log(std::expm1(y) / a);
-    // ∂/∂β ln((e^{aU} − 1)/a) = U e^{aU}/(e^{aU} − 1) − 1/a = U (1/2 + y/12 − y³/720 + …)
-    const double dlog_norm = std::fabs(y) < 1e-4 ? u * (0.5 + y / 12.0) : u * std::exp(y) / std::expm1(y) - 1.0 / a;
-    return Real::chain(beta_, beta * l - std::log(m_min_) - log_norm, l - dlog_norm);
+    // L = ln(m/m_min), and ∂/∂β log p = L − ∂/∂a ln((e^{aU} − 1)/a).
+    return Real::chain(beta_, beta * l - t.log_m_min - t.log_norm, l - t.dlog_norm);
   }
   void parameters(ParamSink& s) const {
     s.add("beta", beta_);
@@ -212,8 +209,64 @@ class SubhaloMass final : public ScalarDistribution<SubhaloMass, double> {
   }
 
  private:
+  // What depends on a = β + 1 and the mass range only, computed once per (a, m_min, m_max)
+  // and thread (every subhalo of an image shares them). Keyed on the values read at the time
+  // of the call, so lock-step evaluation at other points (β_k) recomputes them there.
+  struct Terms {
+    double a = 0.0, m_min = 0.0, m_max = 0.0;
+    double u = 0.0, log_m_min = 0.0, expm1_au = 0.0, log_norm = 0.0, dlog_norm = 0.0;
+    bool uniform_in_log = false;
+  };
+  const Terms& terms(double a) const {
+    static thread_local Terms t;
+    if (t.a == a && t.m_min == m_min_ && t.m_max == m_max_ && t.u != 0.0) return t;
+    t.a = a;
+    t.m_min = m_min_;
+    t.m_max = m_max_;
+    t.u = std::log(m_max_ / m_min_);
+    t.log_m_min = std::log(m_min_);
+    const double y = a * t.u;
+    t.expm1_au = std::expm1(y);
+    t.uniform_in_log = std::fabs(y) < 1e-12;
+    // ln((e^y − 1)/a) and its a-derivative U e^y/(e^y − 1) − 1/a; near a = 0 their series
+    // ln U + y/2 + y²/24 and U (1/2 + y/12) (errors O(y⁴), O(y³))
+    if (std::fabs(y) < 1e-4) {
+      t.log_norm = std::log(t.u) + y / 2.0 + y * y / 24.0;
+      t.dlog_norm = t.u * (0.5 + y / 12.0);
+    } else {
+      t.log_norm = std::log(t.expm1_au / a);
+      t.dlog_norm = t.u * (t.expm1_au + 1.0) / t.expm1_au - 1.0 / a;
+    }
+    return t;
+  }
   Real beta_;
   double m_min_, m_max_;
+};
+
+/// Independent Poisson counts for every pixel of an image, one choice: value i ~ Poisson(rate i).
+/// The rates are plain doubles (they cannot depend on θ), held by reference to the caller's
+/// array (which must outlive the choice). Sampling draws pixel after pixel with lode::Poisson's
+/// sampler (the same random numbers as one Poisson choice per pixel); the log mass has no
+/// gradient, and under lock-step it is the same at every point, so it is evaluated once
+/// (per-pixel choices would cost a message, a density and a trace record each, and again per
+/// ratio point: several per cent of the rendering).
+class PoissonImage final : public Distribution {
+ public:
+  using value_type = std::vector<double>;
+  static constexpr const char* kName = "PoissonImage";
+  explicit PoissonImage(std::span<const double> rates) : rates_(rates) {}
+
+  const char* name() const noexcept override { return kName; }
+  bool discrete() const noexcept override { return true; }
+  std::size_t value_size() const noexcept override { return rates_.size(); }
+  void check() const override;
+  void sample_into(Rng& rng, double* out) const override;
+  Real log_prob_at(const double* x) const override;
+  void describe(ParamSink& sink) const override { sink.add("rate", rates_); }
+  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const override;
+
+ private:
+  std::span<const double> rates_;
 };
 
 /// log p(n, m_1..m_n | θ) of a population in sufficient statistics (n, L = Σ ln(m_i/m_min)),

@@ -232,14 +232,13 @@ void simulate_with(Run& run, const Config& config, const Host* fixed, std::vecto
   const Real nbar = host.f_roi * mean_count_total(f_sub, beta, host.m200, host.m_min, host.m_max);
   const std::int64_t n = run.sample("n_sub", Poisson(nbar));
   std::vector<Subhalo> subs(static_cast<std::size_t>(n));
-  const double two_pi = 2.0 * kPi;
-  for (std::int64_t k = 0; k < n; ++k) {
-    Subhalo& s = subs[static_cast<std::size_t>(k)];
-    s.m = run.sample({"m_sub", k}, SubhaloMass(beta, host.m_min, host.m_max));
-    const double r = host.roi * std::sqrt(run.sample({"r_sub", k}, Uniform(0.0, 1.0)));
-    const double phi = two_pi * run.sample({"phi_sub", k}, Uniform(0.0, 1.0));
-    s.x = r * std::cos(phi);
-    s.y = r * std::sin(phi);
+  for (std::int64_t k = 0; k < n; ++k)
+    subs[static_cast<std::size_t>(k)].m = run.sample({"m_sub", k}, SubhaloMass(beta, host.m_min, host.m_max));
+  // Positions do not depend on θ: one choice for all of them (n choices of their own would
+  // cost the gold miner more than the population's score itself).
+  if (n > 0) {
+    const std::vector<double> xy = run.sample("positions", UniformDisc(host.roi, static_cast<std::size_t>(n)));
+    for (std::size_t k = 0; k < subs.size(); ++k) subs[k].x = xy[2 * k], subs[k].y = xy[2 * k + 1];
   }
   if (!config.render) return;
 
@@ -314,6 +313,35 @@ void PoissonImage::log_prob_points(const double* x, int m, double* lp, std::uint
     v = log_prob_at(x).value();
   } catch (const Error&) {
     v = -kInfinity;
+    for (int k = 0; k < m; ++k) invalid |= 1u << k;
+  }
+  for (int k = 0; k < m; ++k) lp[k] = v;
+}
+
+// ---- UniformDisc ----
+void UniformDisc::sample_into(Rng& rng, double* out) const {
+  for (std::size_t k = 0; k < points_; ++k) {
+    const double r = radius_ * std::sqrt(rng.uniform()), phi = 2.0 * kPi * rng.uniform();
+    out[2 * k] = r * std::cos(phi);
+    out[2 * k + 1] = r * std::sin(phi);
+  }
+}
+
+Real UniformDisc::log_prob_at(const double* x) const {
+  const double r2 = radius_ * radius_;
+  for (std::size_t k = 0; k < points_; ++k) {
+    const double d2 = x[2 * k] * x[2 * k] + x[2 * k + 1] * x[2 * k + 1];
+    if (!(d2 <= r2 * (1.0 + 1e-12))) return Real(-kInfinity);  // (a drawn point may round just outside)
+  }
+  return Real(-static_cast<double>(points_) * std::log(kPi * r2));
+}
+
+void UniformDisc::log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const {
+  double v = -kInfinity;
+  try {
+    check();
+    v = log_prob_at(x).value();
+  } catch (const Error&) {
     for (int k = 0; k < m; ++k) invalid |= 1u << k;
   }
   for (int k = 0; k < m; ++k) lp[k] = v;
@@ -550,9 +578,10 @@ Model make_model(std::string name, const Config& config) {
   if (config.render)
     for (int i = 0; i < config.pixels; ++i)
       for (int j = 0; j < config.pixels; ++j) m.observables.push_back(fmt::format("x/{}/{}", i, j));
-  // reference[1] is close: the population's joint Fisher information is large (n ~ 100-1000
-  // subhalos), so a close second point keeps Var(r) moderate for the E[r] = 1 check.
-  m.reference = {{0.05, -1.9}, {0.051, -1.89}};
+  // reference[1] is close: the population's joint Fisher information is large (for lensing_fix
+  // F ≈ [[2.6e5, −8.0e4], [−8.0e4, 2.6e4]] at reference[0]), and this step has
+  // Δθᵀ F Δθ ≈ 0.1 (0.004 as run), so Var(r) stays small: a sharp E[r] = 1 check.
+  m.reference = {{0.05, -1.9}, {0.051, -1.895}};
   m.prior = Prior::uniform({{0.001, 0.2}, {-2.5, -1.5}});
   // The fixed host is computed once per model (the scenario "fix" and "align").
   auto fixed = std::make_shared<const Host>(fixed_host(config));

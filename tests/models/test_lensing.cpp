@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lode/distributions.hpp"
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/models/lensing.hpp"
@@ -50,6 +51,11 @@ Population population_of(const Trace& t, double m_min) {
     }
   }
   return p;
+}
+
+// log density of the positions choice: n points uniform in the ROI disc
+double positions_log_density(std::int64_t n, const lens::Host& h) {
+  return -static_cast<double>(n) * std::log(lens::kPi * h.roi * h.roi);
 }
 
 struct MeanSe {
@@ -315,8 +321,8 @@ TEST_CASE("lensing: the population's log density and analytic score (§4.3 check
       const Gold& g = miner(th, 3, e);
       const Population p = population_of(g.trace, h.m_min);
       INFO("theta (" << th[0] << ", " << th[1] << ") event " << e << ": n = " << p.n);
-      // the sufficient-statistic form equals the runtime's per-subhalo sum (positions: log 1 = 0)
-      CHECK(lens::population_log_density(p.n, p.sum_log_mass, th[0], th[1], h) ==
+      // the sufficient-statistic form equals the runtime's per-subhalo sum (plus the positions')
+      CHECK(lens::population_log_density(p.n, p.sum_log_mass, th[0], th[1], h) + positions_log_density(p.n, h) ==
             Approx(g.log_p).epsilon(1e-11).margin(1e-9));
       // the runtime's joint score is the analytic one
       const auto t = lens::population_score(p.n, p.sum_log_mass, th[0], th[1], h);
@@ -430,7 +436,7 @@ TEST_CASE("lensing: E[1/r] = 1 and E[r] = 1 against an exact finite mixture (§4
     }
     double s = 0.0;
     for (std::size_t k = 0; k < mix.size(); ++k) s += std::exp(lp[k] - mx);
-    return mx + std::log(s / static_cast<double>(mix.size()));
+    return mx + std::log(s / static_cast<double>(mix.size())) + positions_log_density(p.n, h);
   };
   MeanSe inv_r, r;
   Rng pick(5, 0);
@@ -501,4 +507,89 @@ TEST_CASE("lensing: bad parameters fail the run, naming them", "[lensing]") {
   lens::Config tiny;
   tiny.pixels = 4;
   CHECK_THROWS_AS(lens::make_model("x", tiny), Error);
+}
+
+TEST_CASE("lensing: PoissonImage is independent lode::Poisson pixels", "[lensing]") {
+  const std::vector<double> rates = {0.0, 0.3, 4.5, 193.6, 1021.7, 40000.5, 2.0};
+  const lens::PoissonImage image(rates);
+  Rng a(9, 4), b(9, 4);
+  std::vector<double> x(rates.size());
+  for (int rep = 0; rep < 50; ++rep) {
+    image.sample_into(a, x.data());
+    double want = 0.0;
+    for (std::size_t i = 0; i < rates.size(); ++i) {
+      const Poisson p(rates[i]);
+      CHECK(x[i] == static_cast<double>(p.sample(b)));  // the same random numbers, pixel by pixel
+      want += p.log_prob_at(&x[i]).value();
+    }
+    const Real lp = image.log_prob_at(x.data());
+    CHECK(lp.value() == Approx(want).epsilon(1e-13));
+    CHECK(lp.size() == 0);  // no gradient: the rates are doubles
+    double at[3];
+    std::uint32_t invalid = 0;
+    image.log_prob_points(x.data(), 3, at, invalid);
+    CHECK(invalid == 0);
+    for (double v : at) CHECK(v == lp.value());
+  }
+  x[1] = 0.5;  // not a count
+  CHECK(image.log_prob_at(x.data()).value() == -kInf);
+  x[1] = 0.0;
+  x[0] = 1.0;  // a count where the rate is 0
+  CHECK(image.log_prob_at(x.data()).value() == -kInf);
+  const std::vector<double> bad = {1.0, -2.0};
+  CHECK_THROWS_AS(lens::PoissonImage(bad).check(), ParameterError);
+}
+
+TEST_CASE("lensing: the host latents of each scenario (§1.2, §1.7)", "[lensing]") {
+  for (const lens::Scenario s : {lens::Scenario::fix, lens::Scenario::mass, lens::Scenario::align, lens::Scenario::full}) {
+    lens::Config cfg = as_run();  // m_min = 1e7: 7x fewer subhalos than the paper's 1e6, the same hosts
+    cfg.scenario = s;
+    cfg.render = false;
+    const Model m = lens::make_model("lensing_host", cfg);
+    GoldMiner miner(m);
+    MeanSe lz, sv, off, off2;
+    std::int64_t redrawn = 0, events = 4000;
+    for (std::uint64_t e = 0; e < static_cast<std::uint64_t>(events); ++e) {
+      const Gold& g = miner(m.reference[0], 31, e);
+      int zdraws = 0;
+      for (const Choice& c : g.trace.choices) {
+        const auto name = c.address.name();
+        const double v = g.trace.value(c)[0];
+        if (name == "host/log10_zl") {
+          ++zdraws;
+          if (c.address.index(0) > 0) ++redrawn;
+        }
+        if (name == "host/sigma_v") sv.add(v);
+        if (name == "host/offset") {
+          off.add(v);
+          off2.add(v * v);
+        }
+      }
+      if (zdraws > 0) {
+        const Choice& last = g.trace.choices[static_cast<std::size_t>(g.trace.find({"host/log10_zl", zdraws - 1}))];
+        lz.add(g.trace.value(last)[0]);
+        REQUIRE(g.trace.value(last)[0] <= 0.0);  // z_l <= 1
+      }
+    }
+    const bool vz = s == lens::Scenario::full, vm = s == lens::Scenario::mass || s == lens::Scenario::full,
+               va = s == lens::Scenario::align || s == lens::Scenario::full;
+    INFO("scenario " << lens::scenario_name(s));
+    CHECK((lz.n > 0) == vz);
+    CHECK((sv.n > 0) == vm);
+    CHECK((off.n > 0) == va);
+    if (vz) {
+      // log10 z_l ~ N(−0.25, 0.25) truncated at 0: P(redraw) = P(Z > 1) = 0.1587 per draw
+      const double p = 0.15865525393145707, mean_draws = 1.0 / (1.0 - p);
+      const double redraws = static_cast<double>(redrawn) / static_cast<double>(events);
+      CHECK(std::fabs(redraws - (mean_draws - 1.0)) < 4 * std::sqrt(p / ((1 - p) * (1 - p)) / static_cast<double>(events)));
+      // the truncated normal's mean: −0.25 − 0.25 φ(1)/Φ(1)
+      const double want = -0.25 - 0.25 * 0.24197072451914337 / 0.8413447460685429;
+      CHECK(std::fabs(lz.mean() - want) < 4 * lz.se());
+    }
+    if (vm) CHECK(std::fabs(sv.mean() - 225.0) < 4 * sv.se());
+    if (va) {
+      CHECK(std::fabs(off.mean()) < 4 * off.se());
+      CHECK(std::fabs(off2.mean() - 0.04) < 4 * off2.se());
+    }
+  }
 }

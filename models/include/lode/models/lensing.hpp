@@ -12,8 +12,8 @@
 //   subhalo population (the only θ-dependent part):
 //     "n_sub"            ~ Poisson(n̄(θ)), n̄ = f_ROI · n̄_tot(f_sub, β) in the ROI r ≤ 2θ_E
 //     "m_sub"/k          ~ SubhaloMass(β, m_min, m_max): p(m) ∝ m^β on [m_min, m_max]
-//     "r_sub"/k, "phi_sub"/k ~ Uniform(0, 1): position 2θ_E (√u cos 2πv, √u sin 2πv),
-//                          uniform in the ROI disc
+//     "positions"        ~ UniformDisc(2θ_E, n): (x_k, y_k) of every subhalo, uniform in the
+//                          ROI disc (one choice: its density does not depend on θ)
 //   rendering (plain doubles; a deterministic function of the latents): SIS host, untruncated
 //   NFW subhalos, circular exponential (Sérsic n = 1) source, sky background, then
 //     paper formulas (default): x_ij ~ Poisson(K ∗ μ_src + μ_sky), observed at "x" (one
@@ -211,15 +211,20 @@ class SubhaloMass final : public ScalarDistribution<SubhaloMass, double> {
  private:
   // What depends on a = β + 1 and the mass range only, computed once per (a, m_min, m_max)
   // and thread (every subhalo of an image shares them). Keyed on the values read at the time
-  // of the call, so lock-step evaluation at other points (β_k) recomputes them there.
+  // of the call, so lock-step evaluation at other points (β_k) finds (or computes) theirs.
   struct Terms {
     double a = 0.0, m_min = 0.0, m_max = 0.0;
     double u = 0.0, log_m_min = 0.0, expm1_au = 0.0, log_norm = 0.0, dlog_norm = 0.0;
     bool uniform_in_log = false;
   };
   const Terms& terms(double a) const {
-    static thread_local Terms t;
-    if (t.a == a && t.m_min == m_min_ && t.m_max == m_max_ && t.u != 0.0) return t;
+    // one entry per lock-step point and the primary (kMaxPoints + 1), replaced in turn
+    static thread_local Terms cache[kMaxPoints + 1];
+    static thread_local int next = 0;
+    for (const Terms& c : cache)
+      if (c.a == a && c.m_min == m_min_ && c.m_max == m_max_ && c.u != 0.0) return c;
+    Terms& t = cache[next];
+    next = (next + 1) % (kMaxPoints + 1);
     t.a = a;
     t.m_min = m_min_;
     t.m_max = m_max_;
@@ -267,6 +272,33 @@ class PoissonImage final : public Distribution {
 
  private:
   std::span<const double> rates_;
+};
+
+/// n points uniform in the disc of radius R around the origin, one choice: the value is
+/// (x_1, y_1, …, x_n, y_n) and the density 1/(πR²)^n (−∞ if a point lies outside). R is a
+/// plain double (the ROI does not depend on θ), so the log density has no gradient and is
+/// the same at every lock-step point. Drawn in polar form, r = R√u, φ = 2πv.
+class UniformDisc final : public Distribution {
+ public:
+  using value_type = std::vector<double>;
+  static constexpr const char* kName = "UniformDisc";
+  UniformDisc(double radius, std::size_t points) : radius_(radius), points_(points) {}
+
+  const char* name() const noexcept override { return kName; }
+  bool discrete() const noexcept override { return false; }
+  std::size_t value_size() const noexcept override { return 2 * points_; }
+  void check() const override { check::positive(kName, "radius", radius_); }
+  void sample_into(Rng& rng, double* out) const override;
+  Real log_prob_at(const double* x) const override;
+  void describe(ParamSink& sink) const override {
+    sink.add("radius", radius_);
+    sink.add("points", static_cast<double>(points_));
+  }
+  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const override;
+
+ private:
+  double radius_;
+  std::size_t points_;
 };
 
 /// log p(n, m_1..m_n | θ) of a population in sufficient statistics (n, L = Σ ln(m_i/m_min)),

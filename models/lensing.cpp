@@ -302,18 +302,24 @@ Real PoissonImage::log_prob_at(const double* x) const {
     const auto ki = static_cast<std::int64_t>(k);
     lp += k * std::log(r) - r - (ki < kLogFactorials ? lf[static_cast<std::size_t>(ki)] : lgamma(k + 1.0));
   }
+  last_x_ = x;
+  last_lp_ = lp;
   return Real(lp);
 }
 
 void PoissonImage::log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const {
   // The rates are doubles: the density is the same at every point.
   double v = 0.0;
-  try {
-    check();
-    v = log_prob_at(x).value();
-  } catch (const Error&) {
-    v = -kInfinity;
-    for (int k = 0; k < m; ++k) invalid |= 1u << k;
+  if (x == last_x_) {
+    v = last_lp_;  // the primary evaluation of this very value, moments ago
+  } else {
+    try {
+      check();
+      v = log_prob_at(x).value();
+    } catch (const Error&) {
+      v = -kInfinity;
+      for (int k = 0; k < m; ++k) invalid |= 1u << k;
+    }
   }
   for (int k = 0; k < m; ++k) lp[k] = v;
 }

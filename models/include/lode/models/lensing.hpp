@@ -272,6 +272,10 @@ class PoissonImage final : public Distribution {
 
  private:
   std::span<const double> rates_;
+  // The last log_prob_at(): the runtime evaluates the drawn value, then (lock-step) the same
+  // value at the points, where the density is the same.
+  mutable const double* last_x_ = nullptr;
+  mutable double last_lp_ = 0.0;
 };
 
 /// n points uniform in the disc of radius R around the origin, one choice: the value is

@@ -9,6 +9,12 @@
 //   lv_*              lotka_volterra trajectories: plain, and score + one ratio point
 //                     (lockstep:0 replays the ratio point, lockstep:1 computes it in the same pass)
 //   choice/*          per-choice cost: a model of 1000 Bernoulli or Normal choices vs a plain loop
+//   lensing_*         images/s of lensing_fix (64 x 64) and lensing_fix_32 (32 x 32) at the fiducial
+//                     θ = (0.05, −1.9): plain simulation (table:0 with the NFW formula instead of
+//                     the lookup table), gold (log p and the joint score, no trace),
+//                     gold with the trace, and gold with one ratio point (lock-step); the same
+//                     events in every case, so (gold − simulate)/simulate is the cost of gold
+//                     (docs/lensing.md)
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -18,6 +24,7 @@
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/models/galton.hpp"
+#include "lode/models/lensing.hpp"
 #include "plain_galton.hpp"
 
 using namespace lode;
@@ -169,6 +176,50 @@ void choice_score(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kChoices);
 }
 
+// ---- lensing: 4096 (or 1024) pixels rendered per event, the population's gold ----
+const Model& lensing(int pixels) { return Registry::global().get(pixels == 64 ? "lensing_fix" : "lensing_fix_32"); }
+constexpr std::uint64_t kLensingEvents = 64;  // the same 64 images in every case (n_sub varies per image)
+
+// table:0 renders with the NFW deflection formula instead of the lookup table (the same images
+// to 1e-5 of a deflection)
+void lensing_simulate(benchmark::State& state) {
+  static const Model exact64 = [] {
+    models::lensing::Config c;
+    c.nfw_table = false;
+    return models::lensing::make_model("lensing_fix_exact", c);
+  }();
+  static const Model exact32 = [] {
+    models::lensing::Config c;
+    c.pixels = 32;
+    c.nfw_table = false;
+    return models::lensing::make_model("lensing_fix_32_exact", c);
+  }();
+  const int pixels = static_cast<int>(state.range(0));
+  const Model& m = state.range(1) == 1 ? lensing(pixels) : pixels == 64 ? exact64 : exact32;
+  Simulator sim(m);
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(sim(m.reference[0], 1, e++ % kLensingEvents)[0]);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+// mode 0: log p and score (no trace), 1: with the trace, 2: with one ratio point in lock-step
+void lensing_gold(benchmark::State& state) {
+  const Model& m = lensing(static_cast<int>(state.range(0)));
+  const int mode = static_cast<int>(state.range(1));
+  GoldOptions opt;
+  opt.keep_trace = mode != 0;
+  opt.ratios = GoldOptions::Ratios::lockstep;
+  GoldMiner miner(m, opt);
+  const std::vector<std::vector<double>> at = {m.reference[1]};
+  std::uint64_t e = 0;
+  for (auto _ : state) {
+    const Gold& g = mode == 2 ? miner(m.reference[0], 1, e++ % kLensingEvents, at)
+                              : miner(m.reference[0], 1, e++ % kLensingEvents);
+    benchmark::DoNotOptimize(g.score[1]);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
 }  // namespace
 
 BENCHMARK(galton_plain);
@@ -181,5 +232,21 @@ BENCHMARK(lv_gold)->ArgName("lockstep")->Arg(0)->Arg(1)->Unit(benchmark::kMillis
 BENCHMARK(choice_plain)->ArgName("normal")->Arg(0)->Arg(1);
 BENCHMARK(choice_simulate)->ArgName("normal")->Arg(0)->Arg(1);
 BENCHMARK(choice_score)->ArgName("normal")->Arg(0)->Arg(1);
+BENCHMARK(lensing_simulate)
+    ->ArgNames({"pixels", "table"})
+    ->Args({64, 1})
+    ->Args({32, 1})
+    ->Args({64, 0})
+    ->Args({32, 0})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(lensing_gold)
+    ->ArgNames({"pixels", "mode"})
+    ->Args({64, 0})
+    ->Args({64, 1})
+    ->Args({64, 2})
+    ->Args({32, 0})
+    ->Args({32, 1})
+    ->Args({32, 2})
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

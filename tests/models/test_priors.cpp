@@ -162,6 +162,9 @@ const std::map<std::string, Expected>& expected() {
     t["two_moons"] = uniform_prior({{-1, 1}, {-1, 1}}, {{0.25, 0.1}, {-1, 1}, {0.9, -0.3}});
     t["polynomial_surface"] = uniform_prior({{-1, 1}}, {{0}, {-1}, {1}, {0.37}});
     t["circle"] = uniform_prior({{-1, 1}}, {{0}, {-1}, {1}, {-0.6}});
+    // lensing (substructure.md §2): f_sub ~ U(0.001, 0.2), beta ~ U(-2.5, -1.5), every scenario
+    for (const char* name : {"lensing_fix", "lensing_fix_32", "lensing_full", "lensing_fix_as_run"})
+      t[name] = uniform_prior({{0.001, 0.2}, {-2.5, -1.5}}, {{0.05, -1.9}, {0.001, -2.5}, {0.2, -1.5}, {0.13, -2.2}});
     t["slcp"] = uniform_prior({{-3, 3}, {-3, 3}, {-3, 3}, {-3, 3}, {-3, 3}},
                               {{0.7, -2.9, -1, -0.9, 0.6}, {3, -3, 0, 0, 0}, {0, 0, 0, 0, 0}});
     t["lotka_volterra"] = uniform_prior({{-5, 2}, {-5, 2}, {-5, 2}, {-5, 2}},

@@ -65,7 +65,10 @@ TEST_CASE("lode check passes for galton, as a table and as JSON", "[cli][check]"
 TEST_CASE("lode check passes for every registered model with gold", "[cli][check]") {
   // slow models get fewer events (tests stay fast); finite differences use min(N, 100)
   const std::map<std::string, std::string> events = {
-      {"lotka_volterra", "300"}, {"sir", "300"}, {"lotka_volterra_ode", "300"}};
+      {"lotka_volterra", "300"}, {"sir", "300"}, {"lotka_volterra_ode", "300"},
+      // lensing renders a 4096-pixel image per event (and per replayed point): the finite
+      // differences replay each of min(N, 100) events 8 times
+      {"lensing_fix", "30"}, {"lensing_fix_32", "30"}, {"lensing_full", "30"}, {"lensing_fix_as_run", "30"}};
   for (const lode::Model* m : lode::Registry::global().all()) {
     if (refuses_gold(*m)) continue;
     const auto it = events.find(m->name);

@@ -307,7 +307,8 @@ Real PoissonImage::log_prob_at(const double* x) const {
   return Real(lp);
 }
 
-void PoissonImage::log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const {
+void PoissonImage::log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double*, int& n0) const {
+  n0 = 0;  // no gradient: the rates do not depend on θ
   // The rates are doubles: the density is the same at every point.
   double v = 0.0;
   if (x == last_x_) {
@@ -342,7 +343,8 @@ Real UniformDisc::log_prob_at(const double* x) const {
   return Real(-static_cast<double>(points_) * std::log(kPi * r2));
 }
 
-void UniformDisc::log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const {
+void UniformDisc::log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double*, int& n0) const {
+  n0 = 0;
   double v = -kInfinity;
   try {
     check();

@@ -302,9 +302,15 @@ void GoldMiner::record_trial(bool lockstep, double seconds) noexcept {
 
 const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
                                   std::span<const std::vector<double>> at) {
-  // The trace is recorded when asked for, and always when ratios need it for replay.
-  const bool record = options_.keep_trace || !at.empty();
   check_theta(*model_, theta);
+  bool timing = false;
+  const bool use = !at.empty() && use_lockstep(timing);
+  // Lock-step: log p at the first kMaxPoints extra points in the same pass (with score_at,
+  // the first point only: the others need a replay for their score anyway).
+  const std::size_t lockstep = use ? std::min<std::size_t>(at.size(), options_.score_at ? 1 : kMaxPoints) : 0;
+  // The trace is recorded when asked for, and when ratio points need it for replay (when
+  // lock-step answers every point, only for the events that fall back: run again below).
+  bool record = options_.keep_trace || lockstep < at.size();
   if (!run_) {
     run_.emplace(model_->name, theta, seed, event, options_.score, std::span<Handler* const>{});
   } else {
@@ -313,11 +319,7 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   // The fixed stack (trace, log joint), fused into the run: no handler calls per choice.
   run_->set_sinks(record ? &gold_.trace : nullptr, options_.detailed, true);
   if (!record) gold_.trace.clear();
-  // Lock-step: log p at the first kMaxPoints extra points in the same pass.
-  bool timing = false;
-  const bool use = !at.empty() && use_lockstep(timing);
   const auto started = timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  const std::size_t lockstep = use ? std::min<std::size_t>(at.size(), kMaxPoints) : 0;
   for (std::size_t k = 0; k < lockstep; ++k) check_theta(*model_, at[k]);
   run_->set_points(at.first(lockstep));
   struct EndTracking {
@@ -334,20 +336,38 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   gold_.log_p_at.resize(at.size());
   gold_.reason_at.resize(at.size());
   for (std::string& r : gold_.reason_at) r.clear();
+  gold_.score_at.resize(options_.score_at ? at.size() : 0);
   for (std::size_t k = 0; k < at.size(); ++k) {
     const auto bit = 1u << k;
     if (k < lockstep && !state.escaped && !(state.diverged & bit) && !(run_->invalid_points() & bit)) {
       // Provably what a replay computes: same choices, same outputs, same densities.
-      gold_.log_p_at[k] = run_->joint().at_point(static_cast<int>(k));
+      const Real& joint = run_->joint();
+      gold_.log_p_at[k] = joint.at_point(static_cast<int>(k));
       if (gold_.log_p_at[k] == -kInf) gold_.reason_at[k] = "a recorded value has zero density at this point";
+      if (options_.score_at) {
+        std::vector<double>& t = gold_.score_at[k];
+        t.clear();
+        if (std::isfinite(gold_.log_p_at[k]))
+          for (int i = 0; i < static_cast<int>(theta.size()); ++i)
+            t.push_back(i < joint.size() ? joint.point_gradient()[i] : 0.0);
+      }
       ++lockstep_used_;
       continue;
     }
     check_theta(*model_, at[k]);
+    if (!record) {
+      // This event falls back to replay: run it again, recording its choices (the same run:
+      // same stream, same values; x, log p and the score are kept from the first).
+      run_->reset(theta, seed, event, options_.score, {});
+      run_->set_sinks(&gold_.trace, options_.detailed, true);
+      execute(*model_, *run_);
+      record = true;
+    }
     if (!replay_) replay_ = std::make_unique<ReplayContext>(gold_.trace);
-    const ReplayResult r = (*replay_)(*model_, at[k], false, seed, event);
+    const ReplayResult r = (*replay_)(*model_, at[k], options_.score_at, seed, event);
     gold_.log_p_at[k] = r.log_p;
     gold_.reason_at[k] = r.reason;
+    if (options_.score_at) gold_.score_at[k] = r.score;
   }
   if (timing) record_trial(use, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return gold_;

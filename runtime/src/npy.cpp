@@ -87,6 +87,25 @@ void Writer::write_row(std::span<const double> row) {
   ++written_;
 }
 
+void Writer::write_rows(std::span<const double> data) {
+  if constexpr (std::endian::native != std::endian::little) {
+    for (std::size_t i = 0; i + cols_ <= data.size(); i += cols_) write_row(data.subspan(i, cols_));
+  } else {
+    if (!file_) throw NpyError(fmt::format("'{}': write after finish() or after an error", path_));
+    if (cols_ == 0 || data.size() % cols_ != 0)
+      fail(fmt::format("{} values are not whole rows of {} columns", data.size(), cols_));
+    const std::size_t rows = data.size() / cols_;
+    if (rows > rows_ - written_) fail(fmt::format("more than the {} rows declared", rows_));
+    try {
+      file_->write(data.data(), data.size() * sizeof(double));
+    } catch (const FileError& e) {
+      file_.reset();
+      throw NpyError(e.what());
+    }
+    written_ += rows;
+  }
+}
+
 void Writer::finish() {
   if (!file_) throw NpyError(fmt::format("'{}': finish() called twice or after an error", path_));
   if (written_ != rows_) fail(fmt::format("{} rows written, {} declared", written_, rows_));
@@ -103,7 +122,7 @@ void write(const std::string& path, std::size_t rows, std::size_t cols, std::spa
   if (data.size() != rows * cols)
     throw NpyError(fmt::format("'{}': {} values for a ({}, {}) array", path, data.size(), rows, cols));
   Writer w(path, rows, cols);
-  for (std::size_t i = 0; i < rows; ++i) w.write_row(data.subspan(i * cols, cols));
+  if (cols != 0) w.write_rows(data);
   w.finish();
 }
 

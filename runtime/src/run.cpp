@@ -178,9 +178,10 @@ void Run::finish_message(Message& m) {
 void Run::evaluate_points(Message& m) {
   // log density of the same value under each lock-step point: the distribution's parameters
   // read their point-k values while lockstep_state.point = k.
-  double lp[kMaxPoints];
-  m.distribution->log_prob_points(m.value, num_points_, lp, invalid_points_);
-  m.log_p.set_points(lp, num_points_);
+  double lp[kMaxPoints], grad0[kMaxParameters];
+  int n0 = 0;
+  m.distribution->log_prob_points(m.value, num_points_, lp, invalid_points_, grad0, n0);
+  m.log_p.set_points(lp, num_points_, grad0, n0);
 }
 
 void Run::dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size) {

@@ -6,6 +6,8 @@
 //   galton/score_no_trace  the same without recording the trace (score-only mining)
 //   galton/ratios     lode with log p, the joint score and log r at 1 or 2 more points, in
 //                     lock-step (lockstep:1, the default) or by replay (lockstep:0)
+//   galton/ratio_row  what lode mine --for ratio computes per row: log p and the score at
+//                     θ and at one more point (lockstep:1 one pass, lockstep:0 by replay)
 //   lv_*              lotka_volterra trajectories: plain, and score + one ratio point
 //                     (lockstep:0 replays the ratio point, lockstep:1 computes it in the same pass)
 //   choice/*          per-choice cost: a model of 1000 Bernoulli or Normal choices vs a plain loop
@@ -76,6 +78,21 @@ void galton_ratios(benchmark::State& state) {
   for (int k = 0; k < state.range(0); ++k) at.push_back({-0.6 + 0.05 * k});
   std::uint64_t e = 0;
   for (auto _ : state) benchmark::DoNotOptimize(miner(th, 1, e++, at).log_p_at[0]);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+// What lode mine --for ratio computes per row: x, log p and the score at one point, log p
+// and the score at the other (lock-step:1 in the same pass, lockstep:0 by replay).
+void galton_ratio_row(benchmark::State& state) {
+  GoldOptions opt;
+  opt.keep_trace = false;
+  opt.score_at = true;
+  opt.ratios = state.range(0) == 1 ? GoldOptions::Ratios::lockstep : GoldOptions::Ratios::replay;
+  GoldMiner miner(galton(), opt);
+  const std::vector<double> th = {-0.8};
+  const std::vector<std::vector<double>> at = {{-0.6}};
+  std::uint64_t e = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(miner(th, 1, e++, at).score_at[0]);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
@@ -227,6 +244,7 @@ BENCHMARK(galton_simulate);
 BENCHMARK(galton_score);
 BENCHMARK(galton_score_no_trace);
 BENCHMARK(galton_ratios)->ArgNames({"points", "lockstep"})->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0});
+BENCHMARK(galton_ratio_row)->ArgName("lockstep")->Arg(1)->Arg(0);
 BENCHMARK(lv_simulate)->Unit(benchmark::kMillisecond);
 BENCHMARK(lv_gold)->ArgName("lockstep")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(choice_plain)->ArgName("normal")->Arg(0)->Arg(1);

@@ -142,6 +142,18 @@ TEST_CASE("every model's lock-step ratios equal replayed ratios", "[models][lock
         CHECK(ga.log_p_at[k] == Approx(gb.log_p_at[k]).epsilon(1e-12).margin(1e-12));
       }
     }
+    // ... and with the score at the first point (mining for ratios)
+    on.score_at = off.score_at = true;
+    GoldMiner c(*m, on), r(*m, off);
+    for (std::uint64_t e = 0; e < 10 && !at.empty(); ++e) {
+      const Gold& gc = c(m->reference[0], 5, e, at);
+      const Gold& gr = r(m->reference[0], 5, e, at);
+      INFO("model " << m->name << " event " << e << " (score_at)");
+      CHECK(gc.log_p_at[0] == Approx(gr.log_p_at[0]).epsilon(1e-12).margin(1e-12));
+      REQUIRE(gc.score_at[0].size() == gr.score_at[0].size());
+      for (std::size_t i = 0; i < gc.score_at[0].size(); ++i)
+        CHECK(gc.score_at[0][i] == Approx(gr.score_at[0][i]).epsilon(1e-12).margin(1e-12));
+    }
   }
 }
 

@@ -527,7 +527,10 @@ TEST_CASE("lensing: PoissonImage is independent lode::Poisson pixels", "[lensing
     CHECK(lp.size() == 0);  // no gradient: the rates are doubles
     double at[3];
     std::uint32_t invalid = 0;
-    image.log_prob_points(x.data(), 3, at, invalid);
+    double g0[1];
+    int n0 = -1;
+    image.log_prob_points(x.data(), 3, at, invalid, g0, n0);
+    CHECK(n0 == 0);
     CHECK(invalid == 0);
     for (double v : at) CHECK(v == lp.value());
   }

@@ -43,6 +43,24 @@ std::uint64_t compare(const Model& m, const std::vector<double>& theta, const st
     }
   }
   CHECK(b.lockstep_points() == 0);
+  // With the score at the points (mining for ratios): the first point's log p and score in
+  // the same pass, equal to a replay's.
+  on.score_at = off.score_at = true;
+  on.keep_trace = off.keep_trace = false;
+  GoldMiner c(m, on), r(m, off);
+  for (int e = 0; e < events; ++e) {
+    const Gold& gc = c(theta, 17, static_cast<std::uint64_t>(e), at);
+    const Gold& gr = r(theta, 17, static_cast<std::uint64_t>(e), at);
+    INFO("model " << m.name << " event " << e << " (score_at)");
+    REQUIRE(gc.score == gr.score);
+    for (std::size_t k = 0; k < at.size(); ++k) {
+      INFO("point " << k);
+      CHECK((gc.log_p_at[k] == gr.log_p_at[k] || (std::isnan(gc.log_p_at[k]) && std::isnan(gr.log_p_at[k]))));
+      CHECK(gc.score_at[k] == gr.score_at[k]);
+      CHECK(gc.score_at[k].size() == (std::isfinite(gr.log_p_at[k]) ? theta.size() : 0u));
+    }
+  }
+  CHECK(c.lockstep_points() <= static_cast<std::uint64_t>(events));
   return a.lockstep_points();
 }
 
@@ -56,6 +74,26 @@ TEST_CASE("lock-step ratios equal replayed ratios for galton", "[lockstep]") {
   std::vector<std::vector<double>> many;
   for (int k = 0; k < kMaxPoints + 2; ++k) many.push_back({-1.0 + 0.1 * k});
   CHECK(compare(g, {-0.8}, many, 50) == 50 * static_cast<std::uint64_t>(kMaxPoints));
+}
+
+TEST_CASE("the score at a lock-step point equals finite differences of log p there", "[lockstep]") {
+  const Model& g = Registry::global().get("galton");
+  GoldOptions opt;
+  opt.score_at = true;
+  opt.keep_trace = false;
+  opt.ratios = GoldOptions::Ratios::lockstep;
+  GoldMiner miner(g, opt), fd(g);
+  const std::vector<double> th = {-0.8};
+  const double p = -0.6, h = 1e-5;
+  for (std::uint64_t e = 0; e < 50; ++e) {
+    const Gold& a = miner(th, 3, e, std::vector<std::vector<double>>{{p}});
+    REQUIRE(a.score_at[0].size() == 1);
+    const double t = a.score_at[0][0];
+    const Gold& b = fd(th, 3, e, std::vector<std::vector<double>>{{p + h}, {p - h}});
+    INFO("event " << e);
+    CHECK(t == Approx((b.log_p_at[0] - b.log_p_at[1]) / (2 * h)).epsilon(1e-6).margin(1e-8));
+  }
+  CHECK(miner.lockstep_points() == 50);
 }
 
 TEST_CASE("a Real comparison that differs at a point sends that point to replay", "[lockstep]") {

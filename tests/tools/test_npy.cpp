@@ -123,6 +123,17 @@ TEST_CASE("npy round trip keeps every bit", "[npy]") {
   CHECK(a(1, 2) == kValues[6]);
   CHECK(fs::file_size(path) == 128 + 8 * rows * cols);
 
+  // Whole rows at once (npy::write): the same bytes as row by row.
+  const std::string bulk = scratch("bulk.npy");
+  {
+    npy::Writer w(bulk, rows, cols);
+    w.write_rows(std::span<const double>(kValues).subspan(0, cols));
+    w.write_rows(std::span<const double>(kValues).subspan(cols));
+    CHECK(w.rows_written() == rows);
+    w.finish();
+  }
+  CHECK(read_text(bulk) == read_text(path));
+
   // An empty array and a single row.
   const std::string empty = scratch("empty.npy");
   npy::write(empty, 0, 3, {});
@@ -154,6 +165,10 @@ TEST_CASE("npy writer never leaves a half-written file", "[npy]") {
     npy::Writer v(path, 1, 1);
     v.write_row(std::vector<double>{1.0});
     CHECK_THROWS_WITH(v.write_row(std::vector<double>{2.0}), Catch::Contains("1 rows"));
+    npy::Writer u(path, 2, 2);
+    CHECK_THROWS_WITH(u.write_rows(std::vector<double>{1.0, 2.0, 3.0}), Catch::Contains("whole rows of 2 columns"));
+    npy::Writer t(path, 1, 2);
+    CHECK_THROWS_WITH(t.write_rows(std::vector<double>{1.0, 2.0, 3.0, 4.0}), Catch::Contains("more than the 1 rows"));
   }
   SECTION("an existing file is replaced only when the new one is complete") {
     npy::write(path, 1, 1, std::vector<double>{7.0});

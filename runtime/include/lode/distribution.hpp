@@ -91,14 +91,20 @@ class Distribution {
     sample_log_prob(rng, out, log_p);
   }
   /// Lock-step: lp[k] = log density of x at point k for k < m (check() and log_prob_at()
-  /// evaluated with the parameters read at point k); bit k of `invalid` is set where the
-  /// parameters are invalid (lp[k] = −∞) or the density is NaN.
-  virtual void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const {
+  /// evaluated with the parameters read at point k), and its gradient at the first point in
+  /// grad0 (n0 entries); bit k of `invalid` is set where the parameters are invalid
+  /// (lp[k] = −∞), the density is NaN, or (first point) a gradient entry of a finite
+  /// density is not finite.
+  virtual void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0,
+                               int& n0) const {
+    n0 = 0;
     for (int k = 0; k < m; ++k) {
       lockstep_state.point = k;
       try {
         check();
-        lp[k] = log_prob_at(x).at_point(k);
+        const Real l = log_prob_at(x);
+        lp[k] = l.at_point(k);
+        if (k == 0) n0 = copy_point_gradient(l, lp[0], grad0, invalid);
         if (std::isnan(lp[k])) invalid |= 1u << k;
       } catch (const Error&) {
         invalid |= 1u << k;
@@ -106,6 +112,19 @@ class Distribution {
       }
       lockstep_state.point = -1;
     }
+  }
+
+ protected:
+  /// log_prob_points(): the gradient of l (valued v) at the first point into grad; its size.
+  /// A non-finite entry of a finite density marks the first point invalid (as a replay
+  /// refuses it).
+  static int copy_point_gradient(const Real& l, double v, double* grad, std::uint32_t& invalid) noexcept {
+    const double* g = l.point_gradient();
+    for (int i = 0; i < l.size(); ++i) {
+      grad[i] = g[i];
+      if (v > -kInf && v < kInf && !std::isfinite(g[i])) invalid |= 1u;
+    }
+    return l.size();
   }
 };
 
@@ -175,13 +194,17 @@ class ScalarDistribution : public Distribution {
     checked = true;
     ScalarDistribution::sample_log_prob(rng, out, log_p);
   }
-  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const override {
-    if constexpr (!kPlain) return Distribution::log_prob_points(x, m, lp, invalid);
+  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0,
+                       int& n0) const override {
+    if constexpr (!kPlain) return Distribution::log_prob_points(x, m, lp, invalid, grad0, n0);
+    n0 = 0;
     for (int k = 0; k < m; ++k) {
       lockstep_state.point = k;
       try {
         self().check_parameters();
-        lp[k] = ScalarDistribution::log_prob_at(x).at_point(k);
+        const Real l = ScalarDistribution::log_prob_at(x);
+        lp[k] = l.at_point(k);
+        if (k == 0) n0 = copy_point_gradient(l, lp[0], grad0, invalid);
         if (std::isnan(lp[k])) invalid |= 1u << k;
       } catch (const Error&) {
         invalid |= 1u << k;

@@ -45,6 +45,9 @@ struct GoldOptions {
   bool score = true;         ///< compute t(x,z|θ)
   bool keep_trace = true;    ///< expose the trace in Gold::trace (always recorded when ratios are asked for)
   bool detailed = false;     ///< record distribution parameters and per-choice gradients
+  /// Also the joint score t(x,z|θ_k) at each extra point (Gold::score_at): the first point's
+  /// in the lock-step pass, the others' by replay.
+  bool score_at = false;
   /// How ratio points are computed. Lock-step evaluates up to kMaxPoints of them in the
   /// same pass as the primary run, falling back to replay wherever it cannot prove the
   /// result equal to a replay; replay re-runs the model on the recorded choices. Both give
@@ -59,6 +62,9 @@ struct Gold {
   std::vector<double> score;           ///< t(x, z | θ)
   std::vector<double> log_p_at;        ///< log p(x, z | θ_k) for each extra point
   std::vector<std::string> reason_at;  ///< why log_p_at[k] is −∞ ("" otherwise)
+  /// With GoldOptions::score_at: t(x, z | θ_k) for each extra point (empty where log_p_at[k]
+  /// is not finite).
+  std::vector<std::vector<double>> score_at;
   Trace trace;
 };
 

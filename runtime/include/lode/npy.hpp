@@ -49,6 +49,9 @@ class Writer {
   /// Appends one row of exactly `cols` values. Throws NpyError on a wrong size, on a row
   /// beyond `rows`, or when the write fails (disk full).
   void write_row(std::span<const double> row);
+  /// Appends whole rows (data.size() a multiple of `cols`), in one write on a
+  /// little-endian machine. Throws as write_row().
+  void write_rows(std::span<const double> data);
   /// Checks that all rows were written, flushes to disk and renames the temporary to PATH.
   void finish();
 

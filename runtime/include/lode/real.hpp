@@ -9,8 +9,9 @@
 //
 // Lock-step points. When the gold miner evaluates log p(x,z|θ_k) at other points θ_k in the
 // same pass as the primary run, every Real also carries its value at each θ_k (at most
-// kMaxPoints). Every operation below computes those values exactly as it computes the
-// primary value. The result is only used when it is provably what a replay at θ_k would
+// kMaxPoints), and at the first point θ_0 its gradient as well (so one pass gives the joint
+// score there too: mining for ratios). Every operation below computes those values and
+// that gradient exactly as it computes the primary ones, so they equal a replay's. The result is only used when it is provably what a replay at θ_k would
 // compute: a comparison whose outcome at θ_k differs from the primary one marks θ_k as
 // diverged, and reading a θ-dependent value as a plain double in model code (value(),
 // static_cast<double>) marks the run as escaped; the miner then replays instead.
@@ -30,7 +31,9 @@
 #if defined(__GNUC__)
 #define LODE_ALWAYS_INLINE [[gnu::always_inline]] inline
 #define LODE_FLATTEN [[gnu::flatten]]
+#define LODE_OUT_OF_LINE [[gnu::noinline]]
 #else
+#define LODE_OUT_OF_LINE
 #define LODE_ALWAYS_INLINE inline
 #define LODE_FLATTEN
 #endif
@@ -81,10 +84,16 @@ class Real {
     for (int i = 0; i < n; ++i) r.d_[i] = grad[i];
     return r;
   }
-  /// Adds lock-step values at m extra points (used by the runtime for parameters).
-  void set_points(const double* values, int m) noexcept {
+  /// Adds lock-step values at m extra points. The gradient at the first point is `grad0`
+  /// (n0 entries, the rest zero) or, without it, the primary gradient (a parameter's).
+  void set_points(const double* values, int m, const double* grad0 = nullptr, int n0 = 0) noexcept {
     set_m_whole(m);
     for (int k = 0; k < m; ++k) w_[k] = values[k];
+    if (grad0 == nullptr) {
+      for (int i = 0; i < n(); ++i) dw_[i] = d_[i];
+    } else {
+      for (int i = 0; i < n(); ++i) dw_[i] = i < n0 ? grad0[i] : 0.0;
+    }
   }
 
   /// The value. In model code under a lock-step run, reading a θ-dependent value as a
@@ -104,6 +113,9 @@ class Real {
   /// the Real does not vary across points).
   constexpr int points() const noexcept { return m(); }
   constexpr double at_point(int k) const noexcept { return k < m() ? w_[k] : v_; }
+  /// The gradient at the first lock-step point (size() entries); the primary gradient when
+  /// the Real does not vary across points.
+  const double* point_gradient() const noexcept { return m() != 0 ? dw_ : d_; }
   /// True when every gradient entry is exactly zero.
   bool is_constant() const noexcept {
     for (int i = 0; i < n(); ++i)
@@ -116,28 +128,25 @@ class Real {
   /// not know f at lock-step points: inside the runtime's distribution evaluation that is
   /// handled point by point; in model code it makes the miner replay instead.
   static Real chain(const Real& a, double v, double da) noexcept {
+    Real r = grad1(a, v, da);
     if (a.m() != 0) [[unlikely]]
-      note_opaque();
-    return grad1(a, v, da);
+      chain_points(r, a, da);
+    return r;
   }
   /// f(a, b) with ∂f/∂a = da, ∂f/∂b = db (see chain above).
   static Real chain(const Real& a, const Real& b, double v, double da, double db) noexcept {
+    Real r = grad2(a, b, v, da, db);
     if ((a.m() | b.m()) != 0) [[unlikely]]
-      note_opaque();
-    return grad2(a, b, v, da, db);
+      chain_points(r, a, b, da, db);
+    return r;
   }
   /// this += w · ∂a (gradient only; for distributions that assemble gradients by hand).
   void add_scaled_gradient(const Real& a, double w) noexcept {
     if (a.n() == 0) return;
-    if (n() == 0) {
-      set_n(a.n());
-      for (int i = 0; i < n(); ++i) d_[i] = w * a.d_[i];
-      return;
-    }
-    const int old = n(), nn = std::max(old, a.n());
-    for (int i = old; i < nn; ++i) d_[i] = 0.0;
-    set_n(nn);
-    for (int i = 0; i < a.n(); ++i) d_[i] += w * a.d_[i];
+    if ((a.m() | m()) != 0) [[unlikely]]
+      return add_scaled_points(a, w);
+    axpy_grow(d_, n(), a.n(), a.d_, w);
+    set_n(std::max(n(), a.n()));
   }
   void set_value(double v) noexcept { v_ = v; }
 
@@ -146,10 +155,8 @@ class Real {
   static Real unary(const Real& a, F&& f, DF&& df) {
     const double v = f(a.v_);
     Real r = grad1(a, v, a.n() ? df(a.v_, v) : 0.0);
-    if (a.m() != 0) [[unlikely]] {
-      r.set_m(a.m());
-      for (int k = 0; k < a.m(); ++k) r.w_[k] = f(a.w_[k]);
-    }
+    if (a.m() != 0) [[unlikely]]
+      unary_points(r, a, f, df);
     return r;
   }
   /// f(a, b) likewise; da(x, y, f) = ∂f/∂x, db(x, y, f) = ∂f/∂y.
@@ -158,10 +165,8 @@ class Real {
     const double v = f(a.v_, b.v_);
     Real r = (a.n() | b.n()) ? grad2(a, b, v, a.n() ? da(a.v_, b.v_, v) : 0.0, b.n() ? db(a.v_, b.v_, v) : 0.0)
                            : Real(v);
-    if ((a.m() | b.m()) != 0) [[unlikely]] {
-      r.set_m(std::max(a.m(), b.m()));
-      for (int k = 0; k < r.m(); ++k) r.w_[k] = f(a.at_point(k), b.at_point(k));
-    }
+    if ((a.m() | b.m()) != 0) [[unlikely]]
+      binary_points(r, a, b, f, da, db);
     return r;
   }
   /// A comparison: the primary outcome; under lock-step, notes the points where it differs.
@@ -175,20 +180,37 @@ class Real {
   template <class Op>
   static Real select(const Real& a, const Real& b, Op&& take_a) noexcept {
     Real r = take_a(a.v_, b.v_) ? a : b;
-    if ((a.m() | b.m()) != 0) [[unlikely]] {
-      r.set_m(std::max(a.m(), b.m()));
-      for (int k = 0; k < r.m(); ++k) {
-        const double x = a.at_point(k), y = b.at_point(k);
-        r.w_[k] = take_a(x, y) ? x : y;
-      }
-    }
+    if ((a.m() | b.m()) != 0) [[unlikely]]
+      select_points(r, a, b, take_a);
     return r;
   }
 
   Real& operator+=(const Real& b) noexcept {
-    if ((m() | b.m()) != 0) [[unlikely]] {
-      // In place (the runtime's log-joint accumulation under lock-step): the same values
-      // as binary(*this, b, plus, one, one), without a temporary Real.
+    if ((m() | b.m()) != 0) [[unlikely]]
+      return add_points(b);
+    v_ += b.v_;
+    if (nm_ == 1 && b.nm_ == 1) {  // one parameter, no points: the log-joint accumulation
+      d_[0] += b.d_[0];
+      return *this;
+    }
+    add_scaled_gradient(b, 1.0);
+    return *this;
+  }
+  /// operator+= of Reals that carry points (the runtime's log-joint accumulation under
+  /// lock-step): the same values as binary(*this, b, plus, one, one), in place.
+  LODE_OUT_OF_LINE Real& add_points(const Real& b) noexcept {
+    if (nm_ == b.nm_ && nm_ == ((std::uint64_t{1} << 32) | 1u)) {  // one point, one parameter
+      w_[0] += b.w_[0];
+      dw_[0] += b.dw_[0];
+      v_ += b.v_;
+      d_[0] += b.d_[0];
+      return *this;
+    }
+    {
+      // The gradient at the first point first, while n() and m() are this Real's own.
+      if (m() == 0)
+        for (int i = 0; i < n(); ++i) dw_[i] = d_[i];
+      axpy_grow(dw_, n(), b.n(), b.point_gradient(), 1.0);
       if (m() == b.m()) {
         for (int k = 0; k < b.m(); ++k) w_[k] += b.w_[k];
       } else {
@@ -197,19 +219,14 @@ class Real {
         set_m(mm);
       }
       v_ += b.v_;
-      if (n() == 1 && b.n() == 1)
+      if (n() == 1 && b.n() == 1) {
         d_[0] += b.d_[0];
-      else
-        add_scaled_gradient(b, 1.0);
+      } else if (b.n() != 0) {
+        axpy_grow(d_, n(), b.n(), b.d_, 1.0);
+        set_n(std::max(n(), b.n()));
+      }
       return *this;
     }
-    v_ += b.v_;
-    if (nm_ == 1 && b.nm_ == 1) {  // one parameter, no points: the log-joint accumulation
-      d_[0] += b.d_[0];
-      return *this;
-    }
-    add_scaled_gradient(b, 1.0);
-    return *this;
   }
   Real& operator-=(const Real& b) noexcept {
     if ((m() | b.m()) != 0) [[unlikely]]
@@ -229,7 +246,10 @@ class Real {
   Real& operator*=(double b) noexcept {
     v_ *= b;
     for (int i = 0; i < n(); ++i) d_[i] *= b;
-    for (int k = 0; k < m(); ++k) w_[k] *= b;
+    if (m() != 0) [[unlikely]] {
+      for (int k = 0; k < m(); ++k) w_[k] *= b;
+      for (int i = 0; i < n(); ++i) dw_[i] *= b;
+    }
     return *this;
   }
   Real& operator/=(double b) noexcept { return *this *= (1.0 / b); }
@@ -242,10 +262,17 @@ class Real {
     if (n() == 1) {
       d_[0] = o.d_[0];
       if (m() == 0) return;
+      if (m() == 1) {
+        w_[0] = o.w_[0];
+        dw_[0] = o.dw_[0];
+        return;
+      }
     } else {
       for (int i = 0; i < n(); ++i) d_[i] = o.d_[i];
     }
     for (int k = 0; k < m(); ++k) w_[k] = o.w_[k];
+    if (m() != 0)
+      for (int i = 0; i < n(); ++i) dw_[i] = o.dw_[i];
   }
   static double plus(double x, double y) noexcept { return x + y; }
   static double minus(double x, double y) noexcept { return x - y; }
@@ -285,6 +312,111 @@ class Real {
       for (int i = 0; i < r.n(); ++i) r.d_[i] = da * a.d(i) + db * b.d(i);
     }
     return r;
+  }
+  // The lock-step halves of the operations above, out of line (model code stays small).
+  LODE_OUT_OF_LINE void add_scaled_points(const Real& a, double w) noexcept {
+    if (m() != 0) {  // this carries points: the first point's gradient takes a's there
+      note_opaque();  // (in model code, w is not known at the points: the miner replays)
+      axpy_grow(dw_, n(), a.n(), a.point_gradient(), w);
+      axpy_grow(d_, n(), a.n(), a.d_, w);
+    } else {  // in the runtime's evaluation at a point, this Real is that point's
+      axpy_grow(d_, n(), a.n(), lockstep_gradient(a), w);
+    }
+    set_n(std::max(n(), a.n()));
+  }
+  template <class F, class DF>
+  static void unary_points(Real& r, const Real& a, F& f, DF& df) {
+    if (a.m() == 1 && a.n() == 1) {  // one point, one parameter (mining galton for ratios)
+      r.set_m_whole(1);
+      const double w = f(a.w_[0]);
+      r.w_[0] = w;
+      r.dw_[0] = df(a.w_[0], w) * a.dw_[0];
+      return;
+    }
+    r.set_m(a.m());
+    for (int k = 0; k < a.m(); ++k) r.w_[k] = f(a.w_[k]);
+    if (a.n() != 0) {  // the gradient at the first point, as grad1 computes it
+      const double da = df(a.w_[0], r.w_[0]);
+      for (int i = 0; i < a.n(); ++i) r.dw_[i] = da * a.dw_[i];
+    }
+  }
+  template <class F, class DA, class DB>
+  static void binary_points(Real& r, const Real& a, const Real& b, F& f, DA& da, DB& db) {
+    if (a.m() == 1 && b.m() == 1 && a.n() == 1 && b.n() == 1) {  // as unary_points
+      r.set_m_whole(1);
+      const double x = a.w_[0], y = b.w_[0], w = f(x, y);
+      r.w_[0] = w;
+      r.dw_[0] = da(x, y, w) * a.dw_[0] + db(x, y, w) * b.dw_[0];
+      return;
+    }
+    r.set_m(std::max(a.m(), b.m()));
+    for (int k = 0; k < r.m(); ++k) r.w_[k] = f(a.at_point(k), b.at_point(k));
+    if ((a.n() | b.n()) != 0) {  // the gradient at the first point, as grad2 computes it
+      const double x = a.at_point(0), y = b.at_point(0), fv = r.w_[0];
+      point_grad2(r, a, b, a.n() ? da(x, y, fv) : 0.0, b.n() ? db(x, y, fv) : 0.0);
+    }
+  }
+  template <class Op>
+  static void select_points(Real& r, const Real& a, const Real& b, Op& take_a) {
+    r.set_m(std::max(a.m(), b.m()));
+    for (int k = 0; k < r.m(); ++k) {
+      const double x = a.at_point(k), y = b.at_point(k);
+      r.w_[k] = take_a(x, y) ? x : y;
+    }
+    // The gradient at the first point: that of the Real chosen there.
+    const Real& c = take_a(a.at_point(0), b.at_point(0)) ? a : b;
+    const double* g = c.point_gradient();
+    for (int i = 0; i < r.n(); ++i) r.dw_[i] = i < c.n() ? g[i] : 0.0;
+  }
+  // dst[0, max(n, sn)) = dst[0, n) + w · src[0, sn) (the entries beyond n taken as zero), as
+  // add_scaled_gradient() computes a gradient.
+  static void axpy_grow(double* dst, int n, int sn, const double* src, double w) noexcept {
+    if (sn == 0) return;
+    if (n == 0) {
+      for (int i = 0; i < sn; ++i) dst[i] = w * src[i];
+      return;
+    }
+    for (int i = n; i < sn; ++i) dst[i] = 0.0;
+    for (int i = 0; i < sn; ++i) dst[i] += w * src[i];
+  }
+  // out = da · ga + db · gb over the entries grad2() combines; returns their number.
+  static int combine2(double* out, int an, const double* ga, int bn, const double* gb, double da,
+                      double db) noexcept {
+    if (an == bn) {
+      for (int i = 0; i < an; ++i) out[i] = da * ga[i] + db * gb[i];
+    } else if (bn == 0) {
+      for (int i = 0; i < an; ++i) out[i] = da * ga[i];
+    } else if (an == 0) {
+      for (int i = 0; i < bn; ++i) out[i] = db * gb[i];
+    } else {
+      for (int i = 0; i < std::max(an, bn); ++i) out[i] = da * (i < an ? ga[i] : 0.0) + db * (i < bn ? gb[i] : 0.0);
+    }
+    return std::max(an, bn);
+  }
+  // binary()'s gradient at the first lock-step point.
+  static void point_grad2(Real& r, const Real& a, const Real& b, double da, double db) noexcept {
+    const int nn = combine2(r.dw_, a.n(), a.point_gradient(), b.n(), b.point_gradient(), da, db);
+    for (int i = nn; i < r.n(); ++i) r.dw_[i] = 0.0;
+  }
+  // The gradient a hand-derived partial multiplies in the runtime's evaluation at point k
+  // (lockstep_state.point): a's at the first point, where it is carried. In model code the
+  // result's values at the points are unknown: the miner replays instead.
+  static const double* lockstep_gradient(const Real& a) noexcept {
+    const LockstepState& s = lockstep_state;
+    if (s.point < 0) note_opaque();
+    return s.point == 0 ? a.dw_ : a.d_;
+  }
+  // chain() of a Real that carries points: in the runtime's evaluation at point k the result
+  // is that point's value with that point's gradient (meaningful at the first point).
+  // (r is grad1's / grad2's result: its gradient is replaced.)
+  LODE_OUT_OF_LINE static void chain_points(Real& r, const Real& a, double da) noexcept {
+    const double* g = lockstep_gradient(a);
+    for (int i = 0; i < a.n(); ++i) r.d_[i] = da * g[i];
+  }
+  LODE_OUT_OF_LINE static void chain_points(Real& r, const Real& a, const Real& b, double da, double db) noexcept {
+    const double* ga = a.m() != 0 ? lockstep_gradient(a) : a.d_;
+    const double* gb = b.m() != 0 ? lockstep_gradient(b) : b.d_;
+    r.set_n(combine2(r.d_, a.n(), ga, b.n(), gb, da, db));
   }
   LODE_ALWAYS_INLINE double lockstep_read() const noexcept {
     LockstepState& s = lockstep_state;
@@ -336,6 +468,7 @@ class Real {
   std::uint64_t nm_;
   double d_[kMaxParameters];
   double w_[kMaxPoints];
+  double dw_[kMaxParameters];  // the gradient at the first lock-step point (when m() != 0)
 };
 
 // The runtime constructs Reals in place over existing ones (placement new, no destructor).

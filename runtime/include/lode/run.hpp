@@ -213,21 +213,26 @@ class Run {
     Real lp = d.log_prob_drawn(v);
     if (!density_ok(lp, false)) [[unlikely]]
       fail_density(a, d, static_cast<double>(v), lp, false);
-    // As Distribution::log_prob_points(): the parameters read their point-k values.
+    // As Distribution::log_prob_points(): the parameters read their point-k values (and at
+    // the first point their gradients there).
     double at[kMaxPoints];
+    double grad0[kMaxParameters];
+    int n0 = 0;
     for (int j = 0; j < num_points_; ++j) {
       lockstep_state.point = j;
       try {
         d.check_parameters();
-        at[j] = d.log_prob_drawn(v).at_point(j);
-        if (std::isnan(at[j])) invalid_points_ |= 1u << j;
+        const Real lj = d.log_prob_drawn(v);
+        at[j] = lj.at_point(j);
+        if (j == 0) n0 = point_gradient_ok(lj, at[0], grad0);
+        if (std::isnan(at[j]) || n0 < 0) invalid_points_ |= 1u << j;
       } catch (const Error&) {
         invalid_points_ |= 1u << j;
         at[j] = -kInf;
       }
     }
     lockstep_state.point = -1;
-    lp.set_points(at, num_points_);
+    lp.set_points(at, num_points_, grad0, n0 < 0 ? 0 : n0);
     accept_drawn(k, a, D::kName, static_cast<double>(v), lp);
   }
   LODE_ALWAYS_INLINE void accept_drawn(Kind k, const Address& a, const char* name, double x, const Real& lp) {
@@ -282,6 +287,16 @@ class Run {
     for (int i = 0; i < lp.size(); ++i)
       if (!std::isfinite(lp.d(i))) return false;
     return true;
+  }
+  /// Copies lp's gradient at the first lock-step point into grad (lp valued v there) and
+  /// returns its size, or −1 when a replay would refuse it (density_ok).
+  static int point_gradient_ok(const Real& lp, double v, double* grad) noexcept {
+    const double* g = lp.point_gradient();
+    for (int i = 0; i < lp.size(); ++i) grad[i] = g[i];
+    if (v > -kInf && v < kInf)
+      for (int i = 0; i < lp.size(); ++i)
+        if (!std::isfinite(g[i])) return -1;
+    return lp.size();
   }
   [[noreturn]] void fail_steps(const Address& a) const;
   [[noreturn]] void fail_duplicate(const Address& a) const;

@@ -13,8 +13,11 @@ using schema::Column;
 
 ShardMiner::ShardMiner(const MiningJob& job)
     : job_(job),
-      miner_(*job.model, GoldOptions{.score = true, .keep_trace = job.purpose == schema::Purpose::ratio}),
-      replayer_(*job.model),
+      miner_(*job.model, GoldOptions{.score = true,
+                                     .keep_trace = false,
+                                     .score_at = true,
+                                     .ratios = GoldOptions::Ratios::lockstep}),
+      other_(1),
       simulator_(*job.model) {
   const std::vector<ArrayLayout> arrays = job.arrays();
   for (std::size_t a = 0; a < arrays.size(); ++a) {
@@ -56,13 +59,14 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
       if (ratio) {
         job_.theta1.draw(model, job_.seed, i, kStreamTheta1, th1.data());
         const bool y = i % 2 == 1;
-        const Gold& g = miner_(y ? th1 : th0, job_.seed, i);
+        other_[0] = y ? th0 : th1;
+        const Gold& g = miner_(y ? th1 : th0, job_.seed, i, other_);
         check_x(g.x, i);
-        const ReplayResult other = replayer_(g.trace, y ? th0 : th1, /*score=*/true, job_.seed, i);
-        const bool possible = other.log_p != -std::numeric_limits<double>::infinity() && other.score.size() == d;
+        const double other_lp = g.log_p_at[0];
+        const bool possible = other_lp != -std::numeric_limits<double>::infinity() && g.score_at[0].size() == d;
         if (!possible) ++out.impossible;
-        const double lp0 = y ? other.log_p : g.log_p, lp1 = y ? g.log_p : other.log_p;
-        const std::vector<double>& other_score = possible ? other.score : nan;
+        const double lp0 = y ? other_lp : g.log_p, lp1 = y ? g.log_p : other_lp;
+        const std::vector<double>& other_score = possible ? g.score_at[0] : nan;
         const double r = std::exp(lp0 - lp1), yv = y ? 1.0 : 0.0;
         append(Column::x, out, g.x);
         append(Column::theta0, out, th0);

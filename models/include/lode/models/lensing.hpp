@@ -268,7 +268,7 @@ class PoissonImage final : public Distribution {
   void sample_into(Rng& rng, double* out) const override;
   Real log_prob_at(const double* x) const override;
   void describe(ParamSink& sink) const override { sink.add("rate", rates_); }
-  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const override;
+  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0, int& n0) const override;
 
  private:
   std::span<const double> rates_;
@@ -298,7 +298,7 @@ class UniformDisc final : public Distribution {
     sink.add("radius", radius_);
     sink.add("points", static_cast<double>(points_));
   }
-  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid) const override;
+  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0, int& n0) const override;
 
  private:
   double radius_;

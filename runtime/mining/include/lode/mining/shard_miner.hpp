@@ -1,7 +1,8 @@
 // lode/mining/shard_miner.hpp — the rows of one shard: events [first, end) of a job mined
 // into one buffer per array (a GoldMiner at the point each row is drawn at; for ratio data
-// a Replayer at the other point; for plain data a Simulator, no gold). Keep one per thread:
-// it reuses the miner, the replayer and the buffers from shard to shard.
+// the same pass gives log p and the score at the other point, in lock-step, or by replay
+// where lock-step cannot; for plain data a Simulator, no gold). Keep one per thread: it
+// reuses the miner and the buffers from shard to shard.
 #pragma once
 
 #include <atomic>
@@ -53,8 +54,8 @@ class ShardMiner {
   const MiningJob& job_;
   std::vector<std::size_t> widths_;           // per array
   std::size_t index_[schema::kColumns] = {};  // array of each column of the job
-  GoldMiner miner_;
-  Replayer replayer_;    // the other point's log p and score, by replay
+  GoldMiner miner_;      // ratio data: with the other point as its extra point (score_at)
+  std::vector<std::vector<double>> other_;  // that point
   Simulator simulator_;  // plain data: x as lode simulate gives it
 };
 

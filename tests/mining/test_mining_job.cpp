@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "lode/distributions.hpp"
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/mining/job.hpp"
@@ -127,6 +128,57 @@ TEST_CASE("mine(): the values of a ratio row (θ0 at even rows, θ1 at odd rows,
     CHECK(y(i, 0) == (odd ? 1.0 : 0.0));
     CHECK(r(i, 0) == std::exp(odd ? other.log_p - g.log_p : g.log_p - other.log_p));
     CHECK(t0(i, 0) == (odd ? other.score[0] : g.score[0]));
+  }
+}
+
+TEST_CASE("mine(): ratio rows where lock-step falls back are those of replay", "[mining][job]") {
+  // Reading θ as a double sends every event to replay (see test_lockstep.cpp); at θ1 the
+  // run makes two choices "w" instead of one, so the other point is impossible for half
+  // of the rows. Each shard probes lock-step, falls back event by event, then switches.
+  lode::Model m;
+  m.name = "escape";
+  m.parameters = {"a"};
+  m.observables = {"x"};
+  m.reference = {{0.3}, {0.7}};
+  m.prior = lode::Prior::uniform({{0.0, 1.0}});
+  m.simulate = [](lode::Run& run) {
+    const lode::Real a = run.parameter(0);
+    const double z = run.sample("z", lode::Normal(a, 1.0));
+    const int n = a.value() > 0.5 ? 2 : 1;
+    for (int i = 0; i < n; ++i) run.sample({"w", i}, lode::Normal(z, 1.0));
+    run.observe("x", lode::Normal(z, 0.5));
+  };
+  const fs::path dir = scratch("fallback");
+  MiningJob job{.model = &m,
+                .purpose = Purpose::ratio,
+                .theta0 = ThetaSpec::at({0.3}),
+                .theta1 = ThetaSpec::uniform({{0.0, 1.0}}),
+                .events = 100,
+                .seed = 8,
+                .shard_size = 40,
+                .out = dir};
+  SerialScheduler serial;
+  const MiningResult res = mine(job, serial);
+  CHECK(res.impossible_ratio_rows > 10);
+  lode::GoldMiner gold(m);
+  const lode::npy::Array r = lode::npy::read((dir / "r_xz.npy").string()),
+                         t0 = lode::npy::read((dir / "t_xz0.npy").string()),
+                         t1 = lode::npy::read((dir / "t_xz1.npy").string());
+  REQUIRE(r.rows() == 100);
+  for (std::uint64_t i = 0; i < 100; ++i) {
+    INFO("row " << i);
+    std::vector<double> th1(1);
+    job.theta1.draw(m, job.seed, i, kStreamTheta1, th1.data());
+    const std::vector<double> th0 = {0.3};
+    const bool odd = i % 2 == 1;
+    const lode::Gold& g = gold(odd ? th1 : th0, job.seed, i);
+    const lode::ReplayResult other = lode::replay(m, g.trace, odd ? th0 : th1, true, job.seed, i);
+    CHECK(r(i, 0) == std::exp(odd ? other.log_p - g.log_p : g.log_p - other.log_p));
+    const bool possible = std::isfinite(other.log_p);
+    const double other_t = possible ? other.score[0] : std::nan("");
+    const double t0_want = odd ? other_t : g.score[0], t1_want = odd ? g.score[0] : other_t;
+    CHECK((t0(i, 0) == t0_want || (std::isnan(t0(i, 0)) && std::isnan(t0_want))));
+    CHECK((t1(i, 0) == t1_want || (std::isnan(t1(i, 0)) && std::isnan(t1_want))));
   }
 }
 

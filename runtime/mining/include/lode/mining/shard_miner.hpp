@@ -2,7 +2,12 @@
 // into one buffer per array (a GoldMiner at the point each row is drawn at; for ratio data
 // the same pass gives log p and the score at the other point, in lock-step, or by replay
 // where lock-step cannot; for plain data a Simulator, no gold). Keep one per thread: it
-// reuses the miner and the buffers from shard to shard.
+// reuses the miners and the buffers from shard to shard.
+//
+// Ratio rows: each shard starts in lock-step. When more than a quarter of its first
+// kProbe events fall back to replay (control flow that depends on θ, as in a Gillespie
+// simulation between distant points), the rest of the shard is replayed directly; the
+// choice depends only on the shard's events, and both paths give the same numbers.
 #pragma once
 
 #include <atomic>
@@ -54,7 +59,9 @@ class ShardMiner {
   const MiningJob& job_;
   std::vector<std::size_t> widths_;           // per array
   std::size_t index_[schema::kColumns] = {};  // array of each column of the job
-  GoldMiner miner_;      // ratio data: with the other point as its extra point (score_at)
+  static constexpr std::uint64_t kProbe = 16;
+  GoldMiner miner_;         // ratio data: with the other point as its extra point, in lock-step
+  GoldMiner replay_miner_;  // the same by replay (shards where lock-step falls back)
   std::vector<std::vector<double>> other_;  // that point
   Simulator simulator_;  // plain data: x as lode simulate gives it
 };

@@ -279,30 +279,54 @@ struct ReplayContext {
 
 GoldMiner::~GoldMiner() = default;
 
-// Ratios::automatic alternates the two paths over the first 2·kTrials events that have ratio
-// points, timing each, then keeps the faster one.
+// Ratios::automatic, once the trials are done (operator() runs them): the faster path.
 bool GoldMiner::use_lockstep(bool& timing) noexcept {
+  timing = false;
   switch (options_.ratios) {
     case GoldOptions::Ratios::lockstep: return true;
     case GoldOptions::Ratios::replay: return false;
     case GoldOptions::Ratios::automatic: break;
   }
-  if (trials_[0] < kTrials || trials_[1] < kTrials) {
-    timing = true;
-    return trials_[1] <= trials_[0];  // alternate, lock-step first
-  }
   return trial_seconds_[1] <= trial_seconds_[0];
 }
 
-void GoldMiner::record_trial(bool lockstep, double seconds) noexcept {
-  const int k = lockstep ? 1 : 0;
-  ++trials_[k];
-  trial_seconds_[k] += seconds;
-}
 
 const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t seed, std::uint64_t event,
                                   std::span<const std::vector<double>> at) {
   check_theta(*model_, theta);
+  if (options_.ratios == GoldOptions::Ratios::automatic && !at.empty() && trials_[0] < kTrials) {
+    // Ratios::automatic: the first kTrials events with ratio points are computed both ways
+    // (in alternating order) and each way is timed; afterwards the faster one is kept.
+    // Timing the same events matters: per-event cost varies with θ and the choices (a
+    // Gillespie trajectory), far more than between the paths. Both give the same gold.
+    struct Restore {
+      GoldOptions& o;
+      ~Restore() { o.ratios = GoldOptions::Ratios::automatic; }
+    } restore{options_};
+    // trials_[1] counts the events tried, trials_[0] those timed: the first kWarmup only
+    // warm up (the replay path's buffers grow to the trace's size on its first events).
+    constexpr int kWarmup = 2;
+    const bool timed = trials_[1] >= kWarmup;
+    const bool lockstep_first = trials_[1] % 2 == 0;
+    // An event that fails (a step budget, say) fails on both paths, and how long each takes
+    // to get there counts too; its error is rethrown after both.
+    std::exception_ptr failed;
+    for (int pass = 0; pass < 2; ++pass) {
+      const bool lockstep = (pass == 0) == lockstep_first;
+      options_.ratios = lockstep ? GoldOptions::Ratios::lockstep : GoldOptions::Ratios::replay;
+      const auto started = std::chrono::steady_clock::now();
+      try {
+        (*this)(theta, seed, event, at);
+      } catch (const RunError&) {
+        if (!failed) failed = std::current_exception();
+      }
+      if (timed) trial_seconds_[lockstep ? 1 : 0] += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    }
+    ++trials_[1];
+    if (timed) ++trials_[0];
+    if (failed) std::rethrow_exception(failed);
+    return gold_;
+  }
   bool timing = false;
   const bool use = !at.empty() && use_lockstep(timing);
   // Lock-step: log p at the first kMaxPoints extra points in the same pass (with score_at,
@@ -319,7 +343,6 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   // The fixed stack (trace, log joint), fused into the run: no handler calls per choice.
   run_->set_sinks(record ? &gold_.trace : nullptr, options_.detailed, true);
   if (!record) gold_.trace.clear();
-  const auto started = timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   for (std::size_t k = 0; k < lockstep; ++k) check_theta(*model_, at[k]);
   run_->set_points(at.first(lockstep));
   struct EndTracking {
@@ -369,7 +392,6 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
     gold_.reason_at[k] = r.reason;
     if (options_.score_at) gold_.score_at[k] = r.score;
   }
-  if (timing) record_trial(use, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return gold_;
 }
 

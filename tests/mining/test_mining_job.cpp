@@ -134,7 +134,8 @@ TEST_CASE("mine(): the values of a ratio row (θ0 at even rows, θ1 at odd rows,
 TEST_CASE("mine(): ratio rows where lock-step falls back are those of replay", "[mining][job]") {
   // Reading θ as a double sends every event to replay (see test_lockstep.cpp); at θ1 the
   // run makes two choices "w" instead of one, so the other point is impossible for half
-  // of the rows. Each shard probes lock-step, falls back event by event, then switches.
+  // of the rows. Lock-step falls back to replay event by event (and the miner's timing
+  // then keeps replay).
   lode::Model m;
   m.name = "escape";
   m.parameters = {"a"};

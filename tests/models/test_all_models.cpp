@@ -139,7 +139,7 @@ TEST_CASE("every model's lock-step ratios equal replayed ratios", "[models][lock
       const Gold& gb = b(m->reference[0], 5, e, at);
       for (std::size_t k = 0; k < at.size(); ++k) {
         INFO("model " << m->name << " event " << e << " point " << k);
-        CHECK(ga.log_p_at[k] == Approx(gb.log_p_at[k]).epsilon(1e-12).margin(1e-12));
+        CHECK((ga.log_p_at[k] == gb.log_p_at[k] || (std::isnan(ga.log_p_at[k]) && std::isnan(gb.log_p_at[k]))));
       }
     }
     // ... and with the score at the first point (mining for ratios)
@@ -149,10 +149,10 @@ TEST_CASE("every model's lock-step ratios equal replayed ratios", "[models][lock
       const Gold& gc = c(m->reference[0], 5, e, at);
       const Gold& gr = r(m->reference[0], 5, e, at);
       INFO("model " << m->name << " event " << e << " (score_at)");
-      CHECK(gc.log_p_at[0] == Approx(gr.log_p_at[0]).epsilon(1e-12).margin(1e-12));
+      CHECK((gc.log_p_at[0] == gr.log_p_at[0] || (std::isnan(gc.log_p_at[0]) && std::isnan(gr.log_p_at[0]))));
       REQUIRE(gc.score_at[0].size() == gr.score_at[0].size());
       for (std::size_t i = 0; i < gc.score_at[0].size(); ++i)
-        CHECK(gc.score_at[0][i] == Approx(gr.score_at[0][i]).epsilon(1e-12).margin(1e-12));
+        CHECK(gc.score_at[0][i] == gr.score_at[0][i]);
     }
   }
 }

@@ -16,11 +16,7 @@ ShardMiner::ShardMiner(const MiningJob& job)
       miner_(*job.model, GoldOptions{.score = true,
                                      .keep_trace = false,
                                      .score_at = true,
-                                     .ratios = GoldOptions::Ratios::lockstep}),
-      replay_miner_(*job.model, GoldOptions{.score = true,
-                                            .keep_trace = false,
-                                            .score_at = true,
-                                            .ratios = GoldOptions::Ratios::replay}),
+                                     .ratios = GoldOptions::Ratios::automatic}),
       other_(1),
       simulator_(*job.model) {
   const std::vector<ArrayLayout> arrays = job.arrays();
@@ -52,8 +48,6 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
                      fmt::format("x has {} entries, the model declares {} observables", x.size(), dx));
   };
   std::uint64_t pending = 0;
-  std::uint64_t probed = 0, fell_back = 0;  // ratio rows: the shard's first kProbe events in lock-step
-  bool lockstep = true;
   for (std::uint64_t i = first; i < end; ++i) {
     if (control.stop && control.stop->load(std::memory_order_relaxed)) return false;
     if (++pending == 1024) {
@@ -66,12 +60,7 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
         job_.theta1.draw(model, job_.seed, i, kStreamTheta1, th1.data());
         const bool y = i % 2 == 1;
         other_[0] = y ? th0 : th1;
-        const std::uint64_t answered = miner_.lockstep_points();
-        const Gold& g = (lockstep ? miner_ : replay_miner_)(y ? th1 : th0, job_.seed, i, other_);
-        if (lockstep && probed < kProbe) {
-          if (miner_.lockstep_points() == answered) ++fell_back;
-          if (++probed == kProbe && 4 * fell_back > kProbe) lockstep = false;
-        }
+        const Gold& g = miner_(y ? th1 : th0, job_.seed, i, other_);
         check_x(g.x, i);
         const double other_lp = g.log_p_at[0];
         const bool possible = other_lp != -std::numeric_limits<double>::infinity() && g.score_at[0].size() == d;

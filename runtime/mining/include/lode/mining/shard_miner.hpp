@@ -4,10 +4,10 @@
 // where lock-step cannot; for plain data a Simulator, no gold). Keep one per thread: it
 // reuses the miners and the buffers from shard to shard.
 //
-// Ratio rows: each shard starts in lock-step. When more than a quarter of its first
-// kProbe events fall back to replay (control flow that depends on θ, as in a Gillespie
-// simulation between distant points), the rest of the shard is replayed directly; the
-// choice depends only on the shard's events, and both paths give the same numbers.
+// Ratio rows: the miner times lock-step and replay on its first events and keeps the
+// faster (GoldOptions::Ratios::automatic; replay wins where control flow depends on θ, as
+// in a Gillespie simulation between distant points). Both give the same rows bit for bit
+// (tests/models/test_all_models.cpp), so the files do not depend on which ran.
 #pragma once
 
 #include <atomic>
@@ -59,9 +59,7 @@ class ShardMiner {
   const MiningJob& job_;
   std::vector<std::size_t> widths_;           // per array
   std::size_t index_[schema::kColumns] = {};  // array of each column of the job
-  static constexpr std::uint64_t kProbe = 16;
-  GoldMiner miner_;         // ratio data: with the other point as its extra point, in lock-step
-  GoldMiner replay_miner_;  // the same by replay (shards where lock-step falls back)
+  GoldMiner miner_;  // ratio data: with the other point as its extra point (score_at)
   std::vector<std::vector<double>> other_;  // that point
   Simulator simulator_;  // plain data: x as lode simulate gives it
 };

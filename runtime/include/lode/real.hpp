@@ -409,11 +409,20 @@ class Real {
   // chain() of a Real that carries points: in the runtime's evaluation at point k the result
   // is that point's value with that point's gradient (meaningful at the first point).
   // (r is grad1's / grad2's result: its gradient is replaced.)
+  // Only the evaluation at the first point changes r: elsewhere the gradient multiplied is
+  // the primary one, which grad1 / grad2 used already.
   LODE_OUT_OF_LINE static void chain_points(Real& r, const Real& a, double da) noexcept {
-    const double* g = lockstep_gradient(a);
-    for (int i = 0; i < a.n(); ++i) r.d_[i] = da * g[i];
+    if (lockstep_state.point != 0) {
+      note_opaque();
+      return;
+    }
+    for (int i = 0; i < a.n(); ++i) r.d_[i] = da * a.dw_[i];
   }
   LODE_OUT_OF_LINE static void chain_points(Real& r, const Real& a, const Real& b, double da, double db) noexcept {
+    if (lockstep_state.point != 0) {
+      note_opaque();
+      return;
+    }
     const double* ga = a.m() != 0 ? lockstep_gradient(a) : a.d_;
     const double* gb = b.m() != 0 ? lockstep_gradient(b) : b.d_;
     r.set_n(combine2(r.d_, a.n(), ga, b.n(), gb, da, db));

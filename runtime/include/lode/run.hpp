@@ -225,7 +225,7 @@ class Run {
         const Real lj = d.log_prob_drawn(v);
         at[j] = lj.at_point(j);
         if (j == 0) n0 = point_gradient_ok(lj, at[0], grad0);
-        if (std::isnan(at[j]) || n0 < 0) invalid_points_ |= 1u << j;
+        if (std::isnan(at[j]) || (j == 0 && n0 < 0)) invalid_points_ |= 1u << j;
       } catch (const Error&) {
         invalid_points_ |= 1u << j;
         at[j] = -kInf;

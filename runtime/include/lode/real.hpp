@@ -324,6 +324,12 @@ class Real {
     }
     set_n(std::max(n(), a.n()));
   }
+// g++ 12 sees a Real temporary's point values as possibly uninitialized in these helpers
+// (they are set whenever m() != 0, which is when the helpers run): a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
   template <class F, class DF>
   static void unary_points(Real& r, const Real& a, F& f, DF& df) {
     if (a.m() == 1 && a.n() == 1) {  // one point, one parameter (mining galton for ratios)
@@ -368,6 +374,10 @@ class Real {
     const double* g = c.point_gradient();
     for (int i = 0; i < r.n(); ++i) r.dw_[i] = i < c.n() ? g[i] : 0.0;
   }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
   // dst[0, max(n, sn)) = dst[0, n) + w · src[0, sn) (the entries beyond n taken as zero), as
   // add_scaled_gradient() computes a gradient.
   static void axpy_grow(double* dst, int n, int sn, const double* src, double w) noexcept {

@@ -280,8 +280,7 @@ struct ReplayContext {
 GoldMiner::~GoldMiner() = default;
 
 // Ratios::automatic, once the trials are done (operator() runs them): the faster path.
-bool GoldMiner::use_lockstep(bool& timing) noexcept {
-  timing = false;
+bool GoldMiner::use_lockstep() const noexcept {
   switch (options_.ratios) {
     case GoldOptions::Ratios::lockstep: return true;
     case GoldOptions::Ratios::replay: return false;
@@ -305,7 +304,6 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
     } restore{options_};
     // trials_[1] counts the events tried, trials_[0] those timed: the first kWarmup only
     // warm up (the replay path's buffers grow to the trace's size on its first events).
-    constexpr int kWarmup = 2;
     const bool timed = trials_[1] >= kWarmup;
     const bool lockstep_first = trials_[1] % 2 == 0;
     // An event that fails (a step budget, say) fails on both paths, and how long each takes
@@ -327,8 +325,7 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
     if (failed) std::rethrow_exception(failed);
     return gold_;
   }
-  bool timing = false;
-  const bool use = !at.empty() && use_lockstep(timing);
+  const bool use = !at.empty() && use_lockstep();
   // Lock-step: log p at the first kMaxPoints extra points in the same pass (with score_at,
   // the first point only: the others need a replay for their score anyway).
   const std::size_t lockstep = use ? std::min<std::size_t>(at.size(), options_.score_at ? 1 : kMaxPoints) : 0;

@@ -82,6 +82,10 @@ class GoldMiner {
                          std::span<const std::vector<double>> at = {});
   /// How many ratio points were answered by the lock-step pass (the rest were replayed).
   std::uint64_t lockstep_points() const noexcept { return lockstep_used_; }
+  /// Ratios::automatic computes the first kWarmup + kTrials events with ratio points both
+  /// ways; the kTrials after the warm-up are timed, and the faster way is kept.
+  static constexpr int kWarmup = 2;
+  static constexpr int kTrials = 16;
 
  private:
   const Model* model_;
@@ -90,12 +94,10 @@ class GoldMiner {
   std::optional<Run> run_;
   std::unique_ptr<ReplayContext> replay_;
   std::uint64_t lockstep_used_ = 0;
-  // GoldOptions::Ratios::automatic: events with ratio points timed per path.
-  static constexpr int kTrials = 16;
+  // GoldOptions::Ratios::automatic: events tried and timed, seconds per path.
   int trials_[2] = {0, 0};
   double trial_seconds_[2] = {0.0, 0.0};
-  bool use_lockstep(bool& timing) noexcept;
-  void record_trial(bool lockstep, double seconds) noexcept;
+  bool use_lockstep() const noexcept;
 };
 
 struct ReplayResult {

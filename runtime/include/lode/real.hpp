@@ -433,9 +433,7 @@ class Real {
       note_opaque();
       return;
     }
-    const double* ga = a.m() != 0 ? lockstep_gradient(a) : a.d_;
-    const double* gb = b.m() != 0 ? lockstep_gradient(b) : b.d_;
-    r.set_n(combine2(r.d_, a.n(), ga, b.n(), gb, da, db));
+    r.set_n(combine2(r.d_, a.n(), a.point_gradient(), b.n(), b.point_gradient(), da, db));
   }
   LODE_ALWAYS_INLINE double lockstep_read() const noexcept {
     LockstepState& s = lockstep_state;

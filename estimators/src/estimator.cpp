@@ -2,11 +2,16 @@
 // (its fields and checks: estimator_file.cpp),
 // and evaluation dispatched to the family (family.hpp).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
+#include <optional>
+#include <utility>
 
 #include "dataset_check.hpp"
 #include "family.hpp"
@@ -74,11 +79,80 @@ struct Estimator::Impl {
 
 Estimator::Estimator(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+namespace {
+
+// RatioSettings::alpha_search: one training per α, the same seed and split for each; the
+// estimator kept is the one whose validation rows (held out from every training) have the
+// highest mean log p̂(x|θ) — the density term alone, which the score term is there to help.
+Matrix select_rows(const Matrix& m, const std::vector<std::int64_t>& rows) {
+  Matrix out(rows.size(), m.cols);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto r = m.row(static_cast<std::size_t>(rows[i]));
+    std::copy(r.begin(), r.end(), out.data.begin() + static_cast<std::ptrdiff_t>(i * m.cols));
+  }
+  return out;
+}
+
+// Returns the estimator kept and the report's selection line.
+std::pair<Estimator, std::string> train_alpha_search(const Dataset& data, const Settings& settings,
+                                                     const MethodInfo& info,
+                                                     const std::function<void(const Progress&)>& progress) {
+  if (info.family != "density" || !info.score_term)
+    throw EstimatorError(fmt::format("settings: an α search is for scandal (it compares validation log-likelihoods); "
+                                     "{} takes one --alpha",
+                                     info.name));
+  if (settings.trainer.validation <= 0)
+    throw EstimatorError("settings: the α search compares validation log-likelihoods, so it needs validation rows "
+                         "(--validation > 0), or give one --alpha");
+  for (const double a : settings.ratio.alpha_search)
+    if (!(a >= 0) || !std::isfinite(a))
+      throw EstimatorError(fmt::format("settings: α {} in the search must be finite and ≥ 0", a));
+  std::optional<Estimator> best;
+  double best_score = -std::numeric_limits<double>::infinity();
+  std::string scores;
+  for (const double a : settings.ratio.alpha_search) {
+    Settings s = settings;
+    s.ratio.alpha = a;
+    s.ratio.alpha_search.clear();
+    const auto phase = fmt::format("α = {}", a);
+    const auto report = [&](const Progress& p) {
+      Progress q = p;
+      q.phase = q.phase.empty() ? phase : phase + ", " + q.phase;
+      progress(q);
+    };
+    Estimator e = Estimator::train(data, s, progress ? std::function<void(const Progress&)>(report) : nullptr);
+    // The rows the Trainer held out: the same split as Estimator::train's.
+    const std::unique_ptr<FamilyModel> model = family(info.family).create(info, s);
+    const Split split = split_rows(model->prepare(data), s.trainer.validation, s.trainer.seed);
+    const Matrix x = select_rows(data.x, split.validation), theta = select_rows(data.theta, split.validation);
+    const std::vector<double> lp = e.log_density_rows(x, theta);
+    double mean = 0;
+    for (const double v : lp) mean += v;
+    mean /= static_cast<double>(lp.size());
+    scores += fmt::format("{}{}: {:.4f}", scores.empty() ? "" : ", ", a, mean);
+    // Ties (and NaN) keep the earlier, larger α.
+    if (!best || mean > best_score) best.emplace(std::move(e)), best_score = mean;
+  }
+  if (!best || !std::isfinite(best_score))
+    throw EstimatorError(fmt::format("the α search found no α whose validation log-likelihood is finite ({})", scores));
+  std::string selection = fmt::format("α = {} of {} (validation mean log p̂: {})", best->settings().ratio.alpha,
+                                      fmt::join(settings.ratio.alpha_search, ", "), scores);
+  return {std::move(*best), std::move(selection)};
+}
+
+}  // namespace
+
 Estimator Estimator::train(const Dataset& data, const Settings& settings,
                            const std::function<void(const Progress&)>& progress) {
   check_settings(settings);
   const MethodInfo& info = method_info(settings.method);
   check_columns(data, info);
+  if (!settings.ratio.alpha_search.empty()) {
+    auto [e, selection] = train_alpha_search(data, settings, info, progress);
+    for (TrainReport& r : e.impl_->reports) r.selection = selection;
+    for (Member& m : e.impl_->model->members) m.report.selection = selection;
+    return std::move(e);
+  }
   Settings s = settings;
   if (s.ratio.alpha < 0) s.ratio.alpha = info.alpha;
   if (s.trainer.min_steps < 0) s.trainer.min_steps = info.min_steps;

@@ -178,6 +178,7 @@ void report_fields(V& v, R& r) {
   v("samples_per_second", r.samples_per_second);
   v("stopped", r.stopped);
   v("nan", r.nan);
+  v.optional("selection", r.selection);  // absent in files written before SCANDAL's α search
 }
 
 }  // namespace lode::estimators

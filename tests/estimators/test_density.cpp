@@ -12,6 +12,7 @@
 #include "lode/estimators/likelihood.hpp"
 #include "lode/estimators/torch/density.hpp"
 #include "lode/estimators/torch/flows.hpp"
+#include "lode/estimators/torch/trainer.hpp"
 #undef CHECK  // glog's, from LibTorch
 
 #include <catch2/catch.hpp>
@@ -208,6 +209,56 @@ TEST_CASE("scandal: the score term is in units of t_xz's spread, so the scale of
   for (std::size_t r = 0; r < la.size(); ++r) worst = std::max(worst, std::abs(la[r] - lb[r]));
   INFO("largest |log p_a - log p_b| over 50 rows: " << worst);
   CHECK(worst < 1e-3);
+}
+
+TEST_CASE("scandal: the α search keeps the α whose validation rows are likeliest, and says so", "[density][scandal]") {
+  const est::Dataset data = latent_gaussian(300, 11), test = latent_gaussian(50, 12);
+  est::Settings s = small("scandal", 15);
+  s.ratio.alpha_search = {1.0, 0.01};
+  const est::Estimator searched = est::Estimator::train(data, s);
+  // Each α trained on its own with the same seed, scored on the rows the Trainer held out.
+  std::vector<std::int64_t> all(data.x.rows);
+  for (std::size_t r = 0; r < all.size(); ++r) all[r] = static_cast<std::int64_t>(r);
+  const est::Split split = est::split_rows(all, s.trainer.validation, s.trainer.seed);
+  est::Matrix vx(split.validation.size(), 2), vt(split.validation.size(), 2);
+  for (std::size_t i = 0; i < split.validation.size(); ++i)
+    for (std::size_t k = 0; k < 2; ++k) {
+      vx(i, k) = data.x(static_cast<std::size_t>(split.validation[i]), k);
+      vt(i, k) = data.theta(static_cast<std::size_t>(split.validation[i]), k);
+    }
+  double best_mean = -1e300, best_alpha = -1;
+  std::vector<double> best_lp;
+  for (const double a : s.ratio.alpha_search) {
+    est::Settings one = small("scandal", 15);
+    one.ratio.alpha = a;
+    const est::Estimator e = est::Estimator::train(data, one);
+    const std::vector<double> lp = e.log_density_rows(vx, vt);
+    double mean = 0;
+    for (const double v : lp) mean += v / static_cast<double>(lp.size());
+    INFO("alpha " << a << ": validation mean log p " << mean);
+    if (mean > best_mean) best_mean = mean, best_alpha = a, best_lp = e.log_density_rows(test.x, test.theta);
+  }
+  CHECK(searched.settings().ratio.alpha == best_alpha);
+  CHECK(searched.log_density_rows(test.x, test.theta) == best_lp);  // the same training, bit for bit
+  const std::string& why = searched.report().selection;
+  INFO(why);
+  CHECK(why.rfind("α = " + std::string(best_alpha == 1.0 ? "1" : "0.01") + " of 1, 0.01 (validation mean log p̂: 1: ", 0) == 0);
+  // Saved and loaded: the α chosen and why.
+  const std::string dir = lode_test::scratch_root().string() + "/alpha-search";
+  searched.save(dir);
+  const est::Estimator loaded = est::Estimator::load(dir);
+  CHECK(loaded.settings().ratio.alpha == best_alpha);
+  CHECK(loaded.report().selection == why);
+  // A search is for scandal, and needs validation rows.
+  est::Settings nle = small("nle", 2);
+  nle.ratio.alpha_search = {1.0, 0.1};
+  CHECK_THROWS_WITH(est::Estimator::train(data, nle), Catch::Contains("an α search is for scandal"));
+  est::Settings none = s;
+  none.trainer.validation = 0;
+  CHECK_THROWS_WITH(est::Estimator::train(data, none), Catch::Contains("needs validation rows"));
+  est::Settings negative = s;
+  negative.ratio.alpha_search = {1.0, -0.5};
+  CHECK_THROWS_WITH(est::Estimator::train(data, negative), Catch::Contains("α -0.5 in the search"));
 }
 
 namespace {

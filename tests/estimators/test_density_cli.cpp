@@ -142,3 +142,34 @@ TEST_CASE("lode infer --model nle: L(theta) on the grid is the sum over rows of 
   check_fails(run_lode({"infer", "--model", model, "--observed", obs, "--grid", "-0.5..0.5:3", "--theta1", "0"}), 2,
               {"--theta1", "nle", "no reference point"});
 }
+
+TEST_CASE("lode train scandal searches alpha by default and prints the choice", "[cli][density][scandal]") {
+  const std::string data = scratch("slcp-density"), model = scratch("slcp-scandal");
+  require_ok(run_lode({"mine", "slcp", "--for", "density", "--theta", "prior", "-n", "300", "--seed", "8", "--out", data}));
+  const std::vector<std::string> small = {"--epochs", "2", "--transforms", "1", "--hidden", "10", "-q"};
+  std::vector<std::string> args = {"train", "scandal", "--data", data, "--out", model};
+  args.insert(args.end(), small.begin(), small.end());
+  const Result t = run_lode(args);
+  require_ok(t);
+  INFO(t.err);
+  CHECK(t.err.find(" of 1, 0.1, 0.01 (validation mean log p̂: 1: ") != std::string::npos);
+  const nlohmann::json j = nlohmann::json::parse(read_text(model + "/estimator.json"));
+  const double alpha = j["settings"]["alpha"].get<double>();
+  CHECK((alpha == 1.0 || alpha == 0.1 || alpha == 0.01));
+  const std::string chosen = alpha == 1.0 ? "1" : alpha == 0.1 ? "0.1" : "0.01";
+  CHECK(t.err.find("lode train scandal: α = " + chosen + " of 1, 0.1, 0.01") != std::string::npos);
+  // A list of its own; one value trains once.
+  args.insert(args.end(), {"--alpha", "0.5,0.05"});
+  const Result l = run_lode(args);
+  require_ok(l);
+  CHECK(l.err.find(" of 0.5, 0.05 (validation mean log p̂: 0.5: ") != std::string::npos);
+  args.back() = "0.5";
+  const Result one = run_lode(args);
+  require_ok(one);
+  CHECK(one.err.find("validation mean log p̂") == std::string::npos);
+  // Only scandal searches.
+  check_fails(run_lode({"train", "nle", "--data", data, "--out", scratch("slcp-nle"), "--alpha", "auto"}), 2,
+              {"--alpha", "nle has no score term"});
+  args.back() = "-1,0.1";
+  check_fails(run_lode(args), 2, {"--alpha: '-1' must be ≥ 0"});
+}

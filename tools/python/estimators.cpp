@@ -173,6 +173,7 @@ PYBIND11_MODULE(_estimators, mod) {
           d["validation_rows"] = r.validation_rows, d["best_validation_loss"] = r.best_validation_loss;
           d["final_train_loss"] = r.final_train_loss, d["seconds"] = r.seconds;
           d["samples_per_second"] = r.samples_per_second, d["stopped"] = r.stopped, d["nan"] = r.nan;
+          d["selection"] = r.selection;
           l.append(d);
         }
         return l;

@@ -80,6 +80,7 @@ int train(const TrainOptions& o) {
                r.train_rows, r.validation_rows, r.epochs_run, r.best_epoch, r.best_validation_loss, r.seconds,
                r.samples_per_second, r.stopped);
   }
+  if (!e.report().selection.empty()) fmt::print(stderr, "lode train {}: {}\n", o.method, e.report().selection);
   if (s.trainer.collective)
     fmt::print(stderr, "lode train {}: data-parallel over {} processes\n", o.method, s.trainer.collective->size());
   fmt::print(stderr, "lode train {}: saved to {}/estimator.json\n", o.method, o.out);
@@ -129,7 +130,9 @@ void add_train(Application& app) {
       .option("--lr", o->lr, "L", "Initial learning rate of Adam (default: 1e-3; nle, scandal, npe: 5e-4, constant)")
       .option("--lr-final", o->lr_final, "L", "Learning rate of the last epoch, exponential decay (default: 1e-4; nle, scandal, npe: = --lr; af, pie, "
               "mflow, meflow: 1e-5)")
-      .option("--alpha", o->alpha, "A", "Weight of the score term (rascal, cascal, alices, scandal; default: 1; af, pie, mflow, meflow: SCANDAL's score term, default 0: off)")
+      .option("--alpha", o->alpha, "A|auto|A,A...",
+              "Weight of the score term (rascal, cascal, alices: default 1; af, pie, mflow, meflow: SCANDAL's score term, default 0: off). "
+              "scandal: default auto = 1,0.1,0.01: trains once per alpha and keeps the best validation log-likelihood")
       .option("--validation", o->validation, "F", "Fraction held out for early stopping (default: 0.25; nle, scandal, npe: 0.1)")
       .option("--patience", o->patience, "P",
               "Stop after P epochs without validation improvement (default 0: run all epochs; the best epoch is kept; nle, scandal, npe: 20)")

@@ -115,8 +115,26 @@ est::Settings settings_from(const TrainOptions& o) {
       throw UsageError(fmt::format("--alpha: {} has no score term (--alpha weighs the score term of rascal, cascal, "
                                    "alices and scandal, and adds SCANDAL's to af, pie, mflow and meflow)",
                                    o.method));
-    s.ratio.alpha = parse_one("--alpha", o.alpha);
-    if (s.ratio.alpha < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha));
+    if (o.alpha == "auto" || o.alpha.find(',') != std::string::npos) {
+      if (s.method.name() != "scandal")
+        throw UsageError(fmt::format("--alpha {}: a search over α is for scandal; {} takes one value", o.alpha, o.method));
+      if (o.alpha == "auto") {
+        s.ratio.alpha_search.assign(std::begin(est::kScandalAlphas), std::end(est::kScandalAlphas));
+      } else {
+        for (std::size_t from = 0; from <= o.alpha.size();) {
+          const std::size_t to = std::min(o.alpha.find(',', from), o.alpha.size());
+          const double a = parse_one("--alpha", o.alpha.substr(from, to - from));
+          if (a < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha.substr(from, to - from)));
+          s.ratio.alpha_search.push_back(a);
+          from = to + 1;
+        }
+      }
+    } else {
+      s.ratio.alpha = parse_one("--alpha", o.alpha);
+      if (s.ratio.alpha < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha));
+    }
+  } else if (s.method.name() == "scandal") {
+    s.ratio.alpha_search.assign(std::begin(est::kScandalAlphas), std::end(est::kScandalAlphas));
   }
   if (!o.validation.empty()) t.validation = parse_one("--validation", o.validation);
   if (!o.patience.empty()) t.patience = parse_int("--patience", o.patience, 0);

@@ -164,7 +164,14 @@ struct TrainerSettings {
 /// The ratio family (CARL, ROLR, RASCAL, CASCAL, ALICE, ALICES and registered ones).
 struct RatioSettings {
   double alpha = -1.0;  ///< weight of the score term; < 0: the method's default
+  /// SCANDAL: train once with each α here and keep the estimator whose validation rows have
+  /// the highest mean log p̂(x|θ) (its `alpha` is then the one chosen, and each member's
+  /// report says why); empty: train once, with `alpha`. `lode train scandal` searches
+  /// kScandalAlphas unless --alpha is given (docs/density.md#scandal).
+  std::vector<double> alpha_search;
 };
+/// The α that `lode train scandal` tries by default (RatioSettings::alpha_search).
+inline constexpr double kScandalAlphas[] = {1.0, 0.1, 0.01};
 
 /// Simulates n events at θ with random stream `seed` and returns their x, one row each
 /// (rows whose simulation failed are left out). Given by the caller: estimators do not
@@ -255,6 +262,9 @@ struct TrainReport {
   double samples_per_second = 0;  ///< training rows processed per second (optimizer steps only)
   std::string stopped;
   bool nan = false;
+  /// How a setting was chosen by training several times (RatioSettings::alpha_search): "α = 0.01
+  /// of 1, 0.1, 0.01 (validation mean log p̂: …)"; "" otherwise.
+  std::string selection;
 };
 
 /// The loss of one batch, split into its terms (SPEC §5): `main` is the method's own term

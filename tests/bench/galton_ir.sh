@@ -11,7 +11,7 @@ g++ -O2 -DNDEBUG -fPIE -std=c++20 -DFMT_SHARED -I"$TREE/runtime/include" -I"$TRE
     "$(dirname "$0")/galton_ir.cpp" -o "$OUT/galton_ir" -Wl,--no-as-needed -Wl,-rpath,"$TREE/build/models:$TREE/build/runtime" \
     -L"$TREE/build/models" -L"$TREE/build/runtime" -llode_models -llode_runtime -lfmt
 ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | grep "refs:" | sed 's/.*refs: *//; s/,//g'; }
-for mode in 4 0 3 1 2; do
+for mode in ${MODES:-4 0 3 1 2 5}; do
   a=$(ir "$OUT/galton_ir" $mode 1000); b=$(ir "$OUT/galton_ir" $mode 3000)
   echo "mode $mode: $(( (b - a) / 2000 )) instructions/event"
 done

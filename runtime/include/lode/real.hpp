@@ -51,6 +51,11 @@ struct LockstepState {
   bool tracking = false;    ///< model code is running under a lock-step run
   bool escaped = false;     ///< model code read a multi-point Real as a double
   std::uint32_t diverged = 0;  ///< bit k: a comparison differed at point k
+  /// Set when a multi-point Real was used, outside an evaluation at a point, by an operation
+  /// that does not carry the points' values (a hand-derived partial, a comparison, a read as
+  /// a double). The runtime clears it before a density's primary evaluation: still clear
+  /// after it, the result carries every point's value as evaluating there would give it.
+  bool opaque = false;
 };
 inline thread_local LockstepState lockstep_state;
 
@@ -438,17 +443,21 @@ class Real {
   LODE_ALWAYS_INLINE double lockstep_read() const noexcept {
     LockstepState& s = lockstep_state;
     if (s.point >= 0) return at_point(s.point);  // the runtime evaluates at point k
+    s.opaque = true;
     if (s.tracking) s.escaped = true;
     return v_;
   }
   static void note_opaque() noexcept {
     LockstepState& s = lockstep_state;
-    if (s.tracking && s.point < 0) s.escaped = true;
+    if (s.point >= 0) return;
+    s.opaque = true;
+    if (s.tracking) s.escaped = true;
   }
   template <class Op>
   static bool compare_points(const Real& a, const Real& b, Op&& op) noexcept {
     LockstepState& s = lockstep_state;
     if (s.point >= 0) return op(a.at_point(s.point), b.at_point(s.point));
+    s.opaque = true;
     const bool primary = op(a.v_, b.v_);
     if (s.tracking) {
       const int m = std::max(a.m(), b.m());

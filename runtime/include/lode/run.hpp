@@ -210,11 +210,16 @@ class Run {
   template <class D>
   LODE_FLATTEN void finish_drawn_points(Kind k, const Address& a, const D& d, typename D::value_type v) {
     const RuntimeSection section;
+    lockstep_state.opaque = false;
     Real lp = d.log_prob_drawn(v);
+    const bool carried = !lockstep_state.opaque;
     if (!density_ok(lp, false)) [[unlikely]]
       fail_density(a, d, static_cast<double>(v), lp, false);
-    // As Distribution::log_prob_points(): the parameters read their point-k values (and at
-    // the first point their gradients there).
+    // Made of operations that carry the points (LockstepState::opaque still clear), lp holds
+    // each point's density and the first point's gradient: the values an evaluation at each
+    // point computes, by the same code. Otherwise, as Distribution::log_prob_points(), the
+    // density is evaluated again at each point (the parameters read their point-k values).
+    // Either way the parameters are checked at each point.
     double at[kMaxPoints];
     double grad0[kMaxParameters];
     int n0 = 0;
@@ -222,9 +227,10 @@ class Run {
       lockstep_state.point = j;
       try {
         d.check_parameters();
-        const Real lj = d.log_prob_drawn(v);
-        at[j] = lj.at_point(j);
-        if (j == 0) n0 = point_gradient_ok(lj, at[0], grad0);
+        const Real lj = carried ? Real() : d.log_prob_drawn(v);
+        const Real& l = carried ? lp : lj;
+        at[j] = l.at_point(j);
+        if (j == 0) n0 = point_gradient_ok(l, at[0], grad0);
         if (std::isnan(at[j]) || (j == 0 && n0 < 0)) invalid_points_ |= 1u << j;
       } catch (const Error&) {
         invalid_points_ |= 1u << j;

@@ -13,10 +13,13 @@ class Bernoulli final : public ScalarDistribution<Bernoulli, bool> {
 
   void check_parameters() const { check::probability(kName, "p", p_.value()); }
   bool sample(Rng& rng) const { return rng.uniform() < p_.value(); }
-  Real log_prob(std::int64_t k) const {
-    const double p = p_.value();
-    if (k == 1) return Real::chain(p_, std::log(p), 1.0 / p);
-    if (k == 0) return Real::chain(p_, std::log1p(-p), -1.0 / (1.0 - p));
+  // Real::unary, not chain: the result then carries its lock-step points (real.hpp), and the
+  // runtime need not evaluate it again at each point.
+  LODE_ALWAYS_INLINE Real log_prob(std::int64_t k) const {
+    if (k == 1) return Real::unary(p_, [](double p) { return std::log(p); }, [](double p, double) { return 1.0 / p; });
+    if (k == 0)
+      return Real::unary(p_, [](double p) { return std::log1p(-p); },
+                         [](double p, double) { return -1.0 / (1.0 - p); });
     return Real(-kInf);
   }
   void parameters(ParamSink& s) const { s.add("p", p_); }

@@ -220,3 +220,34 @@ TEST_CASE("lock-step goes through a distribution's own log_prob_at override", "[
   CHECK(g.log_p_at[0] == g.log_p);
   CHECK(g.trace.choices[0].log_p == -0.5 * square(g.trace.values[0] - 0.6) - 0.25);
 }
+
+TEST_CASE("LockstepState::opaque notes the operations that do not carry the points", "[lockstep]") {
+  // A parameter at θ = 0.3 with one lock-step point at 0.5 (gradient e_0 there too).
+  Real p = Real::variable(0.3, 0, 1);
+  const double at = 0.5;
+  p.set_points(&at, 1);
+  LockstepState& s = lockstep_state;
+  const LockstepState saved = s;
+  s = LockstepState{};
+  // Generic operations carry the point: the result holds the point's value and gradient.
+  Real l = Real::unary(p, [](double v) { return std::log(v); }, [](double v, double) { return 1.0 / v; });
+  l = l * 2.0 + p;
+  CHECK_FALSE(s.opaque);
+  CHECK(l.at_point(0) == std::log(0.5) * 2.0 + 0.5);
+  CHECK(l.point_gradient()[0] == (1.0 / 0.5) * 2.0 + 1.0);
+  // A hand-derived partial, a comparison and a read as a double each set it.
+  (void)Real::chain(p, std::log(0.3), 1.0 / 0.3);
+  CHECK(s.opaque);
+  s.opaque = false;
+  (void)(p < Real(0.4));
+  CHECK(s.opaque);
+  s.opaque = false;
+  (void)p.value();
+  CHECK(s.opaque);
+  // Evaluating at a point is not opaque: there the value read is the point's.
+  s.opaque = false;
+  s.point = 0;
+  CHECK(p.value() == 0.5);
+  CHECK_FALSE(s.opaque);
+  s = saved;
+}

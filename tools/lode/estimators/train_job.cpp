@@ -121,13 +121,9 @@ est::Settings settings_from(const TrainOptions& o) {
       if (o.alpha == "auto") {
         s.ratio.alpha_search.assign(std::begin(est::kScandalAlphas), std::end(est::kScandalAlphas));
       } else {
-        for (std::size_t from = 0; from <= o.alpha.size();) {
-          const std::size_t to = std::min(o.alpha.find(',', from), o.alpha.size());
-          const double a = parse_one("--alpha", o.alpha.substr(from, to - from));
-          if (a < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", o.alpha.substr(from, to - from)));
-          s.ratio.alpha_search.push_back(a);
-          from = to + 1;
-        }
+        s.ratio.alpha_search = parse_numbers("--alpha", o.alpha);
+        for (const double a : s.ratio.alpha_search)
+          if (a < 0) throw UsageError(fmt::format("--alpha: '{}' must be ≥ 0", a));
       }
     } else {
       s.ratio.alpha = parse_one("--alpha", o.alpha);

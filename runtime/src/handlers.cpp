@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "lode/error.hpp"
@@ -81,17 +82,30 @@ void ReplayHandler::end(Run&) {
     }
 }
 
-void ConditionHandler::process(Message& m, Run&) {
-  if (m.kind != Kind::observe) return;
-  auto it = data_.find(m.address->str());
-  if (it == data_.end()) return;
+void ConstrainHandler::process(Message& m, Run& run) {
+  if (m.kind != Kind::sample && m.kind != Kind::observe) return;
+  const auto it = constraints_->find(m.address->str());
+  if (it == constraints_->end()) return;
   if (it->second.size() != m.size)
-    throw Error(fmt::format("conditioning data for '{}' has {} values, the distribution has {}", m.address->str(),
-                            it->second.size(), m.size));
+    run.fail(*m.address, fmt::format("the constraint for '{}' has {} values, its distribution {} takes {}",
+                                     m.address->str(), it->second.size(), m.distribution->name(), m.size));
   for (std::uint32_t k = 0; k < m.size; ++k) m.value[k] = it->second[k];
   m.has_value = true;
   m.conditioned = true;
   ++used_;
+  used_addresses_.push_back(&it->first);
+}
+
+void ConstrainHandler::end(Run& run) {
+  if (used_ == constraints_->size()) return;
+  std::vector<std::string> unused;
+  for (const auto& [address, value] : *constraints_)
+    if (std::find(used_addresses_.begin(), used_addresses_.end(), &address) == used_addresses_.end())
+      unused.push_back(address);
+  std::sort(unused.begin(), unused.end());
+  run.fail(Address(unused.front()),
+           fmt::format("{} of {} constraints name no sample or observe of this run (the first, in order: '{}')",
+                       constraints_->size() - used_, constraints_->size(), unused.front()));
 }
 
 }  // namespace lode

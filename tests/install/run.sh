@@ -143,7 +143,7 @@ if grep -Eiq 'libtorch|libc10|liblode_estimators' <<< "$libs"; then
   ldd "$TMP/runtime_only/build/mining_inference"; fail "lode::mining or lode::inference pulls in LibTorch"
 fi
 for l in liblode_mining liblode_inference liblode_runtime; do
-  grep -Eq "$l\.so\.[0-9]+ => $P/" <<< "$libs" || { ldd "$TMP/runtime_only/build/mining_inference"; fail "mining_inference: $l not from $P"; }
+  grep -Eq "$l\.so\.[0-9.]+ => $P/" <<< "$libs" || { ldd "$TMP/runtime_only/build/mining_inference"; fail "mining_inference: $l not from $P"; }
 done
 # pkg-config, plain g++
 g++ -O1 "${SAN[@]}" -I"$TMP/runtime_only" "$TMP/runtime_only/mining_inference.cpp" \

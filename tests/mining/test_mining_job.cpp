@@ -124,7 +124,7 @@ TEST_CASE("mine(): the values of a ratio row (θ0 at even rows, θ1 at odd rows,
     const std::vector<double> th0 = {-0.8};
     const bool odd = i % 2 == 1;
     const lode::Gold& g = gold(odd ? th1 : th0, job.seed, i);
-    const lode::ReplayResult other = lode::replay(galton, g.trace, odd ? th0 : th1, true, job.seed, i);
+    const lode::Assessment other = lode::assess(galton, g.trace, odd ? th0 : th1, true, job.seed, i);
     CHECK(y(i, 0) == (odd ? 1.0 : 0.0));
     CHECK(r(i, 0) == std::exp(odd ? other.log_p - g.log_p : g.log_p - other.log_p));
     CHECK(t0(i, 0) == (odd ? other.score[0] : g.score[0]));
@@ -173,7 +173,7 @@ TEST_CASE("mine(): ratio rows where lock-step falls back are those of replay", "
     const std::vector<double> th0 = {0.3};
     const bool odd = i % 2 == 1;
     const lode::Gold& g = gold(odd ? th1 : th0, job.seed, i);
-    const lode::ReplayResult other = lode::replay(m, g.trace, odd ? th0 : th1, true, job.seed, i);
+    const lode::Assessment other = lode::assess(m, g.trace, odd ? th0 : th1, true, job.seed, i);
     CHECK(r(i, 0) == std::exp(odd ? other.log_p - g.log_p : g.log_p - other.log_p));
     const bool possible = std::isfinite(other.log_p);
     const double other_t = possible ? other.score[0] : std::nan("");

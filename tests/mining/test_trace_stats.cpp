@@ -234,7 +234,7 @@ TEST_CASE("trace_stats on galton: 20 rows and one output per event", "[mining][s
   std::vector<double> log_r, t;
   for (std::uint64_t e = 0; e < 200; ++e) {
     const lode::Gold& g = miner(theta, 3, e, ats);
-    const lode::ReplayResult r = lode::replay(galton, g.trace, at);
+    const lode::Assessment r = lode::assess(galton, g.trace, at);
     CHECK(r.log_p == Approx(g.log_p_at[0]).epsilon(1e-14));
     log_r.push_back(g.log_p - r.log_p);
     t.push_back(g.score[0]);
@@ -327,12 +327,11 @@ TEST_CASE("trace_stats counts failed events and leaves out events with no finite
   CHECK(r.first_failure.find("depends on theta") != std::string::npos);
 }
 
-TEST_CASE("Replayer with a record: each replayed choice with its log p at the point, mismatch flagged", "[mining][stats]") {
+TEST_CASE("update: each choice with its log p at the new point, mismatch flagged", "[mining][stats]") {
   const lode::Model& lv = lode::Registry::global().get("lotka_volterra");
   lode::GoldMiner miner(lv);
-  lode::Replayer replayer(lv);
-  lode::Trace again;
-  int replayed = 0;
+  lode::Updater updater(lv);
+  int updated = 0;
   for (std::uint64_t e = 0; e < 5; ++e) {
     lode::Trace t;
     try {
@@ -340,28 +339,29 @@ TEST_CASE("Replayer with a record: each replayed choice with its log p at the po
     } catch (const lode::RunError&) {
       continue;
     }
-    // at θ itself: the same choices with the same log p
-    const lode::ReplayResult same = replayer(t, lv.reference[0], false, 1, e, &again);
+    // at θ itself: the same choices with the same log p, weight 0
+    const lode::Update& same = updater(t, lv.reference[0], false, 1, e);
     CHECK_FALSE(same.mismatch);
-    REQUIRE(again.size() == t.size());
+    CHECK(same.weight == 0.0);
+    REQUIRE(same.trace.size() == t.size());
     for (std::size_t i = 0; i < t.size(); ++i) {
-      CHECK(again.choices[i].address == t.choices[i].address);
-      CHECK(again.choices[i].log_p == t.choices[i].log_p);
+      CHECK(same.trace.choices[i].address == t.choices[i].address);
+      CHECK(same.trace.choices[i].log_p == t.choices[i].log_p);
     }
-    // at θ': the recorded log p add up to the replay's (the running total), values unchanged
-    const lode::ReplayResult other = replayer(t, lv.reference[1], false, 1, e, &again);
-    CHECK(other.log_p == lode::replay(lv, t, lv.reference[1], false, 1, e).log_p);
-    REQUIRE(again.size() == t.size());
-    CHECK(again.choices.back().running == Approx(other.log_p).epsilon(1e-12));
-    for (std::size_t i = 0; i < t.size(); ++i) CHECK(again.value(again.choices[i])[0] == t.value(t.choices[i])[0]);
-    ++replayed;
+    // at θ': the recorded log p add up to assess()'s (the running total), values unchanged
+    const lode::Update& other = updater(t, lv.reference[1], false, 1, e);
+    CHECK(other.log_p == lode::assess(lv, t, lv.reference[1], false, 1, e).log_p);
+    REQUIRE(other.trace.size() == t.size());
+    CHECK(other.trace.choices.back().running == Approx(other.log_p).epsilon(1e-12));
+    for (std::size_t i = 0; i < t.size(); ++i) CHECK(other.trace.value(other.trace.choices[i])[0] == t.value(t.choices[i])[0]);
+    ++updated;
   }
-  CHECK(replayed > 0);
-  // a trace of another model cannot be replayed: a mismatch, with its reason and address
+  CHECK(updated > 0);
+  // a trace of another model cannot be updated: a mismatch, with its reason and address
   const lode::Model& galton = lode::Registry::global().get("galton");
   lode::GoldMiner galton_miner(galton);
   const lode::Trace g = galton_miner(galton.reference[0], 1, 0).trace;
-  const lode::ReplayResult r = replayer(g, lv.reference[0], false, 1, 0, &again);
+  const lode::Update& r = updater(g, lv.reference[0], false, 1, 0);
   CHECK(r.mismatch);
   CHECK_FALSE(r.reason.empty());
   CHECK_FALSE(r.address.empty());
@@ -369,14 +369,14 @@ TEST_CASE("Replayer with a record: each replayed choice with its log p at the po
   // a zero density is not a mismatch: test_veto's factor at z > 1
   const lode::Model& veto = lode::Registry::global().get("test_veto");
   lode::GoldMiner veto_miner(veto);
-  lode::Replayer veto_replayer(veto);
+  lode::Updater veto_updater(veto);
   for (std::uint64_t e = 0; e < 200; ++e) {
     const lode::Gold& v = veto_miner(veto.reference[0], 1, e);
     if (std::isfinite(v.log_p)) continue;
-    const lode::ReplayResult z = veto_replayer(v.trace, veto.reference[1], false, 1, e, &again);
+    const lode::Update& z = veto_updater(v.trace, veto.reference[1], false, 1, e);
     CHECK_FALSE(z.mismatch);
     CHECK(z.log_p == -std::numeric_limits<double>::infinity());
-    CHECK(again.size() == v.trace.size());
+    CHECK(z.trace.size() == v.trace.size());
     break;
   }
 }

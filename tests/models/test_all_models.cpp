@@ -112,7 +112,7 @@ TEST_CASE("every model's joint score equals finite differences of replayed log p
         const auto at = [&](double dx) {
           std::vector<double> p = th;
           p[i] += dx;
-          return replay(*m, g.trace, p).log_p;
+          return assess(*m, g.trace, p).log_p;
         };
         const double fd = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h);
         // 1e-5 relative, plus the difference quotient's rounding error: long runs (thousands

@@ -341,7 +341,7 @@ TEST_CASE("lensing: the population's log density and analytic score (§4.3 check
       }
       // log r(θ) − log r(θ') = log p(z|θ) − log p(z|θ') exactly (replayed at θ')
       const std::vector<double> other = {th[0] * 1.02, th[1] + 0.01};
-      const double lp_other = replay(m, g.trace, other).log_p;
+      const double lp_other = assess(m, g.trace, other).log_p;
       CHECK(g.log_p - lp_other == Approx(lens::population_log_density(p.n, p.sum_log_mass, th[0], th[1], h) -
                                          lens::population_log_density(p.n, p.sum_log_mass, other[0], other[1], h))
                                       .epsilon(1e-9)

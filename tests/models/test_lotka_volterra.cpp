@@ -213,7 +213,7 @@ TEST_CASE("lotka_volterra joint score matches finite differences of replayed log
     }
     ++events;
     // Replay at θ itself reproduces the run's log p and score exactly.
-    const ReplayResult same = replay(m, g->trace, theta, true);
+    const Assessment same = assess(m, g->trace, theta, true);
     CHECK(same.log_p == g->log_p);
     REQUIRE(same.score.size() == 4);
     for (std::size_t i = 0; i < 4; ++i) {

@@ -62,7 +62,7 @@ TEST_CASE("galton joint score equals finite differences of replayed log p", "[go
     INFO("event " << e);
     CHECK(std::fabs(g.score[0] - fd) <= 1e-6 * std::max(1.0, std::fabs(fd)));
     // replaying at θ itself reproduces log p exactly
-    CHECK(replay(galton(), g.trace, theta).log_p == g.log_p);
+    CHECK(assess(galton(), g.trace, theta).log_p == g.log_p);
   }
 }
 
@@ -83,7 +83,7 @@ TEST_CASE("θ-dependent control flow: score by finite differences, impossible re
     // Under θ' whose b lies above z0 the branch flips: the recorded choices are impossible.
     const double z0 = g.trace.value(g.trace.choices[0])[0];
     const std::vector<double> flip = {0.3, z0 > 0.1 ? z0 + 0.5 : z0 - 0.5};
-    const ReplayResult r = replay(m, g.trace, flip);
+    const Assessment r = assess(m, g.trace, flip);
     CHECK(r.log_p == -kInf);
     CHECK(!r.reason.empty());
     CHECK((r.address == "z1" || r.address == "k"));

@@ -356,28 +356,6 @@ TEST_CASE("a choice missing on replay and a recorded choice not reached give -in
   CHECK(g2.reason_at[0].find("'extra' is not made") != std::string::npos);
 }
 
-TEST_CASE("conditioning supplies observed values and scores them", "[runtime]") {
-  const Model m = toy("cond", [](Run& run) {
-    const double z = run.sample("z", Normal(run.parameter(0), 1.0));
-    run.observe("y", Normal(z, 0.5));
-  });
-  ConditionHandler cond;
-  cond.set("y", {1.25});
-  LogJointHandler joint;
-  Trace t;
-  TraceHandler rec(t);
-  Handler* hs[] = {&cond, &rec, &joint};
-  const std::vector<double> th = {0.5};
-  Run run("cond", th, 1, 1, true, hs);
-  execute(m, run);
-  CHECK(run.x() == std::vector<double>{1.25});
-  CHECK(cond.used() == 1);
-  const double z = t.value(t.choices[0])[0];
-  const double expected = Normal(0.5, 1.0).log_prob(z).value() + Normal(z, 0.5).log_prob(1.25).value();
-  CHECK(joint.total().value() == Approx(expected).epsilon(1e-14));
-  CHECK(joint.total().d(0) == Approx(z - 0.5).epsilon(1e-12));
-}
-
 TEST_CASE("the step budget stops a run that would not end", "[runtime]") {
   Model m = toy("forever", [](Run& run) {
     for (int i = 0;; ++i) run.sample({"z", i}, Normal(run.parameter(0), 1.0));

@@ -74,7 +74,7 @@ inline double shifted_replay_log_p(const Model& model, const Trace& trace, std::
                                    std::size_t i, double shift) {
   std::vector<double> t(theta.begin(), theta.end());
   t[i] += shift;
-  const ReplayResult r = replay(model, trace, t);
+  const Assessment r = assess(model, trace, t);
   if (!std::isfinite(r.log_p)) throw std::runtime_error("replay failed: " + r.reason);
   return r.log_p;
 }
@@ -105,7 +105,7 @@ inline double score_fd_error(const Model& model, const std::vector<double>& thet
   for (int e = 0; e < events; ++e) {
     const Gold& g = miner(theta, seed, static_cast<std::uint64_t>(e));
     REQUIRE(std::isfinite(g.log_p));
-    const ReplayResult same = replay(model, g.trace, theta, true);
+    const Assessment same = assess(model, g.trace, theta, true);
     REQUIRE(same.log_p == Approx(g.log_p).epsilon(1e-13).margin(1e-13));
     REQUIRE(same.score.size() == theta.size());
     for (std::size_t i = 0; i < theta.size(); ++i) {
@@ -145,7 +145,7 @@ inline void check_score_fd_at_reference_and_prior(const Model& model, std::uint6
     std::vector<double> theta = model.reference[0];
     if (e >= static_cast<std::uint64_t>(reference_events)) model.prior.sample(rng, theta.data());
     const Gold& g = miner(theta, seed, e);
-    const ReplayResult same = replay(model, g.trace, theta, true);
+    const Assessment same = assess(model, g.trace, theta, true);
     CHECK(same.log_p == g.log_p);
     for (std::size_t i = 0; i < theta.size(); ++i) {
       CHECK(same.score[i] == g.score[i]);

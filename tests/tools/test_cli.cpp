@@ -40,7 +40,7 @@ void check_fails(const std::vector<std::string>& args, int status, const std::ve
 TEST_CASE("lode --version, --help and no arguments", "[cli]") {
   const Result v = run_lode({"--version"});
   CHECK(v.status == 0);
-  CHECK(v.out == "lode 0.1.0\n");
+  CHECK(v.out == "lode 0.2.0\n");
 
   const Result h = run_lode({"--help"});
   CHECK(h.status == 0);

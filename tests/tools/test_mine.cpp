@@ -88,7 +88,7 @@ TEST_CASE("lode mine --for ratio: files, shapes, conventions and values", "[cli]
     const std::vector<double> th1 = {-1.0 + 0.6 * rng.uniform()};
     const bool y = i % 2 == 1;
     const lode::Gold& g = miner(y ? th1 : th0, seed, i);
-    const lode::ReplayResult other = lode::replay(model, g.trace, y ? th0 : th1, true, seed, i);
+    const lode::Assessment other = lode::assess(model, g.trace, y ? th0 : th1, true, seed, i);
     REQUIRE(other.score.size() == 1);
     CHECK(a["x"](i, 0) == g.x[0]);
     CHECK(a["theta0"](i, 0) == th0[0]);

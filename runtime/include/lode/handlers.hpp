@@ -61,20 +61,35 @@ class ReplayHandler final : public Handler {
   std::vector<unsigned char> seen_;
 };
 
-/// Conditions observe statements on data: observed values by address string ("y/3").
-/// An observe whose address is not in the data is drawn as usual.
-class ConditionHandler final : public Handler {
+/// Values for choices by address string ("y/3"): generate()'s constraints (Gen's choice map).
+using ChoiceMap = std::unordered_map<std::string, std::vector<double>>;
+
+/// Gives every sample and observe named in a ChoiceMap its value there (conditioning on
+/// data, or fixing a latent) and sums those choices' log densities: weight(). A value of
+/// the wrong size, or a constraint that names no choice of the run, is an error.
+class ConstrainHandler final : public Handler {
  public:
-  ConditionHandler() = default;
-  void set(const Address& a, std::vector<double> value) { data_[a.str()] = std::move(value); }
+  explicit ConstrainHandler(const ChoiceMap& constraints) : constraints_(&constraints) {}
+  void begin(Run&) override {
+    used_ = 0;
+    used_addresses_.clear();
+    weight_ = Real(0.0);
+  }
   void process(Message& m, Run& run) override;
-  bool has_postprocess() const noexcept override { return false; }
+  void postprocess(const Message& m, Run&) override {
+    if (m.conditioned) weight_ += m.log_p;
+  }
+  void end(Run& run) override;
+  bool needs_log_p() const noexcept override { return true; }
   std::size_t used() const noexcept { return used_; }
-  void begin(Run&) override { used_ = 0; }
+  /// Σ log p of the constrained choices (with its θ-gradient when the run tracks it).
+  const Real& weight() const noexcept { return weight_; }
 
  private:
-  std::unordered_map<std::string, std::vector<double>> data_;
+  const ChoiceMap* constraints_;
   std::size_t used_ = 0;
+  std::vector<const std::string*> used_addresses_;  // keys of the constraints used
+  Real weight_;
 };
 
 }  // namespace lode

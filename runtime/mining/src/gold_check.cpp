@@ -84,11 +84,13 @@ void locate_wrong_address(const Model& model, const Trace& trace, std::span<cons
       break;
     }
   }
-  // The recorded choices replayed at the four stencil points, each choice's log p recorded.
-  Replayer replayer(model);
+  // The recorded choices updated to the four stencil points, each with its log p there.
+  Updater updater(model);
   Trace at[4];
   for (int k = 0; k < 4; ++k) {
-    if (replayer(trace, shifted(theta, i, kSteps[k] * h), false, seed, event, &at[k]).mismatch) {
+    const Update& u = updater(trace, shifted(theta, i, kSteps[k] * h), false, seed, event);
+    at[k] = u.trace;
+    if (u.mismatch) {
       f.note = fmt::format("the recorded choices cannot be replayed at theta[{}] {:+g}", i, kSteps[k] * h);
       return;
     }
@@ -119,7 +121,7 @@ void locate_wrong_address(const Model& model, const Trace& trace, std::span<cons
 FdCheck check_score_finite_differences(const Model& model, std::span<const double> theta, std::uint64_t seed,
                                        std::uint64_t events, CheckFailures& failures) {
   GoldMiner miner(model, GoldOptions{.detailed = true});
-  Replayer replayer(model);
+  Assessor assessor(model);
   FdCheck r;
   r.events = events;
   for (std::uint64_t e = 0; e < r.events; ++e) {
@@ -138,7 +140,7 @@ FdCheck check_score_finite_differences(const Model& model, std::span<const doubl
       double lp[4];
       std::string why;
       for (int k = 0; k < 4; ++k) {
-        const ReplayResult rr = replayer(g->trace, shifted(theta, i, kSteps[k] * h), false, seed, e);
+        const Assessment rr = assessor(g->trace, shifted(theta, i, kSteps[k] * h), false, seed, e);
         lp[k] = rr.log_p;
         if (!std::isfinite(rr.log_p) && why.empty()) why = rr.reason;
       }

@@ -107,8 +107,7 @@ TraceStats trace_stats(const Model& model, std::span<const double> theta, std::s
   };
 
   GoldMiner miner(model, GoldOptions{.score = true, .keep_trace = true, .detailed = true});
-  Replayer replayer(model);
-  Trace again;  // the recorded choices replayed at θ', each with its log p there
+  Updater updater(model);  // the recorded choices at θ', each with its log p there
 
   for (std::uint64_t event = 0; event < n; ++event) {
     const Gold* gp = nullptr;
@@ -171,23 +170,23 @@ TraceStats trace_stats(const Model& model, std::span<const double> theta, std::s
       ++s.score_excluded;
     }
 
-    // log r: replay the recorded choices at θ' and take each name's log p difference.
-    ReplayResult replayed;
+    // log r: update the recorded choices to θ' and take each name's log p difference.
+    const Update* replayed = nullptr;
     try {
-      replayed = replayer(t, at, false, seed, event, &again);
+      replayed = &updater(t, at, false, seed, event);
     } catch (const RunError& e) {
       if (s.log_r_failed++ == 0 && s.first_impossible.empty()) s.first_impossible = e.what();
       continue;
     }
-    if (replayed.mismatch) {
-      if (s.log_r_impossible++ == 0) s.first_impossible = replayed.reason;
+    if (replayed->mismatch) {
+      if (s.log_r_impossible++ == 0) s.first_impossible = replayed->reason;
       continue;
     }
-    if (!std::isfinite(g.log_p) || !std::isfinite(replayed.log_p)) {
+    if (!std::isfinite(g.log_p) || !std::isfinite(replayed->log_p)) {
       ++s.log_r_zero;
       continue;
     }
-    for (const Choice& c : again.choices) {
+    for (const Choice& c : replayed->trace.choices) {
       if (c.kind == Kind::output) continue;
       const std::size_t k = index_of(c.address);
       has_density[k] = true;

@@ -3,7 +3,7 @@
 //   test_branch         u ~ Uniform(0, 1); if u < θ: x ~ Normal(a(θ − u), 1) at address
 //                       'x_below', else x ~ Normal(b(θ − u), 1) at 'x_above'. The branch
 //                       (θ-dependent control flow) picks the address: a trace drawn at θ1 whose
-//                       u lies between θ0 and θ1 cannot be replayed at θ0 (ReplayResult::
+//                       u lies between θ0 and θ1 cannot be replayed at θ0 (Assessment::
 //                       mismatch), so r_xz = 0 (y = 1) or ∞ (y = 0) and the score there is
 //                       NaN, for a fraction |θ0 − θ1| of the rows.
 //   test_branch_smooth  the same, reparameterized: x ~ Normal(μ, 1) always at 'x' with

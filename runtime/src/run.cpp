@@ -61,20 +61,20 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
   fiber_caller = nullptr;
   num_points_ = 0;
   invalid_points_ = 0;
-  update_inline();
+  update_plain();
 }
 
 void Run::set_points(std::span<const std::vector<double>> points) {
   num_points_ = static_cast<int>(std::min<std::size_t>(points.size(), kMaxPoints));
   invalid_points_ = 0;
   if (num_points_ == 0) {
-    update_inline();
+    update_plain();
     return;
   }
   points_.assign(theta_.size() * kMaxPoints, 0.0);
   for (int k = 0; k < num_points_; ++k)
     for (std::size_t i = 0; i < theta_.size(); ++i) points_[i * kMaxPoints + static_cast<std::size_t>(k)] = points[static_cast<std::size_t>(k)][i];
-  update_inline();
+  update_plain();
 }
 
 void Run::set_sinks(Trace* trace, bool detailed, bool joint) noexcept {
@@ -82,7 +82,7 @@ void Run::set_sinks(Trace* trace, bool detailed, bool joint) noexcept {
   record_detailed_ = detailed;
   accumulate_ = joint;
   need_log_p_ = handlers_need_log_p_ || trace != nullptr || joint;
-  update_inline();
+  update_plain();
 }
 
 void Run::start() {
@@ -141,79 +141,53 @@ void Run::fail_density(const Address& a, const Distribution& d, double value, co
   fail(a, fmt::format("{} log density {} refused", d.name(), v));  // not reached
 }
 
-void Run::handle(Message& m) {
-  for (Handler* h : processors_) h->process(m, *this);
-  if (m.distribution != nullptr) {
-    if (need_log_p_) {
-      // Drawn: one virtual call draws and evaluates; supplied: the density is constructed
-      // in place in the message (no temporary Real copied).
-      if (!m.has_value)
-        m.distribution->sample_log_prob(rng_, m.value, m.log_p);
-      else
-        ::new (static_cast<void*>(&m.log_p)) Real(m.distribution->log_prob_at(m.value));
-    } else if (!m.has_value) {
-      m.distribution->sample_into(rng_, m.value);
-    }
-  }
-  finish_message(m);
-}
-
-void Run::finish_message(Message& m) {
-  if (m.distribution != nullptr) {
-    if (need_log_p_) {
-      if (!density_ok(m.log_p, m.has_value)) [[unlikely]]
-        fail_density(*m.address, *m.distribution, m.value[0], m.log_p, m.has_value);
-      if (num_points_ > 0) evaluate_points(m);
-    }
-    if (m.kind == Kind::observe) x_.insert(x_.end(), m.value, m.value + m.size);
-  }
-  // The fused sinks (set_sinks): the bottom of the stack, joint first as in the miner's
-  // former {TraceHandler, LogJointHandler} stack.
-  if (accumulate_ && m.kind != Kind::output) joint_ += m.log_p;
-  if (record_ != nullptr && !record_->record(m)) [[unlikely]]
-    fail_duplicate(*m.address);
-  for (Handler* h : postprocessors_) h->postprocess(m, *this);
-}
-
-void Run::evaluate_points(Message& m) {
-  // log density of the same value under each lock-step point: the distribution's parameters
-  // read their point-k values while lockstep_state.point = k.
-  double lp[kMaxPoints], grad0[kMaxParameters];
-  int n0 = 0;
-  m.distribution->log_prob_points(m.value, num_points_, lp, invalid_points_, grad0, n0);
-  m.log_p.set_points(lp, num_points_, grad0, n0);
-}
-
-void Run::dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size) {
-  flush_pending();
-  const RuntimeSection section;
-  if (++steps_ > max_steps_) [[unlikely]]
-    fail_steps(a);
+bool Run::process(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size) {
   Message m;
   m.kind = k;
   m.address = &a;
   m.distribution = &d;
   m.value = value;
   m.size = size;
-  if (processors_.empty() && need_log_p_) {
-    // No handler can supply the value (the gold miner's fused stack): check the
-    // parameters, draw and evaluate in one virtual call.
-    bool checked = false;
-    try {
-      d.check_sample_log_prob(rng_, value, m.log_p, checked);
-    } catch (const ParameterError& e) {
-      if (checked) throw;  // raised by the density, not by the parameter check
-      fail(a, e.what());
-    }
-    finish_message(m);
-    return;
-  }
-  try {
-    d.check();
-  } catch (const ParameterError& e) {
-    fail(a, e.what());
-  }
-  handle(m);
+  for (Handler* h : processors_) h->process(m, *this);
+  supplied_conditioned_ = m.conditioned;
+  return m.has_value;
+}
+
+void Run::postprocess(Kind k, const Address& a, const Distribution& d, const double* value, std::uint32_t size,
+                      const Real& lp, bool supplied) {
+  Message m;
+  m.kind = k;
+  m.address = &a;
+  m.distribution = &d;
+  m.value = const_cast<double*>(value);  // postprocessors and the trace only read it
+  m.size = size;
+  m.has_value = supplied;
+  m.conditioned = supplied && supplied_conditioned_;
+  m.log_p = lp;
+  for (Handler* h : postprocessors_) h->postprocess(m, *this);
+}
+
+void Run::record(Kind k, const Address& a, const Distribution& d, const double* value, std::uint32_t size,
+                 const Real& lp, bool supplied) {
+  Message m;
+  m.kind = k;
+  m.address = &a;
+  m.distribution = &d;
+  m.value = const_cast<double*>(value);  // postprocessors and the trace only read it
+  m.size = size;
+  m.has_value = supplied;
+  m.log_p = lp;
+  if (!record_->record(m)) [[unlikely]]
+    fail_duplicate(a);
+}
+
+// A factor or an output: the handlers' process, the sinks, the handlers' postprocess.
+void Run::handle(Message& m) {
+  for (Handler* h : processors_) h->process(m, *this);
+  if (accumulate_ && m.kind != Kind::output) joint_ += m.log_p;
+  if (record_ != nullptr && !record_->record(m)) [[unlikely]]
+    fail_duplicate(*m.address);
+  for (Handler* h : postprocessors_) h->postprocess(m, *this);
 }
 
 void Run::factor(const Address& a, const Real& log_weight) {
@@ -256,7 +230,7 @@ void Run::output(const Address& a, const Real& value) {
   for (int k = 0; k < num_points_; ++k)
     if (!(value.at_point(k) == v)) lockstep_state.diverged |= 1u << k;
   x_.push_back(v);
-  if (inline_) {  // what handle() does for an output when choose_inline() applies
+  if (plain_) {  // handle(), inline
     if (record_ != nullptr && !record_->record_scalar(a, Kind::output, "", v, 0.0)) [[unlikely]]
       fail_duplicate(a);
     return;

@@ -17,7 +17,7 @@
 //   static constexpr bool kDeferrable = true;  // every parameter is held by value
 //   double value_gradient(double x) const;     // ∂ log p/∂x (continuous; 0 outside the support)
 // The first lets the gold miner evaluate the density of a drawn value a moment later, from a
-// copy of the object (faster; see Run::choose_inline). Leave it out when the object refers
+// copy of the object (faster; see Run::choose). Leave it out when the object refers
 // to memory the model may change after the call (a span or pointer to the caller's data).
 // Read parameters with value() and never cache values derived from them in the
 // constructor: under lock-step mining the runtime re-evaluates log_prob with value()
@@ -64,13 +64,6 @@ class Distribution {
   virtual void sample_into(Rng& rng, double* out) const = 0;
   /// log density (or mass) at x[0 .. value_size()), with its θ-gradient; −∞ outside the support.
   virtual Real log_prob_at(const double* x) const = 0;
-  /// Draws one value into out[0 .. value_size()) and sets log_p to its log density: the
-  /// same as sample_into then log_prob_at, in one call (the runtime's path for a drawn
-  /// choice whose density is needed).
-  virtual void sample_log_prob(Rng& rng, double* out, Real& log_p) const {
-    sample_into(rng, out);
-    log_p = log_prob_at(out);
-  }
   /// Reports the parameters' names and values.
   virtual void describe(ParamSink& sink) const = 0;
   /// The gradient of the log density with respect to the VALUE, ∂ log p/∂x at
@@ -82,13 +75,6 @@ class Distribution {
     (void)x;
     (void)grad;
     return false;
-  }
-  /// check(), then sample_log_prob(), in one call; `checked` is set once check() passed (so
-  /// the caller can tell a parameter error from an error of the density).
-  virtual void check_sample_log_prob(Rng& rng, double* out, Real& log_p, bool& checked) const {
-    check();
-    checked = true;
-    sample_log_prob(rng, out, log_p);
   }
   /// Lock-step: lp[k] = log density of x at point k for k < m (check() and log_prob_at()
   /// evaluated with the parameters read at point k), and its gradient at the first point in
@@ -153,13 +139,6 @@ class ScalarDistribution : public Distribution {
       return self().log_prob(*x);
     }
   }
-  void sample_log_prob(Rng& rng, double* out, Real& log_p) const override {
-    if constexpr (!kPlain) return Distribution::sample_log_prob(rng, out, log_p);
-    const Value v = self().sample(rng);
-    *out = static_cast<double>(v);
-    // Constructed in place (no temporary Real to copy); the same value as log_prob_at(out).
-    ::new (static_cast<void*>(&log_p)) Real(log_prob_drawn(v));
-  }
   void describe(ParamSink& sink) const override { self().parameters(sink); }
   /// From Derived::value_gradient(double) when the derived class has one (continuous only).
   bool log_prob_value_gradient(const double* x, double* grad) const override {
@@ -174,11 +153,12 @@ class ScalarDistribution : public Distribution {
   /// copy of this object (see Run): a distribution sets it when every parameter is held by
   /// value. One that refers to memory of the caller's (like Categorical::view) must not.
   static constexpr bool kDeferrable = false;
-  /// Whether the runtime may check, draw and evaluate this distribution inline (no virtual
-  /// call): true unless the derived class overrides check(), sample_into() or log_prob_at().
+  /// Whether the runtime may check, draw and evaluate this distribution without a virtual
+  /// call (Run::choose): true unless the derived class overrides check(), sample_into() or
+  /// log_prob_at().
   static constexpr bool fusable() noexcept { return kPlain; }
-  /// log_prob_at() of a value this distribution has just drawn, without the virtual call
-  /// (for the runtime's inline path): a drawn count is an integer, so it is not checked.
+  /// log_prob_at() of a value this distribution has just drawn, without the virtual call:
+  /// a drawn count is an integer, so it is not checked.
   Real log_prob_drawn(Value v) const {
     if constexpr (kDiscrete) {
       return self().log_prob(static_cast<std::int64_t>(v));
@@ -187,38 +167,11 @@ class ScalarDistribution : public Distribution {
       return self().log_prob(v);
     }
   }
-  // The same as the base class's, without the inner virtual calls.
-  void check_sample_log_prob(Rng& rng, double* out, Real& log_p, bool& checked) const override {
-    if constexpr (!kPlain) return Distribution::check_sample_log_prob(rng, out, log_p, checked);
-    self().check_parameters();
-    checked = true;
-    ScalarDistribution::sample_log_prob(rng, out, log_p);
-  }
-  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0,
-                       int& n0) const override {
-    if constexpr (!kPlain) return Distribution::log_prob_points(x, m, lp, invalid, grad0, n0);
-    n0 = 0;
-    for (int k = 0; k < m; ++k) {
-      lockstep_state.point = k;
-      try {
-        self().check_parameters();
-        const Real l = ScalarDistribution::log_prob_at(x);
-        lp[k] = l.at_point(k);
-        if (k == 0) n0 = copy_point_gradient(l, lp[0], grad0, invalid);
-        if (std::isnan(lp[k])) invalid |= 1u << k;
-      } catch (const Error&) {
-        invalid |= 1u << k;
-        lp[k] = -kInf;
-      }
-      lockstep_state.point = -1;
-    }
-  }
-
  private:
   const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
-  // The fused paths above call check_parameters(), sample() and this class's log_prob_at()
-  // directly; a derived class that overrides check(), sample_into() or log_prob_at() itself
-  // gets the base class's versions (which go through its overrides).
+  // Run::choose calls check_parameters(), sample() and log_prob_drawn() directly when
+  // fusable(); a derived class that overrides check(), sample_into() or log_prob_at() itself
+  // is called through those.
   static constexpr bool kPlain =
       std::is_same_v<decltype(&Derived::check), decltype(&ScalarDistribution::check)> &&
       std::is_same_v<decltype(&Derived::sample_into), decltype(&ScalarDistribution::sample_into)> &&

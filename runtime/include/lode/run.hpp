@@ -127,126 +127,179 @@ class Run {
   [[noreturn]] void fail(const Address& a, const std::string& reason) const;
 
  private:
+  // ---- the path of every sample and observe ----
+  //   count the step → check the parameters → handlers' process (may supply the value) →
+  //   draw or take the value → x → its density (and, in lock-step, at the other points) →
+  //   the sinks (joint(), the trace) → handlers' postprocess.
+  // The handler steps are skipped when none is installed (the simulator's and the gold
+  // miner's runs); the density steps when nothing reads it (simulation). Scalar
+  // distributions (ScalarDistribution) are called without a virtual call; others (vector
+  // values, or a class that overrides the virtual interface) through Distribution's.
+  //
+  // Deferred density. Without handlers and with a trace that is not detailed, the density
+  // of a drawn value is evaluated, checked, accumulated and recorded one step late: when
+  // the runtime is next entered (the next choice, factor or output, or the end of the run),
+  // before anything else happens there. Nothing between the two can see the difference;
+  // the results and their order are those of immediate evaluation, and an error (a NaN
+  // density, a duplicate address) names the choice it belongs to, raised from that next
+  // entry (model code that catches a RunError sees it one call later). The gain: that work
+  // then executes while the model is still computing the next choice's parameters (for
+  // galton, in the shadow of exp and a division).
+  template <class D>
+  static constexpr bool kFused = requires { requires D::fusable(); };
   template <class D>
   typename D::value_type choose(Kind k, const Address& a, const D& d) {
-    using V = typename D::value_type;
-    if constexpr (requires { requires D::fusable(); }) {
-      if (inline_) [[likely]]
-        return choose_inline(k, a, d);
-    }
-    if constexpr (std::is_same_v<V, std::vector<double>>) {
-      V v(d.value_size());
-      dispatch(k, a, d, v.data(), static_cast<std::uint32_t>(v.size()));
-      return v;
-    } else {
-      double v = 0.0;
-      dispatch(k, a, d, &v, 1);
-      return static_cast<V>(v);
-    }
-  }
-  // The inline path, taken when no handler is installed and any trace is not detailed (the
-  // gold miner's and the simulator's runs): the same checks, values, densities, records and
-  // errors as dispatch(), with the distribution's type known at compile time, so nothing is
-  // called through a virtual function and no Message is built.
-  //
-  // The density of a drawn value is evaluated, checked, accumulated and recorded one step
-  // late: when the runtime is next entered (the next choice, factor or output, or the end
-  // of the run), before anything else happens there. Nothing between the two can see the
-  // difference (no handler is installed; joint() and the trace are read after the run):
-  // the results and their order are those of immediate evaluation, and an error (a NaN
-  // density, a duplicate address) names the choice it belongs to; it is raised from that
-  // next entry, so model code that catches a RunError sees it one call later. The
-  // gain: that work, which does not depend on the next choice's parameters, then executes
-  // while the model is still computing those (for galton, in the shadow of exp and a
-  // division), instead of between one draw and the model's next computation.
-  template <class D>
-  typename D::value_type choose_inline(Kind k, const Address& a, const D& d) {
     flush_pending();
     if (num_points_ != 0) [[unlikely]] {
       const RuntimeSection section;
-      return draw_inline(k, a, d);
+      return choose_here(k, a, d);
     }
-    return draw_inline(k, a, d);
+    return choose_here(k, a, d);
   }
   template <class D>
-  LODE_ALWAYS_INLINE typename D::value_type draw_inline(Kind k, const Address& a, const D& d) {
+  LODE_ALWAYS_INLINE typename D::value_type choose_here(Kind k, const Address& a, const D& d) {
     using V = typename D::value_type;
     if (++steps_ > max_steps_) [[unlikely]]
       fail_steps(a);
     try {
-      d.check_parameters();
+      if constexpr (kFused<D>)
+        d.check_parameters();
+      else
+        d.check();
     } catch (const ParameterError& e) {
       fail(a, e.what());
     }
-    const V v = d.sample(rng_);
-    if (k == Kind::observe) x_.push_back(static_cast<double>(v));
-    if (need_log_p_) {
-      if constexpr (D::kDeferrable && sizeof(D) <= kPendingBytes && alignof(D) <= alignof(Real) &&
-                    std::is_nothrow_copy_constructible_v<D>) {
-        ::new (static_cast<void*>(pending_.dist)) D(d);
-        pending_.kind = k;
-        pending_.value = static_cast<double>(v);
-        pending_.address = a;
-        pending_.op = &Run::pending_op<D>;
-      } else {
-        finish_drawn(k, a, d, v);
+    if constexpr (std::is_same_v<V, std::vector<double>>) {
+      V v(d.value_size());
+      choose_value(k, a, d, v.data(), static_cast<std::uint32_t>(v.size()));
+      return v;
+    } else {
+      if constexpr (kFused<D>) {
+        if (plain_) [[likely]] {  // no handler, no detailed trace: the same steps, inline
+          const V v = d.sample(rng_);
+          double x = static_cast<double>(v);
+          if (k == Kind::observe) x_.push_back(x);
+          if (need_log_p_) {
+            if constexpr (D::kDeferrable && sizeof(D) <= kPendingBytes && alignof(D) <= alignof(Real) &&
+                          std::is_nothrow_copy_constructible_v<D>) {
+              ::new (static_cast<void*>(pending_.dist)) D(d);
+              pending_.kind = k;
+              pending_.value = x;
+              pending_.address = a;
+              pending_.op = &Run::pending_op<D>;
+            } else {
+              finish<D, false, true>(k, a, d, &x, 1);
+            }
+          }
+          return v;
+        }
       }
+      double x = 0.0;
+      choose_value(k, a, d, &x, 1);
+      return static_cast<V>(x);
     }
-    return v;
   }
-  /// The density of a value d drew: checked, evaluated at the lock-step points, accumulated
-  /// into joint(), recorded.
+  /// The steps after the check with handlers installed, a detailed trace, or a distribution
+  /// called through Distribution's interface.
   template <class D>
-  LODE_ALWAYS_INLINE void finish_drawn(Kind k, const Address& a, const D& d, typename D::value_type v) {
+  LODE_OUT_OF_LINE void choose_value(Kind k, const Address& a, const D& d, double* x, std::uint32_t size) {
+    const bool supplied = !processors_.empty() && process(k, a, d, x, size);
+    if (!supplied) {
+      if constexpr (kFused<D>)
+        *x = static_cast<double>(d.sample(rng_));
+      else
+        d.sample_into(rng_, x);
+    }
+    if (k == Kind::observe) x_.insert(x_.end(), x, x + size);
+    if (!need_log_p_) {
+      if (!postprocessors_.empty()) postprocess(k, a, d, x, size, Real(), supplied);
+    } else if (supplied) {
+      finish<D, true, false>(k, a, d, x, size);
+    } else {
+      finish<D, false, false>(k, a, d, x, size);
+    }
+  }
+  /// The value's density: checked, evaluated at the lock-step points, accumulated into
+  /// joint(), recorded; then the handlers' postprocess. kSupplied: a handler gave the value
+  /// (−∞ is then allowed: a recorded value impossible here); kPlain: no handler, no detailed
+  /// trace.
+  template <class D, bool kSupplied, bool kPlain>
+  LODE_ALWAYS_INLINE void finish(Kind k, const Address& a, const D& d, const double* x, std::uint32_t size) {
     if (num_points_ != 0) [[unlikely]] {
-      finish_drawn_points(k, a, d, v);
+      finish_points<D, kSupplied, kPlain>(k, a, d, x, size);
       return;
     }
-    const Real lp = d.log_prob_drawn(v);
-    if (!density_ok(lp, false)) [[unlikely]]
-      fail_density(a, d, static_cast<double>(v), lp, false);
-    accept_drawn(k, a, D::kName, static_cast<double>(v), lp);
+    const Real lp = density<D, kSupplied>(d, x);
+    if (!density_ok(lp, kSupplied)) [[unlikely]]
+      fail_density(a, d, x[0], lp, kSupplied);
+    accept<kPlain>(k, a, d, x, size, lp, kSupplied);
   }
-  template <class D>
-  LODE_FLATTEN void finish_drawn_points(Kind k, const Address& a, const D& d, typename D::value_type v) {
+  template <class D, bool kSupplied>
+  LODE_ALWAYS_INLINE static Real density(const D& d, const double* x) {
+    if constexpr (kFused<D> && !kSupplied)
+      return d.log_prob_drawn(static_cast<typename D::value_type>(*x));
+    else
+      return d.log_prob_at(x);
+  }
+  template <class D, bool kSupplied, bool kPlain>
+  LODE_FLATTEN void finish_points(Kind k, const Address& a, const D& d, const double* x, std::uint32_t size) {
     const RuntimeSection section;
     lockstep_state.opaque = false;
-    Real lp = d.log_prob_drawn(v);
-    const bool carried = !lockstep_state.opaque;
-    if (!density_ok(lp, false)) [[unlikely]]
-      fail_density(a, d, static_cast<double>(v), lp, false);
+    Real lp = density<D, kSupplied>(d, x);
     // Made of operations that carry the points (LockstepState::opaque still clear), lp holds
     // each point's density and the first point's gradient: the values an evaluation at each
-    // point computes, by the same code. Otherwise, as Distribution::log_prob_points(), the
-    // density is evaluated again at each point (the parameters read their point-k values).
-    // Either way the parameters are checked at each point.
+    // point computes, by the same code. Otherwise the density is evaluated again at each
+    // point (the parameters read their point-k values). Either way the parameters are
+    // checked at each point. (Read before density_ok(), whose read of lp sets opaque.)
+    const bool carried = !lockstep_state.opaque;
+    if (!density_ok(lp, kSupplied)) [[unlikely]]
+      fail_density(a, d, x[0], lp, kSupplied);
     double at[kMaxPoints];
     double grad0[kMaxParameters];
     int n0 = 0;
-    for (int j = 0; j < num_points_; ++j) {
-      lockstep_state.point = j;
-      try {
-        d.check_parameters();
-        const Real lj = carried ? Real() : d.log_prob_drawn(v);
-        const Real& l = carried ? lp : lj;
-        at[j] = l.at_point(j);
-        if (j == 0) n0 = point_gradient_ok(l, at[0], grad0);
-        if (std::isnan(at[j]) || (j == 0 && n0 < 0)) invalid_points_ |= 1u << j;
-      } catch (const Error&) {
-        invalid_points_ |= 1u << j;
-        at[j] = -kInf;
+    if constexpr (kFused<D>) {
+      for (int j = 0; j < num_points_; ++j) {
+        lockstep_state.point = j;
+        try {
+          d.check_parameters();
+          const Real lj = carried ? Real() : density<D, kSupplied>(d, x);
+          const Real& l = carried ? lp : lj;
+          at[j] = l.at_point(j);
+          if (j == 0) n0 = point_gradient_ok(l, at[0], grad0);
+          if (std::isnan(at[j]) || (j == 0 && n0 < 0)) invalid_points_ |= 1u << j;
+        } catch (const Error&) {
+          invalid_points_ |= 1u << j;
+          at[j] = -kInf;
+        }
+      }
+      lockstep_state.point = -1;
+      if (n0 < 0) n0 = 0;
+    } else {
+      d.log_prob_points(x, num_points_, at, invalid_points_, grad0, n0);
+    }
+    lp.set_points(at, num_points_, grad0, n0);
+    accept<kPlain>(k, a, d, x, size, lp, kSupplied);
+  }
+  template <bool kPlain, class D>
+  LODE_ALWAYS_INLINE void accept(Kind k, const Address& a, const D& d, const double* x, std::uint32_t size,
+                                 const Real& lp, bool supplied) {
+    if (accumulate_) joint_ += lp;
+    if (record_ != nullptr) {
+      if (kPlain || (size == 1 && !record_detailed_)) {
+        const char* name;
+        if constexpr (kFused<D>)
+          name = D::kName;
+        else
+          name = d.name();
+        if (!record_->record_scalar(a, k, name, x[0], lp.value())) [[unlikely]]
+          fail_duplicate(a);
+      } else {
+        record(k, a, d, x, size, lp, supplied);
       }
     }
-    lockstep_state.point = -1;
-    lp.set_points(at, num_points_, grad0, n0 < 0 ? 0 : n0);
-    accept_drawn(k, a, D::kName, static_cast<double>(v), lp);
+    if (!kPlain && !postprocessors_.empty()) postprocess(k, a, d, x, size, lp, supplied);
   }
-  LODE_ALWAYS_INLINE void accept_drawn(Kind k, const Address& a, const char* name, double x, const Real& lp) {
-    if (accumulate_) joint_ += lp;
-    if (record_ != nullptr && !record_->record_scalar(a, k, name, x, lp.value())) [[unlikely]]
-      fail_duplicate(a);
-  }
-  // The choice waiting for finish_drawn(): a copy of its distribution, its value and address.
+  // The choice waiting for finish(): a copy of its distribution, its value and address.
   static constexpr std::size_t kPendingBytes = 3 * sizeof(Real) + 2 * sizeof(void*);
   struct Pending {
     void (*op)(Run&, Pending&, bool evaluate) = nullptr;  // null: nothing pending
@@ -265,7 +318,7 @@ class Run {
       D* d;
       ~Destroy() { d->D::~D(); }
     } destroy{d};
-    if (evaluate) run.finish_drawn(p.kind, p.address, *d, static_cast<typename D::value_type>(p.value));
+    if (evaluate) run.template finish<D, false, true>(p.kind, p.address, *d, &p.value, 1);
   }
   /// Evaluates the pending choice, if any (first thing whenever the runtime is entered).
   void flush_pending() {
@@ -309,8 +362,8 @@ class Run {
   /// The error for a density that density_ok() refused.
   [[noreturn]] void fail_density(const Address& a, const Distribution& d, double value, const Real& lp,
                                  bool supplied) const;
-  void update_inline() noexcept {
-    inline_ = processors_.empty() && postprocessors_.empty() && !(record_ != nullptr && record_detailed_);
+  void update_plain() noexcept {
+    plain_ = processors_.empty() && postprocessors_.empty() && !(record_ != nullptr && record_detailed_);
   }
   // Model code is not running while the runtime handles a choice: reads of multi-point
   // Reals there are the runtime's own (restored on exit, exceptions included).
@@ -321,10 +374,13 @@ class Run {
     RuntimeSection(const RuntimeSection&) = delete;
     RuntimeSection& operator=(const RuntimeSection&) = delete;
   };
-  void dispatch(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size);
-  void handle(Message& m);
-  void finish_message(Message& m);  // handle() after the value and its density are known
-  void evaluate_points(Message& m);
+  // The handler steps and the records of the choices record_scalar() cannot take (out of line).
+  bool process(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size);
+  void postprocess(Kind k, const Address& a, const Distribution& d, const double* value, std::uint32_t size,
+                   const Real& lp, bool supplied);
+  void record(Kind k, const Address& a, const Distribution& d, const double* value, std::uint32_t size, const Real& lp,
+              bool supplied);
+  void handle(Message& m);  // a factor or an output
 
   std::string model_;
   std::vector<double> theta_;
@@ -335,7 +391,8 @@ class Run {
   Trace* record_ = nullptr;  // set_sinks
   bool record_detailed_ = false;
   bool accumulate_ = false;
-  bool inline_ = false;  // choose_inline() applies
+  bool plain_ = false;  // no handler and no detailed trace (see choose())
+  bool supplied_conditioned_ = false;  // process(): the handler that supplied the value marked it as data
   Pending pending_;
   Real joint_;
   std::span<Handler* const> handlers_;

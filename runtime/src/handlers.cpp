@@ -10,19 +10,6 @@
 namespace lode {
 
 
-void TraceHandler::begin(Run& run) {
-  trace_->clear();
-  trace_->num_parameters = run.num_parameters();
-  trace_->detailed = detailed_;
-}
-
-void TraceHandler::postprocess(const Message& m, Run& run) {
-  if (!trace_->record(m)) {
-    const std::string a = m.address->str();
-    run.fail(*m.address, fmt::format("duplicate address '{}': every choice in a run needs its own address", a));
-  }
-}
-
 void ReplayHandler::begin(Run&) {
   cursor_ = 0;
   used_ = 0;
@@ -43,15 +30,20 @@ void ReplayHandler::process(Message& m, Run&) {
   }
   const auto idx = static_cast<std::size_t>(i);
   cursor_ = idx + 1;
-  current_ = idx;
   const Choice& c = cs[idx];
   if (seen_[idx]) throw ReplayMismatch(m.address->str(), "address reached twice in one run");
   seen_[idx] = 1;
   if (c.kind != m.kind)
     throw ReplayMismatch(m.address->str(), fmt::format("recorded as {}, now reached as {}", to_string(c.kind),
                                                        to_string(m.kind)));
-  if (m.kind == Kind::output && c.value_size != m.size)
-    throw ReplayMismatch(m.address->str(), fmt::format("recorded output has {} entries, now {}", c.value_size, m.size));
+  if (m.kind == Kind::output) {  // its value is known before the handlers see it
+    if (c.value_size != m.size)
+      throw ReplayMismatch(m.address->str(), fmt::format("recorded output has {} entries, now {}", c.value_size, m.size));
+    const double* v = trace_->values.data() + c.value_begin;
+    for (std::uint32_t k = 0; k < m.size; ++k)
+      if (!(v[k] == m.value[k]))
+        throw ReplayMismatch(m.address->str(), fmt::format("deterministic output changed from {} to {}", v[k], m.value[k]));
+  }
   if (m.kind == Kind::sample || m.kind == Kind::observe) {
     if (c.value_size != m.size)
       throw ReplayMismatch(m.address->str(), fmt::format("recorded value has {} entries, the distribution {} has {}",
@@ -61,15 +53,6 @@ void ReplayHandler::process(Message& m, Run&) {
     m.has_value = true;
   }
   ++used_;
-}
-
-void ReplayHandler::postprocess(const Message& m, Run&) {
-  if (m.kind != Kind::output) return;
-  const Choice& c = trace_->choices[current_];  // located by process() (no index lookup)
-  const double* v = trace_->values.data() + c.value_begin;
-  for (std::uint32_t k = 0; k < m.size; ++k)
-    if (!(v[k] == m.value[k]))
-      throw ReplayMismatch(m.address->str(), fmt::format("deterministic output changed from {} to {}", v[k], m.value[k]));
 }
 
 void ReplayHandler::end(Run&) {

@@ -119,9 +119,7 @@ struct Stepper::Impl final : Handler {
   const Model* model;
   std::vector<double> theta;
   Trace trace;
-  TraceHandler trace_handler{trace, true};
-  LogJointHandler joint;
-  Handler* hs[3] = {this, &trace_handler, &joint};
+  Handler* hs[1] = {this};
   std::optional<Run> run;
   ctx::fiber fiber;
   FiberStack stack;
@@ -155,6 +153,7 @@ struct Stepper::Impl final : Handler {
 
   void start(std::uint64_t seed, std::uint64_t event) {
     run.emplace(model->name, theta, seed, event, true, hs);
+    run->set_sinks(&trace, true, true);  // the detailed trace and log p with its score
     run->set_max_steps(model->max_steps);
     fiber = ctx::fiber{std::allocator_arg, StackAllocator{&stack}, [this](ctx::fiber&& caller) {
                          stack.entered();
@@ -233,8 +232,8 @@ void Stepper::finish() {
 
 const Trace& Stepper::trace() const noexcept { return impl_->trace; }
 const std::vector<double>& Stepper::x() const noexcept { return impl_->run->x(); }
-double Stepper::log_p() const noexcept { return impl_->joint.total().value(); }
+double Stepper::log_p() const noexcept { return impl_->run->joint().value(); }
 const std::string& Stepper::gold_problem() const noexcept { return impl_->run->gold_problem(); }
-std::vector<double> Stepper::score() const { return detail::gradient_of(impl_->joint.total(), impl_->theta.size()); }
+std::vector<double> Stepper::score() const { return detail::gradient_of(impl_->run->joint(), impl_->theta.size()); }
 
 }  // namespace lode

@@ -103,23 +103,22 @@ Independent independent(const std::string& name, const std::vector<double>& thet
     recorded.reindex();
     lode::ReplayHandler replay(recorded);
     lode::Trace again;
-    lode::TraceHandler rec(again, false);
-    lode::LogJointHandler joint;
-    lode::Handler* hs[] = {&replay, &rec, &joint};
+    lode::Handler* hs[] = {&replay};
     lode::Run run(model.name, at, seed, e, false, hs);
+    run.set_sinks(&again, false, true);
     try {
       lode::execute(model, run);
     } catch (const lode::Error&) {
       continue;
     }
-    if (!std::isfinite(joint.total().value())) continue;
+    if (!std::isfinite(run.joint().value())) continue;
     std::map<std::string, double> at_theta2;
     for (const lode::Choice& c : again.choices)
       if (c.kind != lode::Kind::output) at_theta2[std::string(c.address.name())] += c.log_p;
     for (const auto& [nm, v] : at_theta2) lr[nm];  // a name only in the replay
     for (auto& [nm, v] : lr) v -= at_theta2.count(nm) ? at_theta2.at(nm) : 0.0;
     lr_events.push_back(lr);
-    out.total_log_r.push_back(g.log_p - joint.total().value());
+    out.total_log_r.push_back(g.log_p - run.joint().value());
   }
   for (std::size_t e = 0; e < lr_events.size(); ++e)
     for (const auto& [nm, v] : lr_events[e]) {

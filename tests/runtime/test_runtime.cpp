@@ -23,6 +23,7 @@ Model toy(std::string name, std::function<void(Run&)> f, std::size_t nparams = 1
   return m;
 }
 const Model& galton() { return Registry::global().get("galton"); }
+struct Nop final : Handler {};
 
 bool same_trace(const Trace& a, const Trace& b) {
   if (a.size() != b.size()) return false;
@@ -123,24 +124,25 @@ TEST_CASE("the gold miner's fused stack equals the trace and log-joint handlers"
       },
       2);
   const std::vector<double> th = {0.3, -0.2};
-  // Not detailed: the runtime's inline path with deferred densities; detailed: the fused
-  // path through Messages.
+  // The miner's runs take Run::choose without handlers (not detailed: with deferred
+  // densities); the run below takes its handler steps.
   const bool detailed = GENERATE(false, true);
   GoldOptions opt;
   opt.detailed = detailed;
   GoldMiner miner(m, opt);
   for (std::uint64_t e = 0; e < 20; ++e) {
     const Gold& g = miner(th, 3, e);
+    // A handler that does nothing: every choice takes the handler steps of Run::choose.
     Trace t;
-    TraceHandler rec(t, true);
-    LogJointHandler joint;
-    Handler* hs[] = {&rec, &joint};
+    Nop nop;
+    Handler* hs[] = {&nop};
     Run run("mixed", th, 3, e, true, hs);
+    run.set_sinks(&t, true, true);
     execute(m, run);
     CHECK(same_trace(t, g.trace));
-    CHECK(joint.total().value() == g.log_p);
-    CHECK(joint.total().d(0) == g.score[0]);
-    CHECK(joint.total().d(1) == g.score[1]);
+    CHECK(run.joint().value() == g.log_p);
+    CHECK(run.joint().d(0) == g.score[0]);
+    CHECK(run.joint().d(1) == g.score[1]);
     CHECK(run.x() == g.x);
     if (detailed) {
       CHECK(t.grads == g.trace.grads);
@@ -267,17 +269,16 @@ TEST_CASE("replaying a trace reproduces it exactly", "[runtime]") {
     const Gold& g = a(th, 5, e);
     Trace copy = g.trace;
     copy.reindex();
-    // replay with a trace handler on top: the new trace equals the recorded one
+    // replay, recording a detailed trace: the new trace equals the recorded one
     ReplayHandler replay(copy);
     Trace again;
-    TraceHandler rec(again, true);
-    LogJointHandler joint;
-    Handler* hs[] = {&replay, &rec, &joint};
+    Handler* hs[] = {&replay};
     Run run("galton", th, 999, 12345, true, hs);  // another stream: values must come from the trace
+    run.set_sinks(&again, true, true);
     execute(galton(), run);
     CHECK(same_trace(again, g.trace));
-    CHECK(joint.total().value() == g.log_p);
-    CHECK(joint.total().d(0) == g.score[0]);
+    CHECK(run.joint().value() == g.log_p);
+    CHECK(run.joint().d(0) == g.score[0]);
     CHECK(run.x() == g.x);
     CHECK(std::equal(again.grads.begin(), again.grads.end(), g.trace.grads.begin(), g.trace.grads.end()));
   }

@@ -1,4 +1,5 @@
-// lode/handlers.hpp — the built-in effect handlers. Each does one thing.
+// lode/handlers.hpp — the built-in effect handlers. Each does one thing. (Recording the
+// trace and summing log p are not handlers but the run's sinks: Run::set_sinks.)
 #pragma once
 
 #include <string>
@@ -10,36 +11,6 @@
 
 namespace lode {
 
-/// Records every message into a Trace (values; with `detailed`, also the distribution's
-/// parameters and each choice's θ-gradient). Rejects duplicate addresses.
-class TraceHandler final : public Handler {
- public:
-  explicit TraceHandler(Trace& trace, bool detailed = false) : trace_(&trace), detailed_(detailed) {}
-  void begin(Run& run) override;
-  void postprocess(const Message& m, Run& run) override;
-  bool needs_log_p() const noexcept override { return true; }
-  bool has_process() const noexcept override { return false; }
-
- private:
-  Trace* trace_;
-  bool detailed_;
-};
-
-/// Accumulates the joint log density log p(x, z | θ) (with its gradient: the joint score).
-class LogJointHandler final : public Handler {
- public:
-  void begin(Run&) override { total_ = Real(0.0); }
-  void postprocess(const Message& m, Run&) override {
-    if (m.kind != Kind::output) total_ += m.log_p;
-  }
-  bool needs_log_p() const noexcept override { return true; }
-  bool has_process() const noexcept override { return false; }
-  const Real& total() const noexcept { return total_; }
-
- private:
-  Real total_;
-};
-
 /// Supplies recorded values for every sample and observe, by address. A choice missing
 /// from the record, a kind or size mismatch, a deterministic output that changed, or a
 /// recorded choice never reached all throw ReplayMismatch.
@@ -50,13 +21,12 @@ class ReplayHandler final : public Handler {
   void set_trace(const Trace& trace) noexcept { trace_ = &trace; }
   void begin(Run&) override;
   void process(Message& m, Run& run) override;
-  void postprocess(const Message& m, Run& run) override;
   void end(Run& run) override;
+  bool has_postprocess() const noexcept override { return false; }
 
  private:
   const Trace* trace_;
   std::size_t cursor_ = 0;
-  std::size_t current_ = 0;  // the record of the message being handled
   std::size_t used_ = 0;
   std::vector<unsigned char> seen_;
 };

@@ -141,13 +141,25 @@ void Run::fail_density(const Address& a, const Distribution& d, double value, co
   fail(a, fmt::format("{} log density {} refused", d.name(), v));  // not reached
 }
 
-bool Run::process(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size) {
+namespace {
+// The message of a sample or observe, for the handlers and the trace (which only read the
+// value after the process step).
+Message choice_message(Kind k, const Address& a, const Distribution& d, const double* value, std::uint32_t size,
+                       const Real& lp, bool supplied) {
   Message m;
   m.kind = k;
   m.address = &a;
   m.distribution = &d;
-  m.value = value;
+  m.value = const_cast<double*>(value);
   m.size = size;
+  m.has_value = supplied;
+  m.log_p = lp;
+  return m;
+}
+}  // namespace
+
+bool Run::process(Kind k, const Address& a, const Distribution& d, double* value, std::uint32_t size) {
+  Message m = choice_message(k, a, d, value, size, Real(), false);
   for (Handler* h : processors_) h->process(m, *this);
   supplied_conditioned_ = m.conditioned;
   return m.has_value;
@@ -155,29 +167,14 @@ bool Run::process(Kind k, const Address& a, const Distribution& d, double* value
 
 void Run::postprocess(Kind k, const Address& a, const Distribution& d, const double* value, std::uint32_t size,
                       const Real& lp, bool supplied) {
-  Message m;
-  m.kind = k;
-  m.address = &a;
-  m.distribution = &d;
-  m.value = const_cast<double*>(value);  // postprocessors and the trace only read it
-  m.size = size;
-  m.has_value = supplied;
+  Message m = choice_message(k, a, d, value, size, lp, supplied);
   m.conditioned = supplied && supplied_conditioned_;
-  m.log_p = lp;
   for (Handler* h : postprocessors_) h->postprocess(m, *this);
 }
 
 void Run::record(Kind k, const Address& a, const Distribution& d, const double* value, std::uint32_t size,
                  const Real& lp, bool supplied) {
-  Message m;
-  m.kind = k;
-  m.address = &a;
-  m.distribution = &d;
-  m.value = const_cast<double*>(value);  // postprocessors and the trace only read it
-  m.size = size;
-  m.has_value = supplied;
-  m.log_p = lp;
-  if (!record_->record(m)) [[unlikely]]
+  if (!record_->record(choice_message(k, a, d, value, size, lp, supplied))) [[unlikely]]
     fail_duplicate(a);
 }
 

@@ -31,9 +31,9 @@ step "install into $P"
 cmake --install "$BUILD" --prefix "$P" > "$TMP/install.log"
 for f in bin/lode include/lode/lode.hpp include/lode/version.hpp include/lode/models/galton.hpp include/lode/mining/running_mean.hpp \
          include/lode/inference/scan.hpp $LIBDIR/liblode_runtime.so $LIBDIR/liblode_models.so \
-         $LIBDIR/liblode_mining.so $LIBDIR/liblode_inference.so $LIBDIR/cmake/lode/lodeConfig.cmake \
+         $LIBDIR/liblode_mining.so $LIBDIR/liblode_inference.so $LIBDIR/liblode_data.so $LIBDIR/cmake/lode/lodeConfig.cmake \
          $LIBDIR/cmake/lode/lodeConfigVersion.cmake $LIBDIR/cmake/lode/lodeTargets.cmake $LIBDIR/pkgconfig/lode.pc \
-         $LIBDIR/pkgconfig/lode-mining.pc $LIBDIR/pkgconfig/lode-inference.pc; do
+         $LIBDIR/pkgconfig/lode-mining.pc $LIBDIR/pkgconfig/lode-inference.pc $LIBDIR/pkgconfig/lode-data.pc; do
   [ -e "$P/$f" ] || fail "not installed: $f"
 done
 LODE=$P/bin/lode
@@ -142,7 +142,7 @@ libs=$(ldd "$TMP/runtime_only/build/mining_inference")
 if grep -Eiq 'libtorch|libc10|liblode_estimators' <<< "$libs"; then
   ldd "$TMP/runtime_only/build/mining_inference"; fail "lode::mining or lode::inference pulls in LibTorch"
 fi
-for l in liblode_mining liblode_inference liblode_runtime; do
+for l in liblode_mining liblode_inference liblode_data liblode_runtime; do
   grep -Eq "$l\.so\.[0-9.]+ => $P/" <<< "$libs" || { ldd "$TMP/runtime_only/build/mining_inference"; fail "mining_inference: $l not from $P"; }
 done
 # pkg-config, plain g++

@@ -151,6 +151,32 @@ class TraceAndCheck(Base):
         self.assertTrue(got["passed"])
 
 
+class Generate(Base):
+    def test_every_choice_constrained_gives_the_trace(self):
+        t = lode.trace("galton", [-0.8], seed=3, event=5)
+        constraints = {c["address"]: [c["value"]] for c in t["choices"] if c["kind"] in ("sample", "observe")}
+        g = lode.generate("galton", [-0.8], constraints, seed=99, event=1)  # another stream
+        self.assertEqual(g["log_p"], t["log_p"])
+        self.assertEqual(g["weight"], t["log_p"])
+        self.assertEqual(list(g["x"]), t["x"])
+        self.assertEqual(list(g["score"]), t["score"])
+        self.assertEqual([c["log_p"] for c in g["choices"]], [c["log_p"] for c in t["choices"]])
+
+    def test_some_choices_constrained(self):
+        g = lode.generate("galton", [-0.8], {"row/3": 1.0, "row/7": [0.0]}, seed=1, event=0)
+        by_address = {c["address"]: c for c in g["choices"]}
+        self.assertEqual(by_address["row/3"]["value"], 1.0)
+        self.assertEqual(by_address["row/7"]["value"], 0.0)
+        self.assertAlmostEqual(g["weight"], by_address["row/3"]["log_p"] + by_address["row/7"]["log_p"], places=14)
+        self.assertAlmostEqual(g["log_p"], sum(c["log_p"] for c in g["choices"]), places=12)
+
+    def test_errors_name_the_address(self):
+        with self.assertRaisesRegex(lode.LodeError, "'nowhere'"):
+            lode.generate("galton", [-0.8], {"nowhere": 1.0})
+        with self.assertRaisesRegex(lode.LodeError, "'row/0'.*2 values"):
+            lode.generate("galton", [-0.8], {"row/0": [1.0, 0.0]})
+
+
 class ExactLikelihood(Base):
     def test_equals_lode_evaluate_exact(self):
         x = lode.simulate("galton", [-0.7], n=200, seed=3)

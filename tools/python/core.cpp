@@ -248,6 +248,41 @@ py::object trace(const std::string& name, const Array& theta, std::uint64_t seed
   return to_python(lode::mining::trace_json(m, th, seed, event, points, g));
 }
 
+// Gen's generate: a run with the choices named in `constraints` (address -> value(s)) fixed.
+py::dict generate(const std::string& name, const Array& theta, const py::dict& constraints, std::uint64_t seed,
+                  std::uint64_t event) {
+  const lode::Model& m = model_named(name);
+  const std::vector<double> th = point(m, theta, "theta");
+  lode::ChoiceMap c;
+  for (const auto& [key, value] : constraints) {
+    const Array v = py::cast<Array>(value);
+    c[py::cast<std::string>(key)] = std::vector<double>(v.data(), v.data() + v.size());
+  }
+  lode::Generated g;
+  {
+    py::gil_scoped_release release;
+    g = lode::generate(m, th, c, seed, event);
+  }
+  py::list choices;
+  for (const lode::Choice& ch : g.trace.choices) {
+    py::dict d;
+    d["address"] = ch.address.str();
+    d["kind"] = lode::to_string(ch.kind);
+    const auto v = g.trace.value(ch);
+    d["value"] = v.size() == 1 ? py::cast(v[0]) : py::cast(std::vector<double>(v.begin(), v.end()));
+    d["log_p"] = ch.log_p;
+    choices.append(d);
+  }
+  py::dict out;
+  out["x"] = Array(static_cast<py::ssize_t>(g.x.size()), g.x.data());
+  out["log_p"] = g.log_p;
+  out["weight"] = g.weight;
+  out["score"] = Array(static_cast<py::ssize_t>(g.score.size()), g.score.data());
+  out["weight_score"] = Array(static_cast<py::ssize_t>(g.weight_score.size()), g.weight_score.data());
+  out["choices"] = choices;
+  return out;
+}
+
 py::object check(const std::string& name, py::object theta, std::uint64_t n, std::uint64_t seed,
                  const std::vector<Array>& at) {
   const lode::Model& m = model_named(name);
@@ -329,6 +364,12 @@ PYBIND11_MODULE(_core, mod) {
           py::arg("at") = std::vector<Array>{},
           "One run with its gold (lode trace --json): choices with addresses, values, log p and scores; x, log p, "
           "score and the log ratios to the points `at`");
+  mod.def("generate", &generate, py::arg("model"), py::arg("theta"), py::arg("constraints"), py::arg("seed") = 1,
+          py::arg("event") = 0,
+          "One run at theta with the samples and observes named in constraints ({address: value or values}) fixed "
+          "to those values and the rest drawn from stream (seed, event) (Gen's generate): x, log_p, weight (the "
+          "constrained choices' log p), score, weight_score and every choice (address, kind, value, log_p). "
+          "Conditioning on data: constrain the observes; every choice of a trace: log_p is its log p at theta");
   mod.def("check", &check, py::arg("model"), py::arg("theta") = py::none(), py::arg("n") = 10000,
           py::arg("seed") = 1, py::arg("at") = std::vector<Array>{},
           "The gold checks of lode check --json: finite-difference scores, E[t] = 0, E[r] = 1");

@@ -187,8 +187,8 @@ TEST_CASE("automatic ratios try both paths, then keep one, with identical result
 }
 
 namespace {
-// A distribution that overrides log_prob_at itself: the miner's fused lock-step path must
-// then go through its override (the base class's check_sample_log_prob_points).
+// A distribution that overrides log_prob_at itself: Run::choose must then go through its
+// override, at the lock-step points too (Distribution::log_prob_points).
 class ShiftedNormal final : public ScalarDistribution<ShiftedNormal, double> {
  public:
   static constexpr const char* kName = "ShiftedNormal";

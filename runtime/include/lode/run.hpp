@@ -63,12 +63,11 @@ class Run {
   /// parameters carry their values there and every log density is evaluated there too
   /// (see real.hpp). Call after reset(); an empty list switches lock-step off.
   void set_points(std::span<const std::vector<double>> points);
-  /// The gold miner's fixed stack, fused into the run: with `trace`, every message is
-  /// recorded there (as a TraceHandler would: the trace's `detailed` flag is set from
-  /// `detailed`); with `joint`, log p(x,z|θ) with its gradient and its lock-step points is
-  /// accumulated in joint() (as a LogJointHandler would). Both act as the bottom of the
-  /// handler stack (their postprocessing comes before that of any installed handler),
-  /// without a virtual call per message. Call after reset() (which switches them off).
+  /// The run's sinks: with `trace`, every choice, factor and output is recorded there (with
+  /// the distributions' parameters and each choice's gradient when `detailed`); with
+  /// `joint`, log p(x,z|θ) with its gradient and its lock-step points is accumulated in
+  /// joint(). They come after the handlers' process step and before their postprocess step,
+  /// without a virtual call. Call after reset() (which switches them off).
   void set_sinks(Trace* trace, bool detailed, bool joint) noexcept;
   /// The accumulated log p(x,z|θ) of set_sinks(…, joint = true).
   const Real& joint() const noexcept { return joint_; }
@@ -119,7 +118,7 @@ class Run {
   /// Runs begin() of every handler (the drivers call this, then the model, then finish()).
   void start();
   void finish();
-  /// Stack switching hook for step-through drivers (set by the fiber executor).
+  /// The fiber to switch back to while a Stepper runs this model (null otherwise).
   void* fiber_caller = nullptr;
   /// At most this many messages per run (the model's step budget).
   void set_max_steps(std::uint64_t n) noexcept { max_steps_ = n; }

@@ -68,6 +68,8 @@ step "a program linking the model library directly (mysim_run, --as-needed force
 for prog in "$TMP/mysim-cmake/mysim_run" "$TMP/mysim-pc/mysim_run"; do
   out=$("$prog" 2>&1) || { echo "$out"; fail "$prog: the model is not registered"; }
   grep -q "mysim at its reference point, event 0: x = " <<< "$out" || { echo "$out"; fail "$prog output"; }
+  grep -q "generate with sensor = 0.8: weight .*x\[0\] = 0.8$" <<< "$out" || { echo "$out"; fail "$prog: generate"; }
+  grep -q "update to the second reference point: log p " <<< "$out" || { echo "$out"; fail "$prog: update"; }
 done
 # the trap itself: the same program linked with --as-needed alone loses the model
 g++ -O2 "${SAN[@]}" -Wl,--as-needed "$SRC/examples/mysim/run.cpp" -L"$TMP/mysim-pc" -Wl,-rpath,"$TMP/mysim-pc" -lmysim \

@@ -7,21 +7,16 @@
 
 #include <cstdint>
 #include <span>
-#include <string>
 #include <vector>
 
 #include "lode/assess.hpp"
 
 namespace lode {
 
-struct Update {
-  Trace trace;                ///< the choices at θ′ (not detailed); incomplete after a mismatch
-  double log_p;               ///< log p(x, z | θ′)
-  double weight;              ///< log p(x, z | θ′) − log p(x, z | θ)
-  std::vector<double> score;  ///< t(x, z | θ′), when requested and log_p is finite
-  std::string reason;         ///< as Assessment::reason
-  std::string address;        ///< the address at fault, if any
-  bool mismatch = false;      ///< the choices cannot be made at θ′
+/// An Assessment at θ′ (log_p, score, reason, address, mismatch) with the trace and the weight.
+struct Update : Assessment {
+  Trace trace;          ///< the choices at θ′ (not detailed); incomplete after a mismatch
+  double weight = 0.0;  ///< log p(x, z | θ′) − log p(x, z | θ)
 };
 
 class Updater {

@@ -17,9 +17,10 @@ class Exponential final : public ScalarDistribution<Exponential, double> {
   double sample(Rng& rng) const { return rng.exponential() / rate_.value(); }
   Real log_prob(double x) const {
     if (!(x >= 0.0)) return Real(-kInf);
-    const double l = rate_.value();
-    // ∂/∂rate = 1/rate − x
-    return Real::chain(rate_, std::log(l) - l * x, 1.0 / l - x);
+    // ∂/∂rate = 1/rate − x. Real::unary, not chain: the result carries its lock-step points
+    // (real.hpp) and the runtime need not evaluate it again at each point.
+    return Real::unary(
+        rate_, [x](double l) { return std::log(l) - l * x; }, [x](double l, double) { return 1.0 / l - x; });
   }
   /// ∂/∂x = −rate on [0, ∞) (one-sided at 0); 0 outside.
   double value_gradient(double x) const { return x >= 0.0 && x < kInf ? -rate_.value() : 0.0; }

@@ -253,6 +253,34 @@ class Run {
     const bool carried = !lockstep_state.opaque;
     if (!density_ok(lp, kSupplied)) [[unlikely]]
       fail_density(a, d, x[0], lp, kSupplied);
+    if constexpr (kFused<D>) {
+      // The common case (mining for ratios): lp carries every point, and at each point the
+      // parameters pass their check and the density is a number (the first point's gradient
+      // finite where the density is). lp is then what the loop below would make of it.
+      if (carried && lp.points() == num_points_) {
+        bool ok = true;
+        for (int j = 0; j < num_points_; ++j) {
+          lockstep_state.point = j;
+          try {
+            d.check_parameters();
+          } catch (const Error&) {
+            ok = false;
+          }
+          if (std::isnan(lp.at_point(j))) ok = false;
+        }
+        lockstep_state.point = -1;
+        const double v0 = lp.at_point(0);
+        if (ok && v0 > -kInf && v0 < kInf) {
+          const double* g = lp.point_gradient();
+          for (int i = 0; i < lp.size(); ++i)
+            if (!std::isfinite(g[i])) ok = false;
+        }
+        if (ok) [[likely]] {
+          accept<kPlain>(k, a, d, x, size, lp, kSupplied);
+          return;
+        }
+      }
+    }
     double at[kMaxPoints];
     double grad0[kMaxParameters];
     int n0 = 0;

@@ -16,18 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The width and height in a PNG's IHDR chunk (0, 0 when it is not a PNG).
-std::pair<std::uint32_t, std::uint32_t> png_size(const std::string& path) {
-  const std::string b = read_text(path);
-  if (b.size() < 24 || b.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 || b.compare(12, 4, "IHDR") != 0) return {0, 0};
-  const auto be32 = [&](std::size_t at) {
-    std::uint32_t v = 0;
-    for (std::size_t k = 0; k < 4; ++k) v = (v << 8) | static_cast<unsigned char>(b[at + k]);
-    return v;
-  };
-  return {be32(16), be32(20)};
-}
-
 // S rows of `cols` columns: column j of row r is (r % 10) + 10 j (mean 4.5 + 10 j, sd of 0..9).
 std::string draws(const std::string& name, std::size_t rows, std::size_t cols) {
   std::vector<double> v(rows * cols);

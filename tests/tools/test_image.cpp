@@ -15,18 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The width and height in a PNG's IHDR chunk (0, 0 when it is not a PNG).
-std::pair<std::uint32_t, std::uint32_t> png_size(const std::string& path) {
-  const std::string b = read_text(path);
-  if (b.size() < 24 || b.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 || b.compare(12, 4, "IHDR") != 0) return {0, 0};
-  const auto be32 = [&](std::size_t at) {
-    std::uint32_t v = 0;
-    for (std::size_t k = 0; k < 4; ++k) v = (v << 8) | static_cast<unsigned char>(b[at + k]);
-    return v;
-  };
-  return {be32(16), be32(20)};
-}
-
 // N images of `pixels` pixels: pixel p of image r is r + p + 1 (all > 0).
 std::string images(const std::string& name, std::size_t n, std::size_t pixels) {
   std::vector<double> v(n * pixels);

@@ -27,12 +27,7 @@ std::string draws(const std::string& name, std::size_t rows, std::size_t cols) {
 }
 
 void fails(const std::vector<std::string>& args, const std::vector<std::string>& needles) {
-  std::vector<std::string> full{"corner"};
-  full.insert(full.end(), args.begin(), args.end());
-  const Result r = run_lode(full);
-  INFO("stderr: " << r.err);
-  CHECK(r.status == 2);
-  for (const std::string& n : needles) CHECK(r.err.find(n) != std::string::npos);
+  check_usage_error("corner", args, needles);
 }
 
 }  // namespace

@@ -26,12 +26,7 @@ std::string images(const std::string& name, std::size_t n, std::size_t pixels) {
 }
 
 void fails(const std::vector<std::string>& args, const std::vector<std::string>& needles) {
-  std::vector<std::string> full{"image"};
-  full.insert(full.end(), args.begin(), args.end());
-  const Result r = run_lode(full);
-  INFO("stderr: " << r.err);
-  CHECK(r.status == 2);
-  for (const std::string& n : needles) CHECK(r.err.find(n) != std::string::npos);
+  check_usage_error("image", args, needles);
 }
 
 }  // namespace

@@ -181,6 +181,17 @@ inline std::map<std::string, std::string> snapshot(const std::string& dir) {
 /// Runs the lode binary under test.
 inline Result run_lode(const std::vector<std::string>& args) { return run_program(LODE_CLI, args); }
 
+// `lode COMMAND ARGS...` must exit with the usage status (2) and say every one of `needles`.
+inline void check_usage_error(const std::string& command, const std::vector<std::string>& args,
+                              const std::vector<std::string>& needles) {
+  std::vector<std::string> full{command};
+  full.insert(full.end(), args.begin(), args.end());
+  const Result r = run_lode(full);
+  INFO("lode " << command << " stderr: " << r.err);
+  CHECK(r.status == 2);
+  for (const std::string& n : needles) CHECK(r.err.find(n) != std::string::npos);
+}
+
 /// Runs the lode binary with `input` on stdin; with `test_models`, `--plugin` loads the
 /// broken toy models of tests/tools/plugins/test_models.cpp (never part of lode itself).
 inline Result run_lode_with(const std::vector<std::string>& args, const std::string& input,

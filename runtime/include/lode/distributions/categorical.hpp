@@ -61,7 +61,8 @@ class Categorical final : public ScalarDistribution<Categorical, std::int64_t> {
     const double inv = -1.0 / total;
     if (r.points() == 0 && r.size() != 0 && uniform_gradients(r.size())) {
       // No lock-step points and every weight with the run's gradient size: −(1/W)·Σ_j ∂w_j
-      // in one accumulation (the same terms as add_scaled_gradient's, summed first).
+      // in one accumulation, summed in the order log_prob_carried sums W's gradient, so a
+      // replay's score equals the lock-step score bit for bit (tests: lock-step equals replay).
       double g[kMaxParameters];
       const int n = r.size();
       for (int i = 0; i < n; ++i) g[i] = 0.0;

@@ -34,6 +34,19 @@ void check_settings(const Settings& s) {
   for (int h : n.hidden)
     if (h < 1) throw EstimatorError(fmt::format("settings: hidden layer width {} must be ≥ 1", h));
   parse_activation(n.activation);
+  if (n.image_height < 0 || n.image_width < 0 || (n.image_height > 0) != (n.image_width > 0))
+    throw EstimatorError(fmt::format("settings: image {}×{}: both sides positive, or both 0 (no image)", n.image_height,
+                                     n.image_width));
+  if (n.image()) {
+    const std::string& fam = method_info(s.method).family;
+    if (fam != "ratio" && fam != "local")
+      throw EstimatorError(fmt::format("settings: an image network is for the ratio and local families; {} is of the "
+                                       "{} family",
+                                       s.method.name(), fam));
+    if (n.conv.empty()) throw EstimatorError("settings: an image network needs at least one convolution stage");
+    for (const int c : n.conv)
+      if (c < 1 || c > 4096) throw EstimatorError(fmt::format("settings: {} channels; they must be in 1..4096", c));
+  }
   if (t.epochs < 0) throw EstimatorError(fmt::format("settings: epochs {} must be ≥ 0 (0: automatic)", t.epochs));
   if (t.batch < 1) throw EstimatorError(fmt::format("settings: batch {} must be ≥ 1", t.batch));
   if (!(t.lr > 0) || !std::isfinite(t.lr)) throw EstimatorError(fmt::format("settings: lr {} must be > 0", t.lr));

@@ -175,6 +175,38 @@ std::vector<std::pair<std::string, std::vector<std::int64_t>>> network_shape(con
   return s;
 }
 
+std::size_t image_feature_count(const NetworkSettings& network) {
+  std::size_t h = static_cast<std::size_t>(std::max(network.image_height, 0));
+  std::size_t w = static_cast<std::size_t>(std::max(network.image_width, 0));
+  for (std::size_t k = 0; k < network.conv.size(); ++k) h = (h + 1) / 2, w = (w + 1) / 2;  // 3×3, stride 2, pad 1
+  return network.conv.empty() ? 0 : static_cast<std::size_t>(network.conv.back()) * std::min<std::size_t>(h, 4) *
+                                        std::min<std::size_t>(w, 4);
+}
+
+std::vector<std::pair<std::string, std::vector<std::int64_t>>> network_shape(const std::string& family,
+                                                                            std::size_t n_x, std::size_t n_theta,
+                                                                            const NetworkSettings& network) {
+  if (!network.image() || network.conv.empty()) return network_shape(family, n_x, n_theta, network.hidden);
+  // torch/image_net.hpp's layers: stem 3×3 conv, per stage two 3×3 convs and a 1×1 shortcut.
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> s;
+  const auto conv = [&](const std::string& name, std::int64_t out, std::int64_t in, std::int64_t k) {
+    s.push_back({name + ".weight", {out, in, k, k}});
+    s.push_back({name + ".bias", {out}});
+  };
+  std::int64_t prev = network.conv[0];
+  conv("cnn.stem", prev, 1, 3);
+  for (std::size_t k = 0; k < network.conv.size(); ++k) {
+    const std::int64_t c = network.conv[k];
+    conv(fmt::format("cnn.stage{}.conv1", k), c, prev, 3);
+    conv(fmt::format("cnn.stage{}.conv2", k), c, c, 3);
+    conv(fmt::format("cnn.stage{}.shortcut", k), c, prev, 1);
+    prev = c;
+  }
+  for (auto& [name, dims] : network_shape(family, image_feature_count(network), n_theta, network.hidden))
+    s.push_back({"head." + name, dims});
+  return s;
+}
+
 EstimatorFile parse_estimator_file(std::string_view text, const std::string& path, const MethodFamily& family_of) {
   nlohmann::json j;
   try {
@@ -217,13 +249,26 @@ EstimatorFile parse_estimator_file(std::string_view text, const std::string& pat
   if (std::find(std::begin(kActivations), std::end(kActivations), act) == std::end(kActivations))
     r.fail("settings/activation", fmt::format("'{}' is unknown (known: {})", act, fmt::join(kActivations, ", ")));
   check_sizes(f, r);
+  const NetworkSettings& net = f.settings.network;
+  if (net.image_height < 0 || net.image_width < 0 || (net.image_height > 0) != (net.image_width > 0))
+    r.fail("settings/image_height", fmt::format("and image_width are {} and {}; both positive (image x) or both 0",
+                                                net.image_height, net.image_width));
+  if (net.image()) {
+    if (flows) r.fail("settings/image_height", fmt::format("is set; the {} family takes no image x", f.family));
+    if (static_cast<std::size_t>(net.image_height) * static_cast<std::size_t>(net.image_width) != f.n_x)
+      r.fail("settings/image_height", fmt::format("× image_width = {} × {} is not n_x = {}", net.image_height,
+                                                  net.image_width, f.n_x));
+    if (net.conv.empty()) r.fail("settings/conv", "is empty; an image network has at least one stage");
+    for (const int c : net.conv)
+      if (c < 1 || c > 4096) r.fail("settings/conv", fmt::format("has {} channels; they must be in 1..4096", c));
+  }
 
   const auto members = j.find("members");
   if (members == j.end()) r.fail("members", "is missing");
   if (!members->is_array()) r.fail("members", "must be an array");
   if (members->empty()) throw EstimatorError(fmt::format("'{}' holds no network (members is empty)", path));
   const auto shape = flows ? std::vector<std::pair<std::string, std::vector<std::int64_t>>>{}
-                                           : network_shape(f.family, f.n_x, f.n_theta, hidden);
+                                           : network_shape(f.family, f.n_x, f.n_theta, f.settings.network);
   for (std::size_t k = 0; k < members->size(); ++k) f.members.push_back(parse_member((*members)[k], k, path, shape));
   return f;
 }

@@ -93,6 +93,14 @@ void check_theta_rows(const Matrix& x, const Matrix& theta, std::size_t n) {
     throw EstimatorError(fmt::format("theta row {} column {} is not finite ({})", bad.row, bad.col, bad.value));
 }
 
+void check_image_x(const Dataset& data, const NetworkSettings& n) {
+  if (!n.image()) return;
+  const std::size_t pixels = static_cast<std::size_t>(n.image_height) * static_cast<std::size_t>(n.image_width);
+  if (data.x.cols != pixels)
+    throw EstimatorError(fmt::format("{}: x has {} columns, not the {} pixels of a {}×{} image", where(data),
+                                     data.x.cols, pixels, n.image_height, n.image_width));
+}
+
 Matrix repeat_rows(std::span<const double> p, std::size_t rows) {
   Matrix m(rows, p.size());
   for (std::size_t r = 0; r < rows; ++r)

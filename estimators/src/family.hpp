@@ -97,5 +97,8 @@ std::vector<double> point(std::span<const double> p, std::size_t n, const char* 
 Matrix repeat_rows(std::span<const double> p, std::size_t rows);
 /// log_density_rows' θ: x.rows × n finite values; throws naming the row and column.
 void check_theta_rows(const Matrix& x, const Matrix& theta, std::size_t n);
+/// An image network (n.image()) needs x of n.image_height × n.image_width columns; throws
+/// naming the dataset otherwise.
+void check_image_x(const Dataset& data, const NetworkSettings& n);
 
 }  // namespace lode::estimators

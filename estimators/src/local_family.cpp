@@ -15,7 +15,7 @@
 #include "family.hpp"
 #include "fast_losses.hpp"
 #include "lode/estimators/torch/loss.hpp"
-#include "lode/estimators/torch/mlp.hpp"
+#include "lode/estimators/torch/image_net.hpp"
 #include "tensors.hpp"
 
 namespace lode::estimators {
@@ -32,6 +32,7 @@ class LocalModel final : public FamilyModel {
   std::vector<std::int64_t> prepare(const Dataset& data) override {
     n_x = data.x.cols;
     n_theta = data.t_xz.cols;
+    check_image_x(data, settings.network);
     const std::size_t N = data.x.rows;
     std::vector<double> ref = settings.local.reference;
     std::vector<std::int64_t> rows;
@@ -90,10 +91,10 @@ class LocalModel final : public FamilyModel {
       Labels batch;
       for (Column c : info.columns)
         if (c != Column::x) batch.slot(c) = labels->slot(c).index_select(0, idx);
-      const LossTerms t = loss(ScoreOutputs{scores(static_cast<MlpImpl&>(net), X->index_select(0, idx))}, batch);
+      const LossTerms t = loss(ScoreOutputs{scores(XNetwork(net), X->index_select(0, idx))}, batch);
       return t.score.defined() ? t.main + settings.ratio.alpha * t.score : t.main;
     };
-    if (fast::builtin_local_method(info.name)) {  // the fused step (fast_losses.hpp)
+    if (fast::builtin_local_method(info.name) && !settings.network.image()) {  // the fused step (fast_losses.hpp)
       auto d = std::make_shared<fast::LocalData<float>>();
       d->n_x = static_cast<int>(n_x), d->p = static_cast<int>(n_theta);
       d->x.resize(data.x.rows * n_x);
@@ -123,8 +124,7 @@ class LocalModel final : public FamilyModel {
   }
 
   std::shared_ptr<torch::nn::Module> make_network() const override {
-    return std::make_shared<MlpImpl>(static_cast<std::int64_t>(n_x), settings.network.hidden,
-                                     static_cast<std::int64_t>(n_theta), parse_activation(settings.network.activation));
+    return make_x_network(settings.network, static_cast<std::int64_t>(n_x), 0, static_cast<std::int64_t>(n_theta));
   }
 
   std::vector<double> reference() const override { return reference_; }
@@ -167,15 +167,15 @@ class LocalModel final : public FamilyModel {
  private:
   Tensor standardize_x(const Matrix& x) const { return (to_tensor(x) - vec_tensor(x_mean_)) / vec_tensor(x_std_); }
 
-  Tensor scores(MlpImpl& net, const Tensor& xs) const {
-    return net.forward(xs, Tensor()).first * vec_tensor(t_std_) + vec_tensor(t_mean_);
+  Tensor scores(const XNetwork& net, const Tensor& xs) const {
+    return net.head.forward(net.features(xs), Tensor()).first * vec_tensor(t_std_) + vec_tensor(t_mean_);
   }
 
   Tensor member_mean_scores(const Matrix& x) const {
     torch::NoGradGuard no_grad;
     const Tensor xs = standardize_x(x);
     std::vector<Tensor> out;
-    for (const Member& m : members) out.push_back(scores(static_cast<MlpImpl&>(*m.net), xs));
+    for (const Member& m : members) out.push_back(scores(XNetwork(*m.net), xs));
     return torch::stack(out, 0).mean(0).to(torch::kDouble);
   }
 

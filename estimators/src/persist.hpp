@@ -152,6 +152,10 @@ void settings_fields(V& v, S& s) {
   v("settings/sallino_bins", s.local.histogram_bins);
   v("settings/model", s.local.simulator);
   // The density family's flow (absent in files written before it existed).
+  // Image x and its CNN (absent in files written before it existed: no image).
+  v.optional("settings/image_height", s.network.image_height);
+  v.optional("settings/image_width", s.network.image_width);
+  v.optional("settings/conv", s.network.conv);
   v.optional("settings/flow", s.density.flow);
   v.optional("settings/transforms", s.density.transforms);
   v.optional("settings/flow_hidden", s.density.hidden);

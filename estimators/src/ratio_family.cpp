@@ -14,7 +14,7 @@
 #include "family.hpp"
 #include "fast_losses.hpp"
 #include "lode/estimators/torch/loss.hpp"
-#include "lode/estimators/torch/mlp.hpp"
+#include "lode/estimators/torch/image_net.hpp"
 #include "tensors.hpp"
 
 namespace lode::estimators {
@@ -35,6 +35,7 @@ class RatioModel final : public FamilyModel {
     doubly_ = !constant_rows(data.theta1, t1);
     if (!doubly_) fixed_theta1_ = t1;
     if (info.score_term && doubly_) check_t_xz1(data);
+    check_image_x(data, settings.network);
     std::vector<std::int64_t> rows(data.x.rows);
     std::iota(rows.begin(), rows.end(), 0);
     return rows;
@@ -60,8 +61,7 @@ class RatioModel final : public FamilyModel {
     Problem p;
     p.make_network = [this] { return make_network(); };
     p.loss = [=, this](torch::nn::Module& net, const Tensor& idx) {
-      auto& mlp = static_cast<MlpImpl&>(net);
-      const Forward o = forward(mlp, X->index_select(0, idx), TH0->index_select(0, idx), TH1->index_select(0, idx),
+      const Forward o = forward(XNetwork(net), X->index_select(0, idx), TH0->index_select(0, idx), TH1->index_select(0, idx),
                                 scores, dir, tm, ts, Pass::stacked);
       Labels batch;
       for (const Column c : schema::columns_for(schema::Purpose::ratio))
@@ -71,8 +71,9 @@ class RatioModel final : public FamilyModel {
       const LossTerms t = loss(RatioOutputs{o.log_r, o.t0, doubly_ ? o.t1 : Tensor()}, batch);
       return t.score.defined() ? t.main + alpha * t.score : t.main;
     };
-    // The built-in methods also get the fused step (fast_losses.hpp); registered ones do not.
-    if (const auto m = fast::builtin_ratio_method(info.name)) {
+    // The built-in methods also get the fused step (fast_losses.hpp) for plain x; registered
+    // ones and image networks do not.
+    if (const auto m = fast::builtin_ratio_method(info.name); m && !settings.network.image()) {
       auto step = std::make_shared<fast::RatioStep<float>>(
           fast::ratio_data<float>(data, *m, doubly_, x_mean_, x_std_, theta_mean_, theta_std_), *m, alpha,
           parse_activation(settings.network.activation));
@@ -95,8 +96,7 @@ class RatioModel final : public FamilyModel {
   }
 
   std::shared_ptr<torch::nn::Module> make_network() const override {
-    return std::make_shared<MlpImpl>(static_cast<std::int64_t>(n_x + n_theta), settings.network.hidden, 1,
-                                     parse_activation(settings.network.activation));
+    return make_x_network(settings.network, static_cast<std::int64_t>(n_x), static_cast<std::int64_t>(n_theta), 1);
   }
 
   std::vector<double> fixed_theta1() const override { return fixed_theta1_; }
@@ -138,7 +138,7 @@ class RatioModel final : public FamilyModel {
     const Tensor dir = direction(), tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
     std::vector<Tensor> out;
     for (const Member& m : members)
-      out.push_back(forward(static_cast<MlpImpl&>(*m.net), xs, T0, T1, true, dir, tm, ts, Pass::split).t0);
+      out.push_back(forward(XNetwork(*m.net), xs, T0, T1, true, dir, tm, ts, Pass::split).t0);
     return to_matrix(torch::stack(out, 0).mean(0));
   }
 
@@ -152,7 +152,7 @@ class RatioModel final : public FamilyModel {
     for (const Member& m : members) {
       Tensor T0 = to_tensor(repeat_rows(t0, x.rows)).requires_grad_(true);
       const Tensor logr =
-          forward(static_cast<MlpImpl&>(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r;
+          forward(XNetwork(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r;
       // Rows are independent: the gradient of the sum gives each row's ∂ log r̂ / ∂θ0.
       out.push_back(torch::autograd::grad({logr.sum()}, {T0})[0].detach());
     }
@@ -179,11 +179,12 @@ class RatioModel final : public FamilyModel {
 
   Tensor standardize_x(const Matrix& x) const { return (to_tensor(x) - vec_tensor(x_mean_)) / vec_tensor(x_std_); }
 
-  // d u / d θ_k for the θ inputs: (p, n_in).
+  // d u / d θ_k for the head's θ inputs, which follow x's features: (p, n_in).
   Tensor direction() const {
-    Tensor d = torch::zeros({static_cast<std::int64_t>(n_theta), static_cast<std::int64_t>(n_x + n_theta)});
+    const std::int64_t nf = x_feature_count(settings.network, static_cast<std::int64_t>(n_x));
+    Tensor d = torch::zeros({static_cast<std::int64_t>(n_theta), nf + static_cast<std::int64_t>(n_theta)});
     for (std::size_t k = 0; k < n_theta; ++k)
-      d[static_cast<std::int64_t>(k)][static_cast<std::int64_t>(n_x + k)] = 1.0 / theta_std_[k];
+      d[static_cast<std::int64_t>(k)][nf + static_cast<std::int64_t>(k)] = 1.0 / theta_std_[k];
     return d;
   }
 
@@ -197,11 +198,14 @@ class RatioModel final : public FamilyModel {
   // BLAS may round a row differently by its position in the block: seen with OpenBLAS's
   // AVX-512 kernels, ~1e-8 in float32.)
   enum class Pass { stacked, split };
-  // xs standardized (B, n_x); th0, th1 raw (B, p).
-  static Forward forward(MlpImpl& net, const Tensor& xs, const Tensor& th0, const Tensor& th1, bool scores,
+  // xs standardized (B, n_x); th0, th1 raw (B, p). x's features (an image network's CNN) are
+  // computed once for both sides.
+  static Forward forward(const XNetwork& xnet, const Tensor& xs, const Tensor& th0, const Tensor& th1, bool scores,
                          const Tensor& dir, const Tensor& tm, const Tensor& ts, Pass pass) {
     const std::int64_t B = xs.size(0);
-    const Tensor u0 = torch::cat({xs, (th0 - tm) / ts}, 1), u1 = torch::cat({xs, (th1 - tm) / ts}, 1);
+    MlpImpl& net = xnet.head;
+    const Tensor fx = xnet.features(xs);
+    const Tensor u0 = torch::cat({fx, (th0 - tm) / ts}, 1), u1 = torch::cat({fx, (th1 - tm) / ts}, 1);
     const Tensor d = scores ? dir : Tensor();
     Tensor f0, f1, df0, df1;
     if (pass == Pass::stacked) {
@@ -228,7 +232,7 @@ class RatioModel final : public FamilyModel {
     const Tensor tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
     std::vector<Tensor> out;
     for (const Member& m : members)
-      out.push_back(forward(static_cast<MlpImpl&>(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+      out.push_back(forward(XNetwork(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
     return torch::stack(out, 0).to(torch::kDouble);
   }
 

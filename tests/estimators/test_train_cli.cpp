@@ -492,3 +492,40 @@ TEST_CASE("lode train mflow / evaluate --reconstruct / sample / posterior on the
   check_fails({"sample", "--model", model, "--theta", "0,1", "-n", "5", "--out", scratch("s.npy")},
               "--theta: '0,1' has 2 values, the estimator has 1 parameters");
 }
+
+TEST_CASE("lode train --image auto: lensing images through the CNN, evaluate agrees with the library",
+          "[cli][estimators][images]") {
+  // 200 lensing_fix_32 images (32 × 32, the observables x/i/j) at θ0 from the prior against
+  // the fiducial θ1; two epochs: what is checked is the plumbing, not the fit.
+  const std::string data = scratch("lensing-data"), model = scratch("lensing-carl");
+  require_ok(run_lode({"mine", "lensing_fix_32", "--for", "ratio", "--theta0", "prior", "--theta1", "0.05,-1.9", "-n",
+                       "200", "--seed", "2", "--out", data}));
+  const Result t = run_lode({"train", "alices", "--data", data, "--out", model, "--image", "auto", "--conv", "4,8",
+                             "--hidden", "16", "--epochs", "2"});
+  require_ok(t);
+  CHECK(t.err.find("x is a 32x32 image: the network is a residual CNN (4, 8 channels)") != std::string::npos);
+  const auto j = nlohmann::json::parse(read_text((fs::path(model) / "estimator.json").string()));
+  CHECK(j["settings"]["image_height"] == 32);
+  CHECK(j["settings"]["image_width"] == 32);
+  CHECK(j["settings"]["conv"] == std::vector<int>{4, 8});
+  const lode::npy::Array x = lode::npy::read((fs::path(data) / "x.npy").string());
+  REQUIRE(x.shape == std::vector<std::size_t>{200, 1024});
+  const std::string xs = scratch("lensing-x.npy"), out = scratch("lensing-logr.npy");
+  lode::npy::write(xs, 3, 1024, std::vector<double>(x.data.begin(), x.data.begin() + 3 * 1024));
+  require_ok(run_lode({"evaluate", "--model", model, "--x", xs, "--theta0", "0.1,-2", "--out", out}));
+  est::Matrix m(3, 1024);
+  m.data.assign(x.data.begin(), x.data.begin() + 3 * 1024);
+  CHECK(lode::npy::read(out).data == est::Estimator::load(model).log_ratio(m, std::vector<double>{0.1, -2.0}));
+  // The shape must fit x; the CNN is for the ratio and local estimators.
+  check_fails({"train", "carl", "--data", data, "--out", scratch("m1"), "--image", "30x30"},
+              "--image 30x30: a 30x30 image has 900 pixels, but x in");
+  check_fails({"train", "carl", "--data", data, "--out", scratch("m1"), "--image", "32"},
+              "--image '32': expected HxW");
+  check_fails({"train", "nle", "--data", data, "--out", scratch("m1"), "--image", "auto"},
+              "an image network is for the ratio and local estimators, not nle");
+  check_fails({"train", "carl", "--data", data, "--out", scratch("m1"), "--conv", "8"}, "give --image HxW|auto too");
+  check_fails({"train", "carl", "--data", data, "--out", scratch("m1"), "--image", "auto", "--conv", "8,0"},
+              "--conv: '8,0' is not a list of channel counts");
+  check_fails({"train", "carl", "--data", galton_data(), "--out", scratch("m1"), "--image", "auto"},
+              "observable 'x' is not a pixel x/i/j");
+}

@@ -31,39 +31,9 @@ struct ImageOptions {
   bool log = false;
 };
 
-struct Shape {
-  std::size_t height = 0, width = 0;
-};
-
-// "HxW" with both positive.
-Shape parse_shape(const std::string& text) {
-  const std::size_t x = text.find('x');
-  Shape s;
-  const auto number = [&](std::string_view part, std::size_t& out) {
-    const auto r = std::from_chars(part.data(), part.data() + part.size(), out);
-    return r.ec == std::errc() && r.ptr == part.data() + part.size() && out > 0;
-  };
-  if (x == std::string::npos || !number(std::string_view(text).substr(0, x), s.height) ||
-      !number(std::string_view(text).substr(x + 1), s.width))
-    throw UsageError(fmt::format("--shape '{}': expected HxW with two positive integers (e.g. 64x64)", text));
-  return s;
-}
-
 // The image shape of a model whose observables are x/i/j (the lensing models).
-Shape model_shape(const std::string& name) {
-  const Model& m = open_model(name);
-  Shape s;
-  for (const std::string& o : m.observables) {
-    const Address a = Address::parse(o);
-    if (a.name() != "x" || a.num_indices() != 2 || a.index(0) < 0 || a.index(1) < 0)
-      throw UsageError(fmt::format("--model '{}': observable '{}' is not a pixel x/i/j; give --shape HxW", name, o));
-    s.height = std::max(s.height, static_cast<std::size_t>(a.index(0)) + 1);
-    s.width = std::max(s.width, static_cast<std::size_t>(a.index(1)) + 1);
-  }
-  if (s.height * s.width != m.observables.size() || m.observables.empty())
-    throw UsageError(fmt::format("--model '{}': its {} observables do not fill a {}x{} image", name,
-                                 m.observables.size(), s.height, s.width));
-  return s;
+ImageShape model_shape(const std::string& name) {
+  return image_shape_of(open_model(name).observables, fmt::format("--model '{}'", name));
 }
 
 int image(const ImageOptions& o) {
@@ -83,9 +53,9 @@ int image(const ImageOptions& o) {
     throw UsageError(fmt::format("IMAGES '{}': expected images as rows, shape (N, H*W) with N >= 1", o.images));
   const std::size_t n = a.rows(), width = a.cols();
 
-  Shape s;
+  ImageShape s;
   if (!o.shape.empty()) {
-    s = parse_shape(o.shape);
+    s = parse_image_shape("--shape", o.shape);
   } else if (!o.model.empty()) {
     s = model_shape(o.model);
   } else {

@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <charconv>
 #include <exception>
 #include <new>
 
+#include "lode/address.hpp"
 #include "lode/error.hpp"
 
 namespace lode::cli {
@@ -12,6 +15,43 @@ namespace lode::cli {
 const Model& open_model(std::string_view name) {
   if (name.empty()) throw UsageError("no model given (lode models lists them)");
   return Registry::global().get(name);  // UsageError naming the known models
+}
+
+// ---------------------------------------------------------------------------------------
+// Images
+
+ImageShape parse_image_shape(std::string_view option, const std::string& text) {
+  const std::size_t x = text.find('x');
+  ImageShape s;
+  const auto number = [&](std::string_view part, std::size_t& out) {
+    const auto r = std::from_chars(part.data(), part.data() + part.size(), out);
+    return r.ec == std::errc() && r.ptr == part.data() + part.size() && out > 0 && out <= 65536;
+  };
+  if (x == std::string::npos || !number(std::string_view(text).substr(0, x), s.height) ||
+      !number(std::string_view(text).substr(x + 1), s.width))
+    throw UsageError(fmt::format("{} '{}': expected HxW with two positive integers (e.g. 64x64)", option, text));
+  return s;
+}
+
+ImageShape image_shape_of(const std::vector<std::string>& observables, std::string_view what) {
+  ImageShape s;
+  for (std::size_t k = 0; k < observables.size(); ++k) {
+    const Address a = Address::parse(observables[k]);
+    const bool pixel = a.name() == "x" && a.num_indices() == 2 && a.index(0) >= 0 && a.index(1) >= 0;
+    if (!pixel)
+      throw UsageError(fmt::format("{}: observable '{}' is not a pixel x/i/j; give the shape HxW", what, observables[k]));
+    s.height = std::max(s.height, static_cast<std::size_t>(a.index(0)) + 1);
+    s.width = std::max(s.width, static_cast<std::size_t>(a.index(1)) + 1);
+  }
+  bool in_order = s.height * s.width == observables.size() && !observables.empty();
+  for (std::size_t k = 0; in_order && k < observables.size(); ++k) {
+    const Address a = Address::parse(observables[k]);
+    in_order = static_cast<std::size_t>(a.index(0)) * s.width + static_cast<std::size_t>(a.index(1)) == k;
+  }
+  if (!in_order)
+    throw UsageError(fmt::format("{}: its {} observables are not the pixels of a {}x{} image in row-major order", what,
+                                 observables.size(), s.height, s.width));
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------

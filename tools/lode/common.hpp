@@ -11,6 +11,8 @@
 //   - results go to stdout (or to files), messages and summaries to stderr.
 #pragma once
 
+#include <cstddef>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -26,6 +28,17 @@ inline constexpr int kExitUsage = 2;    ///< bad command line: unknown model, ba
 
 /// The model registered under `name`; throws UsageError naming it and the known models.
 const Model& open_model(std::string_view name);
+
+/// An image's height and width (pixel (i, j) of a row of x at column i·width + j).
+struct ImageShape {
+  std::size_t height = 0, width = 0;
+};
+/// "HxW" with both positive; throws UsageError naming `option`.
+ImageShape parse_image_shape(std::string_view option, const std::string& text);
+/// The shape of an image whose observables are the pixels x/i/j, in that order (the lensing
+/// models); throws UsageError naming `what` (e.g. "--model 'lensing_fix'") and the first
+/// observable that is not a pixel, or the pixels that do not fill the image.
+ImageShape image_shape_of(const std::vector<std::string>& observables, std::string_view what);
 
 /// Prints "lode[ COMMAND]: error: MESSAGE" for the exception being handled (call it from
 /// a catch block) and returns the exit status it deserves: kExitUsage for UsageError,

@@ -80,7 +80,8 @@ lode::cli::TrainOptions options_from(const std::string& method, const std::strin
       {"model", &o.model},         {"sallino_events", &o.sallino_events}, {"sallino_bins", &o.sallino_bins},
       {"flow", &o.flow},           {"transforms", &o.transforms}, {"bins", &o.bins},
       {"tail_bound", &o.tail_bound}, {"theta_map", &o.theta_map}, {"latent_dim", &o.latent_dim},
-      {"schedule", &o.schedule},   {"pie_epsilon", &o.pie_epsilon}};
+      {"schedule", &o.schedule},   {"pie_epsilon", &o.pie_epsilon}, {"image", &o.image},
+      {"conv", &o.conv}};
   const std::map<std::string, bool*> flags = {{"drop_invalid", &o.drop_invalid}, {"arrays", &o.arrays}};
   for (const auto& [k, v] : kw) {
     const std::string key = py::str(k);

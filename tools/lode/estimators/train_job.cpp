@@ -102,6 +102,24 @@ est::Settings settings_from(const TrainOptions& o) {
     }
   }
   if (!o.activation.empty()) n.activation = o.activation;
+  if (!o.image.empty() || !o.conv.empty()) {
+    if (density)
+      throw UsageError(fmt::format("--image, --conv: an image network is for the ratio and local estimators, not {}",
+                                   o.method));
+    if (o.image.empty()) throw UsageError("--conv: give --image HxW|auto too (the CNN is for image x)");
+    if (o.image != "auto") {
+      const ImageShape shape = parse_image_shape("--image", o.image);
+      n.image_height = static_cast<int>(shape.height), n.image_width = static_cast<int>(shape.width);
+    }
+    if (!o.conv.empty()) {
+      n.conv.clear();
+      for (double v : parse_numbers("--conv", o.conv)) {
+        if (v < 1 || v != std::floor(v) || v > 4096)
+          throw UsageError(fmt::format("--conv: '{}' is not a list of channel counts (integers in 1..4096)", o.conv));
+        n.conv.push_back(static_cast<int>(v));
+      }
+    }
+  }
   if (!o.epochs.empty()) t.epochs = parse_int("--epochs", o.epochs, 0);
   if (!o.min_steps.empty()) t.min_steps = parse_int("--min-steps", o.min_steps, 0);
   if (!o.batch.empty()) t.batch = parse_int("--batch", o.batch, 1);
@@ -201,6 +219,20 @@ PreparedTraining prepare_training(const TrainOptions& o, est::Settings& s) {
     const Model& m = open_model(o.model);
     data.model = m.name, data.parameters = m.parameters, data.observables = m.observables;
   }
+  if (o.image == "auto") {  // the shape from the observables' names x/i/j
+    if (data.observables.empty())
+      throw UsageError(fmt::format("--image auto: dataset '{}' does not name its observables; give --image HxW", o.data));
+    const ImageShape shape = image_shape_of(data.observables, fmt::format("--image auto: dataset '{}'", o.data));
+    s.network.image_height = static_cast<int>(shape.height), s.network.image_width = static_cast<int>(shape.width);
+    if (!o.quiet) p.notes.push_back(fmt::format("x is a {}x{} image: the network is a residual CNN ({} channels) and an "
+                                                "MLP",
+                                                shape.height, shape.width, fmt::join(s.network.conv, ", ")));
+  }
+  if (s.network.image() &&
+      static_cast<std::size_t>(s.network.image_height) * static_cast<std::size_t>(s.network.image_width) != data.x.cols)
+    throw UsageError(fmt::format("--image {}: a {}x{} image has {} pixels, but x in '{}' has {} columns", o.image,
+                                 s.network.image_height, s.network.image_width,
+                                 s.network.image_height * s.network.image_width, o.data, data.x.cols));
   if (o.drop_invalid) {
     const std::size_t rows = data.x.rows, dropped = est::drop_invalid_rows(data, s.method);
     p.notes.push_back(est::drop_invalid_message(s.method, dropped, rows));

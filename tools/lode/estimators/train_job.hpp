@@ -17,7 +17,7 @@ namespace lode::cli {
 struct TrainOptions {
   std::string method, data, out, hidden, activation, epochs, min_steps, batch, lr, lr_final, alpha, validation,
       patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins, flow, transforms, bins,
-      tail_bound, theta_map, latent_dim, schedule, pie_epsilon;
+      tail_bound, theta_map, latent_dim, schedule, pie_epsilon, image, conv;
   bool quiet = false, drop_invalid = false, arrays = false;
 };
 

@@ -137,10 +137,17 @@ std::size_t drop_invalid_rows(Dataset& data, const Method& method);
 /// warning that the estimator is biased (lines joined by '\n', no trailing newline).
 std::string drop_invalid_message(const Method& method, std::size_t dropped, std::size_t rows);
 
-/// The network: a multilayer perceptron.
+/// The network: a multilayer perceptron — on x itself, or for image x (image_height > 0) on
+/// the features of a small residual CNN (torch/image_net.hpp; docs/estimators.md#images).
 struct NetworkSettings {
   std::vector<int> hidden = {100, 100};  ///< widths of the hidden layers
   std::string activation = "tanh";       ///< tanh | relu | sigmoid | softplus | elu
+  /// Image x: each row is an image_height × image_width image, pixel (i, j) at column
+  /// i·width + j. 0 × 0: x is a plain vector (no CNN). Ratio and local families.
+  int image_height = 0, image_width = 0;
+  /// The CNN's residual stages: the channels of each; every stage halves the resolution.
+  std::vector<int> conv = {16, 32, 64};
+  bool image() const { return image_height > 0; }
 };
 
 /// The Trainer's settings, the same for every family.

@@ -65,6 +65,14 @@ std::string builtin_method_family(const std::string& method);
 std::vector<std::pair<std::string, std::vector<std::int64_t>>> network_shape(const std::string& family,
                                                                             std::size_t n_x, std::size_t n_theta,
                                                                             const std::vector<int>& hidden);
+/// How many features the image network's CNN gives (torch/image_net.hpp): the last stage's
+/// channels on a grid of at most 4 × 4 cells (its map averaged over each cell).
+std::size_t image_feature_count(const NetworkSettings& network);
+/// The same for the network `network` describes: the MLP above, or for image x the CNN's
+/// tensors ("cnn.…") and an MLP head ("head.…") whose inputs are the CNN's features (and θ).
+std::vector<std::pair<std::string, std::vector<std::int64_t>>> network_shape(const std::string& family,
+                                                                            std::size_t n_x, std::size_t n_theta,
+                                                                            const NetworkSettings& network);
 
 /// Parses and checks estimator.json text; `path` names the file in messages. Throws
 /// EstimatorError naming the file and the field for anything wrong.

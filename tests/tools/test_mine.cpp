@@ -1,6 +1,7 @@
 // lode mine end to end: the dataset's shapes and values, independence of the thread count,
 // crash + --resume, refusal of an existing dataset, bad input.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -78,6 +79,7 @@ TEST_CASE("lode mine --for ratio: files, shapes, conventions and values", "[cli]
   CHECK(meta.at("theta").at("theta1") == "uniform:-1..-0.4");
   CHECK(meta.at("shards").at("count") == 7);
   CHECK(meta.at("files").at("r_xz").at("shape") == json::array({n, 1}));
+  CHECK(meta.at("overflow_ratio_rows") == 0);
 
   const lode::Model& model = lode::Registry::global().get("galton");
   lode::GoldMiner miner(model);
@@ -113,6 +115,31 @@ TEST_CASE("lode mine --for ratio: files, shapes, conventions and values", "[cli]
   } else {
     WARN("python3 with numpy is not available: numpy.load check skipped");
   }
+}
+
+TEST_CASE("lode mine --for ratio: rows whose |log r_xz| is beyond float64 are counted and reported",
+          "[cli][mine]") {
+  // Lensing with θ0 from the prior against the fiducial θ1: the population's joint log ratio
+  // is often in the thousands (its joint information is ~10^5), every replay possible.
+  const std::string dir = scratch("overflow");
+  const Result r = mine({"lensing_fix_32", "--for", "ratio", "--theta0", "prior", "--theta1", "0.05,-1.9", "-n", "60",
+                         "--shard-size", "25", "--seed", "2", "--out", dir});
+  require_ok(r);
+  const lode::npy::Array rx = lode::npy::read(dir + "/r_xz.npy"), y = lode::npy::read(dir + "/y.npy");
+  const lode::npy::Array t0 = lode::npy::read(dir + "/t_xz0.npy"), t1 = lode::npy::read(dir + "/t_xz1.npy");
+  std::size_t beyond = 0;
+  for (std::size_t i = 0; i < rx.rows(); ++i) {
+    beyond += rx.data[i] == 0 || std::isinf(rx.data[i]);
+    CHECK(std::isfinite(t0.data[2 * i]));  // possible at both points: both scores finite
+    CHECK(std::isfinite(t1.data[2 * i]));
+  }
+  const json meta = json::parse(read_text(dir + "/meta.json"));
+  CHECK(beyond > 0);
+  CHECK(meta.at("overflow_ratio_rows") == beyond);
+  CHECK(meta.at("impossible_ratio_rows") == 0);
+  INFO(r.err);
+  CHECK(r.err.find(fmt::format("note: in {} of 60 rows |log r_xz| > 709.78", beyond)) != std::string::npos);
+  CHECK(r.err.find("impossible at the other point") == std::string::npos);
 }
 
 TEST_CASE("lode mine --for local and --for density", "[cli][mine]") {

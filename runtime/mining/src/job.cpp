@@ -141,6 +141,7 @@ MiningResult mine(const MiningJob& job, Scheduler& scheduler, const ProgressCall
   result.rows = totals.rows;
   result.skipped = totals.skipped;
   result.impossible_ratio_rows = totals.impossible_ratio_rows;
+  result.overflow_ratio_rows = totals.overflow_ratio_rows;
   return result;
 }
 

@@ -4,6 +4,25 @@
 
 namespace lode::mining {
 
+namespace {
+// The ratio rows whose r_xz is 0 or inf, and why (meta.json counts them too).
+std::string ratio_rows_text(const MiningResult& r) {
+  std::string out;
+  if (r.impossible_ratio_rows)
+    out += fmt::format("lode mine: {} of {} rows are impossible at the other point: r_xz is 0 or inf and that "
+                       "point's t_xz NaN there (impossible_ratio_rows in meta.json)\n",
+                       r.impossible_ratio_rows, r.rows);
+  if (r.overflow_ratio_rows)
+    out += fmt::format("lode mine: note: in {} of {} rows |log r_xz| > 709.78, beyond float64: r_xz is written as 0 "
+                       "or inf although the row is possible at both points (overflow_ratio_rows in meta.json). "
+                       "ALICE(S)'s s_xz = 1/(1 + r_xz) is still exact there and ROLR/RASCAL refuse r_xz beyond "
+                       "e^40 anyway, but log(r_xz) of these rows is not their log ratio: a theta1 closer to theta0 "
+                       "keeps it\n",
+                       r.overflow_ratio_rows, r.rows);
+  return out;
+}
+}  // namespace
+
 std::string mining_summary_text(const MiningJob& job, const MiningResult& r, unsigned threads, unsigned ranks) {
   if (r.already_complete)
     return fmt::format("lode mine: '{}' is already complete ({} rows); nothing to do\n", job.out.string(), r.rows);
@@ -14,7 +33,7 @@ std::string mining_summary_text(const MiningJob& job, const MiningResult& r, uns
       r.resumed_events ? fmt::format(", {} events resumed", r.resumed_events) : std::string(), r.seconds,
       r.seconds > 0 ? static_cast<double>(job.events - r.resumed_events) / r.seconds : 0.0,
       ranks > 1 ? fmt::format("{} ranks x ", ranks) : std::string(), threads,
-      threads == 1 ? "" : "s", job.out.string());
+      threads == 1 ? "" : "s", job.out.string()) + ratio_rows_text(r);
 }
 
 }  // namespace lode::mining

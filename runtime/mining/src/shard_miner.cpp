@@ -37,7 +37,7 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
   const bool ratio = job_.purpose == schema::Purpose::ratio;
   out.first = first;
   out.end = end;
-  out.rows = out.impossible = 0;
+  out.rows = out.impossible = out.overflow = 0;
   out.skipped.clear();
   out.arrays.resize(widths_.size());
   for (std::vector<double>& a : out.arrays) a.clear();
@@ -68,6 +68,7 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
         const double lp0 = y ? other_lp : g.log_p, lp1 = y ? g.log_p : other_lp;
         const std::vector<double>& other_score = possible ? g.score_at[0] : nan;
         const double r = std::exp(lp0 - lp1), yv = y ? 1.0 : 0.0;
+        if (possible && (r == 0 || std::isinf(r))) ++out.overflow;
         append(Column::x, out, g.x);
         append(Column::theta0, out, th0);
         append(Column::theta1, out, th1);

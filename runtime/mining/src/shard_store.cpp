@@ -127,6 +127,7 @@ namespace {
 std::uint64_t marker_checksum(std::uint64_t shard, const ShardResult& r, const std::map<std::string, std::uint64_t>& sums) {
   std::uint64_t h = kChecksumBasis;
   for (std::uint64_t w : {shard, r.first, r.end, r.rows, r.impossible, std::uint64_t{r.skipped.size()}}) h = mix(h, w);
+  if (r.overflow) h = mix(h, r.overflow);  // only when there are: markers written before it still verify
   for (const Skip& s : r.skipped) h = checksum64(s.reason.data(), s.reason.size(), mix(mix(h, s.event), s.reason.size()));
   for (const auto& [name, sum] : sums) h = mix(checksum64(name.data(), name.size(), mix(h, name.size())), sum);
   return h;
@@ -152,6 +153,7 @@ ShardMarker parse_shard_json(std::string_view text, const std::string& where) {
     r.end = unsigned_field(j, "end_event");
     r.rows = unsigned_field(j, "rows");
     r.impossible = unsigned_field(j, "impossible_ratio_rows");
+    if (j.contains("overflow_ratio_rows")) r.overflow = unsigned_field(j, "overflow_ratio_rows");
     if (r.end < r.first) throw Error("end_event < first_event");
     const json& skipped = j.at("skipped");
     if (!skipped.is_array() || skipped.size() > r.end - r.first) throw Error("\"skipped\" is not a list of events");
@@ -391,6 +393,7 @@ void ShardStore::write(std::uint64_t k, const ShardResult& shard) const {
                              {"end_event", shard.end},
                              {"rows", shard.rows},
                              {"impossible_ratio_rows", shard.impossible},
+                             {"overflow_ratio_rows", shard.overflow},
                              {"skipped", skipped},
                              {"arrays", sums_json},
                              {"checksum", hex(marker_checksum(k, shard, sums))}});
@@ -446,6 +449,7 @@ MiningResult ShardStore::finish() const {
     const ShardResult* r = &m->result;
     totals.rows += r->rows;
     totals.impossible_ratio_rows += r->impossible;
+    totals.overflow_ratio_rows += r->overflow;
     totals.skipped += r->skipped.size();
     shard_rows.push_back(r->rows);
     for (const Skip& s : r->skipped)
@@ -485,7 +489,10 @@ MiningResult ShardStore::finish() const {
       {"job", identity_},
       {"conventions", conventions},
   };
-  if (ratio) meta["impossible_ratio_rows"] = totals.impossible_ratio_rows;
+  if (ratio) {
+    meta["impossible_ratio_rows"] = totals.impossible_ratio_rows;
+    meta["overflow_ratio_rows"] = totals.overflow_ratio_rows;
+  }
   write_json(dir() / schema::kMetaFile, meta);
   fsync_directory(dir().string());
   std::error_code ec;

@@ -82,6 +82,10 @@ struct MiningJob {
 /// What mine() did.
 struct MiningResult {
   std::uint64_t rows = 0, skipped = 0, impossible_ratio_rows = 0;
+  /// Ratio rows possible at both points whose |log r_xz| > 709.78: r_xz is 0 or inf in float64
+  /// (a θ1 far from θ0 for a model with a large joint information, such as lensing). Counted
+  /// apart from the impossible ones; `lode mine` prints both counts.
+  std::uint64_t overflow_ratio_rows = 0;
   std::uint64_t shards = 0, resumed_shards = 0, resumed_events = 0;  ///< resumed: complete before this call
   double seconds = 0;             ///< spent mining the shards (not concatenating them)
   bool already_complete = false;  ///< resume of a finished dataset: nothing was done (rows from its meta.json)

@@ -32,6 +32,9 @@ struct ShardResult {
   std::uint64_t first = 0, end = 0;  ///< its events
   std::uint64_t rows = 0;            ///< end − first − skipped.size()
   std::uint64_t impossible = 0;      ///< ratio rows whose choices are impossible at the other point
+  /// Ratio rows possible at both points whose r_xz = exp(log r) is beyond float64 (|log r| >
+  /// 709.78): written as 0 or inf, like impossible ones.
+  std::uint64_t overflow = 0;
   std::vector<Skip> skipped;
   /// Per array of MiningJob::arrays(): rows × width values, row-major. Empty when the
   /// result was read back from a ShardStore.

@@ -25,6 +25,7 @@
 #include "lode/mining/shard_miner.hpp"
 #include "lode/mining/shard_store.hpp"
 #include "lode/model.hpp"
+#include "lode/npy.hpp"
 #include "support/scratch.hpp"
 
 namespace fs = std::filesystem;
@@ -306,4 +307,44 @@ TEST_CASE("parse_shard_json and parse_meta_json validate and name the file", "[m
                     "'meta.json': \"rows\" is missing or not a non-negative integer");
   CHECK_THROWS_WITH(parse_meta_json("[]", "meta.json"), "'meta.json' is not a JSON object");
   CHECK_THROWS_WITH(parse_meta_json("", "meta.json"), Catch::StartsWith("'meta.json' is not valid JSON"));
+}
+
+TEST_CASE("x as float32: the same values rounded, the other arrays untouched, a value beyond float32 named",
+          "[mining][float32]") {
+  const fs::path wide = scratch("x-float64"), narrow = scratch("x-float32");
+  MiningJob job = ratio_job(wide);
+  SerialScheduler serial;
+  mine(job, serial);
+  job.out = narrow;
+  job.x_float32 = true;
+  mine(job, serial);
+  const lode::npy::Array a = lode::npy::read((wide / "x.npy").string()), b = lode::npy::read((narrow / "x.npy").string());
+  REQUIRE(a.shape == b.shape);
+  for (std::size_t i = 0; i < a.data.size(); ++i) CHECK(b.data[i] == static_cast<double>(static_cast<float>(a.data[i])));
+  CHECK(read_bytes(narrow / "x.npy").find("'descr': '<f4'") != std::string::npos);
+  CHECK(fs::file_size(narrow / "x.npy") == 128 + 4 * a.data.size());
+  for (const char* f : {"theta0.npy", "theta1.npy", "y.npy", "r_xz.npy", "t_xz0.npy", "t_xz1.npy"})
+    CHECK(read_bytes(narrow / f) == read_bytes(wide / f));
+  const auto meta = nlohmann::json::parse(read_bytes(narrow / "meta.json"));
+  CHECK(meta["files"]["x"]["dtype"] == "float32");
+  CHECK(meta["files"]["theta0"]["dtype"] == "float64");
+  CHECK(meta["job"]["x_dtype"] == "float32");
+  CHECK_FALSE(meta["files"]["x"].contains("image_shape"));  // galton's x is no image
+  CHECK_FALSE(nlohmann::json::parse(read_bytes(wide / "meta.json"))["job"].contains("x_dtype"));
+
+  // A finite x beyond float32's range is not written as inf: finish() names its row and column.
+  const fs::path huge = scratch("x-huge");
+  job.out = huge;
+  const ShardStore store(job);
+  REQUIRE_FALSE(store.open(false));
+  ShardMiner miner(job);
+  ShardResult shard;
+  for (std::uint64_t k = 0; k < job.shards(); ++k) {
+    REQUIRE(miner.mine(job.first(k), job.end(k), shard));
+    if (k == 2) shard.arrays[0][7] = 1e300;  // x of the shard's row 7: dataset row 2·150 + 7
+    store.write(k, shard);
+  }
+  CHECK_THROWS_WITH(store.finish(), Catch::Contains("x row 307 column 0 is 1e+300, beyond float32's range"));
+  CHECK_FALSE(fs::exists(huge / "x.npy"));
+  CHECK(fs::exists(huge / "shards"));
 }

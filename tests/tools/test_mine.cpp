@@ -140,6 +140,22 @@ TEST_CASE("lode mine --for ratio: rows whose |log r_xz| is beyond float64 are co
   INFO(r.err);
   CHECK(r.err.find(fmt::format("note: in {} of 60 rows |log r_xz| > 709.78", beyond)) != std::string::npos);
   CHECK(r.err.find("impossible at the other point") == std::string::npos);
+  // An image model's x is float32 by default (Poisson counts: exact), with its shape in meta.json.
+  CHECK(meta.at("files").at("x").at("dtype") == "float32");
+  CHECK(meta.at("files").at("x").at("image_shape") == json::array({32, 32}));
+  CHECK(read_text(dir + "/x.npy").find("'descr': '<f4'") != std::string::npos);
+  const std::string wide = scratch("overflow-f8");
+  require_ok(mine({"lensing_fix_32", "--for", "ratio", "--theta0", "prior", "--theta1", "0.05,-1.9", "-n", "60",
+                   "--seed", "2", "--x-dtype", "float64", "--out", wide}));
+  const lode::npy::Array x32 = lode::npy::read(dir + "/x.npy"), x64 = lode::npy::read(wide + "/x.npy");
+  CHECK(x32.shape == x64.shape);
+  CHECK(x32.data == x64.data);
+  for (const double v : x64.data) REQUIRE(v == std::floor(v));  // counts
+  CHECK(json::parse(read_text(wide + "/meta.json")).at("files").at("x").at("dtype") == "float64");
+  const Result bad = mine({"galton", "--for", "plain", "--theta", "prior", "-n", "5", "--x-dtype", "f16", "--out",
+                           scratch("bad-dtype")});
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("--x-dtype: 'f16' is not auto, float32 or float64") != std::string::npos);
 }
 
 TEST_CASE("lode mine --for local and --for density", "[cli][mine]") {

@@ -37,7 +37,7 @@ using mining::ThetaSpec;
 
 struct MineOptions {
   std::string model, out, events, mode, theta0, theta1, theta, seed = "1", threads = "1", shard_size = "100000",
-      allow_skips = "0";
+      allow_skips = "0", x_dtype = "auto";
   bool resume = false, strict = false;
 };
 
@@ -79,6 +79,9 @@ int mine(const MineOptions& o) {
   if (o.out.empty()) throw UsageError("--out: empty directory name");
   job.out = o.out;
   job.resume = o.resume;
+  if (o.x_dtype == "auto") job.x_float32 = mining::image_shape(model.observables).has_value();
+  else if (o.x_dtype == "float32" || o.x_dtype == "float64") job.x_float32 = o.x_dtype == "float32";
+  else throw UsageError(fmt::format("--x-dtype: '{}' is not auto, float32 or float64", o.x_dtype));
 
   std::unique_ptr<mining::Scheduler> scheduler;
   std::string where;  // "rank R of K on HOST: " in a run over several ranks
@@ -181,16 +184,20 @@ void add_mine(Application& app) {
       .option("--shard-size", o->shard_size, "K", "Events per shard (default: 100000)")
       .flag("--resume", o->resume, "Continue an interrupted job in DIR (complete shards are kept)")
       .flag("--strict", o->strict, "Stop at the first failing event instead of skipping it")
+      .option("--x-dtype", o->x_dtype, "auto|float32|float64",
+              "x.npy's type (default auto: float32 when x is an image, observables x/i/j, else float64; the other "
+              "arrays are float64)")
       .option("--allow-skips", o->allow_skips, "F", "Skipped fraction accepted with exit status 0 (default 0: any skip, "
               "a possibly biased sample, exits 1; an empty dataset always does; files are written either way)")
       .footer(
           "SPEC: a point V[,V...] | prior | uniform:LO..HI[,LO..HI...] | grid:LO..HI:N[,LO..HI:N...]\n"
           "  (grid: row i takes grid point i mod the grid size, the last parameter varying fastest).\n"
-          "Files (float64, one row per event, event order, skipped events left out):\n"
+          "Files (float64, x of an image model float32; one row per event, event order, skipped events left out):\n"
           "  ratio:         x, theta0, theta1, y (N,1), r_xz (N,1), t_xz0, t_xz1  (y = i % 2)\n"
           "  local/density: x, theta, t_xz\n"
           "  plain:         x, theta (simulated without gold: x as lode simulate gives it; any model)\n"
-          "  meta.json: model, names, specs, seed, counts, skipped events and why, version, shards.\n"
+          "  meta.json: model, names, specs, seed, counts, skipped events and why, version, shards,\n"
+          "             dtypes, and an image's shape (files.x.image_shape [H, W]).\n"
           "Output is identical for any --threads and for interrupted runs continued with --resume.\n\n"
           "Example:\n"
           "  lode mine galton --for ratio --theta0 -0.8 --theta1 prior -n 1000000 --threads 2 --out data\n"

@@ -2,12 +2,11 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
+#include <optional>
 #include <charconv>
 #include <exception>
 #include <new>
 
-#include "lode/address.hpp"
 #include "lode/error.hpp"
 
 namespace lode::cli {
@@ -34,24 +33,10 @@ ImageShape parse_image_shape(std::string_view option, const std::string& text) {
 }
 
 ImageShape image_shape_of(const std::vector<std::string>& observables, std::string_view what) {
-  ImageShape s;
-  for (std::size_t k = 0; k < observables.size(); ++k) {
-    const Address a = Address::parse(observables[k]);
-    const bool pixel = a.name() == "x" && a.num_indices() == 2 && a.index(0) >= 0 && a.index(1) >= 0;
-    if (!pixel)
-      throw UsageError(fmt::format("{}: observable '{}' is not a pixel x/i/j; give the shape HxW", what, observables[k]));
-    s.height = std::max(s.height, static_cast<std::size_t>(a.index(0)) + 1);
-    s.width = std::max(s.width, static_cast<std::size_t>(a.index(1)) + 1);
-  }
-  bool in_order = s.height * s.width == observables.size() && !observables.empty();
-  for (std::size_t k = 0; in_order && k < observables.size(); ++k) {
-    const Address a = Address::parse(observables[k]);
-    in_order = static_cast<std::size_t>(a.index(0)) * s.width + static_cast<std::size_t>(a.index(1)) == k;
-  }
-  if (!in_order)
-    throw UsageError(fmt::format("{}: its {} observables are not the pixels of a {}x{} image in row-major order", what,
-                                 observables.size(), s.height, s.width));
-  return s;
+  std::string why;
+  const std::optional<ImageShape> s = mining::image_shape(observables, &why);
+  if (!s) throw UsageError(fmt::format("{}: {}; give the shape HxW", what, why));
+  return *s;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lode/format.hpp"
+#include "lode/mining/image_shape.hpp"
 #include "lode/model.hpp"
 
 namespace lode::cli {
@@ -30,9 +31,7 @@ inline constexpr int kExitUsage = 2;    ///< bad command line: unknown model, ba
 const Model& open_model(std::string_view name);
 
 /// An image's height and width (pixel (i, j) of a row of x at column i·width + j).
-struct ImageShape {
-  std::size_t height = 0, width = 0;
-};
+using ImageShape = mining::ImageShape;
 /// "HxW" with both positive; throws UsageError naming `option`.
 ImageShape parse_image_shape(std::string_view option, const std::string& text);
 /// The shape of an image whose observables are the pixels x/i/j, in that order (the lensing

@@ -21,6 +21,7 @@
 #include "lode/driver.hpp"
 #include "lode/error.hpp"
 #include "lode/mining/gold_check.hpp"
+#include "lode/mining/image_shape.hpp"
 #include "lode/mining/job.hpp"
 #include "lode/mining/scheduler.hpp"
 #include "lode/mining/shard_miner.hpp"
@@ -158,7 +159,7 @@ lode::mining::ThetaSpec spec_of(const lode::Model& m, const char* option, py::ha
 // events left out) or into a dataset directory (`out`; returns its path).
 py::object mine(const std::string& name, const std::string& purpose, py::object theta0, py::object theta1,
                 py::object theta, std::uint64_t n, std::uint64_t seed, unsigned threads, std::uint64_t shard_size,
-                double allow_skips, py::object out, bool resume) {
+                double allow_skips, py::object out, bool resume, const std::string& x_dtype) {
   namespace mining = lode::mining;
   const lode::Model& m = model_named(name);
   mining::MiningJob job;
@@ -184,6 +185,9 @@ py::object mine(const std::string& name, const std::string& purpose, py::object 
   job.seed = seed;
   job.shard_size = shard_size;
   job.resume = resume;
+  if (x_dtype == "auto") job.x_float32 = mining::image_shape(m.observables).has_value();
+  else if (x_dtype == "float32" || x_dtype == "float64") job.x_float32 = x_dtype == "float32";
+  else throw lode::UsageError(fmt::format("x_dtype='{}': give 'auto', 'float32' or 'float64'", x_dtype));
   const unsigned T = mining::checked_threads("threads", threads);
   if (!out.is_none()) {
     job.out = out.cast<std::string>();
@@ -352,10 +356,10 @@ PYBIND11_MODULE(_core, mod) {
   mod.def("mine", &mine, py::arg("model"), py::arg("for_"), py::arg("theta0") = py::none(),
           py::arg("theta1") = py::none(), py::arg("theta") = py::none(), py::arg("n") = 1000, py::arg("seed") = 1,
           py::arg("threads") = 1, py::arg("shard_size") = 100000, py::arg("allow_skips") = 0.0,
-          py::arg("out") = py::none(), py::arg("resume") = false,
+          py::arg("out") = py::none(), py::arg("resume") = false, py::arg("x_dtype") = "auto",
           "Mine n events with their gold (lode mine): a dict of arrays (x, theta0, theta1, y, r_xz, t_xz0, t_xz1 for "
-          "ratio; x, theta, t_xz for local and density; x, theta for plain), or with out=DIR a dataset directory "
-          "(returns DIR). Specs: a point (list/array) or text ('prior', 'uniform:-1..1', 'grid:-1..1:5').");
+          "ratio; x, theta, t_xz for local and density; x, theta for plain; float64), or with out=DIR a dataset "
+          "directory (returns DIR; x.npy float32 for an image model unless x_dtype='float64', as lode mine --x-dtype). Specs: a point (list/array) or text ('prior', 'uniform:-1..1', 'grid:-1..1:5').");
   mod.def("exact_log_likelihood", &exact_log_likelihood, py::arg("model"), py::arg("x"), py::arg("theta"),
           py::arg("score") = false,
           "log p(x_i | theta) of the model's exact likelihood per row (n,); with score=True also the score (n, dim "

@@ -37,8 +37,9 @@ double get_double(const unsigned char* in) {
 
 }  // namespace
 
-std::string header(std::size_t rows, std::size_t cols) {
-  std::string dict = fmt::format("{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}", rows, cols);
+std::string header(std::size_t rows, std::size_t cols, Dtype dtype) {
+  std::string dict = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}, {}), }}",
+                                 dtype == Dtype::f4 ? "<f4" : "<f8", rows, cols);
   const std::size_t unpadded = kMagic.size() + 2 + 2 + dict.size() + 1;  // magic, version, length, dict, '\n'
   dict.append((kAlign - unpadded % kAlign) % kAlign, ' ');
   dict.push_back('\n');

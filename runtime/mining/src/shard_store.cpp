@@ -11,13 +11,17 @@
 #include <bit>
 #include <chrono>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <system_error>
 
 #include "lode/atomic_file.hpp"
+#include "lode/mining/image_shape.hpp"
 #include "lode/npy.hpp"
 
 #ifndef LODE_VERSION
@@ -258,6 +262,7 @@ ShardStore::ShardStore(const MiningJob& job) : job_(job), arrays_(job.arrays()) 
                {"events", job.events},
                {"shard_size", job.shard_size},
                {"lode_version", LODE_VERSION}};
+  if (job.x_float32) identity_["x_dtype"] = "float32";  // only then: older jobs keep their identity
 }
 
 fs::path ShardStore::shard_file(std::uint64_t k, schema::Column c) const {
@@ -404,11 +409,30 @@ namespace {
 
 // Streams the shards of one array into DIR/ARRAY.npy: the header with the final row
 // count, then each shard's data bytes.
+// The float32 copy of `n` doubles of x (rows of `width` from row `row0` of the dataset), for
+// a float32 x.npy; a finite value beyond float32's range throws naming its row and column.
+const char* to_float32(const char* in, std::size_t n, std::vector<float>& out, std::uint64_t first, std::size_t width,
+                       const std::filesystem::path& dir) {
+  out.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double v;
+    std::memcpy(&v, in + 8 * i, 8);
+    out[i] = static_cast<float>(v);
+    if (std::isfinite(v) && !std::isfinite(out[i]))
+      throw Error(fmt::format("'{}': x row {} column {} is {}, beyond float32's range: mine with --x-dtype float64 "
+                              "(the shards are kept: --resume)",
+                              dir.string(), (first + i) / width, (first + i) % width, v));
+  }
+  return reinterpret_cast<const char*>(out.data());
+}
+
 void concatenate(const ShardStore& store, const ArrayLayout& a, const std::vector<ShardMarker>& shards,
-                 std::uint64_t rows) {
+                 std::uint64_t rows, bool float32) {
   AtomicFile out((store.dir() / schema::file_name(a.column)).string());
-  out.write(npy::header(rows, a.width));
+  out.write(npy::header(rows, a.width, float32 ? npy::Dtype::f4 : npy::Dtype::f8));
   std::vector<char> buf(1 << 20);
+  std::vector<float> narrow;
+  std::uint64_t written = 0;  // values, for the row and column of an error
   for (std::uint64_t k = 0; k < shards.size(); ++k) {
     const fs::path p = store.shard_file(k, a.column);
     const std::size_t skip = npy::header(shards[k].result.rows, a.width).size();
@@ -422,8 +446,10 @@ void concatenate(const ShardStore& store, const ArrayLayout& a, const std::vecto
       const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
       if (std::fread(buf.data(), 1, want, in) != want)
         throw DamagedShard(k, fmt::format("shard {} is damaged ('{}' is truncated or unreadable)", k, p.string()));
-      sum = checksum64(buf.data(), want, sum);
-      out.write(buf.data(), want);
+      sum = checksum64(buf.data(), want, sum);  // of the shard's float64 data
+      if (float32) out.write(to_float32(buf.data(), want / 8, narrow, written, a.width, store.dir()), want / 2);
+      else out.write(buf.data(), want);
+      written += want / 8;
       left -= want;
     }
     if (sum != shards[k].checksums.at(schema::file_name(a.column)))
@@ -456,15 +482,20 @@ MiningResult ShardStore::finish() const {
       if (listed.size() < kMaxListedSkips) listed.push_back({{"event", s.event}, {"reason", s.reason}});
     shards.push_back(std::move(*m));
   }
-  for (const ArrayLayout& a : arrays_) concatenate(*this, a, shards, totals.rows);
+  for (const ArrayLayout& a : arrays_)
+    concatenate(*this, a, shards, totals.rows, job_.x_float32 && a.column == schema::Column::x);
 
   json files = json::object(), conventions = json::object();
   for (const ArrayLayout& a : arrays_) {
     const char* name = schema::name(a.column);
+    const bool narrow = job_.x_float32 && a.column == schema::Column::x;
     files[name] = {{"file", schema::file_name(a.column)},
-                   {"dtype", "float64"},
+                   {"dtype", narrow ? "float32" : "float64"},
                    {"shape", {totals.rows, a.width}},
                    {"columns", a.names}};
+    if (a.column == schema::Column::x)  // x/i/j observables: each row is an image, pixel (i, j) at i·W + j
+      if (const std::optional<ImageShape> image = image_shape(model.observables))
+        files[name]["image_shape"] = {image->height, image->width};
     if (a.column != schema::Column::x && !is_theta(a.column)) conventions[name] = schema::info(a.column).convention;
   }
   json meta = {

@@ -31,9 +31,12 @@ class NpyError : public lode::Error {
   using lode::Error::Error;
 };
 
-/// The complete header of a (rows, cols) '<f8' C-order array: magic, version, length and
-/// the padded dict, a multiple of 64 bytes long.
-std::string header(std::size_t rows, std::size_t cols);
+/// The element type of a written file: float64 ('<f8', the default) or float32 ('<f4').
+enum class Dtype { f8, f4 };
+
+/// The complete header of a (rows, cols) '<f8' (or '<f4') C-order array: magic, version,
+/// length and the padded dict, a multiple of 64 bytes long.
+std::string header(std::size_t rows, std::size_t cols, Dtype dtype = Dtype::f8);
 
 /// Streams a (rows, cols) float64 array to `path` row by row.
 class Writer {

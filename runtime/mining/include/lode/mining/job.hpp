@@ -65,6 +65,10 @@ struct MiningJob {
   bool strict = false;                ///< stop at the first failing event instead of skipping it
   std::filesystem::path out;          ///< the dataset directory
   bool resume = false;                ///< continue the same job in `out` (complete shards are kept)
+  /// Write x.npy as float32 ('<f4'; the other arrays stay float64): image datasets, whose
+  /// counts are exact in float32 below 2^24, at half the size. A finite x beyond float32's
+  /// range fails the job naming its row and column (it is never written as inf).
+  bool x_float32 = false;
 
   std::uint64_t shards() const noexcept { return events / shard_size + (events % shard_size != 0); }
   /// Events [first(k), end(k)) of shard k.

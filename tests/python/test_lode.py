@@ -252,6 +252,14 @@ class Estimators(Base):
         np.testing.assert_array_equal(loaded.log_ratio(x, [-0.8]), np.load(self.path("lr.npy"))[:, 0])
         np.testing.assert_array_equal(e.log_ratio(x, [-0.8], [-0.6]), np.load(self.path("lr.npy"))[:, 0])
         np.testing.assert_array_equal(loaded.score(x, [-0.8]), np.load(self.path("t.npy")))
+        # One point per row: the rows equal the one-point calls.
+        th = np.array([[-0.8], [-0.7]] * 15 + [[-0.8]])
+        rows = loaded.log_ratio_rows(x, th)
+        np.testing.assert_array_equal(rows[th[:, 0] == -0.8], loaded.log_ratio(x, [-0.8])[th[:, 0] == -0.8])
+        np.testing.assert_array_equal(rows[th[:, 0] == -0.7], loaded.log_ratio(x, [-0.7])[th[:, 0] == -0.7])
+        np.testing.assert_array_equal(loaded.log_ratio_rows(x, th, np.full((31, 1), -0.6)), rows)
+        with self.assertRaisesRegex(lode.UsageError, "theta0: 2 rows, x has 31"):
+            loaded.log_ratio_rows(x, th[:2])
         self.assertEqual(loaded.reports[0]["epochs_run"], 3)
 
     def test_density_estimators_equal_the_command(self):

@@ -190,6 +190,32 @@ PYBIND11_MODULE(_estimators, mod) {
         return column(out);
       }, py::arg("x"), py::arg("theta0"), py::arg("theta1") = py::none(),
          "log r(x_i | theta0, theta1) per row (ratio methods; theta1 may be left out for a fixed-theta1 estimator)")
+      .def("log_ratio_rows", [](const est::Estimator& e, const Array& x, const Array& theta0, py::object theta1) {
+        const est::Matrix m = rows_of(x, e.n_x(), "x"), t0 = rows_of(theta0, e.n_theta(), "theta0");
+        est::Matrix t1 = theta1.is_none() ? est::Matrix() : rows_of(py::cast<Array>(theta1), e.n_theta(), "theta1");
+        if (theta1.is_none()) {  // the fixed θ1 in every row (a doubly parameterized estimator throws)
+          const std::vector<double> f = e.fixed_theta1();
+          if (f.empty()) throw lode::UsageError("theta1: this estimator is doubly parameterized; give theta1 rows");
+          t1 = est::Matrix(m.rows, f.size());
+          for (std::size_t r = 0; r < m.rows; ++r) std::copy(f.begin(), f.end(), t1.data.begin() + r * f.size());
+        }
+        for (const est::Matrix* t : {static_cast<const est::Matrix*>(&t0), static_cast<const est::Matrix*>(&t1)}) {
+          if (t->rows != m.rows)
+            throw lode::UsageError(fmt::format("{}: {} rows, x has {}", t == &t0 ? "theta0" : "theta1", t->rows, m.rows));
+          for (std::size_t i = 0; i < t->data.size(); ++i)
+            if (!std::isfinite(t->data[i]))
+              throw lode::UsageError(fmt::format("{} row {} column {} is {}", t == &t0 ? "theta0" : "theta1",
+                                                 i / e.n_theta(), i % e.n_theta(), t->data[i]));
+        }
+        std::vector<double> out;
+        {
+          py::gil_scoped_release release;
+          out = e.log_ratio_rows(m, t0, t1);
+        }
+        return column(out);
+      }, py::arg("x"), py::arg("theta0"), py::arg("theta1") = py::none(),
+         "log r(x_i | theta0_i, theta1_i) with a parameter point per row (theta0: (n, dim theta); theta1 the same, or "
+         "left out for a fixed-theta1 estimator): one batched pass")
       .def("score", [](const est::Estimator& e, const Array& x, py::object theta0, py::object theta1) {
         const est::Matrix m = rows_of(x, e.n_x(), "x");
         const std::vector<double> t0 = vec(theta0, e.n_theta(), "theta0"), t1 = vec(theta1, e.n_theta(), "theta1");

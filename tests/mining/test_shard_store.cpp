@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -62,14 +63,16 @@ MiningJob ratio_job(const fs::path& out) {
                    .out = out};
 }
 
-// Every shard of `job` written by hand (ShardMiner + ShardStore), no dataset yet.
-void write_all_shards(const MiningJob& job) {
+// Every shard of `job` written by hand (ShardMiner + ShardStore), no dataset yet; `change`
+// may alter a shard's rows before it is written.
+void write_all_shards(const MiningJob& job, const std::function<void(std::uint64_t, ShardResult&)>& change = {}) {
   const ShardStore store(job);
   REQUIRE_FALSE(store.open(/*resume=*/false));
   ShardMiner miner(job);
   ShardResult shard;
   for (std::uint64_t k = 0; k < job.shards(); ++k) {
     REQUIRE(miner.mine(job.first(k), job.end(k), shard));
+    if (change) change(k, shard);
     store.write(k, shard);
   }
 }
@@ -335,16 +338,10 @@ TEST_CASE("x as float32: the same values rounded, the other arrays untouched, a 
   // A finite x beyond float32's range is not written as inf: finish() names its row and column.
   const fs::path huge = scratch("x-huge");
   job.out = huge;
-  const ShardStore store(job);
-  REQUIRE_FALSE(store.open(false));
-  ShardMiner miner(job);
-  ShardResult shard;
-  for (std::uint64_t k = 0; k < job.shards(); ++k) {
-    REQUIRE(miner.mine(job.first(k), job.end(k), shard));
+  write_all_shards(job, [](std::uint64_t k, ShardResult& shard) {
     if (k == 2) shard.arrays[0][7] = 1e300;  // x of the shard's row 7: dataset row 2·150 + 7
-    store.write(k, shard);
-  }
-  CHECK_THROWS_WITH(store.finish(), Catch::Contains("x row 307 column 0 is 1e+300, beyond float32's range"));
+  });
+  CHECK_THROWS_WITH(ShardStore(job).finish(), Catch::Contains("x row 307 column 0 is 1e+300, beyond float32's range"));
   CHECK_FALSE(fs::exists(huge / "x.npy"));
   CHECK(fs::exists(huge / "shards"));
 }

@@ -449,3 +449,28 @@ TEST_CASE("lode infer --model: estimators that cannot be used", "[cli][infer][mo
 }
 
 #endif  // LODE_WITH_ESTIMATORS
+
+TEST_CASE("lode infer --expected N: the observed events' mean log-likelihood times N", "[cli][infer]") {
+  // 500 events at θ = −0.7 as a sample of the truth: the expected L for 50 events is L/10 at
+  // every grid point, so q is a tenth and the 95% interval about √10 wider.
+  const std::string obs = galton_events("-0.7", 500, 3);
+  const json all = json::parse(
+      run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61", "--json"}).out);
+  const Result r =
+      run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61", "--expected", "50", "--json"});
+  require_ok(r);
+  const json j = json::parse(r.out);
+  CHECK(j.at("expected_events") == 50);
+  for (std::size_t k = 0; k < 61; ++k) {
+    CHECK(j.at("log_likelihood")[k].get<double>() ==
+          Approx(all.at("log_likelihood")[k].get<double>() / 10).epsilon(1e-12));
+    CHECK(j.at("q")[k].get<double>() == Approx(all.at("q")[k].get<double>() / 10).epsilon(1e-12).margin(1e-12));
+  }
+  const Result t = run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61", "--expected", "50"});
+  require_ok(t);
+  CHECK(t.out.find("expected for 50 events: L x 50/500") != std::string::npos);
+  const Result bad =
+      run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61", "--expected", "0"});
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("--expected") != std::string::npos);
+}

@@ -45,7 +45,7 @@ namespace inf = lode::inference;
 using Json = nlohmann::ordered_json;
 
 struct InferOptions {
-  std::string model_dir, exact, observed, grid, theta1, calibration, plot, out, threads = "1";
+  std::string model_dir, exact, observed, grid, theta1, calibration, plot, out, threads = "1", expected;
   bool json = false;
 };
 
@@ -207,6 +207,14 @@ int infer(const InferOptions& o) {
     }
   }
 
+  if (!o.expected.empty()) {  // the expected L for N events: the observed rows' mean log-likelihood, times N
+    const std::uint64_t n = parse_count("--expected", o.expected, /*positive=*/true);
+    const double scale = static_cast<double>(n) / static_cast<double>(obs.events);
+    log_likelihood = [ll = std::move(log_likelihood), scale](std::span<const double> t) { return scale * ll(t); };
+    what += fmt::format("; expected for {} events: L x {}/{}", n, n, obs.events);
+    source["expected_events"] = n;
+  }
+
   const auto start = std::chrono::steady_clock::now();
   inf::ScanResult r;
   try {
@@ -236,7 +244,9 @@ int infer(const InferOptions& o) {
   if (!o.plot.empty()) {
     std::vector<std::string> mle;
     for (const double v : r.mle) mle.push_back(format_short(v));
-    const std::string title = fmt::format("lode infer: {}, {} events; MLE {}{}{}", name, obs.events,
+    const std::string events = o.expected.empty() ? fmt::format("{} events", obs.events)
+                                                   : fmt::format("expected for {} events", o.expected);
+    const std::string title = fmt::format("lode infer: {}, {}; MLE {}{}{}", name, events,
                                           mle.size() > 1 ? "(" : "", fmt::join(mle, ", "), mle.size() > 1 ? ")" : "");
     try {
       plot(r, names, title, o.plot);
@@ -273,6 +283,9 @@ void add_infer(Application& app) {
       .option("--out", o->out, "FILE.json", "Also write the JSON object to FILE.json (tmp + rename)")
       .option("-j,--threads", o->threads, "N",
               "--model: LibTorch's threads for the network passes (default: 1, docs/posterior.md#threads)")
+      .option("--expected", o->expected, "N",
+              "The expected result for N events: L = (N / observed events) * sum_i, the observed events taken as a "
+              "sample of the truth's distribution (expected exclusion contours for N lenses from test images)")
       .footer(
           "q(theta) = -2 [L(theta) - max_grid L]; the MLE is the best grid point, refined in 1-D by a parabola\n"
           "through q at the three points around it. Confidence sets by Wilks' theorem with dim theta degrees of\n"

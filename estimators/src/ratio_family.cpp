@@ -10,6 +10,8 @@
 
 #include <cmath>
 #include <numeric>
+#include <string_view>
+#include <unordered_map>
 
 #include "family.hpp"
 #include "fast_losses.hpp"
@@ -202,9 +204,12 @@ class RatioModel final : public FamilyModel {
   // computed once for both sides.
   static Forward forward(const XNetwork& xnet, const Tensor& xs, const Tensor& th0, const Tensor& th1, bool scores,
                          const Tensor& dir, const Tensor& tm, const Tensor& ts, Pass pass) {
-    const std::int64_t B = xs.size(0);
-    MlpImpl& net = xnet.head;
-    const Tensor fx = xnet.features(xs);
+    return forward_head(xnet.head, xnet.features(xs), th0, th1, scores, dir, tm, ts, pass);
+  }
+  // The same from x's features fx (B, n_features).
+  static Forward forward_head(MlpImpl& net, const Tensor& fx, const Tensor& th0, const Tensor& th1, bool scores,
+                              const Tensor& dir, const Tensor& tm, const Tensor& ts, Pass pass) {
+    const std::int64_t B = fx.size(0);
     const Tensor u0 = torch::cat({fx, (th0 - tm) / ts}, 1), u1 = torch::cat({fx, (th1 - tm) / ts}, 1);
     const Tensor d = scores ? dir : Tensor();
     Tensor f0, f1, df0, df1;
@@ -225,15 +230,48 @@ class RatioModel final : public FamilyModel {
     return o;
   }
 
-  // Per member log r̂ for every row: (members, rows).
+  // Per member log r̂ for every row: (members, rows). An image network's CNN runs once per
+  // distinct row of x: the likelihood and the posterior sampler repeat the observed images
+  // once per parameter point, and the CNN is nearly all of the cost.
   Tensor member_log_ratios(const Matrix& x, const Matrix& th0, const Matrix& th1) const {
     torch::NoGradGuard no_grad;
-    const Tensor xs = standardize_x(x), T0 = to_tensor(th0), T1 = to_tensor(th1);
+    const Tensor T0 = to_tensor(th0), T1 = to_tensor(th1);
     const Tensor tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
     std::vector<Tensor> out;
-    for (const Member& m : members)
-      out.push_back(forward(XNetwork(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+    if (settings.network.image()) {
+      const auto [distinct, index] = distinct_rows(x);
+      const Tensor xs = standardize_x(distinct), idx = torch::tensor(index, torch::kLong);
+      for (const Member& m : members) {
+        const XNetwork net(*m.net);
+        const Tensor fx = net.features(xs).index_select(0, idx);
+        out.push_back(forward_head(net.head, fx, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+      }
+    } else {
+      const Tensor xs = standardize_x(x);
+      for (const Member& m : members)
+        out.push_back(forward(XNetwork(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+    }
     return torch::stack(out, 0).to(torch::kDouble);
+  }
+
+  // The distinct rows of x (bitwise), in order of first appearance, and each row's index among them.
+  static std::pair<Matrix, std::vector<std::int64_t>> distinct_rows(const Matrix& x) {
+    std::unordered_map<std::string_view, std::int64_t> seen;
+    std::vector<std::int64_t> index(x.rows);
+    std::vector<std::size_t> first;
+    const auto bytes = [&](std::size_t r) {
+      return std::string_view(reinterpret_cast<const char*>(x.data.data() + r * x.cols), x.cols * sizeof(double));
+    };
+    for (std::size_t r = 0; r < x.rows; ++r) {
+      const auto [it, added] = seen.emplace(bytes(r), static_cast<std::int64_t>(first.size()));
+      if (added) first.push_back(r);
+      index[r] = it->second;
+    }
+    Matrix d(first.size(), x.cols);
+    for (std::size_t k = 0; k < first.size(); ++k)
+      std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>(first[k] * x.cols), x.cols,
+                  d.data.begin() + static_cast<std::ptrdiff_t>(k * x.cols));
+    return {std::move(d), std::move(index)};
   }
 
   std::vector<double> resolve_theta1(std::span<const double> theta1) const {

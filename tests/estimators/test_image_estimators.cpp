@@ -116,9 +116,21 @@ TEST_CASE("image ratio estimators: r(x|θ,θ) = 1, antisymmetry and the score, e
     CHECK(t(i, 0) == Approx(ta(i, 0)).epsilon(1e-5).margin(1e-6));
     CHECK(t(i, 0) == Approx((up[i] - down[i]) / (2 * h)).margin(2e-3));
   }
-  // The batched rows equal one point at a time.
+  // The batched rows equal one point at a time, also when the rows repeat the images once per
+  // point (as the likelihood and the posterior sampler do; the CNN then runs once per image),
+  // up to the float32 rounding of the head's larger matrix product.
   Matrix th0(x.rows, 1, a[0]), th1(x.rows, 1, b[0]);
   CHECK(e.log_ratio_rows(x, th0, th1) == ab);
+  Matrix x2(2 * x.rows, kPixels), t0(2 * x.rows, 1), t1(2 * x.rows, 1, b[0]);
+  for (std::size_t r = 0; r < 2 * x.rows; ++r) {
+    std::copy_n(&x.data[(r % x.rows) * kPixels], kPixels, &x2.data[r * kPixels]);
+    t0.data[r] = r < x.rows ? a[0] : b[0];
+  }
+  const auto both = e.log_ratio_rows(x2, t0, t1);
+  for (std::size_t i = 0; i < x.rows; ++i) {
+    CHECK(both[i] == Approx(ab[i]).margin(1e-6));  // the head's float32 rows: BLAS blocks by batch size
+    CHECK(both[x.rows + i] == 0.0);
+  }
 }
 
 TEST_CASE("image estimators: save -> load -> evaluate is identical, the file holds the CNN", "[estimators][images]") {

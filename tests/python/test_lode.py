@@ -278,6 +278,32 @@ class Estimators(Base):
             self.path("lp.npy"))
         np.testing.assert_array_equal(nle.log_density(x, [0.2, -0.1]), np.load(self.path("lp.npy"))[:, 0])
 
+    def test_images_float32_and_the_cnn_equal_the_command(self):
+        # An image model: x.npy float32 (x_dtype="auto") with its shape in meta.json, as lode mine
+        # writes it; an estimator with the CNN (image="auto") equals lode train's.
+        data, wide = self.path("lens"), self.path("lens64")
+        cli("mine", "lensing_fix_32", "--for", "ratio", "--theta0", "prior", "--theta1", "0.05,-1.9", "-n", 120,
+            "--seed", 4, "--out", data)
+        self.assertEqual(lode.mine("lensing_fix_32", for_="ratio", theta0="prior", theta1=[0.05, -1.9], n=120, seed=4,
+                                   out=wide, x_dtype="float64"), wide)
+        x32, x64 = np.load(os.path.join(data, "x.npy")), np.load(os.path.join(wide, "x.npy"))
+        self.assertEqual((x32.dtype, x64.dtype, x32.shape), (np.float32, np.float64, (120, 1024)))
+        np.testing.assert_array_equal(x32.astype(np.float64), x64)
+        with open(os.path.join(data, "meta.json")) as f:
+            self.assertEqual(json.load(f)["files"]["x"]["image_shape"], [32, 32])
+        cli("train", "carl", "--data", data, "--out", self.path("cli-img"), "--epochs", 2, "--image", "auto", "--conv",
+            "4,8", "--hidden", 16, "-q")
+        e = lode.train("carl", data, out=self.path("py-img"), epochs=2, image="auto", conv=[4, 8], hidden=[16])
+        with open(self.path("cli-img/estimator.json")) as a, open(self.path("py-img/estimator.json")) as b:
+            ja, jb = json.load(a), json.load(b)
+        self.assertEqual(ja["settings"], jb["settings"])
+        self.assertEqual(ja["members"][0]["parameters"], jb["members"][0]["parameters"])
+        th = np.tile([[0.1, -2.0]], (5, 1))
+        np.testing.assert_array_equal(e.log_ratio_rows(x64[:5], th), e.log_ratio(x64[:5], [0.1, -2.0]))
+        with self.assertRaisesRegex(lode.UsageError, "x_dtype='f16'"):
+            lode.mine("lensing_fix_32", for_="ratio", theta0="prior", theta1=[0.05, -1.9], n=2, out=self.path("bad"),
+                      x_dtype="f16")
+
     def test_estimator_errors(self):
         with self.assertRaisesRegex(lode.LodeError, "estimator.json"):
             lode.Estimator.load(self.path("nowhere"))

@@ -3,7 +3,7 @@
 
     scripts/lensing-study.py RESULTS --lode build/tools/lode --pymodule build/python \
         [--model lensing_fix_32] [--sizes 1000,3000,10000,30000] [--seeds 1,2,3] \
-        [--methods carl,alices] [--alpha 1e-6] [--epochs 0] [--test 2000] [--threads 2]
+        [--methods carl,alices] [--alpha 1e-6] [--epochs 0] [--patience 10] [--test 2000] [--threads 2]
 
 For each seed s, a training pool of max(sizes) ratio rows is mined (`lode mine MODEL --for
 ratio --theta0 prior --theta1 0.05,-1.9 --seed s`: even rows drawn at θ0 from the prior, odd
@@ -83,6 +83,9 @@ def main():
     p.add_argument("--alpha", default="1e-6", help="alices' (and rascal's) score-term weight: lensing's joint "
                    "scores are ~10^3 per standardized parameter, so the default 1 would swamp the classifier")
     p.add_argument("--epochs", default="0", help="0: lode train's automatic epochs")
+    p.add_argument("--patience", default="10", help="stop after this many epochs without a better validation loss "
+                   "(the best epoch is kept either way; 0: never): the small sets overfit within ~10 epochs, and "
+                   "alices' 4000 minimum steps would otherwise run ~700 epochs of 1000 images")
     p.add_argument("--test", type=int, default=2000)
     p.add_argument("--threads", type=int, default=2, help="mining threads (training uses one)")
     a = p.parse_args()
@@ -139,7 +142,7 @@ def main():
                 if not os.path.exists(os.path.join(out, "estimator.json")):
                     log(f"training {method} on {n} images, seed {seed}")
                     cmd = [a.lode, "train", method, "--data", sub, "--arrays", "--model", a.model, "--out", out,
-                           "--image", "auto", "--seed", seed, "--epochs", a.epochs]
+                           "--image", "auto", "--seed", seed, "--epochs", a.epochs, "--patience", a.patience]
                     if method in ("rascal", "alices", "cascal"):
                         cmd += ["--alpha", a.alpha]
                     run(cmd, os.path.join(R, f"train-{method}-n{n}-seed{seed}.log"))

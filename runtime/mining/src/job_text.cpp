@@ -15,9 +15,10 @@ std::string ratio_rows_text(const MiningResult& r) {
   if (r.overflow_ratio_rows)
     out += fmt::format("lode mine: note: in {} of {} rows |log r_xz| > 709.78, beyond float64: r_xz is written as 0 "
                        "or inf although the row is possible at both points (overflow_ratio_rows in meta.json). "
-                       "ALICE(S)'s s_xz = 1/(1 + r_xz) is still exact there and ROLR/RASCAL refuse r_xz beyond "
-                       "e^40 anyway, but log(r_xz) of these rows is not their log ratio: a theta1 closer to theta0 "
-                       "keeps it\n",
+                       "The losses stay right there (ALICE(S)' s_xz = 1/(1 + r_xz) is 0 or 1, ROLR/RASCAL's targets "
+                       "r_xz at y = 1 and 1/r_xz at y = 0 are 0, to float64 precision, or their check refuses the "
+                       "row), but "
+                       "log(r_xz) of these rows is not their log ratio: a theta1 closer to theta0 keeps it\n",
                        r.overflow_ratio_rows, r.rows);
   return out;
 }

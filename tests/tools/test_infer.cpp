@@ -448,8 +448,6 @@ TEST_CASE("lode infer --model: estimators that cannot be used", "[cli][infer][mo
               {"estimator '" + broken + "'", "log r(x|theta, theta1) = nan", "observed row 0", "theta = -1"}, 1);
 }
 
-#endif  // LODE_WITH_ESTIMATORS
-
 TEST_CASE("lode infer --expected N: the observed events' mean log-likelihood times N", "[cli][infer]") {
   // 500 events at θ = −0.7 as a sample of the truth: the expected L for 50 events is L/10 at
   // every grid point, so q is a tenth and the 95% interval about √10 wider.
@@ -474,3 +472,5 @@ TEST_CASE("lode infer --expected N: the observed events' mean log-likelihood tim
   CHECK(bad.status == 2);
   CHECK(bad.err.find("--expected") != std::string::npos);
 }
+
+#endif  // LODE_WITH_ESTIMATORS

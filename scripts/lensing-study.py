@@ -201,7 +201,12 @@ def summarize(R, csv_path, methods, sizes):
             for fs, v in PAPER_FIX.items():
                 f.write(f"{fs} {v}\n")
         n_blocks = len(curves)
-        plots = [f"'{dat}' index {i} with linespoints title '{m} N={n}'" for i, (m, n) in enumerate(curves)]
+        # colour by N, dash and point type by method
+        colours = ["#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b"]
+        size_of = {n: k for k, n in enumerate(sizes)}
+        method_of = {m: k for k, m in enumerate(methods)}
+        plots = [f"'{dat}' index {i} with linespoints lc rgb '{colours[size_of[n] % len(colours)]}' "
+                 f"dt {method_of[m] + 1} pt {method_of[m] + 4} title '{m} N={n}'" for i, (m, n) in enumerate(curves)]
         plots.append(f"'{dat}' index {n_blocks} with points pt 7 ps 1.5 lc rgb 'black' title 'paper (fix, 10^6)'")
         script = (f"set terminal pngcairo size 900,600; set output '{os.path.join(R, 'curves.png')}';"
                   "set xlabel 'f_sub (beta = -1.9)'; set ylabel 'expected -2 Delta log L per lens';"

@@ -95,8 +95,11 @@ Estimator::Estimator(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 namespace {
 
 // RatioSettings::alpha_search: one training per α, the same seed and split for each; the
-// estimator kept is the one whose validation rows (held out from every training) have the
-// highest mean log p̂(x|θ) — the density term alone, which the score term is there to help.
+// estimator kept is the one whose validation rows (held out from every training) score best
+// on the main term alone, which the score term is there to help: SCANDAL's highest mean
+// log p̂(x|θ); RASCAL's, CASCAL's and ALICES' lowest cross-entropy of the classifier
+// s(x) = 1/(1 + r̂(x|θ0,θ1)) against the labels y (the ratio family's validation loss
+// without its α-weighted score term, so that the α's are compared on the same scale).
 Matrix select_rows(const Matrix& m, const std::vector<std::int64_t>& rows) {
   Matrix out(rows.size(), m.cols);
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -110,12 +113,14 @@ Matrix select_rows(const Matrix& m, const std::vector<std::int64_t>& rows) {
 std::pair<Estimator, std::string> train_alpha_search(const Dataset& data, const Settings& settings,
                                                      const MethodInfo& info,
                                                      const std::function<void(const Progress&)>& progress) {
-  if (info.family != "density" || !info.score_term)
-    throw EstimatorError(fmt::format("settings: an α search is for scandal (it compares validation log-likelihoods); "
+  const bool ratio = info.family == "ratio";
+  if ((info.family != "density" && !ratio) || !info.score_term)
+    throw EstimatorError(fmt::format("settings: an α search is for the methods with a score term (scandal: it compares "
+                                     "validation log-likelihoods; rascal, cascal, alices: validation cross-entropies); "
                                      "{} takes one --alpha",
                                      info.name));
   if (settings.trainer.validation <= 0)
-    throw EstimatorError("settings: the α search compares validation log-likelihoods, so it needs validation rows "
+    throw EstimatorError("settings: the α search compares the estimators on validation rows, so it needs validation rows "
                          "(--validation > 0), or give one --alpha");
   for (const double a : settings.ratio.alpha_search)
     if (!(a >= 0) || !std::isfinite(a))
@@ -137,19 +142,32 @@ std::pair<Estimator, std::string> train_alpha_search(const Dataset& data, const 
     // The rows the Trainer held out: the same split as Estimator::train's.
     const std::unique_ptr<FamilyModel> model = family(info.family).create(info, s);
     const Split split = split_rows(model->prepare(data), s.trainer.validation, s.trainer.seed);
-    const Matrix x = select_rows(data.x, split.validation), theta = select_rows(data.theta, split.validation);
-    const std::vector<double> lp = e.log_density_rows(x, theta);
-    double mean = 0;
-    for (const double v : lp) mean += v;
-    mean /= static_cast<double>(lp.size());
+    const Matrix x = select_rows(data.x, split.validation);
+    double mean = 0;  // higher is better
+    if (ratio) {  // − cross-entropy of s = 1/(1 + r̂) against y: log s = −softplus(log r̂), log(1 − s) = −softplus(−log r̂)
+      const std::vector<double> lr =
+          e.log_ratio_rows(x, select_rows(data.theta0, split.validation), select_rows(data.theta1, split.validation));
+      const auto softplus = [](double v) { return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)); };
+      for (std::size_t i = 0; i < lr.size(); ++i) {
+        const bool y1 = data.y(static_cast<std::size_t>(split.validation[i]), 0) == 1.0;
+        mean -= y1 ? softplus(lr[i]) : softplus(-lr[i]);
+      }
+      mean /= static_cast<double>(lr.size());
+    } else {
+      const std::vector<double> lp = e.log_density_rows(x, select_rows(data.theta, split.validation));
+      for (const double v : lp) mean += v;
+      mean /= static_cast<double>(lp.size());
+    }
     scores += fmt::format("{}{}: {:.4f}", scores.empty() ? "" : ", ", a, mean);
     // Ties (and NaN) keep the earlier, larger α.
     if (!best || mean > best_score) best.emplace(std::move(e)), best_score = mean;
   }
   if (!best || !std::isfinite(best_score))
-    throw EstimatorError(fmt::format("the α search found no α whose validation log-likelihood is finite ({})", scores));
-  std::string selection = fmt::format("α = {} of {} (validation mean log p̂: {})", best->settings().ratio.alpha,
-                                      fmt::join(settings.ratio.alpha_search, ", "), scores);
+    throw EstimatorError(fmt::format("the α search found no α whose validation {} is finite ({})",
+                                     ratio ? "cross-entropy" : "log-likelihood", scores));
+  std::string selection = fmt::format("α = {} of {} (validation {}: {})", best->settings().ratio.alpha,
+                                      fmt::join(settings.ratio.alpha_search, ", "),
+                                      ratio ? "minus cross-entropy of the classifier" : "mean log p̂", scores);
   return {std::move(*best), std::move(selection)};
 }
 

@@ -249,10 +249,10 @@ TEST_CASE("scandal: the α search keeps the α whose validation rows are likelie
   const est::Estimator loaded = est::Estimator::load(dir);
   CHECK(loaded.settings().ratio.alpha == best_alpha);
   CHECK(loaded.report().selection == why);
-  // A search is for scandal, and needs validation rows.
+  // A search is for the methods with a score term, and needs validation rows.
   est::Settings nle = small("nle", 2);
   nle.ratio.alpha_search = {1.0, 0.1};
-  CHECK_THROWS_WITH(est::Estimator::train(data, nle), Catch::Contains("an α search is for scandal"));
+  CHECK_THROWS_WITH(est::Estimator::train(data, nle), Catch::Contains("an α search is for the methods with a score term"));
   est::Settings none = s;
   none.trainer.validation = 0;
   CHECK_THROWS_WITH(est::Estimator::train(data, none), Catch::Contains("needs validation rows"));

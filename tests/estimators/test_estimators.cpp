@@ -430,3 +430,36 @@ TEST_CASE("drop_invalid_rows removes exactly the rows a method cannot train on",
   CHECK(alices.x.data[5] == x8);  // rows 0 1 3 4 6 8 9 remain, in order
   CHECK_NOTHROW(est::Estimator::train(alices, quick(est::Method::alices, 1)));
 }
+
+TEST_CASE("ALICES' α search keeps the lowest validation cross-entropy of the classifier", "[estimators][alpha]") {
+  // θ0 ~ U[-1, 1], θ1 = 0.5. The search trains once per α (same seed and split), reports
+  // each α's −cross-entropy of s = 1/(1 + r̂) on the validation rows, and keeps the highest;
+  // the estimator kept is the single run at that α, bit for bit.
+  const est::Dataset d = gaussian_data(1200, -1, 1, 0.5, 21);
+  est::Settings s = quick(est::Method::alices, 3);
+  s.ratio.alpha_search = {10.0, 0.0};
+  const est::Estimator searched = est::Estimator::train(d, s);
+  const std::string& why = searched.report().selection;
+  INFO(why);
+  const std::string head = "of 10, 0 (validation minus cross-entropy of the classifier: 10: ";
+  const std::size_t at = why.find(head);
+  REQUIRE(at != std::string::npos);
+  const double at10 = std::stod(why.substr(at + head.size()));
+  const std::size_t zero = why.find(", 0: ", at + head.size());
+  REQUIRE(zero != std::string::npos);
+  const double at0 = std::stod(why.substr(zero + 5));
+  CHECK(at10 < 0);
+  CHECK(at0 < 0);
+  CHECK(at10 > -std::log(2.0) - 0.1);  // a trained classifier: near or below the coin's log 2
+  CHECK(searched.settings().ratio.alpha == (at0 > at10 ? 0.0 : 10.0));  // ties keep the earlier α
+  est::Settings one = s;
+  one.ratio.alpha_search.clear();
+  one.ratio.alpha = searched.settings().ratio.alpha;
+  const Matrix x = grid(-2, 2, 7);
+  CHECK(est::Estimator::train(d, one).log_ratio(x, std::vector<double>{0.1}) ==
+        searched.log_ratio(x, std::vector<double>{0.1}));
+  // CARL has no score term: no search.
+  est::Settings carl = quick(est::Method::carl, 1);
+  carl.ratio.alpha_search = {1.0, 0.1};
+  CHECK_THROWS_WITH(est::Estimator::train(d, carl), Catch::Contains("carl takes one --alpha"));
+}

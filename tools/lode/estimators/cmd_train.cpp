@@ -137,7 +137,8 @@ void add_train(Application& app) {
               "mflow, meflow: 1e-5)")
       .option("--alpha", o->alpha, "A|auto|A,A...",
               "Weight of the score term (rascal, cascal, alices: default 1; af, pie, mflow, meflow: SCANDAL's score term, default 0: off). "
-              "scandal: default auto = 1,0.1,0.01: trains once per alpha and keeps the best validation log-likelihood")
+              "scandal: default auto = 1,0.1,0.01: trains once per alpha and keeps the best validation log-likelihood; "
+              "rascal, cascal, alices: A,A... trains once per alpha and keeps the lowest validation cross-entropy")
       .option("--validation", o->validation, "F", "Fraction held out for early stopping (default: 0.25; nle, scandal, npe: 0.1)")
       .option("--patience", o->patience, "P",
               "Stop after P epochs without validation improvement (default 0: run all epochs; the best epoch is kept; nle, scandal, npe: 20)")

@@ -134,8 +134,14 @@ est::Settings settings_from(const TrainOptions& o) {
                                    "alices and scandal, and adds SCANDAL's to af, pie, mflow and meflow)",
                                    o.method));
     if (o.alpha == "auto" || o.alpha.find(',') != std::string::npos) {
-      if (s.method.name() != "scandal")
-        throw UsageError(fmt::format("--alpha {}: a search over α is for scandal; {} takes one value", o.alpha, o.method));
+      const bool ratio_search = family == "ratio" && o.alpha != "auto";  // rascal, cascal, alices: a list
+      if (s.method.name() != "scandal" && !ratio_search)
+        throw UsageError(fmt::format("--alpha {}: {}", o.alpha,
+                                     family == "ratio"
+                                         ? fmt::format("give {} the list of α to search (auto is scandal's 1, 0.1, "
+                                                       "0.01)", o.method)
+                                         : fmt::format("a search over α is for scandal, rascal, cascal and alices; {} "
+                                                       "takes one value", o.method)));
       if (o.alpha == "auto") {
         s.ratio.alpha_search.assign(std::begin(est::kScandalAlphas), std::end(est::kScandalAlphas));
       } else {

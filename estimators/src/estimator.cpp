@@ -144,15 +144,11 @@ std::pair<Estimator, std::string> train_alpha_search(const Dataset& data, const 
     const Split split = split_rows(model->prepare(data), s.trainer.validation, s.trainer.seed);
     const Matrix x = select_rows(data.x, split.validation);
     double mean = 0;  // higher is better
-    if (ratio) {  // − cross-entropy of s = 1/(1 + r̂) against y: log s = −softplus(log r̂), log(1 − s) = −softplus(−log r̂)
+    if (ratio) {  // − the cross-entropy of s = 1/(1 + r̂) against y: CARL's loss
       const std::vector<double> lr =
           e.log_ratio_rows(x, select_rows(data.theta0, split.validation), select_rows(data.theta1, split.validation));
-      const auto softplus = [](double v) { return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)); };
-      for (std::size_t i = 0; i < lr.size(); ++i) {
-        const bool y1 = data.y(static_cast<std::size_t>(split.validation[i]), 0) == 1.0;
-        mean -= y1 ? softplus(lr[i]) : softplus(-lr[i]);
-      }
-      mean /= static_cast<double>(lr.size());
+      const Matrix y = select_rows(data.y, split.validation);
+      mean = -loss_value(Method::carl, 0.0, lr, Matrix(), Matrix(), y.data, {}, Matrix(), Matrix()).main;
     } else {
       const std::vector<double> lp = e.log_density_rows(x, select_rows(data.theta, split.validation));
       for (const double v : lp) mean += v;

@@ -33,6 +33,15 @@ double parse_one(std::string_view option, const std::string& text) {
   return v[0];
 }
 
+// A comma-separated list of integers in 1..max (--hidden, --conv); throws naming the option.
+std::vector<int> int_list(const char* option, const std::string& text, double max, const char* what) {
+  std::vector<int> out;
+  for (double v : parse_numbers(option, text)) {
+    if (v < 1 || v != std::floor(v) || v > max) throw UsageError(fmt::format("{}: '{}' is not {}", option, text, what));
+    out.push_back(static_cast<int>(v));
+  }
+  return out;
+}
 }  // namespace
 
 est::Settings settings_from(const TrainOptions& o) {
@@ -94,12 +103,7 @@ est::Settings settings_from(const TrainOptions& o) {
     }
     if (!o.activation.empty()) throw UsageError("--activation: not for the density estimators (their flows' are fixed)");
   } else if (!o.hidden.empty()) {
-    n.hidden.clear();
-    for (double v : parse_numbers("--hidden", o.hidden)) {
-      if (v < 1 || v != std::floor(v) || v > 100000)
-        throw UsageError(fmt::format("--hidden: '{}' is not a list of layer widths (positive integers)", o.hidden));
-      n.hidden.push_back(static_cast<int>(v));
-    }
+    n.hidden = int_list("--hidden", o.hidden, 100000, "a list of layer widths (positive integers)");
   }
   if (!o.activation.empty()) n.activation = o.activation;
   if (!o.image.empty() || !o.conv.empty()) {
@@ -112,12 +116,7 @@ est::Settings settings_from(const TrainOptions& o) {
       n.image_height = static_cast<int>(shape.height), n.image_width = static_cast<int>(shape.width);
     }
     if (!o.conv.empty()) {
-      n.conv.clear();
-      for (double v : parse_numbers("--conv", o.conv)) {
-        if (v < 1 || v != std::floor(v) || v > 4096)
-          throw UsageError(fmt::format("--conv: '{}' is not a list of channel counts (integers in 1..4096)", o.conv));
-        n.conv.push_back(static_cast<int>(v));
-      }
+      n.conv = int_list("--conv", o.conv, 4096, "a list of channel counts (integers in 1..4096)");
     }
   }
   if (!o.epochs.empty()) t.epochs = parse_int("--epochs", o.epochs, 0);

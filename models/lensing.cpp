@@ -231,9 +231,12 @@ void simulate_with(Run& run, const Config& config, const Host* fixed, std::vecto
   // The population: the only θ-dependent choices.
   const Real nbar = host.f_roi * mean_count_total(f_sub, beta, host.m200, host.m_min, host.m_max);
   const std::int64_t n = run.sample("n_sub", Poisson(nbar));
+  std::vector<double> masses;
+  if (n > 0) masses = run.sample("m_sub", SubhaloMasses(beta, host.m_min, host.m_max, static_cast<std::size_t>(n)));
+  // Nothing below depends on θ: a replay for the prior-marginal reference stops here.
+  if (!run.theta_independent_from_here()) return;
   std::vector<Subhalo> subs(static_cast<std::size_t>(n));
-  for (std::int64_t k = 0; k < n; ++k)
-    subs[static_cast<std::size_t>(k)].m = run.sample({"m_sub", k}, SubhaloMass(beta, host.m_min, host.m_max));
+  for (std::size_t k = 0; k < subs.size(); ++k) subs[k].m = masses[k];
   // Positions do not depend on θ: one choice for all of them (n choices of their own would
   // cost the gold miner more than the population's score itself).
   if (n > 0) {
@@ -323,6 +326,27 @@ void PoissonImage::log_prob_points(const double* x, int m, double* lp, std::uint
     }
   }
   for (int k = 0; k < m; ++k) lp[k] = v;
+}
+
+// ---- SubhaloMasses ----
+void SubhaloMasses::log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0,
+                                    int& n0) const {
+  n0 = 0;
+  const double l = sum_log(x);  // once for every point
+  for (int k = 0; k < m; ++k) {
+    lockstep_state.point = k;
+    try {
+      check();
+      const Real v = std::isnan(l) ? Real(-kInfinity) : one_.log_prob_sum(n_, l);
+      lp[k] = v.at_point(k);
+      if (k == 0) n0 = copy_point_gradient(v, lp[0], grad0, invalid);
+      if (std::isnan(lp[k])) invalid |= 1u << k;
+    } catch (const Error&) {
+      invalid |= 1u << k;
+      lp[k] = -kInfinity;
+    }
+    lockstep_state.point = -1;
+  }
 }
 
 // ---- UniformDisc ----

@@ -3,7 +3,8 @@
 
     scripts/lensing-study.py RESULTS --lode build/tools/lode --pymodule build/python \
         [--model lensing_fix_32] [--sizes 1000,3000,10000,30000] [--seeds 1,2,3] \
-        [--methods carl,alices] [--alpha 1e-6] [--epochs 0] [--patience 10] [--test 2000] [--threads 2]
+        [--methods carl,alices] [--alpha 1e-6] [--epochs 0] [--patience 10] [--test 2000] [--threads 2] \
+        [--reference 0.05,-1.9 | marginal:1000]
 
 For each seed s, a training pool of max(sizes) ratio rows is mined (`lode mine MODEL --for
 ratio --theta0 prior --theta1 0.05,-1.9 --seed s`: even rows drawn at θ0 from the prior, odd
@@ -16,6 +17,11 @@ fiducial θ (seed 1001). Per estimator:
          x's dependence on θ the estimator has learned (0.5: none);
   curve  −2 E[log r̂(x|(f_sub, −1.9), θ1)] over the images at the fiducial θ = θ1: the
          expected per-lens −2Δ log-likelihood ratio along β = −1.9 (0 at f_sub = 0.05).
+
+With --reference marginal:K the pool is mined against the prior-marginal reference (`--theta1
+marginal:K`: odd rows drawn from a mixture of K prior points, r_xz = p(x,z|θ0) / the mixture);
+the estimators' output is then log r̂(x|θ) against that mixture, the AUC uses it, and the curve
+is the same difference, log r̂(x|θ) − log r̂(x|θ_fiducial).
 
 Everything finished is kept in RESULTS (pools, subsets, estimators, results.csv): run it
 again to continue. Writes RESULTS/results.csv, RESULTS/summary.md (medians over seeds) and
@@ -34,7 +40,7 @@ FIDUCIAL = (0.05, -1.9)
 CURVE_FSUB = [0.001, 0.01, 0.02, 0.034, 0.051, 0.067, 0.084, 0.1, 0.134, 0.17, 0.2]
 PAPER_FIX = {0.001: 11.17, 0.034: 0.65, 0.051: 0.0, 0.067: 1.39, 0.084: 4.12, 0.134: 13.08}
 FIELDS = ["model", "method", "n", "seed", "alpha", "auc", "train_seconds", "best_epoch", "epochs"] + [
-    f"q_{f:g}" for f in CURVE_FSUB]
+    f"q_{f:g}" for f in CURVE_FSUB] + ["reference"]
 
 
 def log(msg):
@@ -88,6 +94,8 @@ def main():
                    "alices' 4000 minimum steps would otherwise run ~700 epochs of 1000 images")
     p.add_argument("--test", type=int, default=2000)
     p.add_argument("--threads", type=int, default=2, help="mining threads (training uses one)")
+    p.add_argument("--reference", default="0.05,-1.9", help="the pool's --theta1: the fiducial point (default) or "
+                   "marginal:K, the prior-marginal reference")
     a = p.parse_args()
     sys.path.insert(0, a.pymodule)
     import numpy as np
@@ -100,6 +108,7 @@ def main():
     seeds = [int(s) for s in a.seeds.split(",")]
     methods = a.methods.split(",")
     fid = ",".join(map(str, FIDUCIAL))
+    marginal = a.reference.startswith("marginal:")
 
     # Test sets, once.
     test_dir = os.path.join(R, "test-prior")
@@ -127,7 +136,7 @@ def main():
         if not os.path.exists(os.path.join(pool, "meta.json")):
             shutil.rmtree(pool, ignore_errors=True)
             log(f"mining the training pool of seed {seed}: {max(sizes)} rows")
-            run([a.lode, "mine", a.model, "--for", "ratio", "--theta0", "prior", "--theta1", fid, "-n", max(sizes),
+            run([a.lode, "mine", a.model, "--for", "ratio", "--theta0", "prior", "--theta1", a.reference, "-n", max(sizes),
                  "--seed", seed, "--threads", a.threads, "--out", pool], logfile)
         for n in sizes:
             sub = os.path.join(R, "subsets", f"seed{seed}-n{n}")
@@ -135,14 +144,22 @@ def main():
                 os.makedirs(sub, exist_ok=True)
                 for f in ["x", "theta0", "theta1", "y", "r_xz", "t_xz0", "t_xz1"]:
                     np.save(os.path.join(sub, f + ".npy"), np.load(os.path.join(pool, f + ".npy"), mmap_mode="r")[:n])
+                if marginal:  # the pool's meta.json, cut to n rows: it tells lode train the reference
+                    with open(os.path.join(pool, "meta.json")) as fh:
+                        meta = json.load(fh)
+                    meta["rows"] = n
+                    for spec in meta["files"].values():
+                        spec["shape"][0] = n
+                    with open(os.path.join(sub, "meta.json"), "w") as fh:
+                        json.dump(meta, fh)
             for method in methods:
                 if (method, n, seed) in done:
                     continue
                 out = os.path.join(R, "estimators", f"{method}-n{n}-seed{seed}")
                 if not os.path.exists(os.path.join(out, "estimator.json")):
                     log(f"training {method} on {n} images, seed {seed}")
-                    cmd = [a.lode, "train", method, "--data", sub, "--arrays", "--model", a.model, "--out", out,
-                           "--image", "auto", "--seed", seed, "--epochs", a.epochs, "--patience", a.patience]
+                    cmd = [a.lode, "train", method, "--data", sub] + ([] if marginal else ["--arrays", "--model", a.model]) + [
+                        "--out", out, "--image", "auto", "--seed", seed, "--epochs", a.epochs, "--patience", a.patience]
                     if method in ("rascal", "alices", "cascal"):
                         cmd += ["--alpha", a.alpha]
                     run(cmd, os.path.join(R, f"train-{method}-n{n}-seed{seed}.log"))
@@ -152,9 +169,11 @@ def main():
                        "alpha": a.alpha if method in ("rascal", "alices", "cascal") else "",
                        "auc": f"{auc(e.log_ratio_rows(x_test, th_test), e.log_ratio_rows(x_test, shuffled)):.4f}",
                        "train_seconds": f"{rep['seconds']:.1f}", "best_epoch": rep["best_epoch"],
-                       "epochs": rep["epochs_run"]}
+                       "epochs": rep["epochs_run"], "reference": a.reference}
+                # −2 E[log r̂(x|θ) − log r̂(x|θ_fid)] (the second term is 0 exactly when θ1 is θ_fid)
+                at_fid = float(np.mean(e.log_ratio(x_fid, list(FIDUCIAL))))
                 for f in CURVE_FSUB:
-                    row[f"q_{f:g}"] = f"{-2 * float(np.mean(e.log_ratio(x_fid, [f, FIDUCIAL[1]]))):.4f}"
+                    row[f"q_{f:g}"] = f"{-2 * (float(np.mean(e.log_ratio(x_fid, [f, FIDUCIAL[1]]))) - at_fid):.4f}"
                 new = not os.path.exists(csv_path)
                 with open(csv_path, "a", newline="") as fh:
                     w = csv.DictWriter(fh, fieldnames=FIELDS)

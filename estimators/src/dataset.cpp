@@ -55,6 +55,7 @@ Dataset load_dataset(const std::string& dir, DatasetFormat format) {
       throw EstimatorError(fmt::format("dataset '{}': {}{}", dir, e.what(), resume.empty() ? "" : ": " + resume));
     }
     d.model = meta->model, d.parameters = meta->parameters, d.observables = meta->observables;
+    d.marginal_reference = meta->marginal_reference;
   } else if (format == DatasetFormat::mined || fs::exists(fs::path(dir) / "shards", ec)) {
     const std::string resume = resume_command(dir);
     throw EstimatorError(fmt::format(

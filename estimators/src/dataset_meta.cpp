@@ -74,6 +74,11 @@ DatasetMeta parse_dataset_meta(std::string_view text, const std::string& path) {
   if (rows != j.end() && rows->is_number_unsigned()) m.rows = rows->get<std::uint64_t>();
   else bad.emplace_back("rows");
   if (files == j.end() || !files->is_object()) bad.emplace_back("files");
+  if (const auto ref = j.find("reference"); ref != j.end()) {
+    const auto kind = ref->is_object() ? ref->find("kind") : ref->end();
+    if (kind != ref->end() && *kind == "prior_marginal") m.marginal_reference = true;
+    else bad.emplace_back("reference.kind (\"prior_marginal\")");
+  }
   if (!bad.empty())
     throw EstimatorError(fmt::format("'{}' lacks the field{} {} (or {} the wrong type): {}", path,
                                      bad.size() == 1 ? "" : "s", fmt::join(bad, ", "),

@@ -308,6 +308,7 @@ const DataNames& Estimator::names() const { return impl_->names; }
 const TrainReport& Estimator::report() const { return impl_->model->members.front().report; }
 const std::vector<TrainReport>& Estimator::reports() const { return impl_->reports; }
 std::vector<double> Estimator::fixed_theta1() const { return impl_->model->fixed_theta1(); }
+bool Estimator::marginal_reference() const { return impl_->model->marginal_reference(); }
 std::vector<double> Estimator::reference() const { return impl_->model->reference(); }
 std::size_t Estimator::members() const { return impl_->model->members.size(); }
 

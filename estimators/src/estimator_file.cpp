@@ -40,6 +40,7 @@ void file_fields(V& v, F& f) {
   v.optional("data/observables", f.names.observables);
   v("doubly_parameterized", f.doubly_parameterized);
   v("fixed_theta1", f.fixed_theta1);
+  v.optional("marginal_reference", f.marginal_reference);  // absent before the prior-marginal reference
   v("reference", f.reference);
   v("standardization/x_mean", f.x_mean);
   v("standardization/x_std", f.x_std);
@@ -62,7 +63,11 @@ void check_sizes(const EstimatorFile& f, const JsonReader& r) {
   if (f.family == "ratio" || f.family == "density" || f.family == "manifold") {
     want("standardization/theta_mean", f.theta_mean, f.n_theta, false);
     want("standardization/theta_std", f.theta_std, f.n_theta, true);
-    if (f.family == "ratio" && !f.doubly_parameterized) want("fixed_theta1", f.fixed_theta1, f.n_theta, false);
+    if (f.family == "ratio" && f.marginal_reference && (f.doubly_parameterized || !f.fixed_theta1.empty()))
+      r.fail("marginal_reference", "is true, so the estimator has neither a fixed nor a free θ1: doubly_parameterized "
+                                   "must be false and fixed_theta1 empty");
+    if (f.family == "ratio" && !f.doubly_parameterized && !f.marginal_reference)
+      want("fixed_theta1", f.fixed_theta1, f.n_theta, false);
   } else {
     want("reference", f.reference, f.n_theta, false);
     want("standardization/t_mean", f.t_mean, f.n_theta, false);

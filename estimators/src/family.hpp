@@ -47,6 +47,7 @@ class FamilyModel {
 
   // ---- evaluation (Estimator's functions; x is checked). By default: not provided.
   virtual std::vector<double> fixed_theta1() const { return {}; }
+  virtual bool marginal_reference() const { return false; }
   virtual std::vector<double> reference() const { return {}; }
   virtual std::vector<double> log_ratio(const Matrix& x, std::span<const double> theta0,
                                         std::span<const double> theta1) const;

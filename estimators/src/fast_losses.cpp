@@ -52,6 +52,7 @@ std::shared_ptr<const RatioData<T>> ratio_data(const Dataset& data, const RatioM
   d->n_x = static_cast<int>(data.x.cols);
   d->p = static_cast<int>(data.theta0.cols);
   d->doubly = doubly;
+  d->marginal = data.marginal_reference;
   standardized(data.x, x_mean, x_std, d->x);
   standardized(data.theta0, theta_mean, theta_std, d->th0);
   standardized(data.theta1, theta_mean, theta_std, d->th1);
@@ -79,25 +80,28 @@ template <class T>
 double RatioStep<T>::operator()(const Params<T>& P, const std::int64_t* rows, std::size_t n, bool gradients) {
   const RatioData<T>& d = *d_;
   const int B = static_cast<int>(n), nx = d.n_x, p = d.p, in = nx + p;
-  u_.resize(static_cast<std::size_t>(2 * B) * in);
+  // Rows [0, B): f(x,θ0); [B, 2B): f(x,θ1), except against the marginal reference (F = B).
+  const int F = d.marginal ? B : 2 * B;
+  u_.resize(static_cast<std::size_t>(F) * in);
   for (int i = 0; i < B; ++i) {
     const std::size_t r = static_cast<std::size_t>(rows[i]);
     T* u0 = u_.data() + static_cast<std::size_t>(i) * in;
-    T* u1 = u_.data() + static_cast<std::size_t>(B + i) * in;
     std::copy_n(d.x.data() + r * nx, nx, u0);
-    std::copy_n(d.x.data() + r * nx, nx, u1);
     std::copy_n(d.th0.data() + r * p, p, u0 + nx);
+    if (d.marginal) continue;
+    T* u1 = u_.data() + static_cast<std::size_t>(B + i) * in;
+    std::copy_n(d.x.data() + r * nx, nx, u1);
     std::copy_n(d.th1.data() + r * p, p, u1 + nx);
   }
   const int nt = m_.score ? (d.doubly ? 2 * B : B) : 0;
-  mlp_.forward(P, u_.data(), 2 * B, d.dirs.data(), m_.score ? p : 0, 0, nt);
+  mlp_.forward(P, u_.data(), F, d.dirs.data(), m_.score ? p : 0, 0, nt);
   const T* f = mlp_.out();
   T* g = mlp_.out_grad();
   const double inv_b = 1.0 / B;
   double main = 0;
   for (int i = 0; i < B; ++i) {
     const std::size_t r = static_cast<std::size_t>(rows[i]);
-    const double lr = static_cast<double>(f[i]) - static_cast<double>(f[B + i]);
+    const double lr = d.marginal ? static_cast<double>(f[i]) : static_cast<double>(f[i]) - static_cast<double>(f[B + i]);
     const double y = d.y[r];
     double dl = 0;
     if (m_.main == RatioMain::rolr) {
@@ -112,11 +116,11 @@ double RatioStep<T>::operator()(const Params<T>& P, const std::int64_t* rows, st
       dl = s * dsoftplus(lr) - (1 - s) * dsoftplus(-lr);
     }
     g[i] = static_cast<T>(dl * inv_b);
-    g[B + i] = static_cast<T>(-dl * inv_b);
+    if (!d.marginal) g[B + i] = static_cast<T>(-dl * inv_b);
   }
   double total = main * inv_b;
   if (m_.score) {
-    // Tangent row 2B + k·nt + j: d f(u_j)/dθ_k; rows j < B are θ0's side, B ≤ j < 2B θ1's.
+    // Tangent row F + k·nt + j: d f(u_j)/dθ_k; rows j < B are θ0's side, B ≤ j < 2B θ1's.
     const auto term = [&](const std::vector<T>& t, int side) {
       std::size_t count = 0;
       double sum = 0;
@@ -133,7 +137,7 @@ double RatioStep<T>::operator()(const Params<T>& P, const std::int64_t* rows, st
         for (int k = 0; k < p; ++k) ok = ok && std::isfinite(t[r * p + k]);
         const double w = side == 0 ? 1 - static_cast<double>(d.y[r]) : static_cast<double>(d.y[r]);
         for (int k = 0; k < p; ++k) {
-          const std::size_t row = static_cast<std::size_t>(2 * B + k * nt + side * B + i);
+          const std::size_t row = static_cast<std::size_t>(F + k * nt + side * B + i);
           const double diff = ok ? static_cast<double>(f[row]) - static_cast<double>(t[r * p + k]) : 0.0;
           sum += w * diff * diff;
           g[row] = static_cast<T>(ok ? alpha_ * 2 * w * diff * inv_n : 0.0);

@@ -34,6 +34,7 @@ template <class T>
 struct RatioData {
   int n_x = 0, p = 0;
   bool doubly = false;
+  bool marginal = false;       // Dataset::marginal_reference: log r̂ = f(x,θ0), no θ1 side
   std::vector<T> x, th0, th1;  // standardized (rows × n_x), (rows × p)
   std::vector<T> y;            // y
   std::vector<T> target;       // rolr: r_xz at y = 1, 1/r_xz at y = 0; alice: s_xz = sigmoid(−log r_xz)

@@ -47,9 +47,10 @@ void evaluate(const Source& s, std::span<const double> thetas, std::span<double>
       for (std::size_t u = 0; u < n; ++u)
         std::copy_n(thetas.data() + i * k, k, th.data.data() + ((i - i0) * n + u) * k);
     }
-    if (s.ratio) {
-      th1 = Matrix(rows, k);
-      for (std::size_t r = 0; r < rows; ++r) std::copy(s.theta1.begin(), s.theta1.end(), th1.data.begin() + static_cast<std::ptrdiff_t>(r * k));
+    if (s.ratio) {  // (no θ1, 0 columns: the marginal reference)
+      const std::size_t k1 = s.theta1.size();
+      th1 = Matrix(rows, k1);
+      for (std::size_t r = 0; r < rows; ++r) std::copy(s.theta1.begin(), s.theta1.end(), th1.data.begin() + static_cast<std::ptrdiff_t>(r * k1));
     }
     std::vector<double> v;
     try {
@@ -73,7 +74,7 @@ void evaluate(const Source& s, std::span<const double> thetas, std::span<double>
             throw inference::LikelihoodError(fmt::format(
                 "estimator '{}': log r(x|theta, theta1) = {} for {} at theta = {}, theta1 = {}", s.label,
                 value_text(f[u]), s.observed.describe(u), inference::format_point(theta(i)),
-                inference::format_point(s.theta1)));
+                s.theta1.empty() ? std::string("the prior marginal") : inference::format_point(s.theta1)));
           throw inference::LikelihoodError(fmt::format("estimator '{}': log p(x|theta) = {} for {} at theta = {}",
                                                        s.label, value_text(f[u]), s.observed.describe(u),
                                                        inference::format_point(theta(i))));
@@ -108,7 +109,7 @@ std::shared_ptr<const Source> ratio_source(const Estimator& estimator, inference
   if (is_score_method(estimator.method()))
     throw EstimatorError(fmt::format("estimator '{}': a {} estimator gives scores, not likelihood ratios", label,
                                      to_string(estimator.method())));
-  if (theta1.size() != estimator.n_theta())
+  if (theta1.size() != estimator.n_theta() && !(theta1.empty() && estimator.marginal_reference()))
     throw EstimatorError(fmt::format("estimator '{}': theta1 has {} values, the estimator {} parameters", label,
                                      theta1.size(), estimator.n_theta()));
   check_observed(estimator, observed, label);
@@ -202,6 +203,7 @@ std::vector<double> choose_theta1(const Estimator& e, const std::string& text, c
   const std::size_t n = e.n_theta();
   if (text.empty()) {
     if (!fixed.empty()) return fixed;
+    if (e.marginal_reference()) return {};  // the prior marginal it was trained against
     throw UsageError(fmt::format("--theta1: estimator '{}' takes theta1 as an input (doubly parameterized); give "
                                  "the reference point, e.g. --theta1 {}",
                                  label, inference::format_point(std::vector<double>(n, 0.0))));

@@ -6,6 +6,11 @@
 // fixed θ1 in the training data the estimator is single-parameterized (evaluated only at
 // that θ1), else doubly parameterized. t̂(x|θ0) = ∇_θ0 log r̂ comes from the MLP's
 // forward-mode tangents (torch/mlp.hpp).
+//
+// Against the prior-marginal reference (Dataset::marginal_reference; lode mine --theta1
+// marginal:K) the MLP's output itself is log r̂(x|θ) = log p̂(x|θ)/p_ref(x): it is trained with
+// f(x,θ0) alone, the reference is "θ1 not given" (an empty θ1), and between two points
+// log r̂(x|θ0,θ1) = f(x,θ0) − f(x,θ1) as before (the same identities hold).
 #include <fmt/format.h>
 
 #include <cmath>
@@ -34,8 +39,9 @@ class RatioModel final : public FamilyModel {
     n_x = data.x.cols;
     n_theta = data.column(Column::theta0).cols;
     std::vector<double> t1;
-    doubly_ = !constant_rows(data.theta1, t1);
-    if (!doubly_) fixed_theta1_ = t1;
+    marginal_ = data.marginal_reference;
+    doubly_ = !marginal_ && !constant_rows(data.theta1, t1);
+    if (!doubly_ && !marginal_) fixed_theta1_ = t1;
     if (info.score_term && doubly_) check_t_xz1(data);
     check_image_x(data, settings.network);
     std::vector<std::int64_t> rows(data.x.rows);
@@ -59,12 +65,13 @@ class RatioModel final : public FamilyModel {
     const auto& loss = loss_of<RatioOutputs>(Method(info.name));
     const bool scores = info.score_term;
     const double alpha = settings.ratio.alpha;
+    const bool marginal = marginal_;
     const Tensor dir = direction(), tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
     Problem p;
     p.make_network = [this] { return make_network(); };
     p.loss = [=, this](torch::nn::Module& net, const Tensor& idx) {
-      const Forward o = forward(XNetwork(net), X->index_select(0, idx), TH0->index_select(0, idx), TH1->index_select(0, idx),
-                                scores, dir, tm, ts, Pass::stacked);
+      const Forward o = forward(XNetwork(net), X->index_select(0, idx), TH0->index_select(0, idx),
+                                marginal ? Tensor() : TH1->index_select(0, idx), scores, dir, tm, ts, Pass::stacked);
       Labels batch;
       for (const Column c : schema::columns_for(schema::Purpose::ratio))
         if (c != Column::x && c != Column::theta0 && c != Column::theta1 && labels->slot(c).defined())
@@ -89,11 +96,11 @@ class RatioModel final : public FamilyModel {
   }
 
   void store(EstimatorFile& f) const override {
-    f.doubly_parameterized = doubly_, f.fixed_theta1 = fixed_theta1_;
+    f.doubly_parameterized = doubly_, f.fixed_theta1 = fixed_theta1_, f.marginal_reference = marginal_;
     f.x_mean = x_mean_, f.x_std = x_std_, f.theta_mean = theta_mean_, f.theta_std = theta_std_;
   }
   void restore(const EstimatorFile& f) override {
-    doubly_ = f.doubly_parameterized, fixed_theta1_ = f.fixed_theta1;
+    doubly_ = f.doubly_parameterized, fixed_theta1_ = f.fixed_theta1, marginal_ = f.marginal_reference;
     x_mean_ = f.x_mean, x_std_ = f.x_std, theta_mean_ = f.theta_mean, theta_std_ = f.theta_std;
   }
 
@@ -102,6 +109,7 @@ class RatioModel final : public FamilyModel {
   }
 
   std::vector<double> fixed_theta1() const override { return fixed_theta1_; }
+  bool marginal_reference() const override { return marginal_; }
 
   std::vector<double> log_ratio(const Matrix& x, std::span<const double> theta0,
                                 std::span<const double> theta1) const override {
@@ -122,10 +130,12 @@ class RatioModel final : public FamilyModel {
   }
 
   std::vector<double> log_ratio_rows(const Matrix& x, const Matrix& theta0, const Matrix& theta1) const override {
-    if (theta0.rows != x.rows || theta0.cols != n_theta || theta1.rows != x.rows || theta1.cols != n_theta)
+    const bool reference = marginal_ && theta1.cols == 0;  // θ1 not given: the marginal reference
+    if (theta0.rows != x.rows || theta0.cols != n_theta ||
+        (!reference && (theta1.rows != x.rows || theta1.cols != n_theta)))
       throw EstimatorError(fmt::format("theta0 ({}×{}) and theta1 ({}×{}) must be {}×{} like x's rows", theta0.rows,
                                        theta0.cols, theta1.rows, theta1.cols, x.rows, n_theta));
-    if (!doubly_)
+    if (!doubly_ && !reference)
       for (std::size_t r = 0; r < x.rows; ++r) resolve_theta1(theta1.row(r));
     if (x.rows == 0) return {};
     return to_vector(member_log_ratios(x, theta0, theta1).mean(0));
@@ -136,7 +146,7 @@ class RatioModel final : public FamilyModel {
     const auto t0 = point(theta0, n_theta, "theta0");
     const auto t1 = resolve_theta1(theta1);
     const Tensor xs = standardize_x(x);
-    const Tensor T0 = to_tensor(repeat_rows(t0, x.rows)), T1 = to_tensor(repeat_rows(t1, x.rows));
+    const Tensor T0 = to_tensor(repeat_rows(t0, x.rows)), T1 = theta1_tensor(t1, x.rows);
     const Tensor dir = direction(), tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
     std::vector<Tensor> out;
     for (const Member& m : members)
@@ -149,7 +159,7 @@ class RatioModel final : public FamilyModel {
     const auto t0 = point(theta0, n_theta, "theta0");
     const auto t1 = resolve_theta1(theta1);
     const Tensor xs = standardize_x(x), tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
-    const Tensor T1 = to_tensor(repeat_rows(t1, x.rows));
+    const Tensor T1 = theta1_tensor(t1, x.rows);
     std::vector<Tensor> out;
     for (const Member& m : members) {
       Tensor T0 = to_tensor(repeat_rows(t0, x.rows)).requires_grad_(true);
@@ -206,10 +216,18 @@ class RatioModel final : public FamilyModel {
                          const Tensor& dir, const Tensor& tm, const Tensor& ts, Pass pass) {
     return forward_head(xnet.head, xnet.features(xs), th0, th1, scores, dir, tm, ts, pass);
   }
-  // The same from x's features fx (B, n_features).
+  // The same from x's features fx (B, n_features). An undefined th1 is the marginal
+  // reference: log r̂ = f(x,θ0).
   static Forward forward_head(MlpImpl& net, const Tensor& fx, const Tensor& th0, const Tensor& th1, bool scores,
                               const Tensor& dir, const Tensor& tm, const Tensor& ts, Pass pass) {
     const std::int64_t B = fx.size(0);
+    if (!th1.defined()) {
+      auto [f0, df0] = net.forward(torch::cat({fx, (th0 - tm) / ts}, 1), scores ? dir : Tensor());
+      Forward o;
+      o.log_r = f0.squeeze(1);
+      if (scores) o.t0 = df0.squeeze(2).t();
+      return o;
+    }
     const Tensor u0 = torch::cat({fx, (th0 - tm) / ts}, 1), u1 = torch::cat({fx, (th1 - tm) / ts}, 1);
     const Tensor d = scores ? dir : Tensor();
     Tensor f0, f1, df0, df1;
@@ -235,7 +253,7 @@ class RatioModel final : public FamilyModel {
   // once per parameter point, and the CNN is nearly all of the cost.
   Tensor member_log_ratios(const Matrix& x, const Matrix& th0, const Matrix& th1) const {
     torch::NoGradGuard no_grad;
-    const Tensor T0 = to_tensor(th0), T1 = to_tensor(th1);
+    const Tensor T0 = to_tensor(th0), T1 = th1.cols == 0 ? Tensor() : to_tensor(th1);
     const Tensor tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
     std::vector<Tensor> out;
     if (settings.network.image()) {
@@ -274,14 +292,21 @@ class RatioModel final : public FamilyModel {
     return {std::move(d), std::move(index)};
   }
 
+  // θ1 rows as a tensor; undefined for the marginal reference (θ1 not given).
+  static Tensor theta1_tensor(const std::vector<double>& t1, std::size_t rows) {
+    return t1.empty() ? Tensor() : to_tensor(repeat_rows(t1, rows));
+  }
+
+  // The θ1 to evaluate at: the fixed one or the given one; empty for the marginal reference.
   std::vector<double> resolve_theta1(std::span<const double> theta1) const {
+    if (theta1.empty() && marginal_) return {};
     if (theta1.empty()) {
       if (doubly_)
         throw EstimatorError("this estimator is doubly parameterized (θ1 varied in its training data): give θ1");
       return fixed_theta1_;
     }
     std::vector<double> t1 = point(theta1, n_theta, "theta1");
-    if (!doubly_)
+    if (!doubly_ && !marginal_)  // (a marginal-reference estimator takes any θ1: the ratio between two points)
       for (std::size_t k = 0; k < t1.size(); ++k)
         if (std::abs(t1[k] - fixed_theta1_[k]) > 1e-9 * std::max(1.0, std::abs(fixed_theta1_[k])))
           throw EstimatorError(fmt::format(
@@ -290,7 +315,7 @@ class RatioModel final : public FamilyModel {
     return t1;
   }
 
-  bool doubly_ = false;
+  bool doubly_ = false, marginal_ = false;
   std::vector<double> fixed_theta1_, x_mean_, x_std_, theta_mean_, theta_std_;
 };
 

@@ -8,6 +8,16 @@ namespace lode {
 
 Assessment Assessor::operator()(const Trace& trace, std::span<const double> theta, bool score, std::uint64_t seed,
                                 std::uint64_t event, Trace* record) {
+  return run(trace, theta, score, seed, event, record, false);
+}
+
+Assessment Assessor::prefix(const Trace& trace, std::span<const double> theta, bool score, std::uint64_t seed,
+                            std::uint64_t event) {
+  return run(trace, theta, score, seed, event, nullptr, true);
+}
+
+Assessment Assessor::run(const Trace& trace, std::span<const double> theta, bool score, std::uint64_t seed,
+                         std::uint64_t event, Trace* record, bool stop_at_mark) {
   detail::check_theta(*model_, theta);
   replay_.set_trace(trace);
   if (!run_)
@@ -15,6 +25,7 @@ Assessment Assessor::operator()(const Trace& trace, std::span<const double> thet
   else
     run_->reset(theta, seed, event, score, handlers_);
   run_->set_sinks(record, false, true);  // log p summed (and choices recorded) in the run
+  run_->set_stop_at_mark(stop_at_mark);
   Assessment r;
   try {
     execute(*model_, *run_);
@@ -24,8 +35,10 @@ Assessment Assessor::operator()(const Trace& trace, std::span<const double> thet
     r.mismatch = true;
     return r;
   }
-  r.log_p = run_->joint().value();
-  if (score && std::isfinite(r.log_p)) r.score = detail::gradient_of(run_->joint(), theta.size());
+  r.marked = stop_at_mark && run_->marked();
+  const Real& joint = r.marked ? run_->joint_at_mark() : run_->joint();
+  r.log_p = joint.value();
+  if (score && std::isfinite(r.log_p)) r.score = detail::gradient_of(joint, theta.size());
   if (!std::isfinite(r.log_p)) r.reason = "a recorded value has zero density at this point";
   return r;
 }

@@ -61,6 +61,7 @@ void Run::reset(std::span<const double> theta, std::uint64_t seed, std::uint64_t
   fiber_caller = nullptr;
   num_points_ = 0;
   invalid_points_ = 0;
+  marked_ = false;
   update_plain();
 }
 
@@ -101,6 +102,7 @@ void Run::start() {
 void Run::finish() {
   flush_pending();
   lockstep_state.tracking = false;
+  if (stop_at_mark_ && marked_) return;  // a replay up to the mark: the rest was not asked for
   for (Handler* h : handlers_) h->end(*this);
 }
 
@@ -205,6 +207,14 @@ void Run::factor(const Address& a, const Real& log_weight) {
   m.has_value = true;
   m.log_p = log_weight;
   handle(m);
+}
+
+bool Run::theta_independent_from_here() {
+  flush_pending();
+  if (marked_) fail(Address("theta_independent_from_here"), "called twice in one run");
+  marked_ = true;
+  joint_at_mark_ = joint_;
+  return !stop_at_mark_;
 }
 
 void Run::output(const Address& a, const Real& value) {

@@ -119,6 +119,9 @@ const Gold& GoldMiner::operator()(std::span<const double> theta, std::uint64_t s
   if (!run_->gold_problem().empty()) throw GoldRefused(run_->where(), run_->gold_problem_output(), run_->gold_problem());
   gold_.x = run_->x();
   gold_.log_p = run_->joint().value();
+  gold_.marked = run_->marked();
+  gold_.log_p_mark = gold_.marked ? run_->joint_at_mark().value() : gold_.log_p;
+  if (gold_.marked && options_.score) detail::check_mark(*model_, *run_);
   gold_.score.assign(theta.size(), 0.0);
   if (options_.score)
     for (std::size_t i = 0; i < theta.size(); ++i) gold_.score[i] = run_->joint().d(static_cast<int>(i));

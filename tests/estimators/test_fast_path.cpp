@@ -1,7 +1,8 @@
 // The fused training step of the built-in methods (estimators/src/fast_mlp.cpp,
 // fast_losses.cpp) against the LibTorch path (the families' Problem::loss, autograd): the
 // same loss and the same parameter gradients on the same weights and rows — in float64 to
-// 1e-12 for every built-in ratio method, single and doubly parameterized, every activation,
+// 1e-12 for every built-in ratio method, single and doubly parameterized and against the
+// marginal reference, every activation,
 // and through the families' Problems in float32 to 1e-5 — and the Trainer's Adam against
 // torch::optim::Adam.
 //
@@ -97,16 +98,18 @@ torch::Tensor dbl(const std::vector<double>& v, std::int64_t rows, std::int64_t 
 TEST_CASE("fast path: ratio losses and gradients equal LibTorch's in float64", "[estimators][fast]") {
   const std::size_t n = 40;
   const double alpha = 0.7;
-  for (const bool doubly : {false, true})
+  for (const int variant : {0, 1, 2})  // single, doubly, marginal reference
     for (const std::string& name : kRatioMethods)
       for (const est::Activation act : {est::Activation::tanh, est::Activation::relu, est::Activation::sigmoid,
                                         est::Activation::softplus, est::Activation::elu})
         for (const std::vector<int>& hidden : {std::vector<int>{12, 9}, std::vector<int>{7}, std::vector<int>{}}) {
           if (act != est::Activation::tanh && name != "rascal" && name != "alices") continue;
           if (hidden.size() != 2 && (act != est::Activation::tanh || (name != "rascal" && name != "carl"))) continue;
-          INFO(name << (doubly ? ", doubly" : ", single") << ", activation " << static_cast<int>(act) << ", "
-                    << hidden.size() << " hidden layers");
-          const est::Dataset data = ratio_dataset(n, doubly);
+          const bool doubly = variant == 1, marginal = variant == 2;
+          INFO(name << (doubly ? ", doubly" : marginal ? ", marginal" : ", single") << ", activation "
+                    << static_cast<int>(act) << ", " << hidden.size() << " hidden layers");
+          est::Dataset data = ratio_dataset(n, doubly || marginal);
+          data.marginal_reference = marginal;
           std::vector<std::int64_t> all(n);
           std::iota(all.begin(), all.end(), 0);
           const est::Standardization sx = est::standardization({&data.x}, all);
@@ -124,7 +127,7 @@ TEST_CASE("fast path: ratio losses and gradients equal LibTorch's in float64", "
                               U1 = torch::cat({X, dbl(d->th1, N, 2)}, 1), dir = dbl(d->dirs, 2, 5);
           const auto [f0, df0] = net.forward(U0, m.score ? dir : torch::Tensor());
           const auto [f1, df1] = net.forward(U1, m.score ? dir : torch::Tensor());
-          est::RatioOutputs o{(f0 - f1).squeeze(1), m.score ? df0.squeeze(2).t() : torch::Tensor(),
+          est::RatioOutputs o{marginal ? f0.squeeze(1) : (f0 - f1).squeeze(1), m.score ? df0.squeeze(2).t() : torch::Tensor(),
                               m.score && doubly ? df1.squeeze(2).t() : torch::Tensor()};
           est::Labels l;
           l.slot(C::y) = dbl(data.y.data, N, 1).squeeze(1);
@@ -143,7 +146,7 @@ TEST_CASE("fast path: ratio losses and gradients equal LibTorch's in float64", "
           const fast::Params<double> P = fast::params_of<double>(net);
           const double v = step(P, all.data(), n, true);
           CHECK(std::abs(v - loss.item<double>()) <= 1e-12 * std::abs(loss.item<double>()));
-          check_close(grads(net), ref, 1e-12, true);
+          check_close(grads(net), ref, 1e-12, !marginal);  // (the output bias counts against the marginal)
           // Without gradients: the same loss, and the gradients stay as they were.
           zero_grads(net, torch::kDouble);
           CHECK(step(P, all.data(), n, false) == v);
@@ -153,10 +156,12 @@ TEST_CASE("fast path: ratio losses and gradients equal LibTorch's in float64", "
 
 TEST_CASE("fast path: the families' Problems agree with their LibTorch loss in float32", "[estimators][fast]") {
   const std::size_t n = 64;
-  for (const bool doubly : {false, true})
+  for (const int variant : {0, 1, 2})  // single, doubly, marginal reference
     for (const std::string& name : kRatioMethods) {
-      INFO(name << (doubly ? ", doubly" : ", single"));
-      const est::Dataset data = ratio_dataset(n, doubly);
+      const bool doubly = variant == 1, marginal = variant == 2;
+      INFO(name << (doubly ? ", doubly" : marginal ? ", marginal" : ", single"));
+      est::Dataset data = ratio_dataset(n, doubly || marginal);
+      data.marginal_reference = marginal;
       const est::MethodInfo& info = est::method_info(est::Method(name));
       est::Settings s;
       s.method = est::Method(name);
@@ -177,7 +182,7 @@ TEST_CASE("fast path: the families' Problems agree with their LibTorch loss in f
       zero_grads(*net, torch::kFloat);
       const double v = p.fast_loss(*net, batch, true);
       CHECK(std::abs(v - loss.item<double>()) <= 1e-5 * std::abs(loss.item<double>()));
-      check_close(grads(*net), ref, 1e-5, true);
+      check_close(grads(*net), ref, 1e-5, !marginal);
     }
 
   SECTION("sally") {

@@ -529,3 +529,51 @@ TEST_CASE("lode train --image auto: lensing images through the CNN, evaluate agr
   check_fails({"train", "carl", "--data", galton_data(), "--out", scratch("m1"), "--image", "auto"},
               "observable 'x' is not a pixel x/i/j");
 }
+
+TEST_CASE("the prior-marginal reference end to end: mine --theta1 marginal:K, train, evaluate, infer",
+          "[cli][estimators][marginal]") {
+  // galton has no Run::theta_independent_from_here(): each reference point replays the whole
+  // board (the same numbers, slower). p_ref(x) = (1/K) Σ_k p(x|θ_k) from meta.json's points.
+  const std::string data = scratch("marginal-data");
+  require_ok(run_lode({"mine", "galton", "--for", "ratio", "--theta0", "prior", "--theta1", "marginal:30", "-n", "4000",
+                       "--seed", "6", "--out", data}));
+  const auto meta = nlohmann::json::parse(read_text((fs::path(data) / "meta.json").string()));
+  REQUIRE(meta["reference"]["kind"] == "prior_marginal");
+  CHECK(meta["reference"]["points"] == 30);
+  const auto points = meta["reference"]["theta"].get<std::vector<std::vector<double>>>();
+  REQUIRE(points.size() == 30);
+  CHECK(meta["job"]["theta"]["theta1"] == "marginal:30");
+
+  const std::string model = scratch("marginal-rascal");
+  require_ok(run_lode({"train", "rascal", "--data", data, "--out", model, "--epochs", "30", "--hidden", "32,32",
+                       "--seed", "3"}));
+  const auto j = nlohmann::json::parse(read_text((fs::path(model) / "estimator.json").string()));
+  CHECK(j["marginal_reference"] == true);
+  CHECK(j["fixed_theta1"].empty());
+  CHECK(j["doubly_parameterized"] == false);
+
+  // evaluate without --theta1: log r̂(x|θ0) against p_ref, next to the exact one.
+  const std::string xs = scratch("marginal-x.npy"), out = scratch("marginal-logr.npy");
+  std::vector<double> xv(32);
+  for (int i = 0; i < 32; ++i) xv[i] = i;
+  lode::npy::write(xs, 32, 1, xv);
+  const Result ev = run_lode({"evaluate", "--model", model, "--x", xs, "--theta0", "-0.8", "--out", out});
+  require_ok(ev);
+  CHECK(ev.err.find("the prior marginal") != std::string::npos);
+  const lode::npy::Array a = lode::npy::read(out);
+  const lode::Model& galton = lode::Registry::global().get("galton");
+  for (int i = 10; i <= 20; ++i) {
+    const std::vector<double> xi{static_cast<double>(i)};
+    double ref = 0;
+    for (const auto& p : points) ref += std::exp(galton.exact_log_likelihood(xi, p, nullptr));
+    const double exact = galton.exact_log_likelihood(xi, std::vector<double>{-0.8}, nullptr) - std::log(ref / 30.0);
+    INFO("x = " << i << ": log r̂ " << a.data[i] << ", exact " << exact);
+    CHECK(std::abs(a.data[i] - exact) < 0.15);
+  }
+  // infer needs no --theta1 and says what the reference is.
+  const std::string obs = scratch("marginal-obs.npy");
+  require_ok(run_lode({"simulate", "galton", "--theta", "-0.7", "-n", "100", "--seed", "9", "--out", obs}));
+  const Result inf = run_lode({"infer", "--model", model, "--observed", obs, "--grid", "-1..-0.4:13"});
+  require_ok(inf);
+  CHECK(inf.out.find("the prior marginal") != std::string::npos);
+}

@@ -45,10 +45,11 @@ Population population_of(const Trace& t, double m_min) {
   for (const Choice& c : t.choices) {
     const auto name = c.address.name();
     if (name == "n_sub") p.n = static_cast<std::int64_t>(t.value(c)[0]);
-    if (name == "m_sub") {
-      p.sum_log_mass += std::log(t.value(c)[0] / m_min);
-      p.sum_mass += t.value(c)[0];
-    }
+    if (name == "m_sub")
+      for (const double m : t.value(c)) {
+        p.sum_log_mass += std::log(m / m_min);
+        p.sum_mass += m;
+      }
   }
   return p;
 }

@@ -191,7 +191,10 @@ void add_mine(Application& app) {
               "a possibly biased sample, exits 1; an empty dataset always does; files are written either way)")
       .footer(
           "SPEC: a point V[,V...] | prior | uniform:LO..HI[,LO..HI...] | grid:LO..HI:N[,LO..HI:N...]\n"
-          "  (grid: row i takes grid point i mod the grid size, the last parameter varying fastest).\n"
+          "  (grid: row i takes grid point i mod the grid size, the last parameter varying fastest)\n"
+          "  | marginal:K (--theta1 only: the reference is the prior marginal, the mixture of p(x,z|θ_k) over\n"
+          "  K prior points fixed by the seed; r_xz = p(x,z|θ0) / that mixture, y = 1 rows are drawn from it,\n"
+          "  theta1 is the point each was drawn at, t_xz1 is NaN).\n"
           "Files (float64, x of an image model float32; one row per event, event order, skipped events left out):\n"
           "  ratio:         x, theta0, theta1, y (N,1), r_xz (N,1), t_xz0, t_xz1  (y = i % 2)\n"
           "  local/density: x, theta, t_xz\n"

@@ -163,6 +163,8 @@ PYBIND11_MODULE(_estimators, mod) {
       .def_property_readonly("method", [](const est::Estimator& e) { return est::to_string(e.method()); })
       .def_property_readonly("n_x", &est::Estimator::n_x)
       .def_property_readonly("n_theta", &est::Estimator::n_theta)
+      .def_property_readonly("marginal_reference", &est::Estimator::marginal_reference,
+                             "True when trained against the prior marginal (lode mine --theta1 marginal:K)")
       .def_property_readonly("model", [](const est::Estimator& e) { return e.names().model; })
       .def_property_readonly("parameters", [](const est::Estimator& e) { return e.names().parameters; })
       .def_property_readonly("observables", [](const est::Estimator& e) { return e.names().observables; })
@@ -189,18 +191,20 @@ PYBIND11_MODULE(_estimators, mod) {
         }
         return column(out);
       }, py::arg("x"), py::arg("theta0"), py::arg("theta1") = py::none(),
-         "log r(x_i | theta0, theta1) per row (ratio methods; theta1 may be left out for a fixed-theta1 estimator)")
+         "log r(x_i | theta0, theta1) per row (ratio methods; theta1 may be left out for a fixed-theta1 estimator, "
+         "and is the prior marginal when left out of a marginal-reference one)")
       .def("log_ratio_rows", [](const est::Estimator& e, const Array& x, const Array& theta0, py::object theta1) {
         const est::Matrix m = rows_of(x, e.n_x(), "x"), t0 = rows_of(theta0, e.n_theta(), "theta0");
         est::Matrix t1 = theta1.is_none() ? est::Matrix() : rows_of(py::cast<Array>(theta1), e.n_theta(), "theta1");
         if (theta1.is_none()) {  // the fixed θ1 in every row (a doubly parameterized estimator throws)
-          const std::vector<double> f = e.fixed_theta1();
-          if (f.empty()) throw lode::UsageError("theta1: this estimator is doubly parameterized; give theta1 rows");
+          const std::vector<double> f = e.fixed_theta1();  // (a marginal-reference one: no θ1, 0 columns)
+          if (f.empty() && !e.marginal_reference())
+            throw lode::UsageError("theta1: this estimator is doubly parameterized; give theta1 rows");
           t1 = est::Matrix(m.rows, f.size());
           for (std::size_t r = 0; r < m.rows; ++r) std::copy(f.begin(), f.end(), t1.data.begin() + r * f.size());
         }
         for (const est::Matrix* t : {static_cast<const est::Matrix*>(&t0), static_cast<const est::Matrix*>(&t1)}) {
-          if (t->rows != m.rows)
+          if (t->rows != m.rows && t->cols > 0)
             throw lode::UsageError(fmt::format("{}: {} rows, x has {}", t == &t0 ? "theta0" : "theta1", t->rows, m.rows));
           for (std::size_t i = 0; i < t->data.size(); ++i)
             if (!std::isfinite(t->data[i]))

@@ -7,6 +7,9 @@
 //   run.factor(addr, log_weight)  add a θ-dependent log-weight to the joint density
 //   run.output(addr, value)       record a deterministic output; part of x. It must not
 //                                 depend on θ once z is fixed (gold is refused if it does).
+//   run.theta_independent_from_here()  optional: nothing after this point depends on θ (see
+//                                 below); lets the runtime assess p(z|θ) at many points cheaply:
+//                                 `if (!run.theta_independent_from_here()) return;`
 // The same function serves simulation, gold mining, replay, stepping and conditioning:
 // what happens to each choice is decided by the stack of Handlers the driver installs.
 #pragma once
@@ -72,6 +75,13 @@ class Run {
   /// The accumulated log p(x,z|θ) of set_sinks(…, joint = true).
   const Real& joint() const noexcept { return joint_; }
   int num_points() const noexcept { return num_points_; }
+  /// Whether the model called theta_independent_from_here() in this run, and joint() then.
+  bool marked() const noexcept { return marked_; }
+  const Real& joint_at_mark() const noexcept { return joint_at_mark_; }
+  /// With `stop`, theta_independent_from_here() returns false (the model returns) and finish()
+  /// skips the handlers' end(): a replay that needs only the θ-dependent part, joint_at_mark().
+  /// Kept across reset().
+  void set_stop_at_mark(bool stop) noexcept { stop_at_mark_ = stop; }
   /// Bit k set: the run is not usable for point k (a parameter check or log density
   /// failed there); the gold miner replays such points.
   std::uint32_t invalid_points() const noexcept { return invalid_points_; }
@@ -92,6 +102,16 @@ class Run {
     return choose<D>(Kind::observe, a, d);
   }
   void factor(const Address& a, const Real& log_weight);
+  /// Declares that nothing after this point depends on θ: no later choice's density, no later
+  /// factor, nor which choices come (rendering an image from drawn latents, Poisson pixel noise
+  /// at rates fixed by them). Then log p(x,z|θ) − log p(x,z|θ') is decided by the choices made
+  /// so far, and a replay may stop here: a mining job's prior-marginal reference assesses each
+  /// event's p(z|θ_k) at K points this way instead of rerunning the whole simulator K times.
+  /// Optional, at most once per run. Returns false when the run needs nothing after this
+  /// point (such a replay): the model should return then; going on is correct, only slower.
+  /// The gold miner checks the promise on every event it mines with a score (the rest must
+  /// add nothing to it) and refuses the event with a RunError naming the parameter otherwise.
+  bool theta_independent_from_here();
   void output(const Address& a, const Real& value);
   void output(const Address& a, std::span<const double> values);
 
@@ -432,6 +452,8 @@ class Run {
   std::vector<double> points_;  // point k, parameter i at [i * kMaxPoints + k]
   int num_points_ = 0;
   std::uint32_t invalid_points_ = 0;
+  bool marked_ = false, stop_at_mark_ = false;
+  Real joint_at_mark_;
 };
 
 }  // namespace lode

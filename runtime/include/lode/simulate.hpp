@@ -64,6 +64,10 @@ struct Gold {
   /// is not finite).
   std::vector<std::vector<double>> score_at;
   Trace trace;
+  /// The model called Run::theta_independent_from_here(): log_p_mark is log p there, the
+  /// θ-dependent part (log_p − log_p_mark is the same at every θ). Without it, log_p_mark = log_p.
+  bool marked = false;
+  double log_p_mark = 0.0;
 };
 
 class GoldMiner {

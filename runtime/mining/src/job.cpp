@@ -45,6 +45,9 @@ void MiningJob::check() const {
   if (out.empty()) throw UsageError(fmt::format("mining job of model '{}': no output directory", model->name));
   theta0.check(*model);
   if (purpose == schema::Purpose::ratio) theta1.check(*model);
+  if (theta0.kind == ThetaSpec::Kind::marginal || (purpose != schema::Purpose::ratio && theta1.kind == ThetaSpec::Kind::marginal))
+    throw UsageError(fmt::format("mining job of model '{}': a marginal reference ({}) is a θ1 of ratio data only",
+                                 model->name, theta0.kind == ThetaSpec::Kind::marginal ? theta0.text : theta1.text));
   if (purpose == schema::Purpose::local && theta0.kind != ThetaSpec::Kind::point)
     throw UsageError(fmt::format("mining job of model '{}': local data needs one point, got '{}'", model->name,
                                  theta0.text));

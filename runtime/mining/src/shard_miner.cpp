@@ -14,10 +14,14 @@ using schema::Column;
 ShardMiner::ShardMiner(const MiningJob& job)
     : job_(job),
       miner_(*job.model, GoldOptions{.score = true,
-                                     .keep_trace = false,
+                                     .keep_trace = job.theta1.kind == ThetaSpec::Kind::marginal,
                                      .score_at = true,
                                      .ratios = GoldOptions::Ratios::automatic}),
       other_(1),
+      mixture_(job.purpose == schema::Purpose::ratio ? job.theta1.mixture_points(*job.model, job.seed)
+                                                     : std::vector<std::vector<double>>{}),
+      mixture_log_p_(mixture_.size()),
+      assessor_(*job.model),
       simulator_(*job.model) {
   const std::vector<ArrayLayout> arrays = job.arrays();
   for (std::size_t a = 0; a < arrays.size(); ++a) {
@@ -29,6 +33,35 @@ ShardMiner::ShardMiner(const MiningJob& job)
 void ShardMiner::append(Column c, ShardResult& out, std::span<const double> v) const {
   std::vector<double>& b = out.arrays[index_[static_cast<std::size_t>(c)]];
   b.insert(b.end(), v.begin(), v.end());
+}
+
+double ShardMiner::marginal_log_ratio(const Gold& g, bool at_theta0, std::span<const double> th0, std::uint64_t i,
+                                      std::vector<double>& t0) {
+  double lp0 = g.log_p_mark;
+  if (at_theta0) {
+    t0 = g.score;
+  } else {
+    const Assessment a = assessor_.prefix(g.trace, th0, true, job_.seed, i);
+    lp0 = a.log_p;
+    if (std::isfinite(a.log_p) && a.marked != g.marked)
+      throw RunError(fmt::format("model '{}', seed {}, event {}", job_.model->name, job_.seed, i),
+                     "theta_independent_from_here", "called in some runs of the event and not in others");
+    t0 = a.score;
+  }
+  double most = -std::numeric_limits<double>::infinity();
+  for (std::size_t k = 0; k < mixture_.size(); ++k) {
+    const Assessment a = assessor_.prefix(g.trace, mixture_[k], false, job_.seed, i);
+    if (std::isfinite(a.log_p) && a.marked != g.marked)
+      throw RunError(fmt::format("model '{}', seed {}, event {}", job_.model->name, job_.seed, i),
+                     "theta_independent_from_here", "called in some runs of the event and not in others");
+    mixture_log_p_[k] = a.log_p;
+    most = std::max(most, a.log_p);
+  }
+  if (lp0 == -std::numeric_limits<double>::infinity()) return lp0;
+  if (most == -std::numeric_limits<double>::infinity()) return std::numeric_limits<double>::infinity();
+  double sum = 0;
+  for (double lp : mixture_log_p_) sum += std::exp(lp - most);
+  return lp0 - (most + std::log(sum / static_cast<double>(mixture_.size())));
 }
 
 bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, const ShardControl& control) {
@@ -59,6 +92,26 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
       if (ratio) {
         job_.theta1.draw(model, job_.seed, i, kStreamTheta1, th1.data());
         const bool y = i % 2 == 1;
+        if (!mixture_.empty()) {
+          // Against the prior-marginal reference: odd rows drawn from it (at one of its points).
+          const Gold& g = miner_(y ? th1 : th0, job_.seed, i);
+          check_x(g.x, i);
+          std::vector<double>& t0 = other_[0];
+          const double log_r = marginal_log_ratio(g, !y, th0, i, t0);
+          const bool possible = std::isfinite(log_r);
+          if (!possible) ++out.impossible;
+          const double r = std::exp(log_r), yv = y ? 1.0 : 0.0;
+          if (possible && (r == 0 || std::isinf(r))) ++out.overflow;
+          append(Column::x, out, g.x);
+          append(Column::theta0, out, th0);
+          append(Column::theta1, out, th1);
+          append(Column::y, out, {&yv, 1});
+          append(Column::r_xz, out, {&r, 1});
+          append(Column::t_xz0, out, possible && t0.size() == d ? t0 : nan);
+          append(Column::t_xz1, out, nan);
+          ++out.rows;
+          continue;
+        }
         other_[0] = y ? th0 : th1;
         const Gold& g = miner_(y ? th1 : th0, job_.seed, i, other_);
         check_x(g.x, i);

@@ -520,6 +520,18 @@ MiningResult ShardStore::finish() const {
       {"job", identity_},
       {"conventions", conventions},
   };
+  if (ratio && job_.theta1.kind == ThetaSpec::Kind::marginal) {
+    // The reference is not a point: say what r_xz and the theta1 column mean here.
+    conventions[schema::name(schema::Column::r_xz)] =
+        "p(x,z|theta0) / p_ref(x,z), p_ref = (1/K) sum_k p(x,z|theta_k) over the K points of reference.theta";
+    conventions[schema::name(schema::Column::t_xz1)] = "NaN: the reference is a mixture, not a point";
+    meta["reference"] = {
+        {"kind", "prior_marginal"},
+        {"points", job_.theta1.mixture},
+        {"theta_streams", "point k from the prior with Philox (seed, k, stream 3)"},
+        {"theta1_column", "y = 1 rows are drawn from the mixture: theta1 is the point each was drawn at"},
+        {"theta", job_.theta1.mixture_points(model, job_.seed)}};
+  }
   if (ratio) {
     meta["impossible_ratio_rows"] = totals.impossible_ratio_rows;
     meta["overflow_ratio_rows"] = totals.overflow_ratio_rows;

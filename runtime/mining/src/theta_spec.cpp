@@ -44,6 +44,14 @@ ThetaSpec ThetaSpec::grid(std::vector<std::pair<double, double>> box, std::vecto
   return s;
 }
 
+ThetaSpec ThetaSpec::marginal(std::uint64_t points) {
+  ThetaSpec s;
+  s.kind = Kind::marginal;
+  s.mixture = points;
+  s.text = s.describe();
+  return s;
+}
+
 std::uint64_t ThetaSpec::grid_size() const noexcept {
   if (kind != Kind::grid) return 1;
   std::uint64_t n = 1;
@@ -65,6 +73,8 @@ std::string ThetaSpec::describe() const {
       for (std::size_t k = 0; k < box.size(); ++k)
         parts.push_back(fmt::format("{}..{}:{}", box[k].first, box[k].second, k < counts.size() ? counts[k] : 0));
       return fmt::format("grid:{}", fmt::join(parts, ","));
+    case Kind::marginal:
+      return fmt::format("marginal:{}", mixture);
   }
   return {};
 }
@@ -83,6 +93,10 @@ void ThetaSpec::check(const Model& model) const {
       break;
     case Kind::prior:
       if (model.prior.empty()) fail("the model has no prior to sample");
+      break;
+    case Kind::marginal:
+      if (model.prior.empty()) fail("the model has no prior to draw the reference's points from");
+      if (mixture == 0 || mixture > kMaxMixture) fail(fmt::format("K = {} points (1 to {})", mixture, kMaxMixture));
       break;
     case Kind::uniform:
     case Kind::grid:
@@ -135,7 +149,25 @@ void ThetaSpec::draw(const Model& model, std::uint64_t seed, std::uint64_t row, 
       }
       break;
     }
+    case Kind::marginal: {
+      Rng rng(seed, row, stream);
+      const auto k = std::min<std::uint64_t>(static_cast<std::uint64_t>(rng.uniform() * static_cast<double>(mixture)),
+                                             mixture - 1);
+      Rng point(seed, k, kStreamReference);
+      model.prior.sample(point, out);
+      break;
+    }
   }
+}
+
+std::vector<std::vector<double>> ThetaSpec::mixture_points(const Model& model, std::uint64_t seed) const {
+  std::vector<std::vector<double>> points(kind == Kind::marginal ? mixture : 0,
+                                          std::vector<double>(model.parameters.size()));
+  for (std::uint64_t k = 0; k < points.size(); ++k) {
+    Rng rng(seed, k, kStreamReference);
+    model.prior.sample(rng, points[k].data());
+  }
+  return points;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -177,7 +209,7 @@ ThetaSpec parse_theta_spec(const Model& model, std::string_view option, std::str
                                    d == 1 ? "" : "s", fmt::join(model.parameters, ", "), text, got));
   };
   if (text.empty())
-    throw UsageError(fmt::format("{}: missing (a point V[,V...], prior, uniform:LO..HI[,...] or grid:LO..HI:N[,...])",
+    throw UsageError(fmt::format("{}: missing (a point V[,V...], prior, uniform:LO..HI[,...], grid:LO..HI:N[,...] or marginal:K)",
                                  option));
   if (text == "prior") {
     s.kind = ThetaSpec::Kind::prior;
@@ -204,9 +236,17 @@ ThetaSpec parse_theta_spec(const Model& model, std::string_view option, std::str
       size *= n;
     }
     check_count(s.box.size());
+  } else if (text.starts_with("marginal:")) {
+    s.kind = ThetaSpec::Kind::marginal;
+    s.mixture = parse_count(option, text.substr(9), /*positive=*/true);
+    if (s.mixture > ThetaSpec::kMaxMixture)
+      throw UsageError(fmt::format("{}: '{}': at most {} reference points", option, text, ThetaSpec::kMaxMixture));
+    if (model.prior.empty())
+      throw UsageError(fmt::format("{}: model '{}' has no prior to draw the reference's points from", option, model.name));
   } else if (text.find(':') != std::string_view::npos || (text.find_first_not_of("0123456789+-.,eE \t") != std::string_view::npos)) {
     throw UsageError(fmt::format(
-        "{}: '{}' is not a point V[,V...], prior, uniform:LO..HI[,...] or grid:LO..HI:N[,...]", option, text));
+        "{}: '{}' is not a point V[,V...], prior, uniform:LO..HI[,...], grid:LO..HI:N[,...] or marginal:K", option,
+        text));
   } else {
     s.point = parse_point(model, option, text);
   }

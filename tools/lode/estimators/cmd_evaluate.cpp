@@ -168,7 +168,7 @@ int evaluate(const EvaluateOptions& o) {
     npy::write(o.spread, sd.size(), 1, sd);
   }
   fmt::print(stderr, "lode evaluate: {} values of log r(x|{}, {}) from {} ({}{}) -> {}\n", logr.size(), format_point(t0),
-             t1.empty() ? format_point(e.fixed_theta1()) : format_point(t1), o.model, est::to_string(e.method()),
+             !t1.empty() ? format_point(t1) : e.marginal_reference() ? std::string("the prior marginal") : format_point(e.fixed_theta1()), o.model, est::to_string(e.method()),
              e.members() > 1 ? fmt::format(", mean of {} members", e.members()) : "", o.out);
   return report_non_finite(logr, 1, o);
 }

@@ -193,7 +193,8 @@ int infer(const InferOptions& o) {
     } else {
       const std::vector<double> theta1 = est::choose_theta1(e, o.theta1, o.model_dir);
       obs = read_observed(o.observed, e.n_x(), who, e.names());
-      what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, method, format_point(theta1));
+      what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, method,
+                         theta1.empty() ? std::string("the prior marginal") : format_point(theta1));
       source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}, {"theta1", theta1}};
       log_likelihood = est::ratio_log_likelihood(e, obs, theta1, o.model_dir);
       quantity = inf::kRatioQuantity;

@@ -73,6 +73,10 @@ struct Dataset {
   std::string model;   ///< the simulator that mined it (meta.json's "model"; "" if unknown)
   std::vector<std::string> parameters;   ///< names of θ's components (meta.json; empty if unknown)
   std::vector<std::string> observables;  ///< names of x's components (meta.json; empty if unknown)
+  /// Ratio data against the prior-marginal reference (lode mine --theta1 marginal:K; meta.json's
+  /// reference.kind "prior_marginal"): r_xz = p(x,z|θ0)/p_ref(x,z), theta1 is where a y = 1 row
+  /// was drawn, not a reference point. The ratio family then learns log r̂(x|θ) against p_ref.
+  bool marginal_reference = false;
 
   /// The member holding column `c`.
   Matrix& column(schema::Column c);
@@ -91,6 +95,7 @@ struct DatasetMeta {
   std::string model;
   std::vector<std::string> parameters, observables;
   std::uint64_t rows = 0;
+  bool marginal_reference = false;  ///< reference.kind is "prior_marginal"
 };
 
 /// Parses meta.json text (`path` for messages). Throws EstimatorError naming the file and
@@ -342,11 +347,16 @@ class Estimator {
   /// Single-parameterized ratio estimators: the θ1 of the training data; SALLINO: its
   /// reference point; empty otherwise.
   std::vector<double> fixed_theta1() const;
+  /// Ratio estimators trained against the prior-marginal reference (Dataset::marginal_reference):
+  /// log r̂(x|θ0) = log p̂(x|θ0)/p_ref(x) with θ1 not given (empty), log r̂(x|θ0,θ1) between two
+  /// points when θ1 is given.
+  bool marginal_reference() const;
   /// SALLY/SALLINO: the reference point.
   std::vector<double> reference() const;
 
   /// log r̂(x_i|θ0,θ1) for every row of x (ratio methods and SALLINO). theta1 may be empty for a
-  /// single-parameterized estimator. Throws EstimatorError for wrong sizes, a θ1 other than
+  /// single-parameterized estimator (and means the reference itself for a marginal-reference one;
+  /// log_ratio_rows takes a theta1 of 0 columns for that). Throws EstimatorError for wrong sizes, a θ1 other than
   /// the fixed one, or a score method.
   std::vector<double> log_ratio(const Matrix& x, std::span<const double> theta0,
                                 std::span<const double> theta1 = {}) const;

@@ -45,6 +45,7 @@ struct EstimatorFile {
   // The families' state. Every version-1 file has every key; a family leaves the others empty.
   bool doubly_parameterized = false;                   ///< ratio
   std::vector<double> fixed_theta1;                    ///< ratio (single-parameterized), sallino
+  bool marginal_reference = false;                     ///< ratio: log r̂(x|θ) against the prior marginal
   std::vector<double> reference;                       ///< local
   std::vector<double> x_mean, x_std;                   ///< both
   std::vector<double> theta_mean, theta_std;           ///< ratio

@@ -20,7 +20,8 @@ namespace lode::estimators {
 
 /// Σ_u count[u] · log r̂(x_u|θ,θ1) over the distinct observed rows, one batch per θ.
 /// `estimator` must outlive the result; `label` names it in messages (e.g. its directory).
-/// Throws EstimatorError for a score estimator (SALLY, SALLINO), a θ1 of the wrong size, or
+/// An empty θ1 of a marginal-reference estimator (Estimator::marginal_reference) is the prior
+/// marginal itself. Throws EstimatorError for a score estimator (SALLY, SALLINO), a θ1 of the wrong size, or
 /// events with the wrong number of columns. The callable throws inference::LikelihoodError
 /// naming the estimator and θ when evaluation fails, and θ, θ1 and the observed row when
 /// log r̂ is not finite.
@@ -61,8 +62,9 @@ inline constexpr const char* kDensityQuantity = "sum_i log p_hat(x_i|theta)";
 
 /// The reference point θ1 of L: `text` (lode infer --theta1, "V[,V...]"; empty: not given),
 /// which must have n_θ values and equal the fixed θ1 of a single-parameterized estimator; or
-/// that fixed θ1. Throws lode::UsageError naming --theta1, `text` and the estimator `label`
-/// (a doubly-parameterized estimator needs θ1 given).
+/// that fixed θ1; empty (the reference itself) for a marginal-reference estimator when not
+/// given. Throws lode::UsageError naming --theta1, `text` and the estimator `label` (a
+/// doubly-parameterized estimator needs θ1 given).
 std::vector<double> choose_theta1(const Estimator& estimator, const std::string& text, const std::string& label);
 
 }  // namespace lode::estimators

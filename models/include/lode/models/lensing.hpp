@@ -11,7 +11,9 @@
 //     "host/offset"/0,1  ~ Normal(0, 0.2″) (source position)
 //   subhalo population (the only θ-dependent part):
 //     "n_sub"            ~ Poisson(n̄(θ)), n̄ = f_ROI · n̄_tot(f_sub, β) in the ROI r ≤ 2θ_E
-//     "m_sub"/k          ~ SubhaloMass(β, m_min, m_max): p(m) ∝ m^β on [m_min, m_max]
+//     "m_sub"            ~ SubhaloMasses(β, m_min, m_max, n): the n masses, one choice, each
+//                          p(m) ∝ m^β on [m_min, m_max] (its density from Σ ln(m_i/m_min))
+//   then run.theta_independent_from_here(): nothing below depends on θ
 //     "positions"        ~ UniformDisc(2θ_E, n): (x_k, y_k) of every subhalo, uniform in the
 //                          ROI disc (one choice: its density does not depend on θ)
 //   rendering (plain doubles; a deterministic function of the latents): SIS host, untruncated
@@ -202,6 +204,15 @@ class SubhaloMass final : public ScalarDistribution<SubhaloMass, double> {
     // L = ln(m/m_min), and ∂/∂β log p = L − ∂/∂a ln((e^{aU} − 1)/a).
     return Real::chain(beta_, beta * l - t.log_m_min - t.log_norm, l - t.dlog_norm);
   }
+  /// The log density of n masses whose L = Σ ln(m_i/m_min) is `sum_log`: β L − n (ln m_min +
+  /// ln((e^{aU} − 1)/a)), in the sufficient statistics (SubhaloMasses).
+  Real log_prob_sum(std::size_t n, double sum_log) const {
+    const double beta = beta_.value(), c = static_cast<double>(n);
+    const Terms& t = terms(beta + 1.0);
+    return Real::chain(beta_, beta * sum_log - c * (t.log_m_min + t.log_norm), sum_log - c * t.dlog_norm);
+  }
+  double m_min() const noexcept { return m_min_; }
+  double m_max() const noexcept { return m_max_; }
   void parameters(ParamSink& s) const {
     s.add("beta", beta_);
     s.add("m_min", m_min_);
@@ -246,6 +257,64 @@ class SubhaloMass final : public ScalarDistribution<SubhaloMass, double> {
   }
   Real beta_;
   double m_min_, m_max_;
+};
+
+/// n independent SubhaloMass draws as one choice, (m_1, …, m_n): the same random numbers and
+/// values as n SubhaloMass choices, and a log density computed from the sufficient statistic
+/// L = Σ ln(m_i/m_min) (one pass over the masses, then O(1) per parameter point: lock-step
+/// points and the prior-marginal reference's K replays cost no more than one).
+class SubhaloMasses final : public Distribution {
+ public:
+  using value_type = std::vector<double>;
+  static constexpr const char* kName = "SubhaloMasses";
+  SubhaloMasses(Real beta, double m_min, double m_max, std::size_t n) : one_(std::move(beta), m_min, m_max), n_(n) {}
+
+  const char* name() const noexcept override { return kName; }
+  bool discrete() const noexcept override { return false; }
+  std::size_t value_size() const noexcept override { return n_; }
+  void check() const override { one_.check(); }
+  void sample_into(Rng& rng, double* out) const override {
+    for (std::size_t i = 0; i < n_; ++i) out[i] = one_.sample(rng);
+  }
+  Real log_prob_at(const double* x) const override {
+    const double l = sum_log(x);
+    return std::isnan(l) ? Real(-kInf) : one_.log_prob_sum(n_, l);
+  }
+  void describe(ParamSink& sink) const override {
+    one_.parameters(sink);
+    sink.add("n", static_cast<double>(n_));
+  }
+  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0, int& n0) const override;
+
+ private:
+  // L = Σ ln(m_i/m_min), NaN when a mass lies outside [m_min, m_max] (density 0). The last
+  // masses and their L are kept per thread: a replay assesses the same recorded masses at
+  // many points (the prior-marginal reference: K of them), and comparing n doubles costs far
+  // less than n logarithms. The cache is keyed on the values themselves, so it is exact.
+  double sum_log(const double* x) const {
+    struct Last {
+      std::vector<double> masses;
+      double m_min = 0.0, m_max = 0.0, sum = 0.0;
+    };
+    static thread_local Last last;
+    const double lo = one_.m_min(), hi = one_.m_max();
+    if (last.masses.size() == n_ && last.m_min == lo && last.m_max == hi &&
+        std::equal(x, x + n_, last.masses.begin()))
+      return last.sum;
+    double l = 0.0;
+    for (std::size_t i = 0; i < n_; ++i) {
+      if (!(x[i] >= lo && x[i] <= hi)) {
+        l = std::nan("");
+        break;
+      }
+      l += std::log(x[i] / lo);
+    }
+    last.masses.assign(x, x + n_);
+    last.m_min = lo, last.m_max = hi, last.sum = l;
+    return l;
+  }
+  SubhaloMass one_;
+  std::size_t n_;
 };
 
 /// Independent Poisson counts for every pixel of an image, one choice: value i ~ Poisson(rate i).

@@ -8,6 +8,12 @@
 // faster (GoldOptions::Ratios::automatic; replay wins where control flow depends on θ, as
 // in a Gillespie simulation between distant points). Both give the same rows bit for bit
 // (tests/models/test_all_models.cpp), so the files do not depend on which ran.
+//
+// With a marginal reference (θ1 = marginal:K), r_xz = p(x,z|θ0) / p_ref(x,z), p_ref the mixture
+// (1/K) Σ_k p(x,z|θ_k): the recorded choices are assessed at θ0 (odd rows) and at the K points
+// up to the model's Run::theta_independent_from_here() (Assessor::prefix; the rest of the
+// model, the same at every θ, cancels in the ratio and is not run again). t_xz1 is NaN: the
+// reference is not a point and has no score.
 #pragma once
 
 #include <atomic>
@@ -64,6 +70,12 @@ class ShardMiner {
   std::size_t index_[schema::kColumns] = {};  // array of each column of the job
   GoldMiner miner_;  // ratio data: with the other point as its extra point (score_at)
   std::vector<std::vector<double>> other_;  // that point
+  std::vector<std::vector<double>> mixture_;  // marginal reference: its K points
+  std::vector<double> mixture_log_p_;         // log p up to the mark at each of them (one event)
+  Assessor assessor_;
+  /// A marginal-reference row: log p(x,z|θ0) − log p_ref(x,z), and the score at θ0.
+  double marginal_log_ratio(const Gold& g, bool at_theta0, std::span<const double> th0, std::uint64_t i,
+                            std::vector<double>& t0);
   Simulator simulator_;  // plain data: x as lode simulate gives it
 };
 

@@ -262,6 +262,26 @@ class Estimators(Base):
             loaded.log_ratio_rows(x, th[:2])
         self.assertEqual(loaded.reports[0]["epochs_run"], 3)
 
+    def test_marginal_reference_equals_the_command(self):
+        # theta1="marginal:K": the same bytes as lode mine; the estimator's output is log r̂
+        # against the mixture (theta1 left out), and with theta1 the difference of two outputs.
+        data, py = self.path("marginal"), self.path("marginal-py")
+        cli("mine", "galton", "--for", "ratio", "--theta0", "prior", "--theta1", "marginal:20", "-n", 600, "--seed", 2,
+            "--out", data)
+        self.assertEqual(lode.mine("galton", for_="ratio", theta0="prior", theta1="marginal:20", n=600, seed=2, out=py),
+                         py)
+        for f in ["x", "theta0", "theta1", "y", "r_xz", "t_xz0"]:
+            np.testing.assert_array_equal(np.load(os.path.join(data, f + ".npy")), np.load(os.path.join(py, f + ".npy")))
+        self.assertTrue(np.isnan(np.load(os.path.join(py, "t_xz1.npy"))).all())
+        with open(os.path.join(py, "meta.json")) as f:
+            self.assertEqual(json.load(f)["reference"]["points"], 20)
+        e = lode.train("alices", py, out=self.path("marginal-est"), epochs=2, hidden=[16], seed=1)
+        self.assertTrue(e.marginal_reference)
+        x = np.arange(5, 25, dtype=np.float64).reshape(-1, 1)
+        a, b = e.log_ratio(x, [-0.8]), e.log_ratio(x, [-0.6])
+        np.testing.assert_allclose(e.log_ratio(x, [-0.8], [-0.6]), a - b, atol=1e-5)
+        np.testing.assert_array_equal(e.log_ratio_rows(x, np.full((20, 1), -0.8)), a)
+
     def test_density_estimators_equal_the_command(self):
         data = self.path("moons")
         cli("mine", "two_moons", "--for", "plain", "--theta", "prior", "-n", 2000, "--seed", 5, "--out", data)

@@ -576,4 +576,14 @@ TEST_CASE("the prior-marginal reference end to end: mine --theta1 marginal:K, tr
   const Result inf = run_lode({"infer", "--model", model, "--observed", obs, "--grid", "-1..-0.4:13"});
   require_ok(inf);
   CHECK(inf.out.find("the prior marginal") != std::string::npos);
+  // Calibration simulates at a reference point: it must be given, and infer must then use it.
+  check_fails({"calibrate", "--model", model, "--grid", "-1..-0.4:4", "-n", "300", "--out", scratch("cal0.json")},
+              "trained against the prior marginal");
+  const std::string cal = scratch("marginal-cal.json");
+  require_ok(run_lode({"calibrate", "--model", model, "--grid", "-1..-0.4:4", "-n", "300", "--theta1", "-0.7",
+                       "--check-events", "0", "--out", cal}));
+  check_fails({"infer", "--model", model, "--observed", obs, "--grid", "-1..-0.4:4", "--calibration", cal},
+              "give --theta1 -0.7 ");
+  require_ok(run_lode({"infer", "--model", model, "--observed", obs, "--grid", "-1..-0.4:4", "--calibration", cal,
+                       "--theta1", "-0.7"}));
 }

@@ -43,6 +43,11 @@ int calibrate(const CalibrateOptions& o) {
     throw UsageError(fmt::format("--model '{}': calibration is for ratio estimators (carl, rolr, rascal, cascal, alice, "
                                  "alices); this one gives log p(x|theta)",
                                  o.model_dir));
+  if (s.theta1.empty())
+    throw UsageError(fmt::format("--theta1: estimator '{}' was trained against the prior marginal, and calibration "
+                                 "simulates events at a reference point: give one, e.g. --theta1 {} (then infer with "
+                                 "the same --theta1)",
+                                 o.model_dir, inf::format_point(std::vector<double>(s.f.n_theta, 0.0))));
   const inf::Grid grid = checked_grid(o.grid, s.f.n_theta, fmt::format("estimator '{}'", o.model_dir));
   inf::CalibrationOptions c;
   c.events = parse_count("-n", o.events, true);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -72,6 +73,10 @@ inline inference::EventLikelihood calibrated(const std::string& path, const esti
   if (cal->grid.dim() != e.n_theta())
     throw UsageError(fmt::format("--calibration '{}': {} parameters, estimator '{}' {}", path, cal->grid.dim(),
                                  model_dir, e.n_theta()));
+  if (theta1.size() != cal->theta1.size())  // (a marginal-reference estimator's L without --theta1)
+    throw UsageError(fmt::format("--calibration '{}': made for theta1 = {}; give --theta1 {} (L uses {})", path,
+                                 inference::format_point(cal->theta1), fmt::join(cal->theta1, ","),
+                                 theta1.empty() ? std::string("the prior marginal") : inference::format_point(theta1)));
   for (std::size_t d = 0; d < theta1.size(); ++d)
     if (std::abs(cal->theta1[d] - theta1[d]) > 1e-9 * std::max(1.0, std::abs(theta1[d])))
       throw UsageError(fmt::format("--calibration '{}': made for theta1 = {}, but L uses theta1 = {}", path,
@@ -144,7 +149,8 @@ inline EventSource open_event_source(const std::string& model_dir, const std::st
   s.f = est::ratio_event_log_likelihood(e, s.theta1, model_dir);
   s.source = {{"method", "estimator"}, {"estimator", model_dir}, {"estimator_method", method}, {"theta1", s.theta1}};
   s.quantity = inf::kRatioQuantity;
-  s.what = fmt::format("estimator {} ({}), theta1 = {}", model_dir, method, inf::format_point(s.theta1));
+  s.what = fmt::format("estimator {} ({}), theta1 = {}", model_dir, method,
+                       s.theta1.empty() ? std::string("the prior marginal") : inf::format_point(s.theta1));
   if (!calibration.empty()) {
     s.f = calibrated(calibration, e, s.theta1, model_dir, s.f);
     s.source["calibration"] = calibration;

@@ -14,7 +14,13 @@ test sets are simulated once: (x, θ) with θ from the prior (seed 1000) and 200
 fiducial θ (seed 1001). Per estimator:
 
   auc    ROC AUC of log r̂(x|θ, θ1) on (x, its θ) against (x, a shuffled θ) — how much of
-         x's dependence on θ the estimator has learned (0.5: none);
+         x's dependence on θ the estimator has learned (0.5: none). It compares scores of
+         different images, so it also rewards the reference: log r̂ against the prior
+         marginal is the optimal score for it, against a fixed θ1 it carries a per-image
+         offset log p(x)/p(x|θ1);
+  paired the fraction of test images with log r̂(x|its θ) > log r̂(x|the shuffled θ): the
+         same comparison image by image, where any per-image offset cancels (the metric
+         for comparing references);
   curve  −2 E[log r̂(x|(f_sub, −1.9), θ1)] over the images at the fiducial θ = θ1: the
          expected per-lens −2Δ log-likelihood ratio along β = −1.9 (0 at f_sub = 0.05).
 
@@ -40,7 +46,7 @@ FIDUCIAL = (0.05, -1.9)
 CURVE_FSUB = [0.001, 0.01, 0.02, 0.034, 0.051, 0.067, 0.084, 0.1, 0.134, 0.17, 0.2]
 PAPER_FIX = {0.001: 11.17, 0.034: 0.65, 0.051: 0.0, 0.067: 1.39, 0.084: 4.12, 0.134: 13.08}
 FIELDS = ["model", "method", "n", "seed", "alpha", "auc", "train_seconds", "best_epoch", "epochs"] + [
-    f"q_{f:g}" for f in CURVE_FSUB] + ["reference"]
+    f"q_{f:g}" for f in CURVE_FSUB] + ["reference", "paired"]
 
 
 def log(msg):
@@ -165,9 +171,10 @@ def main():
                     run(cmd, os.path.join(R, f"train-{method}-n{n}-seed{seed}.log"))
                 e = lode.Estimator.load(out)
                 rep = e.reports[0]
+                own, other = e.log_ratio_rows(x_test, th_test), e.log_ratio_rows(x_test, shuffled)
                 row = {"model": a.model, "method": method, "n": n, "seed": seed,
                        "alpha": a.alpha if method in ("rascal", "alices", "cascal") else "",
-                       "auc": f"{auc(e.log_ratio_rows(x_test, th_test), e.log_ratio_rows(x_test, shuffled)):.4f}",
+                       "auc": f"{auc(own, other):.4f}", "paired": f"{np.mean(own > other) + 0.5 * np.mean(own == other):.4f}",
                        "train_seconds": f"{rep['seconds']:.1f}", "best_epoch": rep["best_epoch"],
                        "epochs": rep["epochs_run"], "reference": a.reference}
                 # −2 E[log r̂(x|θ) − log r̂(x|θ_fid)] (the second term is 0 exactly when θ1 is θ_fid)

@@ -328,27 +328,6 @@ void PoissonImage::log_prob_points(const double* x, int m, double* lp, std::uint
   for (int k = 0; k < m; ++k) lp[k] = v;
 }
 
-// ---- SubhaloMasses ----
-void SubhaloMasses::log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0,
-                                    int& n0) const {
-  n0 = 0;
-  const double l = sum_log(x);  // once for every point
-  for (int k = 0; k < m; ++k) {
-    lockstep_state.point = k;
-    try {
-      check();
-      const Real v = std::isnan(l) ? Real(-kInfinity) : one_.log_prob_sum(n_, l);
-      lp[k] = v.at_point(k);
-      if (k == 0) n0 = copy_point_gradient(v, lp[0], grad0, invalid);
-      if (std::isnan(lp[k])) invalid |= 1u << k;
-    } catch (const Error&) {
-      invalid |= 1u << k;
-      lp[k] = -kInfinity;
-    }
-    lockstep_state.point = -1;
-  }
-}
-
 // ---- UniformDisc ----
 void UniformDisc::sample_into(Rng& rng, double* out) const {
   for (std::size_t k = 0; k < points_; ++k) {

@@ -92,6 +92,20 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
       if (ratio) {
         job_.theta1.draw(model, job_.seed, i, kStreamTheta1, th1.data());
         const bool y = i % 2 == 1;
+        // One row: r_xz = exp(log r), counted impossible (−∞/+∞ log r) or beyond float64.
+        const auto ratio_row = [&](const std::vector<double>& x, double log_r, bool possible,
+                                   std::span<const double> t0, std::span<const double> t1) {
+          if (!possible) ++out.impossible;
+          const double r = std::exp(log_r), yv = y ? 1.0 : 0.0;
+          if (possible && (r == 0 || std::isinf(r))) ++out.overflow;
+          append(Column::x, out, x);
+          append(Column::theta0, out, th0);
+          append(Column::theta1, out, th1);
+          append(Column::y, out, {&yv, 1});
+          append(Column::r_xz, out, {&r, 1});
+          append(Column::t_xz0, out, t0);
+          append(Column::t_xz1, out, t1);
+        };
         if (!mixture_.empty()) {
           // Against the prior-marginal reference: odd rows drawn from it (at one of its points).
           const Gold& g = miner_(y ? th1 : th0, job_.seed, i);
@@ -99,36 +113,17 @@ bool ShardMiner::mine(std::uint64_t first, std::uint64_t end, ShardResult& out, 
           std::vector<double>& t0 = other_[0];
           const double log_r = marginal_log_ratio(g, !y, th0, i, t0);
           const bool possible = std::isfinite(log_r);
-          if (!possible) ++out.impossible;
-          const double r = std::exp(log_r), yv = y ? 1.0 : 0.0;
-          if (possible && (r == 0 || std::isinf(r))) ++out.overflow;
-          append(Column::x, out, g.x);
-          append(Column::theta0, out, th0);
-          append(Column::theta1, out, th1);
-          append(Column::y, out, {&yv, 1});
-          append(Column::r_xz, out, {&r, 1});
-          append(Column::t_xz0, out, possible && t0.size() == d ? t0 : nan);
-          append(Column::t_xz1, out, nan);
-          ++out.rows;
-          continue;
+          ratio_row(g.x, log_r, possible, possible && t0.size() == d ? t0 : nan, nan);
+        } else {
+          other_[0] = y ? th0 : th1;
+          const Gold& g = miner_(y ? th1 : th0, job_.seed, i, other_);
+          check_x(g.x, i);
+          const double other_lp = g.log_p_at[0];
+          const bool possible = other_lp != -std::numeric_limits<double>::infinity() && g.score_at[0].size() == d;
+          const double lp0 = y ? other_lp : g.log_p, lp1 = y ? g.log_p : other_lp;
+          const std::vector<double>& other_score = possible ? g.score_at[0] : nan;
+          ratio_row(g.x, lp0 - lp1, possible, y ? other_score : g.score, y ? g.score : other_score);
         }
-        other_[0] = y ? th0 : th1;
-        const Gold& g = miner_(y ? th1 : th0, job_.seed, i, other_);
-        check_x(g.x, i);
-        const double other_lp = g.log_p_at[0];
-        const bool possible = other_lp != -std::numeric_limits<double>::infinity() && g.score_at[0].size() == d;
-        if (!possible) ++out.impossible;
-        const double lp0 = y ? other_lp : g.log_p, lp1 = y ? g.log_p : other_lp;
-        const std::vector<double>& other_score = possible ? g.score_at[0] : nan;
-        const double r = std::exp(lp0 - lp1), yv = y ? 1.0 : 0.0;
-        if (possible && (r == 0 || std::isinf(r))) ++out.overflow;
-        append(Column::x, out, g.x);
-        append(Column::theta0, out, th0);
-        append(Column::theta1, out, th1);
-        append(Column::y, out, {&yv, 1});
-        append(Column::r_xz, out, {&r, 1});
-        append(Column::t_xz0, out, y ? other_score : g.score);
-        append(Column::t_xz1, out, y ? g.score : other_score);
       } else if (job_.purpose == schema::Purpose::plain) {
         const std::vector<double>& x = simulator_(th0, job_.seed, i);
         check_x(x, i);

@@ -261,8 +261,8 @@ class SubhaloMass final : public ScalarDistribution<SubhaloMass, double> {
 
 /// n independent SubhaloMass draws as one choice, (m_1, …, m_n): the same random numbers and
 /// values as n SubhaloMass choices, and a log density computed from the sufficient statistic
-/// L = Σ ln(m_i/m_min) (one pass over the masses, then O(1) per parameter point: lock-step
-/// points and the prior-marginal reference's K replays cost no more than one).
+/// L = Σ ln(m_i/m_min), computed once per set of masses (lock-step points and the
+/// prior-marginal reference's K replays then cost a comparison of the masses, not n logs).
 class SubhaloMasses final : public Distribution {
  public:
   using value_type = std::vector<double>;
@@ -284,7 +284,6 @@ class SubhaloMasses final : public Distribution {
     one_.parameters(sink);
     sink.add("n", static_cast<double>(n_));
   }
-  void log_prob_points(const double* x, int m, double* lp, std::uint32_t& invalid, double* grad0, int& n0) const override;
 
  private:
   // L = Σ ln(m_i/m_min), NaN when a mass lies outside [m_min, m_max] (density 0). The last

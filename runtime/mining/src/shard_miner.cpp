@@ -37,23 +37,25 @@ void ShardMiner::append(Column c, ShardResult& out, std::span<const double> v) c
 
 double ShardMiner::marginal_log_ratio(const Gold& g, bool at_theta0, std::span<const double> th0, std::uint64_t i,
                                       std::vector<double>& t0) {
+  // Every assessment of the event must stop at the mark if the run that drew it did.
+  const auto check_marked = [&](const Assessment& a) {
+    if (std::isfinite(a.log_p) && a.marked != g.marked)
+      throw RunError(fmt::format("model '{}', seed {}, event {}", job_.model->name, job_.seed, i),
+                     "theta_independent_from_here", "called in some runs of the event and not in others");
+  };
   double lp0 = g.log_p_mark;
   if (at_theta0) {
     t0 = g.score;
   } else {
     const Assessment a = assessor_.prefix(g.trace, th0, true, job_.seed, i);
     lp0 = a.log_p;
-    if (std::isfinite(a.log_p) && a.marked != g.marked)
-      throw RunError(fmt::format("model '{}', seed {}, event {}", job_.model->name, job_.seed, i),
-                     "theta_independent_from_here", "called in some runs of the event and not in others");
+    check_marked(a);
     t0 = a.score;
   }
   double most = -std::numeric_limits<double>::infinity();
   for (std::size_t k = 0; k < mixture_.size(); ++k) {
     const Assessment a = assessor_.prefix(g.trace, mixture_[k], false, job_.seed, i);
-    if (std::isfinite(a.log_p) && a.marked != g.marked)
-      throw RunError(fmt::format("model '{}', seed {}, event {}", job_.model->name, job_.seed, i),
-                     "theta_independent_from_here", "called in some runs of the event and not in others");
+    check_marked(a);
     mixture_log_p_[k] = a.log_p;
     most = std::max(most, a.log_p);
   }

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <chrono>
@@ -453,4 +454,23 @@ TEST_CASE("Schedulers run every task once, the lowest failing task's error is re
                     "four");
   CHECK(order == std::vector<std::size_t>{0, 1, 2, 3, 4});
   CHECK(ticks == 4);
+}
+
+TEST_CASE("MiningJob::default_shard_size: about 64 shards, 256 to 100 000 events each", "[mining][job]") {
+  using lode::mining::MiningJob;
+  CHECK(MiningJob::default_shard_size(1) == 256);
+  CHECK(MiningJob::default_shard_size(64 * 256) == 256);
+  CHECK(MiningJob::default_shard_size(64 * 256 + 1) == 257);
+  CHECK(MiningJob::default_shard_size(30000) == 469);
+  CHECK(MiningJob::default_shard_size(64 * 100000) == 100000);
+  CHECK(MiningJob::default_shard_size(64 * 100000 + 1) == 100000);
+  CHECK(MiningJob::default_shard_size(1000000000000ull) == 100000);
+  for (std::uint64_t n : {1ull, 255ull, 1000ull, 16385ull, 30000ull, 999999ull, 6400000ull, 123456789ull}) {
+    MiningJob job;
+    job.events = n;
+    job.shard_size = MiningJob::default_shard_size(n);
+    INFO("events " << n << ", shard size " << job.shard_size);
+    CHECK(job.shards() <= std::max<std::uint64_t>(MiningJob::kDefaultShards, n / 100000 + 1));
+    CHECK((job.shards() >= std::min<std::uint64_t>(MiningJob::kDefaultShards, n / 256) || job.shard_size == 256));
+  }
 }

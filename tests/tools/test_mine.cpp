@@ -223,6 +223,18 @@ TEST_CASE("lode mine: 1 and 2 threads give identical files", "[cli][mine]") {
   require_ok(mine(a3));
   for (const std::string& f : kRatioFiles)
     CHECK(read_text(other + "/" + f + ".npy") == read_text(one + "/" + f + ".npy"));
+
+  // Without --shard-size the job is cut into 64 shards (20000/64 rounded up: 313 events), so
+  // that a small job keeps every thread busy (one shard is one thread's), with the same arrays.
+  const std::string dflt = scratch("kdefault");
+  std::vector<std::string> a4 = {args.begin(), args.end() - 4};
+  a4.insert(a4.end(), {"--seed", "5", "--threads", "2", "--out", dflt});
+  require_ok(mine(a4));
+  const json meta = json::parse(read_text(dflt + "/meta.json"));
+  CHECK(meta.at("shards").at("size") == 313);
+  CHECK(meta.at("shards").at("count") == 64);
+  for (const std::string& f : kRatioFiles)
+    CHECK(read_text(dflt + "/" + f + ".npy") == read_text(one + "/" + f + ".npy"));
 }
 
 TEST_CASE("lode mine: killed half-way, --resume gives the uninterrupted dataset", "[cli][mine]") {

@@ -36,7 +36,7 @@ namespace {
 using mining::ThetaSpec;
 
 struct MineOptions {
-  std::string model, out, events, mode, theta0, theta1, theta, seed = "1", threads = "1", shard_size = "100000",
+  std::string model, out, events, mode, theta0, theta1, theta, seed = "1", threads = "1", shard_size,
       allow_skips = "0", x_dtype = "auto";
   bool resume = false, strict = false;
 };
@@ -70,7 +70,8 @@ int mine(const MineOptions& o) {
   job.events = parse_count("-n", o.events, /*positive=*/true);
   job.seed = parse_count("--seed", o.seed);
   const unsigned threads = mining::checked_threads("--threads", parse_count("--threads", o.threads, true));
-  job.shard_size = parse_count("--shard-size", o.shard_size, /*positive=*/true);
+  job.shard_size = o.shard_size.empty() ? mining::MiningJob::default_shard_size(job.events)
+                                        : parse_count("--shard-size", o.shard_size, /*positive=*/true);
   if (job.shards() > mining::MiningJob::kMaxShards)
     throw UsageError(fmt::format("--shard-size {}: -n {} makes more than {} shards", job.shard_size, job.events,
                                  mining::MiningJob::kMaxShards));
@@ -181,7 +182,7 @@ void add_mine(Application& app) {
       .option("-j,--threads", o->threads, "T",
               fmt::format("Worker threads (default: 1; at most {}: 4 x the processors); the files do not depend on it",
                           mining::max_threads()))
-      .option("--shard-size", o->shard_size, "K", "Events per shard (default: 100000)")
+      .option("--shard-size", o->shard_size, "K", "Events per shard (default: N/64, at least 256, at most 100000)")
       .flag("--resume", o->resume, "Continue an interrupted job in DIR (complete shards are kept)")
       .flag("--strict", o->strict, "Stop at the first failing event instead of skipping it")
       .option("--x-dtype", o->x_dtype, "auto|float32|float64",

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -158,7 +159,7 @@ lode::mining::ThetaSpec spec_of(const lode::Model& m, const char* option, py::ha
 // The mining job of `lode mine`, in memory (a dict of arrays, rows in event order, skipped
 // events left out) or into a dataset directory (`out`; returns its path).
 py::object mine(const std::string& name, const std::string& purpose, py::object theta0, py::object theta1,
-                py::object theta, std::uint64_t n, std::uint64_t seed, unsigned threads, std::uint64_t shard_size,
+                py::object theta, std::uint64_t n, std::uint64_t seed, unsigned threads, std::optional<std::uint64_t> shard_size,
                 double allow_skips, py::object out, bool resume, const std::string& x_dtype) {
   namespace mining = lode::mining;
   const lode::Model& m = model_named(name);
@@ -183,7 +184,8 @@ py::object mine(const std::string& name, const std::string& purpose, py::object 
   if (n < 1) throw lode::UsageError("n: give at least 1 event");
   job.events = n;
   job.seed = seed;
-  job.shard_size = shard_size;
+  if (shard_size && *shard_size == 0) throw lode::UsageError("shard_size: give at least 1 event per shard");
+  job.shard_size = shard_size ? *shard_size : mining::MiningJob::default_shard_size(n);
   job.resume = resume;
   if (x_dtype == "auto") job.x_float32 = mining::image_shape(m.observables).has_value();
   else if (x_dtype == "float32" || x_dtype == "float64") job.x_float32 = x_dtype == "float32";
@@ -355,7 +357,7 @@ PYBIND11_MODULE(_core, mod) {
           "event, shape (n, dim theta). The same rows as `lode simulate` for the same seed, event and theta.");
   mod.def("mine", &mine, py::arg("model"), py::arg("for_"), py::arg("theta0") = py::none(),
           py::arg("theta1") = py::none(), py::arg("theta") = py::none(), py::arg("n") = 1000, py::arg("seed") = 1,
-          py::arg("threads") = 1, py::arg("shard_size") = 100000, py::arg("allow_skips") = 0.0,
+          py::arg("threads") = 1, py::arg("shard_size") = py::none(), py::arg("allow_skips") = 0.0,
           py::arg("out") = py::none(), py::arg("resume") = false, py::arg("x_dtype") = "auto",
           "Mine n events with their gold (lode mine): a dict of arrays (x, theta0, theta1, y, r_xz, t_xz0, t_xz1 for "
           "ratio; x, theta, t_xz for local and density; x, theta for plain; float64), or with out=DIR a dataset "

@@ -14,6 +14,11 @@ namespace lode::mining {
 
 std::uint64_t MiningJob::end(std::uint64_t k) const noexcept { return std::min(events, (k + 1) * shard_size); }
 
+std::uint64_t MiningJob::default_shard_size(std::uint64_t events) noexcept {
+  const std::uint64_t even = events / kDefaultShards + (events % kDefaultShards != 0);
+  return std::clamp<std::uint64_t>(even, 256, 100000);
+}
+
 std::vector<ArrayLayout> MiningJob::arrays() const {
   std::vector<ArrayLayout> out;
   for (schema::Column c : schema::columns_for(purpose)) {

@@ -61,7 +61,9 @@ struct MiningJob {
   ThetaSpec theta1;  ///< ratio: θ1 (odd rows, y = 1); not used otherwise
   std::uint64_t events = 0;  ///< N >= 1: events [0, N)
   std::uint64_t seed = 1;
-  std::uint64_t shard_size = 100000;  ///< events per shard (the unit of scheduling and of resuming)
+  /// Events per shard: the unit of scheduling (threads, MPI ranks) and of resuming. Tools
+  /// that are not given one use default_shard_size(events).
+  std::uint64_t shard_size = 100000;
   bool strict = false;                ///< stop at the first failing event instead of skipping it
   std::filesystem::path out;          ///< the dataset directory
   bool resume = false;                ///< continue the same job in `out` (complete shards are kept)
@@ -79,6 +81,12 @@ struct MiningJob {
   /// Throws UsageError when the job cannot be mined: no model, no events, shard size 0 or
   /// more than kMaxShards shards, a spec that does not fit the model, local without a point.
   void check() const;
+  /// The shard size when none is given: the job in about kDefaultShards shards, so that every
+  /// thread and rank gets work even in a small job (one shard is mined by one thread), with
+  /// at least 256 and at most 100 000 events per shard. A function of the event count only:
+  /// a job resumed with other --threads finds the same shards.
+  static std::uint64_t default_shard_size(std::uint64_t events) noexcept;
+  static constexpr std::uint64_t kDefaultShards = 64;
   /// Shard files are numbered with six digits.
   static constexpr std::uint64_t kMaxShards = 999999;
 };

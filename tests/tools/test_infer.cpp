@@ -471,6 +471,35 @@ TEST_CASE("lode infer --expected N: the observed events' mean log-likelihood tim
       run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61", "--expected", "0"});
   CHECK(bad.status == 2);
   CHECK(bad.err.find("--expected") != std::string::npos);
+
+  // Several counts: one result each from the one scan, an array in --json, and a plot of the
+  // expected q per event with each count's 95% set.
+  const std::string png = scratch("expected.png");
+  const Result several = run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61",
+                                   "--expected", "50,250", "--json", "--plot", png});
+  require_ok(several);
+  const json js = json::parse(several.out);
+  REQUIRE(js.is_array());
+  REQUIRE(js.size() == 2);
+  for (std::size_t c = 0; c < 2; ++c) {
+    const double scale = c == 0 ? 0.1 : 0.5;
+    INFO("expected " << js[c].at("expected_events"));
+    CHECK(js[c].at("expected_events") == (c == 0 ? 50 : 250));
+    for (std::size_t k = 0; k < 61; ++k)
+      CHECK(js[c].at("q")[k].get<double>() ==
+            Approx(all.at("q")[k].get<double>() * scale).epsilon(1e-12).margin(1e-12));
+  }
+  CHECK(js[0].at("q") == j.at("q"));  // the same numbers as --expected 50 alone
+  CHECK(is_png(png));
+  const Result text = run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61",
+                                "--expected", "50,250"});
+  require_ok(text);
+  CHECK(text.out.find("expected for 50 events: L x 50/500") != std::string::npos);
+  CHECK(text.out.find("expected for 250 events: L x 250/500") != std::string::npos);
+  const Result twice =
+      run_lode({"infer", "--exact", "galton", "--observed", obs, "--grid", "-1..-0.4:61", "--expected", "50,7,50"});
+  CHECK(twice.status == 2);
+  CHECK(twice.err.find("--expected '50,7,50': 50 is given twice") != std::string::npos);
 }
 
 #endif  // LODE_WITH_ESTIMATORS

@@ -1,5 +1,6 @@
 // lode infer (--model MODEL_DIR | --exact MODEL) --observed FILE.npy --grid LO..HI:N[,...]
-//            [--theta1 POINT] [--calibration CAL.json] [--json] [--plot FILE.png] [--out FILE.json]
+//            [--theta1 POINT] [--calibration CAL.json] [--expected N[,N...]] [--json] [--plot FILE.png]
+//            [--out FILE.json]
 //
 // Inference from a set of observed events (SPEC §6): on every point θ of the grid,
 // L(θ) = Σ_i log r̂(x_i|θ,θ1) with a trained ratio estimator or Σ_i log p̂(x_i|θ) with a
@@ -105,6 +106,84 @@ void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const
   gp.render(path, script);
 }
 
+// Several expected event counts (--expected N,N...): the expected per-event q/N (1-D: a curve;
+// 2-D: a map) with each count's 95% set, i.e. where q/N crosses the threshold / N.
+void plot_expected(const inf::ScanResult& per_event, const std::vector<std::uint64_t>& counts,
+                   const std::vector<std::string>& names, const std::string& title, const std::string& path) {
+  static const char* const kColours[] = {"#c0392b", "#e67e22", "#f1c40f", "#2e8b57", "#1f4e9c", "#8e44ad"};
+  Gnuplot gp;
+  const double t95 = per_event.sets.at(1).threshold;
+  double q_max = 0;
+  for (const double v : per_event.q)
+    if (std::isfinite(v)) q_max = std::max(q_max, v);
+  const double top = std::min(q_max > 0 ? q_max * 1.05 : 1.0, 4.0 * t95 / static_cast<double>(counts.front()));
+  auto value = [](double v) { return std::isfinite(v) ? fmt::format("{:.17g}", v) : std::string("NaN"); };
+  std::string script = fmt::format("set title {}\nset grid\n", gnuplot_quote(title));
+  if (per_event.grid.dim() == 1) {
+    std::string data;
+    for (std::size_t k = 0; k < per_event.grid.size(); ++k)
+      data += fmt::format("{:.17g} {}\n", per_event.grid.point(k)[0], value(per_event.q[k]));
+    const std::string file = gp.data_file("q.dat", data);
+    script += fmt::format(
+        "set xlabel {}\nset ylabel 'expected -2 [L - max L] per event'\nset key top center box opaque\n"
+        "set xrange [{:.17g}:{:.17g}]\nset yrange [0:{:.17g}]\nplot {} using 1:2 with lines linewidth 2 "
+        "linecolor rgb 'black' title 'per event'",
+        gnuplot_quote(names[0]), per_event.grid.axes[0].lo, per_event.grid.axes[0].hi, top, gnuplot_quote(file));
+    for (std::size_t c = 0; c < counts.size(); ++c)
+      script += fmt::format(", \\\n  {:.17g} with lines dashtype 2 linewidth 2 linecolor rgb '{}' title '95%, {} events'",
+                            t95 / static_cast<double>(counts[c]), kColours[c % std::size(kColours)], counts[c]);
+    script += "\n";
+  } else {
+    std::string data;
+    const std::size_t n2 = per_event.grid.axes[1].n;
+    for (std::size_t k = 0; k < per_event.grid.size(); ++k) {
+      const std::vector<double> p = per_event.grid.point(k);
+      data += fmt::format("{:.17g} {:.17g} {}\n", p[0], p[1], value(per_event.q[k]));
+      if ((k + 1) % n2 == 0) data += "\n";
+    }
+    const std::string file = gp.data_file("q.dat", data);
+    const std::filesystem::path dir = std::filesystem::path(file).parent_path();
+    script += "set contour base\nunset surface\nset view map\n";
+    std::string lines;
+    for (std::size_t c = 0; c < counts.size(); ++c) {
+      const std::string table = (dir / fmt::format("contour{}.dat", c)).string();
+      script += fmt::format("set cntrparam levels discrete {:.17g}\nset table {}\nsplot {} using 1:2:3 notitle\nunset table\n",
+                            t95 / static_cast<double>(counts[c]), gnuplot_quote(table), gnuplot_quote(file));
+      lines += fmt::format(", \\\n  {} using 1:2 with lines linewidth 2 linecolor rgb '{}' title '95%, {} events'",
+                           gnuplot_quote(table), kColours[c % std::size(kColours)], counts[c]);
+    }
+    script += fmt::format(
+        "unset contour\nset xlabel {}\nset ylabel {}\nset xrange [{:.17g}:{:.17g}]\nset yrange [{:.17g}:{:.17g}]\n"
+        "set cbrange [0:{:.17g}]\nset cblabel 'expected -2 [L - max L] per event'\n"
+        "set palette rgbformulae 30,31,32 negative\nset key outside bottom center horizontal\n"
+        "plot {} using 1:2:3 with image notitle{}, \\\n"
+        "  '+' using ({:.17g}):({:.17g}) every ::0::0 with points pointtype 7 pointsize 1.5 linecolor rgb 'black' "
+        "title 'best fit'\n",
+        gnuplot_quote(names[0]), gnuplot_quote(names[1]), per_event.grid.axes[0].lo, per_event.grid.axes[0].hi,
+        per_event.grid.axes[1].lo, per_event.grid.axes[1].hi, top, gnuplot_quote(file), lines, per_event.mle[0],
+        per_event.mle[1]);
+  }
+  gp.render(path, script);
+}
+
+// --expected N[,N...]: distinct positive counts, ascending as given.
+std::vector<std::uint64_t> expected_counts(const std::string& text) {
+  std::vector<std::uint64_t> counts;
+  if (text.empty()) return counts;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = text.find(',', start);
+    const std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::uint64_t n = parse_count("--expected", piece, /*positive=*/true);
+    if (std::find(counts.begin(), counts.end(), n) != counts.end())
+      throw UsageError(fmt::format("--expected '{}': {} is given twice", text, n));
+    counts.push_back(n);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (counts.size() > 6) throw UsageError(fmt::format("--expected '{}': at most 6 counts", text));
+  return counts;
+}
 
 int infer(const InferOptions& o) {
   if (o.model_dir.empty() == o.exact.empty())
@@ -208,13 +287,7 @@ int infer(const InferOptions& o) {
     }
   }
 
-  if (!o.expected.empty()) {  // the expected L for N events: the observed rows' mean log-likelihood, times N
-    const std::uint64_t n = parse_count("--expected", o.expected, /*positive=*/true);
-    const double scale = static_cast<double>(n) / static_cast<double>(obs.events);
-    log_likelihood = [ll = std::move(log_likelihood), scale](std::span<const double> t) { return scale * ll(t); };
-    what += fmt::format("; expected for {} events: L x {}/{}", n, n, obs.events);
-    source["expected_events"] = n;
-  }
+  const std::vector<std::uint64_t> counts = expected_counts(o.expected);
 
   const auto start = std::chrono::steady_clock::now();
   inf::ScanResult r;
@@ -224,14 +297,35 @@ int infer(const InferOptions& o) {
     throw Error(fmt::format("{}: {}", what, e.what()));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const Json j = inf::infer_json(source, obs, o.grid, quantity, r, names);
-
-  if (o.json) {
-    fmt::print("{}\n", j.dump(2));
+  // The expected L for N events: the observed rows' mean log-likelihood, times N (the same
+  // values as the sum, scaled: one pass of the estimator for every N).
+  const auto scaled = [&](double scale) {
+    std::vector<double> l = r.log_likelihood;
+    for (double& v : l) v *= scale;
+    return inf::analyse(grid, std::move(l));
+  };
+  Json j;
+  std::string text;
+  if (counts.empty()) {
+    j = inf::infer_json(source, obs, o.grid, quantity, r, names);
+    text = fmt::format("lode infer: {}; {} events from {}; grid {} ({} points)\n{}", what, obs.events, o.observed,
+                       o.grid, grid.size(), inf::scan_summary(r, names));
   } else {
-    fmt::print("lode infer: {}; {} events from {}; grid {} ({} points)\n{}", what, obs.events, o.observed, o.grid,
-               grid.size(), inf::scan_summary(r, names));
+    j = Json::array();
+    for (const std::uint64_t n : counts) {
+      const inf::ScanResult rn = scaled(static_cast<double>(n) / static_cast<double>(obs.events));
+      Json src = source;
+      src["expected_events"] = n;
+      j.push_back(inf::infer_json(src, obs, o.grid, quantity, rn, names));
+      text += fmt::format("lode infer: {}; expected for {} events: L x {}/{}; {} events from {}; grid {} ({} points)\n{}",
+                          what, n, n, obs.events, obs.events, o.observed, o.grid, grid.size(),
+                          inf::scan_summary(rn, names));
+    }
+    if (counts.size() == 1) j = Json(j.at(0));  // one count: one object, as without --expected
   }
+
+  if (o.json) fmt::print("{}\n", j.dump(2));
+  else fmt::print("{}", text);
   std::fflush(stdout);
   fmt::print(stderr, "lode infer: {} events ({} distinct) x {} grid points: {:.3f} s\n", obs.events, obs.distinct(),
              grid.size(), seconds);
@@ -245,12 +339,15 @@ int infer(const InferOptions& o) {
   if (!o.plot.empty()) {
     std::vector<std::string> mle;
     for (const double v : r.mle) mle.push_back(format_short(v));
-    const std::string events = o.expected.empty() ? fmt::format("{} events", obs.events)
-                                                   : fmt::format("expected for {} events", o.expected);
-    const std::string title = fmt::format("lode infer: {}, {}; MLE {}{}{}", name, events,
-                                          mle.size() > 1 ? "(" : "", fmt::join(mle, ", "), mle.size() > 1 ? ")" : "");
+    const std::string events = counts.empty() ? fmt::format("{} events", obs.events)
+                                               : fmt::format("expected for {} events", o.expected);
+    const std::string title = fmt::format("lode infer: {}, {}; {} {}{}{}", name, events,
+                                          counts.size() > 1 ? "best fit" : "MLE", mle.size() > 1 ? "(" : "",
+                                          fmt::join(mle, ", "), mle.size() > 1 ? ")" : "");
     try {
-      plot(r, names, title, o.plot);
+      if (counts.size() > 1) plot_expected(scaled(1.0 / static_cast<double>(obs.events)), counts, names, title, o.plot);
+      else plot(counts.empty() ? r : scaled(static_cast<double>(counts[0]) / static_cast<double>(obs.events)), names,
+                title, o.plot);
     } catch (const PlotError& e) {
       throw Error(fmt::format("--plot '{}': {} (the results above are complete)", o.plot, e.what()));
     }
@@ -284,9 +381,11 @@ void add_infer(Application& app) {
       .option("--out", o->out, "FILE.json", "Also write the JSON object to FILE.json (tmp + rename)")
       .option("-j,--threads", o->threads, "N",
               "--model: LibTorch's threads for the network passes (default: 1, docs/posterior.md#threads)")
-      .option("--expected", o->expected, "N",
+      .option("--expected", o->expected, "N[,N...]",
               "The expected result for N events: L = (N / observed events) * sum_i, the observed events taken as a "
-              "sample of the truth's distribution (expected exclusion contours for N lenses from test images)")
+              "sample of the truth's distribution (expected exclusion contours for N lenses from test images). Several "
+              "N (at most 6): one result each (--json: an array), and --plot draws the expected q per event with "
+              "each N's 95% set")
       .footer(
           "q(theta) = -2 [L(theta) - max_grid L]; the MLE is the best grid point, refined in 1-D by a parabola\n"
           "through q at the three points around it. Confidence sets by Wilks' theorem with dim theta degrees of\n"

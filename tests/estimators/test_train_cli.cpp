@@ -586,4 +586,24 @@ TEST_CASE("the prior-marginal reference end to end: mine --theta1 marginal:K, tr
               "give --theta1 -0.7 ");
   require_ok(run_lode({"infer", "--model", model, "--observed", obs, "--grid", "-1..-0.4:4", "--calibration", cal,
                        "--theta1", "-0.7"}));
+
+  // The same arrays without meta.json (as other software writes them): --marginal-reference
+  // says what meta.json said, and training gives the same network, evaluated to the same numbers.
+  const std::string arrays = scratch("marginal-arrays");
+  fs::create_directories(arrays);
+  for (const char* f : {"x", "theta0", "theta1", "y", "r_xz", "t_xz0", "t_xz1"})
+    fs::copy_file(fs::path(data) / (std::string(f) + ".npy"), fs::path(arrays) / (std::string(f) + ".npy"));
+  const std::string from_arrays = scratch("marginal-rascal-arrays");
+  require_ok(run_lode({"train", "rascal", "--data", arrays, "--arrays", "--marginal-reference", "--out", from_arrays,
+                       "--epochs", "30", "--hidden", "32,32", "--seed", "3"}));
+  const auto ja = nlohmann::json::parse(read_text((fs::path(from_arrays) / "estimator.json").string()));
+  CHECK(ja["marginal_reference"] == true);
+  CHECK(ja["fixed_theta1"].empty());
+  const std::string out_arrays = scratch("marginal-logr-arrays.npy");
+  require_ok(run_lode({"evaluate", "--model", from_arrays, "--x", xs, "--theta0", "-0.8", "--out", out_arrays}));
+  CHECK(lode::npy::read(out_arrays).data == a.data);
+  check_fails({"train", "rascal", "--data", data, "--marginal-reference", "--out", scratch("m-no-arrays")},
+              "--marginal-reference: only with --arrays");
+  check_fails({"train", "sally", "--data", arrays, "--arrays", "--marginal-reference", "--out", scratch("m-sally")},
+              "sally is not a ratio estimator");
 }

@@ -82,7 +82,8 @@ lode::cli::TrainOptions options_from(const std::string& method, const std::strin
       {"tail_bound", &o.tail_bound}, {"theta_map", &o.theta_map}, {"latent_dim", &o.latent_dim},
       {"schedule", &o.schedule},   {"pie_epsilon", &o.pie_epsilon}, {"image", &o.image},
       {"conv", &o.conv}};
-  const std::map<std::string, bool*> flags = {{"drop_invalid", &o.drop_invalid}, {"arrays", &o.arrays}};
+  const std::map<std::string, bool*> flags = {{"drop_invalid", &o.drop_invalid}, {"arrays", &o.arrays},
+                                              {"marginal_reference", &o.marginal_reference}};
   for (const auto& [k, v] : kw) {
     const std::string key = py::str(k);
     if (auto f = flags.find(key); f != flags.end()) {
@@ -93,7 +94,7 @@ lode::cli::TrainOptions options_from(const std::string& method, const std::strin
     if (t == text.end()) {
       std::string known;
       for (const auto& [name, _] : text) known += (known.empty() ? "" : ", ") + name;
-      throw lode::UsageError(fmt::format("train: unknown option '{}' (options: {}, drop_invalid, arrays)", key, known));
+      throw lode::UsageError(fmt::format("train: unknown option '{}' (options: {}, drop_invalid, arrays, marginal_reference)", key, known));
     }
     if (py::isinstance<py::str>(v)) {
       *t->second = py::cast<std::string>(v);

@@ -154,6 +154,10 @@ void add_train(Application& app) {
       .flag("--arrays", o->arrays,
             "DIR holds .npy arrays without meta.json (e.g. MadMiner's); without it a dataset needs the meta.json "
             "that lode mine writes when it finishes")
+      .flag("--marginal-reference", o->marginal_reference,
+            "--arrays ratio data whose y = 1 rows are drawn from the prior marginal and whose r_xz is against it "
+            "(lode mine --theta1 marginal:K writes this in meta.json): the estimator learns log r(x|theta) against "
+            "the marginal")
       .option("--sallino-events", o->sallino_events, "M", "sallino: simulated events per parameter point (default: 10000)")
       .option("--sallino-bins", o->sallino_bins, "K", "sallino: histogram bins (default: 20)")
       .flag("--drop-invalid", o->drop_invalid,

@@ -220,6 +220,16 @@ PreparedTraining prepare_training(const TrainOptions& o, est::Settings& s) {
   data = est::load_dataset(o.data, o.arrays ? est::DatasetFormat::arrays : est::DatasetFormat::mined);
   if (!o.model.empty() && !data.model.empty() && o.model != data.model)
     throw UsageError(fmt::format("--model '{}': dataset '{}' was mined with model '{}'", o.model, o.data, data.model));
+  if (o.marginal_reference) {  // --arrays: the reference meta.json would name
+    if (!o.arrays)
+      throw UsageError(fmt::format("--marginal-reference: only with --arrays (dataset '{}' is read with its meta.json, "
+                                   "which says what its reference is)",
+                                   o.data));
+    if (est::method_info(s.method).family != "ratio")
+      throw UsageError(fmt::format("--marginal-reference: a reference of ratio data; {} is not a ratio estimator",
+                                   o.method));
+    data.marginal_reference = true;
+  }
   if (data.model.empty() && !o.model.empty()) {  // --arrays: the model the user names, and its names
     const Model& m = open_model(o.model);
     data.model = m.name, data.parameters = m.parameters, data.observables = m.observables;

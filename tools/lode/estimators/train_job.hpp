@@ -19,6 +19,8 @@ struct TrainOptions {
       patience, clip, seed, threads, ensemble, reference, model, sallino_events, sallino_bins, flow, transforms, bins,
       tail_bound, theta_map, latent_dim, schedule, pie_epsilon, image, conv;
   bool quiet = false, drop_invalid = false, arrays = false;
+  /// --arrays data whose θ1 rows are drawn from the prior marginal (meta.json says it otherwise).
+  bool marginal_reference = false;
 };
 
 /// The settings: estimators::default_settings(method), then each option given. Throws

@@ -25,6 +25,22 @@ MlpImpl::MlpImpl(std::int64_t in, const std::vector<int>& hidden, std::int64_t o
   layers.push_back(register_module("output", torch::nn::Linear(prev, out)));
 }
 
+torch::Tensor MlpImpl::forward_from_first(const torch::Tensor& z1) {
+  torch::Tensor z = z1;
+  for (std::size_t i = 1;; ++i) {
+    torch::Tensor a;
+    switch (act) {
+      case Activation::tanh: a = torch::tanh(z); break;
+      case Activation::relu: a = torch::relu(z); break;
+      case Activation::sigmoid: a = torch::sigmoid(z); break;
+      case Activation::softplus: a = torch::softplus(z); break;
+      case Activation::elu: a = torch::elu(z); break;
+    }
+    z = layers.at(i)->forward(a);
+    if (i + 1 == layers.size()) return z;
+  }
+}
+
 std::pair<torch::Tensor, torch::Tensor> MlpImpl::forward(const torch::Tensor& u, const torch::Tensor& dir) {
   torch::Tensor a = u, da;
   const bool tangent = dir.defined();

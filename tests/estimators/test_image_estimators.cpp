@@ -116,6 +116,24 @@ TEST_CASE("image ratio estimators: r(x|θ,θ) = 1, antisymmetry and the score, e
     CHECK(t(i, 0) == Approx(ta(i, 0)).epsilon(1e-5).margin(1e-6));
     CHECK(t(i, 0) == Approx((up[i] - down[i]) / (2 * h)).margin(2e-3));
   }
+  // log r̂ itself against the tangents: log r̂(x|a,b) = ∫_b^a t̂(θ) dθ, by Simpson's rule on 64
+  // intervals of the forward-mode t̂ (the whole network, one pass per point) — the evaluation
+  // computes the head's first layer in parts (x's features once per image), so this ties its
+  // values to the network's (Simpson's error ~h⁴ f⁽⁵⁾/180, float32 rounding ~1e-6 per point).
+  {
+    const int K = 64;
+    const double step = (a[0] - b[0]) / K;
+    std::vector<double> integral(x.rows, 0.0);
+    for (int k = 0; k <= K; ++k) {
+      const double w = (k == 0 || k == K) ? 1.0 : (k % 2 ? 4.0 : 2.0);
+      const Matrix tk = e.score(x, std::vector<double>{b[0] + k * step}, b);
+      for (std::size_t i = 0; i < x.rows; ++i) integral[i] += w * tk(i, 0) * step / 3.0;
+    }
+    for (std::size_t i = 0; i < x.rows; ++i) {
+      INFO("image " << i << ": log r " << ab[i] << ", integral of the score " << integral[i]);
+      CHECK(ab[i] == Approx(integral[i]).margin(1e-4));
+    }
+  }
   // The batched rows equal one point at a time, also when the rows repeat the images once per
   // point (as the likelihood and the posterior sampler do; the CNN then runs once per image),
   // up to the float32 rounding of the head's larger matrix product.

@@ -29,6 +29,10 @@ struct MlpImpl : torch::nn::Module {
   /// u: (B, in). dir: undefined, or (p, in), the derivative of u with respect to each of p
   /// parameters (the same for every row). Returns f (B, out) and, with dir, df (p, B, out).
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& u, const torch::Tensor& dir);
+  /// f from the first layer's pre-activation z1 = W₀u + b₀ (B, hidden[0]), without tangents:
+  /// for callers that compute W₀u in parts (the ratio family's image path computes the part
+  /// of x's features once per image). Needs a hidden layer.
+  torch::Tensor forward_from_first(const torch::Tensor& z1);
 
   std::vector<torch::nn::Linear> layers;
   Activation act;

@@ -208,6 +208,9 @@ int infer(const InferOptions& o) {
   std::string what;  // "galton (exact likelihood)" or "estimator DIR (rascal), theta1 = ..."
   std::string name;  // for the plot title: the model or the estimator's directory
   inf::LogLikelihood log_likelihood;
+  // An estimator's L at many points per network pass (the grid in a few passes instead of one
+  // per point: an image network's CNN then runs once per pass, not once per grid point).
+  inf::BatchLogLikelihood batch;
   inf::Observed obs;
   std::optional<est::Estimator> estimator;
   Json source;  // the JSON fields naming what L is
@@ -265,6 +268,7 @@ int infer(const InferOptions& o) {
       source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}};
       try {
         log_likelihood = est::density_log_likelihood(e, obs, o.model_dir);  // refuses npe, naming it
+        batch = est::density_batch_log_likelihood(e, obs, o.model_dir);
       } catch (const est::EstimatorError& err) {
         throw UsageError(fmt::format("--model: {}; npe samples its posterior with lode posterior", err.what()));
       }
@@ -276,11 +280,13 @@ int infer(const InferOptions& o) {
                          theta1.empty() ? std::string("the prior marginal") : format_point(theta1));
       source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}, {"theta1", theta1}};
       log_likelihood = est::ratio_log_likelihood(e, obs, theta1, o.model_dir);
+      batch = est::ratio_batch_log_likelihood(e, obs, theta1, o.model_dir);
       quantity = inf::kRatioQuantity;
       if (!o.calibration.empty()) {  // the calibrated log r of lode calibrate (lode/inference/calibration.hpp)
         log_likelihood = inf::sum_log_likelihood(
             calibrated(o.calibration, e, theta1, o.model_dir, est::ratio_event_log_likelihood(e, theta1, o.model_dir)),
             obs);
+        batch = nullptr;
         source["calibration"] = o.calibration;
         what += fmt::format(", calibrated by {}", o.calibration);
       }
@@ -292,7 +298,19 @@ int infer(const InferOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   inf::ScanResult r;
   try {
-    r = inf::scan(grid, log_likelihood);
+    if (batch) {
+      std::vector<double> thetas;
+      thetas.reserve(grid.size() * grid.dim());
+      for (std::size_t k = 0; k < grid.size(); ++k) {
+        const std::vector<double> p = grid.point(k);
+        thetas.insert(thetas.end(), p.begin(), p.end());
+      }
+      std::vector<double> values(grid.size());
+      batch(thetas, values);
+      r = inf::analyse(grid, std::move(values));
+    } else {
+      r = inf::scan(grid, log_likelihood);
+    }
   } catch (const inf::InferenceError& e) {
     throw Error(fmt::format("{}: {}", what, e.what()));
   }

@@ -253,7 +253,7 @@ TEST_CASE("lode train refuses a dataset whose mining did not finish", "[cli][est
     fs::create_directory(fs::path(d) / "shards");
     write_text(d + "/shards/job.json", meta.at("job").dump());
     const std::string resume = "lode mine galton --for ratio --theta0 uniform:-1..-0.4 --theta1 -0.6 -n 2000 --seed 4 "
-                               "--shard-size 100000 --out " + d + " --resume";
+                               "--shard-size 256 --out " + d + " --resume";  // the default for 2000 events
     check_fails({"train", "carl", "--data", d, "--out", out}, resume);
     // Even with --arrays: it is plainly lode mine's unfinished job.
     check_fails({"train", "carl", "--data", d, "--arrays", "--out", out}, resume);

@@ -14,6 +14,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <numeric>
 #include <string_view>
 #include <unordered_map>
@@ -254,7 +257,9 @@ class RatioModel final : public FamilyModel {
   // head's first layer that multiplies x's features (1 024 of its 1 026 inputs for a lensing
   // image): it is computed once per image too, and per row only θ's part is added. f(x,θ0)
   // and f(x,θ1) go through the same operations on tensors of the same shape, so
-  // log r̂(x|θ,θ) = 0 and antisymmetry stay exact.
+  // log r̂(x|θ,θ) = 0 and antisymmetry stay exact. The per-image part is kept for the next
+  // call with the same images and weights (the posterior sampler's and the grid's batches
+  // pass the same observed images every time): the same numbers, computed once.
   Tensor member_log_ratios(const Matrix& x, const Matrix& th0, const Matrix& th1) const {
     torch::NoGradGuard no_grad;
     const Tensor T0 = to_tensor(th0), T1 = th1.cols == 0 ? Tensor() : to_tensor(th1);
@@ -262,18 +267,18 @@ class RatioModel final : public FamilyModel {
     std::vector<Tensor> out;
     if (settings.network.image()) {
       const auto [distinct, index] = distinct_rows(x);
-      const Tensor xs = standardize_x(distinct), idx = torch::tensor(index, torch::kLong);
-      for (const Member& m : members) {
-        const XNetwork net(*m.net);
-        const Tensor fx = net.features(xs);
+      const Tensor idx = torch::tensor(index, torch::kLong);
+      const std::vector<Tensor> parts = image_parts(distinct);
+      for (std::size_t k = 0; k < members.size(); ++k) {
+        const XNetwork net(*members[k].net);
         if (net.head.layers.size() < 2) {  // no hidden layer: the whole head per row
-          out.push_back(forward_head(net.head, fx.index_select(0, idx), T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+          out.push_back(
+              forward_head(net.head, parts[k].index_select(0, idx), T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
           continue;
         }
         const torch::nn::Linear& first = net.head.layers[0];
-        const std::int64_t nf = fx.size(1);
-        const Tensor zx = torch::matmul(fx, first->weight.slice(1, 0, nf).t()).index_select(0, idx);
-        const Tensor wt = first->weight.slice(1, nf).t();
+        const Tensor zx = parts[k].index_select(0, idx);
+        const Tensor wt = first->weight.slice(1, x_feature_count(settings.network, 0)).t();
         const auto f = [&](const Tensor& th) {
           return net.head.forward_from_first(zx + torch::matmul((th - tm) / ts, wt) + first->bias).squeeze(1);
         };
@@ -286,6 +291,41 @@ class RatioModel final : public FamilyModel {
     }
     return torch::stack(out, 0).to(torch::kDouble);
   }
+
+  // Per member, what the head needs from each of the distinct images: x's features φ (no
+  // hidden layer), or φ times the first layer's x columns. Cached for the same images and
+  // the same weights (every parameter's address and version: training changes them in place).
+  std::vector<Tensor> image_parts(const Matrix& distinct) const {
+    std::vector<std::int64_t> key;
+    for (const Member& m : members)
+      for (const Tensor& p : m.net->parameters()) {
+        key.push_back(reinterpret_cast<std::intptr_t>(p.data_ptr()));
+        key.push_back(static_cast<std::int64_t>(p._version()));
+      }
+    std::lock_guard lock(cache_->mu);
+    if (cache_->cols == distinct.cols && cache_->x == distinct.data && cache_->key == key) return cache_->parts;
+    const Tensor xs = standardize_x(distinct);
+    std::vector<Tensor> parts;
+    for (const Member& m : members) {
+      const XNetwork net(*m.net);
+      const Tensor fx = net.features(xs);
+      if (net.head.layers.size() < 2) {
+        parts.push_back(fx);
+        continue;
+      }
+      parts.push_back(torch::matmul(fx, net.head.layers[0]->weight.slice(1, 0, fx.size(1)).t()));
+    }
+    cache_->cols = distinct.cols, cache_->x = distinct.data, cache_->key = std::move(key), cache_->parts = parts;
+    return parts;
+  }
+  struct ImageCache {
+    std::mutex mu;
+    std::size_t cols = 0;
+    std::vector<double> x;
+    std::vector<std::int64_t> key;
+    std::vector<Tensor> parts;
+  };
+  std::shared_ptr<ImageCache> cache_ = std::make_shared<ImageCache>();
 
   // The distinct rows of x (bitwise), in order of first appearance, and each row's index among them.
   static std::pair<Matrix, std::vector<std::int64_t>> distinct_rows(const Matrix& x) {

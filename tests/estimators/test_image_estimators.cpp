@@ -144,6 +144,13 @@ TEST_CASE("image ratio estimators: r(x|θ,θ) = 1, antisymmetry and the score, e
     std::copy_n(&x.data[(r % x.rows) * kPixels], kPixels, &x2.data[r * kPixels]);
     t0.data[r] = r < x.rows ? a[0] : b[0];
   }
+  // The per-image part of the network is kept between calls with the same images: other
+  // images in between, and the same images again, give the same numbers bit for bit.
+  const Matrix other = test_images(3, -0.1, 9);
+  const auto o1 = e.log_ratio(other, a, b);
+  CHECK(e.log_ratio(x, a, b) == ab);
+  CHECK(e.log_ratio(other, a, b) == o1);
+  CHECK(o1 != std::vector<double>(ab.begin(), ab.begin() + 3));
   const auto both = e.log_ratio_rows(x2, t0, t1);
   for (std::size_t i = 0; i < x.rows; ++i) {
     CHECK(both[i] == Approx(ab[i]).margin(1e-6));  // the head's float32 rows: BLAS blocks by batch size

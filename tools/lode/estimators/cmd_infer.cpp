@@ -110,7 +110,8 @@ void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const
 // 2-D: a map) with each count's 95% set, i.e. where q/N crosses the threshold / N.
 void plot_expected(const inf::ScanResult& per_event, const std::vector<std::uint64_t>& counts,
                    const std::vector<std::string>& names, const std::string& title, const std::string& path) {
-  static const char* const kColours[] = {"#c0392b", "#e67e22", "#f1c40f", "#2e8b57", "#1f4e9c", "#8e44ad"};
+  // Dark, distinct colours: the map runs from white through yellow and pink to black.
+  static const char* const kColours[] = {"#0044cc", "#008b45", "#000000", "#8e44ad", "#00bcd4", "#7f3f00"};
   Gnuplot gp;
   const double t95 = per_event.sets.at(1).threshold;
   double q_max = 0;
@@ -157,7 +158,7 @@ void plot_expected(const inf::ScanResult& per_event, const std::vector<std::uint
         "set cbrange [0:{:.17g}]\nset cblabel 'expected -2 [L - max L] per event'\n"
         "set palette rgbformulae 30,31,32 negative\nset key outside bottom center horizontal\n"
         "plot {} using 1:2:3 with image notitle{}, \\\n"
-        "  '+' using ({:.17g}):({:.17g}) every ::0::0 with points pointtype 7 pointsize 1.5 linecolor rgb 'black' "
+        "  '+' using ({:.17g}):({:.17g}) every ::0::0 with points pointtype 7 pointsize 1.2 linecolor rgb '#c0392b' "
         "title 'best fit'\n",
         gnuplot_quote(names[0]), gnuplot_quote(names[1]), per_event.grid.axes[0].lo, per_event.grid.axes[0].hi,
         per_event.grid.axes[1].lo, per_event.grid.axes[1].hi, top, gnuplot_quote(file), lines, per_event.mle[0],

@@ -15,8 +15,11 @@ namespace lode::estimators {
 
 namespace {
 
-// Rows (parameter points × distinct observed rows) per network pass, at most; at least one point.
+// Rows (parameter points × distinct observed rows) per network pass, at most, and values of x
+// in them (2^24 doubles, 128 MiB: 65 536 rows of 1 024-pixel images would be 512 MiB); at
+// least one point.
 constexpr std::size_t kMaxRows = std::size_t{1} << 16;
+constexpr std::size_t kMaxValues = std::size_t{1} << 24;
 
 // What the evaluations of one L share.
 struct Source {
@@ -38,7 +41,8 @@ void evaluate(const Source& s, std::span<const double> thetas, std::span<double>
     throw inference::LikelihoodError(fmt::format("estimator '{}': {} values for {} parameter point{} of {} parameters",
                                                  s.label, thetas.size(), m, m == 1 ? "" : "s", k));
   const auto theta = [&](std::size_t i) { return thetas.subspan(i * k, k); };
-  const std::size_t chunk = std::max<std::size_t>(1, kMaxRows / std::max<std::size_t>(n, 1));
+  const std::size_t chunk = std::max<std::size_t>(
+      1, std::min(kMaxRows / std::max<std::size_t>(n, 1), kMaxValues / std::max<std::size_t>(n * cols, 1)));
   for (std::size_t i0 = 0; i0 < m; i0 += chunk) {
     const std::size_t i1 = std::min(m, i0 + chunk), rows = (i1 - i0) * n;
     Matrix x(rows, cols), th(rows, k), th1;

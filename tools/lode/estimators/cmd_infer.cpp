@@ -50,22 +50,37 @@ struct InferOptions {
   bool json = false;
 };
 
+// q as gnuplot data: "θ q" lines (1-D), or "θ_0 θ_1 q" lines with a blank line after each
+// row of constant θ_0 (2-D; the grid order: last parameter fastest); NaN where q is infinite.
+std::string q_data(const inf::ScanResult& r) {
+  std::string data;
+  const std::size_t n_last = r.grid.axes.back().n;
+  for (std::size_t k = 0; k < r.grid.size(); ++k) {
+    const std::vector<double> p = r.grid.point(k);
+    for (const double v : p) data += fmt::format("{:.17g} ", v);
+    data += std::isfinite(r.q[k]) ? fmt::format("{:.17g}\n", r.q[k]) : std::string("NaN\n");
+    if (r.grid.dim() == 2 && (k + 1) % n_last == 0) data += "\n";
+  }
+  return data;
+}
+
+// The top of the plotted q range: the region around the minimum, q up to `limit` (or all of it).
+double q_top(const inf::ScanResult& r, double limit) {
+  double q_max = 0;
+  for (const double v : r.q)
+    if (std::isfinite(v)) q_max = std::max(q_max, v);
+  return std::min(q_max > 0 ? q_max * 1.05 : 1.0, limit);
+}
+
 // The q(θ) curve (1-D) or map (2-D) with the thresholds and the MLE, as a PNG.
 void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const std::string& title,
           const std::string& path) {
   Gnuplot gp;
   const double t68 = r.sets.at(0).threshold, t95 = r.sets.at(1).threshold;
-  // Show the region around the minimum: q up to 4 × the 95% threshold (or all of it).
-  double q_max = 0;
-  for (const double v : r.q)
-    if (std::isfinite(v)) q_max = std::max(q_max, v);
-  const double top = std::min(q_max > 0 ? q_max * 1.05 : 1.0, 4.0 * t95);
+  const double top = q_top(r, 4.0 * t95);
   std::string script = fmt::format("set title {}\nset grid\n", gnuplot_quote(title));
-  auto value = [](double v) { return std::isfinite(v) ? fmt::format("{:.17g}", v) : std::string("NaN"); };
+  const std::string file = gp.data_file("q.dat", q_data(r));
   if (r.grid.dim() == 1) {
-    std::string data;
-    for (std::size_t k = 0; k < r.grid.size(); ++k) data += fmt::format("{:.17g} {}\n", r.grid.point(k)[0], value(r.q[k]));
-    const std::string file = gp.data_file("q.dat", data);
     script += fmt::format(
         "set xlabel {0}\nset ylabel 'q = -2 [L - max L]'\nset key top center box opaque\n"
         "set xrange [{1:.17g}:{2:.17g}]\nset yrange [0:{3:.17g}]\n"
@@ -78,15 +93,6 @@ void plot(const inf::ScanResult& r, const std::vector<std::string>& names, const
         gnuplot_quote(names[0]), r.grid.axes[0].lo, r.grid.axes[0].hi, top, r.mle[0], gnuplot_quote(file), names[0], t68,
         format_short(t68, 4), t95, format_short(t95, 4), format_short(r.mle[0]));
   } else {
-    // Rows of constant θ_1 separated by blank lines (the grid order: last parameter fastest).
-    std::string data;
-    const std::size_t n2 = r.grid.axes[1].n;
-    for (std::size_t k = 0; k < r.grid.size(); ++k) {
-      const std::vector<double> p = r.grid.point(k);
-      data += fmt::format("{:.17g} {:.17g} {}\n", p[0], p[1], value(r.q[k]));
-      if ((k + 1) % n2 == 0) data += "\n";
-    }
-    const std::string file = gp.data_file("q.dat", data);
     const std::string contours = (std::filesystem::path(file).parent_path() / "contours.dat").string();
     script += fmt::format(
         "set xlabel {0}\nset ylabel {1}\n"
@@ -114,17 +120,10 @@ void plot_expected(const inf::ScanResult& per_event, const std::vector<std::uint
   static const char* const kColours[] = {"#0044cc", "#008b45", "#000000", "#8e44ad", "#00bcd4", "#7f3f00"};
   Gnuplot gp;
   const double t95 = per_event.sets.at(1).threshold;
-  double q_max = 0;
-  for (const double v : per_event.q)
-    if (std::isfinite(v)) q_max = std::max(q_max, v);
-  const double top = std::min(q_max > 0 ? q_max * 1.05 : 1.0, 4.0 * t95 / static_cast<double>(counts.front()));
-  auto value = [](double v) { return std::isfinite(v) ? fmt::format("{:.17g}", v) : std::string("NaN"); };
+  const double top = q_top(per_event, 4.0 * t95 / static_cast<double>(counts.front()));
   std::string script = fmt::format("set title {}\nset grid\n", gnuplot_quote(title));
+  const std::string file = gp.data_file("q.dat", q_data(per_event));
   if (per_event.grid.dim() == 1) {
-    std::string data;
-    for (std::size_t k = 0; k < per_event.grid.size(); ++k)
-      data += fmt::format("{:.17g} {}\n", per_event.grid.point(k)[0], value(per_event.q[k]));
-    const std::string file = gp.data_file("q.dat", data);
     script += fmt::format(
         "set xlabel {}\nset ylabel 'expected -2 [L - max L] per event'\nset key top center box opaque\n"
         "set xrange [{:.17g}:{:.17g}]\nset yrange [0:{:.17g}]\nplot {} using 1:2 with lines linewidth 2 "
@@ -135,14 +134,6 @@ void plot_expected(const inf::ScanResult& per_event, const std::vector<std::uint
                             t95 / static_cast<double>(counts[c]), kColours[c % std::size(kColours)], counts[c]);
     script += "\n";
   } else {
-    std::string data;
-    const std::size_t n2 = per_event.grid.axes[1].n;
-    for (std::size_t k = 0; k < per_event.grid.size(); ++k) {
-      const std::vector<double> p = per_event.grid.point(k);
-      data += fmt::format("{:.17g} {:.17g} {}\n", p[0], p[1], value(per_event.q[k]));
-      if ((k + 1) % n2 == 0) data += "\n";
-    }
-    const std::string file = gp.data_file("q.dat", data);
     const std::filesystem::path dir = std::filesystem::path(file).parent_path();
     script += "set contour base\nunset surface\nset view map\n";
     std::string lines;

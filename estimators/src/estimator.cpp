@@ -323,6 +323,12 @@ std::vector<double> Estimator::log_ratio_rows(const Matrix& x, const Matrix& the
   return impl_->model->log_ratio_rows(x, theta0, theta1);
 }
 
+std::vector<double> Estimator::log_ratio_points(const Matrix& x, const Matrix& theta0,
+                                                std::span<const double> theta1) const {
+  check_x(x, n_x());
+  return impl_->model->log_ratio_points(x, theta0, theta1);
+}
+
 std::vector<double> Estimator::log_ratio_spread(const Matrix& x, std::span<const double> theta0,
                                                 std::span<const double> theta1) const {
   check_x(x, n_x());

@@ -39,6 +39,19 @@ std::vector<double> FamilyModel::log_ratio(const Matrix&, std::span<const double
 std::vector<double> FamilyModel::log_ratio_rows(const Matrix&, const Matrix&, const Matrix&) const {
   not_provided("log_ratio_rows");
 }
+std::vector<double> FamilyModel::log_ratio_points(const Matrix& x, const Matrix& theta0,
+                                                  std::span<const double> theta1) const {
+  const std::size_t n = x.rows, m = theta0.rows, k = theta0.cols, k1 = theta1.size();
+  Matrix xs(m * n, x.cols), th0(m * n, k), th1(m * n, k1);
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t u = 0; u < n; ++u) {
+      const std::size_t r = i * n + u;
+      std::copy_n(x.data.data() + u * x.cols, x.cols, xs.data.data() + r * x.cols);
+      std::copy_n(theta0.data.data() + i * k, k, th0.data.data() + r * k);
+      std::copy_n(theta1.data(), k1, th1.data.data() + r * k1);
+    }
+  return log_ratio_rows(xs, th0, th1);
+}
 std::vector<double> FamilyModel::log_ratio_spread(const Matrix&, std::span<const double>,
                                                   std::span<const double>) const {
   not_provided("log_ratio_spread");

@@ -52,6 +52,10 @@ class FamilyModel {
   virtual std::vector<double> log_ratio(const Matrix& x, std::span<const double> theta0,
                                         std::span<const double> theta1) const;
   virtual std::vector<double> log_ratio_rows(const Matrix& x, const Matrix& theta0, const Matrix& theta1) const;
+  /// log r̂(x_u|θ_i,θ1) for every row θ_i of theta0 and every row x_u, point-major: value
+  /// i·x.rows + u. By default log_ratio_rows on x repeated once per point (θ1 empty: 0 columns).
+  virtual std::vector<double> log_ratio_points(const Matrix& x, const Matrix& theta0,
+                                               std::span<const double> theta1) const;
   virtual std::vector<double> log_ratio_spread(const Matrix& x, std::span<const double> theta0,
                                                std::span<const double> theta1) const;
   virtual Matrix score(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1) const;

@@ -25,6 +25,7 @@ constexpr std::size_t kMaxValues = std::size_t{1} << 24;
 struct Source {
   const Estimator* estimator = nullptr;
   inference::Observed observed;
+  Matrix unique;  // the distinct observed rows (ratio estimators: Estimator::log_ratio_points)
   std::string label;
   bool ratio = false;          // log r̂(x|θ,θ1); else log p̂(x|θ)
   std::vector<double> theta1;  // ratio estimators
@@ -33,7 +34,8 @@ struct Source {
 std::string value_text(double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); }
 
 // out[i] = Σ_u count[u] · f(x_u, θ_i) for the m = out.size() points in `thetas`: the distinct
-// observed rows repeated once per point, one network pass per kMaxRows rows. The sum runs
+// observed rows once per point (Estimator::log_ratio_points; a density estimator's rows are
+// copied once per point), one network pass per kMaxRows rows. The sum runs
 // over u in order, as for one point alone.
 void evaluate(const Source& s, std::span<const double> thetas, std::span<double> out) {
   const std::size_t k = s.estimator->n_theta(), n = s.observed.distinct(), cols = s.observed.cols, m = out.size();
@@ -45,20 +47,22 @@ void evaluate(const Source& s, std::span<const double> thetas, std::span<double>
       1, std::min(kMaxRows / std::max<std::size_t>(n, 1), kMaxValues / std::max<std::size_t>(n * cols, 1)));
   for (std::size_t i0 = 0; i0 < m; i0 += chunk) {
     const std::size_t i1 = std::min(m, i0 + chunk), rows = (i1 - i0) * n;
-    Matrix x(rows, cols), th(rows, k), th1;
-    for (std::size_t i = i0; i < i1; ++i) {
-      std::copy(s.observed.unique.begin(), s.observed.unique.end(), x.data.begin() + static_cast<std::ptrdiff_t>((i - i0) * n * cols));
-      for (std::size_t u = 0; u < n; ++u)
-        std::copy_n(thetas.data() + i * k, k, th.data.data() + ((i - i0) * n + u) * k);
-    }
-    if (s.ratio) {  // (no θ1, 0 columns: the marginal reference)
-      const std::size_t k1 = s.theta1.size();
-      th1 = Matrix(rows, k1);
-      for (std::size_t r = 0; r < rows; ++r) std::copy(s.theta1.begin(), s.theta1.end(), th1.data.begin() + static_cast<std::ptrdiff_t>(r * k1));
-    }
     std::vector<double> v;
     try {
-      v = s.ratio ? s.estimator->log_ratio_rows(x, th, th1) : s.estimator->log_density_rows(x, th);
+      if (s.ratio) {  // the chunk's points against the distinct rows (an image network copies no image)
+        Matrix points(i1 - i0, k);
+        std::copy_n(thetas.data() + i0 * k, (i1 - i0) * k, points.data.begin());
+        v = s.estimator->log_ratio_points(s.unique, points, s.theta1);
+      } else {
+        Matrix x(rows, cols), th(rows, k);
+        for (std::size_t i = i0; i < i1; ++i) {
+          std::copy(s.observed.unique.begin(), s.observed.unique.end(),
+                    x.data.begin() + static_cast<std::ptrdiff_t>((i - i0) * n * cols));
+          for (std::size_t u = 0; u < n; ++u)
+            std::copy_n(thetas.data() + i * k, k, th.data.data() + ((i - i0) * n + u) * k);
+        }
+        v = s.estimator->log_density_rows(x, th);
+      }
     } catch (const EstimatorError& err) {
       throw inference::LikelihoodError(
           i1 - i0 == 1 ? fmt::format("estimator '{}' at theta = {}: {}", s.label, inference::format_point(theta(i0)),
@@ -123,6 +127,8 @@ std::shared_ptr<const Source> ratio_source(const Estimator& estimator, inference
   s->label = std::move(label);
   s->ratio = true;
   s->theta1 = std::move(theta1);
+  s->unique = Matrix(s->observed.distinct(), s->observed.cols);
+  std::copy(s->observed.unique.begin(), s->observed.unique.end(), s->unique.data.begin());
   return s;
 }
 

@@ -144,6 +144,29 @@ class RatioModel final : public FamilyModel {
     return to_vector(member_log_ratios(x, theta0, theta1).mean(0));
   }
 
+  std::vector<double> log_ratio_points(const Matrix& x, const Matrix& theta0,
+                                       std::span<const double> theta1) const override {
+    if (!settings.network.image()) return FamilyModel::log_ratio_points(x, theta0, theta1);
+    if (theta0.cols != n_theta)
+      throw EstimatorError(fmt::format("theta0 has {} columns; the estimator has {} parameters", theta0.cols, n_theta));
+    const bool reference = marginal_ && theta1.empty();
+    const std::vector<double> t1 = reference ? std::vector<double>{} : resolve_theta1(theta1);
+    const std::size_t n = x.rows, m = theta0.rows;
+    if (n == 0 || m == 0) return {};
+    // As log_ratio_rows on x repeated per point: the same distinct images, the same index.
+    const auto [distinct, index] = distinct_rows(x);
+    std::vector<std::int64_t> idx(m * n);
+    Matrix th0(m * n, n_theta);
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t u = 0; u < n; ++u) {
+        idx[i * n + u] = index[u];
+        std::copy_n(theta0.data.data() + i * n_theta, n_theta, th0.data.data() + (i * n + u) * n_theta);
+      }
+    torch::NoGradGuard no_grad;
+    const Tensor T1 = reference ? Tensor() : to_tensor(repeat_rows(t1, m * n));
+    return to_vector(image_log_ratios(distinct, idx, to_tensor(th0), T1).mean(0));
+  }
+
   Matrix score(const Matrix& x, std::span<const double> theta0, std::span<const double> theta1) const override {
     torch::NoGradGuard no_grad;
     const auto t0 = point(theta0, n_theta, "theta0");
@@ -267,27 +290,37 @@ class RatioModel final : public FamilyModel {
     std::vector<Tensor> out;
     if (settings.network.image()) {
       const auto [distinct, index] = distinct_rows(x);
-      const Tensor idx = torch::tensor(index, torch::kLong);
-      const std::vector<Tensor> parts = image_parts(distinct);
-      for (std::size_t k = 0; k < members.size(); ++k) {
-        const XNetwork net(*members[k].net);
-        if (net.head.layers.size() < 2) {  // no hidden layer: the whole head per row
-          out.push_back(
-              forward_head(net.head, parts[k].index_select(0, idx), T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
-          continue;
-        }
-        const torch::nn::Linear& first = net.head.layers[0];
-        const Tensor zx = parts[k].index_select(0, idx);
-        const Tensor wt = first->weight.slice(1, x_feature_count(settings.network, 0)).t();
-        const auto f = [&](const Tensor& th) {
-          return net.head.forward_from_first(zx + torch::matmul((th - tm) / ts, wt) + first->bias).squeeze(1);
-        };
-        out.push_back(T1.defined() ? f(T0) - f(T1) : f(T0));
+      return image_log_ratios(distinct, index, T0, T1);
+    }
+    const Tensor xs = standardize_x(x);
+    for (const Member& m : members)
+      out.push_back(forward(XNetwork(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+    return torch::stack(out, 0).to(torch::kDouble);
+  }
+
+  // The image path of member_log_ratios: row r is image index[r] of `distinct` at T0[r]
+  // (and T1[r]; undefined: the marginal reference).
+  Tensor image_log_ratios(const Matrix& distinct, const std::vector<std::int64_t>& index, const Tensor& T0,
+                          const Tensor& T1) const {
+    torch::NoGradGuard no_grad;
+    const Tensor tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
+    std::vector<Tensor> out;
+    const Tensor idx = torch::tensor(index, torch::kLong);
+    const std::vector<Tensor> parts = image_parts(distinct);
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      const XNetwork net(*members[k].net);
+      if (net.head.layers.size() < 2) {  // no hidden layer: the whole head per row
+        out.push_back(
+            forward_head(net.head, parts[k].index_select(0, idx), T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+        continue;
       }
-    } else {
-      const Tensor xs = standardize_x(x);
-      for (const Member& m : members)
-        out.push_back(forward(XNetwork(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
+      const torch::nn::Linear& first = net.head.layers[0];
+      const Tensor zx = parts[k].index_select(0, idx);
+      const Tensor wt = first->weight.slice(1, x_feature_count(settings.network, 0)).t();
+      const auto f = [&](const Tensor& th) {
+        return net.head.forward_from_first(zx + torch::matmul((th - tm) / ts, wt) + first->bias).squeeze(1);
+      };
+      out.push_back(T1.defined() ? f(T0) - f(T1) : f(T0));
     }
     return torch::stack(out, 0).to(torch::kDouble);
   }

@@ -151,6 +151,21 @@ TEST_CASE("image ratio estimators: r(x|θ,θ) = 1, antisymmetry and the score, e
   CHECK(e.log_ratio(x, a, b) == ab);
   CHECK(e.log_ratio(other, a, b) == o1);
   CHECK(o1 != std::vector<double>(ab.begin(), ab.begin() + 3));
+  // Many points against the same images (the likelihood's and the posterior's calls): the
+  // values of log_ratio_rows on the images repeated once per point, to the bit.
+  {
+    Matrix points(3, 1);
+    points.data = {-0.3, 0.1, 0.45};
+    Matrix xr(3 * x.rows, kPixels), tr0(3 * x.rows, 1), tr1(3 * x.rows, 1, b[0]);
+    for (std::size_t r = 0; r < 3 * x.rows; ++r) {
+      std::copy_n(&x.data[(r % x.rows) * kPixels], kPixels, &xr.data[r * kPixels]);
+      tr0.data[r] = points.data[r / x.rows];
+    }
+    const auto by_points = e.log_ratio_points(x, points, b);
+    CHECK(by_points == e.log_ratio_rows(xr, tr0, tr1));
+    for (std::size_t i = 0; i < x.rows; ++i)  // one point alone: a smaller batch of the head (BLAS blocking)
+      CHECK(by_points[i] == Approx(ab[i]).margin(1e-6));
+  }
   const auto both = e.log_ratio_rows(x2, t0, t1);
   for (std::size_t i = 0; i < x.rows; ++i) {
     CHECK(both[i] == Approx(ab[i]).margin(1e-6));  // the head's float32 rows: BLAS blocks by batch size

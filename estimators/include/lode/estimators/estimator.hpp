@@ -362,6 +362,11 @@ class Estimator {
                                 std::span<const double> theta1 = {}) const;
   /// log r̂(x_i|θ0_i,θ1_i) with per-row parameters (theta0/theta1 have x.rows rows).
   std::vector<double> log_ratio_rows(const Matrix& x, const Matrix& theta0, const Matrix& theta1) const;
+  /// log r̂(x_u|θ_i,θ1) for every point θ_i (rows of theta0) and every row x_u of x, point-major
+  /// (value i·x.rows + u): log_ratio_rows on x repeated once per point, to the bit, without the
+  /// copies for an image network (whose per-image part then runs once). theta1: one point, or
+  /// empty for the reference of a marginal-reference estimator.
+  std::vector<double> log_ratio_points(const Matrix& x, const Matrix& theta0, std::span<const double> theta1) const;
   /// Ensembles: the standard deviation of the members' log r̂ (zeros for one member).
   std::vector<double> log_ratio_spread(const Matrix& x, std::span<const double> theta0,
                                        std::span<const double> theta1 = {}) const;

@@ -260,6 +260,12 @@ class Estimators(Base):
         np.testing.assert_array_equal(loaded.log_ratio_rows(x, th, np.full((31, 1), -0.6)), rows)
         with self.assertRaisesRegex(lode.UsageError, "theta0: 2 rows, x has 31"):
             loaded.log_ratio_rows(x, th[:2])
+        # Many points against the same rows: log_ratio_rows on x repeated once per point.
+        pts = np.array([[-0.8], [-0.7], [-0.55]])
+        grid = loaded.log_ratio_points(x, pts)
+        self.assertEqual(grid.shape, (3, 31))
+        np.testing.assert_array_equal(grid.ravel(), loaded.log_ratio_rows(np.tile(x, (3, 1)), np.repeat(pts, 31, axis=0)))
+        np.testing.assert_array_equal(loaded.log_ratio_points(x, pts, [-0.6]), grid)
         self.assertEqual(loaded.reports[0]["epochs_run"], 3)
 
     def test_marginal_reference_equals_the_command(self):

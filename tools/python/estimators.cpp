@@ -221,6 +221,31 @@ PYBIND11_MODULE(_estimators, mod) {
       }, py::arg("x"), py::arg("theta0"), py::arg("theta1") = py::none(),
          "log r(x_i | theta0_i, theta1_i) with a parameter point per row (theta0: (n, dim theta); theta1 the same, or "
          "left out for a fixed-theta1 estimator): one batched pass")
+      .def("log_ratio_points", [](const est::Estimator& e, const Array& x, const Array& theta0, py::object theta1) {
+        const est::Matrix m = rows_of(x, e.n_x(), "x"), points = rows_of(theta0, e.n_theta(), "theta0");
+        for (std::size_t i = 0; i < points.data.size(); ++i)
+          if (!std::isfinite(points.data[i]))
+            throw lode::UsageError(fmt::format("theta0 row {} column {} is {}", i / e.n_theta(), i % e.n_theta(),
+                                               points.data[i]));
+        std::vector<double> t1;
+        if (theta1.is_none()) {  // the fixed θ1 (a marginal-reference estimator: none)
+          t1 = e.fixed_theta1();
+          if (t1.empty() && !e.marginal_reference())
+            throw lode::UsageError("theta1: this estimator is doubly parameterized; give theta1");
+        } else {
+          t1 = vec(theta1, e.n_theta(), "theta1");
+        }
+        std::vector<double> out;
+        {
+          py::gil_scoped_release release;
+          out = e.log_ratio_points(m, points, t1);
+        }
+        est::Matrix r(points.rows, m.rows);
+        r.data = std::move(out);
+        return matrix(r);
+      }, py::arg("x"), py::arg("theta0"), py::arg("theta1") = py::none(),
+         "log r(x_j | theta0_i, theta1) for every point theta0_i (rows of theta0: (m, dim theta)) and every row x_j: "
+         "(m, n), the values of log_ratio_rows on x repeated once per point (an image network runs once per image)")
       .def("score", [](const est::Estimator& e, const Array& x, py::object theta0, py::object theta1) {
         const est::Matrix m = rows_of(x, e.n_x(), "x");
         const std::vector<double> t0 = vec(theta0, e.n_theta(), "theta0"), t1 = vec(theta1, e.n_theta(), "theta1");

@@ -286,13 +286,12 @@ class RatioModel final : public FamilyModel {
   Tensor member_log_ratios(const Matrix& x, const Matrix& th0, const Matrix& th1) const {
     torch::NoGradGuard no_grad;
     const Tensor T0 = to_tensor(th0), T1 = th1.cols == 0 ? Tensor() : to_tensor(th1);
-    const Tensor tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_);
-    std::vector<Tensor> out;
     if (settings.network.image()) {
       const auto [distinct, index] = distinct_rows(x);
       return image_log_ratios(distinct, index, T0, T1);
     }
-    const Tensor xs = standardize_x(x);
+    const Tensor tm = vec_tensor(theta_mean_), ts = vec_tensor(theta_std_), xs = standardize_x(x);
+    std::vector<Tensor> out;
     for (const Member& m : members)
       out.push_back(forward(XNetwork(*m.net), xs, T0, T1, false, Tensor(), tm, ts, Pass::split).log_r);
     return torch::stack(out, 0).to(torch::kDouble);

@@ -199,9 +199,9 @@ int infer(const InferOptions& o) {
   std::vector<std::string> names;
   std::string what;  // "galton (exact likelihood)" or "estimator DIR (rascal), theta1 = ..."
   std::string name;  // for the plot title: the model or the estimator's directory
+  // L: the exact or calibrated one point at a time, or an estimator's at many points per
+  // network pass (the grid in a few passes instead of one per point).
   inf::LogLikelihood log_likelihood;
-  // An estimator's L at many points per network pass (the grid in a few passes instead of one
-  // per point: an image network's CNN then runs once per pass, not once per grid point).
   inf::BatchLogLikelihood batch;
   inf::Observed obs;
   std::optional<est::Estimator> estimator;
@@ -259,8 +259,7 @@ int infer(const InferOptions& o) {
       what = fmt::format("estimator {} ({}), L = {}", o.model_dir, method, est::kDensityQuantity);
       source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}};
       try {
-        log_likelihood = est::density_log_likelihood(e, obs, o.model_dir);  // refuses npe, naming it
-        batch = est::density_batch_log_likelihood(e, obs, o.model_dir);
+        batch = est::density_batch_log_likelihood(e, obs, o.model_dir);  // refuses npe, naming it
       } catch (const est::EstimatorError& err) {
         throw UsageError(fmt::format("--model: {}; npe samples its posterior with lode posterior", err.what()));
       }
@@ -271,14 +270,13 @@ int infer(const InferOptions& o) {
       what = fmt::format("estimator {} ({}), theta1 = {}", o.model_dir, method,
                          theta1.empty() ? std::string("the prior marginal") : format_point(theta1));
       source = {{"method", "estimator"}, {"estimator", o.model_dir}, {"estimator_method", method}, {"theta1", theta1}};
-      log_likelihood = est::ratio_log_likelihood(e, obs, theta1, o.model_dir);
-      batch = est::ratio_batch_log_likelihood(e, obs, theta1, o.model_dir);
       quantity = inf::kRatioQuantity;
-      if (!o.calibration.empty()) {  // the calibrated log r of lode calibrate (lode/inference/calibration.hpp)
+      if (o.calibration.empty()) {
+        batch = est::ratio_batch_log_likelihood(e, obs, theta1, o.model_dir);
+      } else {  // the calibrated log r of lode calibrate (lode/inference/calibration.hpp)
         log_likelihood = inf::sum_log_likelihood(
             calibrated(o.calibration, e, theta1, o.model_dir, est::ratio_event_log_likelihood(e, theta1, o.model_dir)),
             obs);
-        batch = nullptr;
         source["calibration"] = o.calibration;
         what += fmt::format(", calibrated by {}", o.calibration);
       }

@@ -25,6 +25,7 @@
 #include "fast_nsf.hpp"
 #include "lode/estimators/torch/density.hpp"
 #include "lode/estimators/torch/flows.hpp"
+#include "lode/estimators/torch/image_net.hpp"
 #include "lode/estimators/torch/loss.hpp"
 #include "tensors.hpp"
 
@@ -135,6 +136,7 @@ class DensityModel final : public FamilyModel {
                                        info.name));
     if (data.x.rows < 3)
       throw EstimatorError(fmt::format("{}: {} rows; a density estimator needs at least 3", where(data), data.x.rows));
+    check_image_x(data, settings.network);
     flow_settings();  // refuses impossible settings before training
     if (posterior() && !settings.density.theta_map.empty())
       throw EstimatorError(fmt::format("{}: a theta map is for nle and scandal (npe models theta itself)", info.name));
@@ -191,7 +193,7 @@ class DensityModel final : public FamilyModel {
     };
     // NPE with the spline-coupling flow also gets the fused step (fast_nsf.hpp).
     // (It covers at most 64 parameters; a larger θ trains through LibTorch's operations.)
-    if (posterior() && info.name == "npe" && nsf_coupling() &&
+    if (posterior() && info.name == "npe" && nsf_coupling() && !settings.network.image() &&
         n_theta <= static_cast<std::size_t>(fast::kFusedNsfMaxFeatures)) {
       auto th = std::make_shared<std::vector<float>>(data.theta.data.begin(), data.theta.data.end());
       auto xs = std::make_shared<std::vector<float>>(data.x.data.begin(), data.x.data.end());
@@ -238,6 +240,14 @@ class DensityModel final : public FamilyModel {
     for (std::size_t k = 0; k < var_mean.size(); ++k) scale[k] = 1.0 / var_std[k], shift[k] = -var_mean[k] / var_std[k];
     z->_scale.copy_(vec_tensor(scale).view(z->_scale.sizes()));
     z->_shift.copy_(vec_tensor(shift).view(z->_shift.sizes()));
+    if (settings.network.image()) {
+      // NPE on images: the context is x standardized per pixel, then the residual CNN
+      // (torch/image_net.hpp); the flow's conditioners see the CNN's features.
+      flow->embedding->push_back(fl::Standardize(static_cast<std::int64_t>(n_x)));
+      flow->embedding->push_back(
+          ConvFeatures(settings.network.image_height, settings.network.image_width, settings.network.conv));
+      flow->context_features = static_cast<std::int64_t>(n_x);  // the raw context: the image's pixels
+    }
     auto* c = flow->embedding->ptr<fl::StandardizeImpl>(0).get();
     c->_mean.copy_(vec_tensor(ctx_mean).view(c->_mean.sizes()));
     c->_std.copy_(vec_tensor(ctx_std).view(c->_std.sizes()));
@@ -338,7 +348,9 @@ class DensityModel final : public FamilyModel {
   fl::FlowSettings flow_settings() const {
     const DensitySettings& d = settings.density;
     const auto var = static_cast<std::int64_t>(posterior() ? n_theta : n_x);
-    const auto ctx = static_cast<std::int64_t>(posterior() ? n_x : n_theta);
+    // NPE on images: the conditioners see the CNN's features (make_member_network).
+    const bool image = posterior() && settings.network.image();
+    const auto ctx = static_cast<std::int64_t>(image ? image_feature_count(settings.network) : posterior() ? n_x : n_theta);
     fl::FlowSettings fs = posterior() ? fl::npe_defaults(var, ctx) : fl::nle_defaults(var, ctx);
     if (!d.flow.empty()) fs.kind = fl::parse_flow_kind(d.flow);
     // A coupling transform needs two features: one-dimensional splines are autoregressive.
@@ -349,7 +361,7 @@ class DensityModel final : public FamilyModel {
     fs.bins = d.bins;
     fs.tail_bound = d.tail_bound;
     fs.z_score_x = true;
-    fs.z_score_context = true;
+    fs.z_score_context = !image;  // for images, the z-scoring comes before the CNN
     return fs;
   }
 

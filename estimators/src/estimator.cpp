@@ -39,9 +39,9 @@ void check_settings(const Settings& s) {
                                      n.image_width));
   if (n.image()) {
     const std::string& fam = method_info(s.method).family;
-    if (fam != "ratio" && fam != "local")
-      throw EstimatorError(fmt::format("settings: an image network is for the ratio and local families; {} is of the "
-                                       "{} family",
+    if (fam != "ratio" && fam != "local" && s.method.name() != "npe")
+      throw EstimatorError(fmt::format("settings: an image network is for the ratio and local families and npe (which "
+                                       "reads x through the CNN); {} is of the {} family and models x itself",
                                        s.method.name(), fam));
     if (n.conv.empty()) throw EstimatorError("settings: an image network needs at least one convolution stage");
     for (const int c : n.conv)

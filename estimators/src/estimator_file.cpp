@@ -259,7 +259,9 @@ EstimatorFile parse_estimator_file(std::string_view text, const std::string& pat
     r.fail("settings/image_height", fmt::format("and image_width are {} and {}; both positive (image x) or both 0",
                                                 net.image_height, net.image_width));
   if (net.image()) {
-    if (flows) r.fail("settings/image_height", fmt::format("is set; the {} family takes no image x", f.family));
+    if (flows && f.method != "npe")
+      r.fail("settings/image_height", fmt::format("is set; {} ({} family) takes no image x (of the flows, only npe does)",
+                                                  f.method, f.family));
     if (static_cast<std::size_t>(net.image_height) * static_cast<std::size_t>(net.image_width) != f.n_x)
       r.fail("settings/image_height", fmt::format("× image_width = {} × {} is not n_x = {}", net.image_height,
                                                   net.image_width, f.n_x));

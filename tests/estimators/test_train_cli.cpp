@@ -522,12 +522,39 @@ TEST_CASE("lode train --image auto: lensing images through the CNN, evaluate agr
   check_fails({"train", "carl", "--data", data, "--out", scratch("m1"), "--image", "32"},
               "--image '32': expected HxW");
   check_fails({"train", "nle", "--data", data, "--out", scratch("m1"), "--image", "auto"},
-              "an image network is for the ratio and local estimators, not nle");
+              "an image network is for the ratio and local estimators and npe (the CNN reads x where x is an input), "
+              "not nle (it models x itself");
   check_fails({"train", "carl", "--data", data, "--out", scratch("m1"), "--conv", "8"}, "give --image HxW|auto too");
   check_fails({"train", "carl", "--data", data, "--out", scratch("m1"), "--image", "auto", "--conv", "8,0"},
               "--conv: '8,0' is not a list of channel counts");
   check_fails({"train", "carl", "--data", galton_data(), "--out", scratch("m1"), "--image", "auto"},
               "observable 'x' is not a pixel x/i/j");
+}
+
+TEST_CASE("lode train npe --image auto: a posterior from one lensing image, the draws as the library's",
+          "[cli][estimators][images]") {
+  // 200 images at θ from the prior; one epoch: the plumbing, not the fit.
+  const std::string data = scratch("lensing-npe-data"), model = scratch("lensing-npe");
+  require_ok(run_lode({"mine", "lensing_fix_32", "--for", "plain", "--theta", "prior", "-n", "200", "--seed", "4",
+                       "--out", data}));
+  const Result t = run_lode({"train", "npe", "--data", data, "--out", model, "--image", "auto", "--conv", "4,8",
+                             "--epochs", "1"});
+  require_ok(t);
+  CHECK(t.err.find("x is a 32x32 image: the network is a residual CNN (4, 8 channels) and the flow conditioned on its "
+                   "features") != std::string::npos);
+  const lode::npy::Array x = lode::npy::read((fs::path(data) / "x.npy").string());
+  const std::string obs = scratch("lensing-npe-obs.npy"), out = scratch("lensing-npe-draws.npy");
+  lode::npy::write(obs, 1, 1024, std::vector<double>(x.data.begin(), x.data.begin() + 1024));
+  require_ok(run_lode({"posterior", "--model", model, "--observed", obs, "-n", "300", "--seed", "7", "--out", out}));
+  const lode::npy::Array draws = lode::npy::read(out);
+  REQUIRE(draws.shape == std::vector<std::size_t>{300, 2});
+  // The command's draws are the library's with the model's prior support (f_sub in [0.001,
+  // 0.2], β in [−2.5, −1.5]: lensing's uniform prior).
+  est::PosteriorSampling ps;
+  ps.draws = 300, ps.seed = 7;
+  ps.in_support = [](std::span<const double> th) { return th[0] >= 0.001 && th[0] <= 0.2 && th[1] >= -2.5 && th[1] <= -1.5; };
+  CHECK(est::Estimator::load(model).sample_posterior(std::span<const double>(x.data.data(), 1024), ps).theta.data ==
+        draws.data);
 }
 
 TEST_CASE("the prior-marginal reference end to end: mine --theta1 marginal:K, train, evaluate, infer",

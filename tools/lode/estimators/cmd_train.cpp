@@ -123,8 +123,9 @@ void add_train(Application& app) {
       .option("--pie-epsilon", o->pie_epsilon, "E", "pie: s.d. of the dropped latent components (default: 0.01)")
       .option("--activation", o->activation, "NAME", "tanh (default), relu, sigmoid, softplus or elu")
       .option("--image", o->image, "HxW|auto",
-              "Ratio and local estimators: x is an image (pixel (i, j) at column i*W + j); a residual CNN turns it into "
-              "features for the MLP (auto: the shape from the observables x/i/j; docs/estimators.md#images)")
+              "Ratio and local estimators, npe: x is an image (pixel (i, j) at column i*W + j); a residual CNN turns it "
+              "into features for the MLP (npe: for the flow's conditioners) (auto: the shape from the observables "
+              "x/i/j; docs/estimators.md#images)")
       .option("--conv", o->conv, "C[,C...]", "With --image: channels of each residual stage, each halving the "
               "resolution (default: 16,32,64)")
       .option("--epochs", o->epochs, "E",

@@ -107,9 +107,10 @@ est::Settings settings_from(const TrainOptions& o) {
   }
   if (!o.activation.empty()) n.activation = o.activation;
   if (!o.image.empty() || !o.conv.empty()) {
-    if (density)
-      throw UsageError(fmt::format("--image, --conv: an image network is for the ratio and local estimators, not {}",
-                                   o.method));
+    if ((density && o.method != "npe") || manifold)
+      throw UsageError(fmt::format("--image, --conv: an image network is for the ratio and local estimators and npe "
+                                   "(the CNN reads x where x is an input), not {}{}",
+                                   o.method, density ? " (it models x itself; train it without --image)" : ""));
     if (o.image.empty()) throw UsageError("--conv: give --image HxW|auto too (the CNN is for image x)");
     if (o.image != "auto") {
       const ImageShape shape = parse_image_shape("--image", o.image);
@@ -239,9 +240,10 @@ PreparedTraining prepare_training(const TrainOptions& o, est::Settings& s) {
       throw UsageError(fmt::format("--image auto: dataset '{}' does not name its observables; give --image HxW", o.data));
     const ImageShape shape = image_shape_of(data.observables, fmt::format("--image auto: dataset '{}'", o.data));
     s.network.image_height = static_cast<int>(shape.height), s.network.image_width = static_cast<int>(shape.width);
-    if (!o.quiet) p.notes.push_back(fmt::format("x is a {}x{} image: the network is a residual CNN ({} channels) and an "
-                                                "MLP",
-                                                shape.height, shape.width, fmt::join(s.network.conv, ", ")));
+    if (!o.quiet)
+      p.notes.push_back(fmt::format("x is a {}x{} image: the network is a residual CNN ({} channels) and {}", shape.height,
+                                    shape.width, fmt::join(s.network.conv, ", "),
+                                    o.method == "npe" ? "the flow conditioned on its features" : "an MLP"));
   }
   if (s.network.image() &&
       static_cast<std::size_t>(s.network.image_height) * static_cast<std::size_t>(s.network.image_width) != data.x.cols)

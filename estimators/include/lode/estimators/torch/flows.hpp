@@ -257,6 +257,8 @@ struct FlowImpl : torch::nn::Module {
   void to(torch::Dtype dtype, bool non_blocking = false) override;
   void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
 
+  /// The modelled variable's and the raw context's columns (before the embedding, whose
+  /// output the transforms' conditioners take).
   std::int64_t features, context_features;
   std::shared_ptr<CompositeTransformImpl> transform;
   torch::nn::Sequential embedding;

@@ -46,6 +46,15 @@ DensityEval log_prob_and_score(const std::function<torch::Tensor(const torch::Te
 DensityEval flow_log_prob_and_score(flows::FlowImpl& flow, const torch::Tensor& x, const torch::Tensor& theta,
                                     bool with_score, bool create_graph) {
   if (!with_score) return {flow.log_prob(x, theta), {}};
+  // Reverse mode by default: on LibTorch's operations the forward tangents were measured
+  // slower (SCANDAL's training step 17.5 k against 37.6 k rows/s, t̂ alone 81 k against
+  // 105 k rows/s; BENCHMARKS.md). LODE_FLOW_SCORE=tangents selects them.
+  static const bool tangents = [] {
+    const char* v = std::getenv("LODE_FLOW_SCORE");
+    return v != nullptr && std::string_view(v) == "tangents";
+  }();
+  if (tangents)
+    if (auto e = flow_log_prob_and_score_by_tangents(flow, x, theta)) return std::move(*e);
   return log_prob_and_score([&](const torch::Tensor& th) { return flow.log_prob(x, th); }, theta, create_graph);
 }
 

@@ -28,6 +28,7 @@
 
 #include "../../estimators/src/fast_maf.hpp"
 #include "../../estimators/src/fast_nsf.hpp"
+#include "lode/estimators/torch/density.hpp"
 #include "lode/estimators/torch/flows.hpp"
 #include "lode/estimators/torch/trainer.hpp"
 
@@ -249,5 +250,37 @@ int main(int argc, char** argv) {
     });
   }
   bench("NLE-MAF (x 8 | θ 5)", fl::nle_defaults(8, 5), x, theta, false);  // skips its LibTorch lines when fused_only
+  if (!fused_only) {
+    // SCANDAL's t̂ = ∇_θ log p̂(x|θ) on the same MAF: by reverse mode (a backward pass kept as
+    // a graph) and by forward tangents (flow_tangent.cpp), evaluated alone (no gradient) and
+    // in a training step (the loss −log p̂ + 0.01·|t̂ − t|², its gradient, clipping at 5, Adam).
+    auto flow = fl::build_flow(fl::nle_defaults(8, 5), x, theta);
+    const torch::Tensor t = torch::randn({10000, 5});
+    torch::optim::Adam opt(flow->parameters(), torch::optim::AdamOptions(5e-4));
+    using Eval = std::function<est::DensityEval(const torch::Tensor&, const torch::Tensor&, bool)>;
+    const Eval reverse = [&](const torch::Tensor& xs, const torch::Tensor& cs, bool graph) {
+      return est::log_prob_and_score([&](const torch::Tensor& c) { return flow->log_prob(xs, c); }, cs, graph);
+    };
+    const Eval tangents = [&](const torch::Tensor& xs, const torch::Tensor& cs, bool) {
+      return *est::flow_log_prob_and_score_by_tangents(*flow, xs, cs);
+    };
+    for (const auto& [name, eval] : {std::pair<const char*, Eval>{"reverse mode", reverse}, {"forward tangents", tangents}}) {
+      {
+        torch::NoGradGuard no_grad;
+        auto xb = x.narrow(0, 0, batch), cb = theta.narrow(0, 0, batch);
+        rate((std::string("SCANDAL-MAF score, ") + name).c_str(), seconds, batch, [&] { (void)eval(xb, cb, false); });
+      }
+      std::int64_t at = 0;
+      rate((std::string("SCANDAL-MAF step, ") + name).c_str(), seconds, batch, [&] {
+        auto xs = x.narrow(0, at, batch), cs = theta.narrow(0, at, batch), ts = t.narrow(0, at, batch);
+        at = (at + batch) % (x.size(0) - batch);
+        opt.zero_grad();
+        const est::DensityEval e = eval(xs, cs, true);
+        ((-e.log_prob).mean() + 0.01 * (e.score - ts).pow(2).sum(1).mean()).backward();
+        torch::nn::utils::clip_grad_norm_(flow->parameters(), 5.0);
+        opt.step();
+      });
+    }
+  }
   return 0;
 }

@@ -330,6 +330,24 @@ class Estimators(Base):
             lode.mine("lensing_fix_32", for_="ratio", theta0="prior", theta1=[0.05, -1.9], n=2, out=self.path("bad"),
                       x_dtype="f16")
 
+    def test_npe_on_images_equals_the_command(self):
+        # NPE with the CNN (image="auto"): the same weights as lode train npe --image auto, and
+        # sample_posterior gives lode posterior's draws for one image.
+        data = self.path("lens-npe")
+        cli("mine", "lensing_fix_32", "--for", "plain", "--theta", "prior", "-n", 100, "--seed", 6, "--out", data)
+        cli("train", "npe", "--data", data, "--out", self.path("cli-npe"), "--epochs", 1, "--image", "auto", "--conv",
+            "4,8", "-q")
+        e = lode.train("npe", data, out=self.path("py-npe"), epochs=1, image="auto", conv=[4, 8])
+        with open(self.path("cli-npe/estimator.json")) as a, open(self.path("py-npe/estimator.json")) as b:
+            ja, jb = json.load(a), json.load(b)
+        self.assertEqual(ja["settings"], jb["settings"])
+        self.assertEqual(ja["members"][0]["parameters"], jb["members"][0]["parameters"])
+        x = np.load(os.path.join(data, "x.npy"))[:1].astype(np.float64)
+        np.save(self.path("obs.npy"), x)
+        cli("posterior", "--model", self.path("cli-npe"), "--observed", self.path("obs.npy"), "-n", 200, "--seed", 3,
+            "--out", self.path("draws.npy"))
+        np.testing.assert_array_equal(e.sample_posterior(x, 200, seed=3), np.load(self.path("draws.npy")))
+
     def test_estimator_errors(self):
         with self.assertRaisesRegex(lode.LodeError, "estimator.json"):
             lode.Estimator.load(self.path("nowhere"))

@@ -170,6 +170,10 @@ class Generate(Base):
         self.assertAlmostEqual(g["weight"], by_address["row/3"]["log_p"] + by_address["row/7"]["log_p"], places=14)
         self.assertAlmostEqual(g["log_p"], sum(c["log_p"] for c in g["choices"]), places=12)
 
+    def test_mine_refuses_an_empty_shard(self):
+        with self.assertRaisesRegex(lode.UsageError, "shard_size: give at least 1 event per shard"):
+            lode.mine("galton", for_="local", theta=[-0.8], n=10, shard_size=0)
+
     def test_errors_name_the_address(self):
         with self.assertRaisesRegex(lode.LodeError, "'nowhere'"):
             lode.generate("galton", [-0.8], {"nowhere": 1.0})

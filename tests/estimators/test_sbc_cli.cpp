@@ -94,6 +94,20 @@ TEST_CASE("lode sbc --model: NPE on 200 simulations is flagged", "[cli][sbc]") {
   CHECK(j["coverage"]["levels"][9] == Approx(0.5));
   CHECK(at_half < 0.5 - 4 * se);
   CHECK(j["coverage"]["ks_pvalue"].get<double>() < 1e-5);
+  // The posterior given several events is not NPE's.
+  check_fails(run_lode({"sbc", "--model", model, "-n", "50", "--events", "3"}), 2,
+              {"--events 3: an npe estimator gives the posterior given one observation"});
+}
+
+TEST_CASE("lode sbc --events: the exact posterior given 5 events is calibrated", "[cli][sbc]") {
+  const Result r =
+      run_lode({"sbc", "--exact", "gaussian_linear", "-n", "40", "--draws", "40", "--seed", "5", "--events", "5", "--json"});
+  require_ok(r);
+  const Json j = Json::parse(r.out);
+  CHECK(j["events"] == 5);
+  CHECK(j["calibrated"] == true);
+  for (double p : j["ks_pvalues"]) CHECK(p > 0.001);
+  check_fails(run_lode({"sbc", "--exact", "gaussian_linear", "-n", "40", "--events", "0"}), 2, {"--events"});
 }
 
 TEST_CASE("lode sbc: bad input", "[cli][sbc]") {

@@ -166,6 +166,46 @@ TEST_CASE("SBC does not depend on the number of threads", "[sbc]") {
   CHECK(a.theta_true == b.theta_true);
 }
 
+TEST_CASE("SBC with several events per run: MCMC on the sum over events is calibrated, a doubled count is not",
+          "[sbc]") {
+  // Each run simulates 4 events x_i ~ N(θ, σ²) (2 values each); mcmc_sbc_posterior's x_cols = 2
+  // makes the likelihood see 4 events of 2 values. Counting every event twice (a posterior
+  // √2 too narrow) is flagged; without x_cols the 8 values would be one event.
+  constexpr std::size_t kEvents = 4;
+  const SbcSimulate four = [](std::span<const double> theta, std::uint64_t seed, std::vector<double>& x) {
+    lode::Rng rng(seed, 0);
+    for (std::size_t i = 0; i < kEvents; ++i)
+      for (double t : theta) x.push_back(t + kSigma * rng.normal());
+    return true;
+  };
+  const auto likelihood = [](double weight) {
+    return [weight](Observed obs) -> BatchLogLikelihood {
+      if (obs.cols != 2 || obs.events != kEvents) throw InferenceError("not 4 events of 2 values");
+      return [obs, weight](std::span<const double> thetas, std::span<double> out) {
+        for (std::size_t k = 0; k < out.size(); ++k) {
+          double l = 0;
+          for (std::size_t u = 0; u < obs.distinct(); ++u)
+            for (std::size_t j = 0; j < 2; ++j) {
+              const double z = (obs.row(u)[j] - thetas[2 * k + j]) / kSigma;
+              l -= 0.5 * z * z * obs.count[u];
+            }
+          out[k] = weight * l;
+        }
+      };
+    };
+  };
+  McmcSettings mcmc;
+  mcmc.draws = 60, mcmc.chains = 4, mcmc.warmup = 100, mcmc.thin = 4;
+  SbcSettings s = settings(150, 60);
+  const SbcResult ok = run_sbc(prior(), four, mcmc_sbc_posterior(prior(), likelihood(1.0), mcmc, 2), s);
+  INFO("KS p-values " << ok.ks_pvalue[0] << ", " << ok.ks_pvalue[1] << ", coverage " << ok.coverage_ks_pvalue);
+  CHECK(ok.calibrated());
+  const SbcResult doubled = run_sbc(prior(), four, mcmc_sbc_posterior(prior(), likelihood(2.0), mcmc, 2), s);
+  CHECK_FALSE(doubled.calibrated());
+  CHECK_THROWS_WITH(run_sbc(prior(), four, mcmc_sbc_posterior(prior(), likelihood(1.0), mcmc, 3), s),
+                    Catch::Contains("8 values, not a whole number of events of 3"));
+}
+
 TEST_CASE("SBC: failed simulations and bad input", "[sbc]") {
   SbcSettings s = settings(20, 10);
   SECTION("failed simulations are redrawn and counted") {

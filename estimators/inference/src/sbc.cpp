@@ -139,12 +139,16 @@ KsTest ks_uniform(std::span<const double> u) {
 }
 
 SbcPosterior mcmc_sbc_posterior(const Prior& prior, std::function<BatchLogLikelihood(Observed)> make_likelihood,
-                                McmcSettings mcmc) {
+                                McmcSettings mcmc, std::size_t x_cols) {
   mcmc.progress = nullptr;
-  return [&prior, make_likelihood = std::move(make_likelihood), mcmc](
+  return [&prior, make_likelihood = std::move(make_likelihood), mcmc, x_cols](
              std::size_t, std::span<const double> theta_true, std::span<const double> x, std::uint64_t seed) {
     const std::size_t dim = prior.dim();
-    const BatchLogLikelihood L = make_likelihood(make_observed(x, x.size(), "the simulated observation"));
+    const std::size_t cols = x_cols > 0 ? x_cols : x.size();
+    if (x.size() % cols != 0)
+      throw InferenceError(fmt::format("SBC: the simulated observation has {} values, not a whole number of events of {}",
+                                       x.size(), cols));
+    const BatchLogLikelihood L = make_likelihood(make_observed(x, cols, "the simulated observation"));
     McmcSettings s = mcmc;
     s.seed = seed;
     const PosteriorSamples p = sample_posterior(prior, L, s);

@@ -1,8 +1,9 @@
 // lode sbc (--model MODEL_DIR | --exact MODEL) -n RUNS [--draws S] [--seed S] [--json]
 //          [--out FILE.json] [--plot FILE.png] [--threads N] [--chains C] [--warmup W] [--thin T]
-//          [--significance A] [--theta1 POINT]
+//          [--significance A] [--theta1 POINT] [--events N]
 //
-// Is a posterior calibrated? RUNS times: θ* from the model's prior, one x simulated at θ*, S
+// Is a posterior calibrated? RUNS times: θ* from the model's prior, one x (or N i.i.d.
+// events, --events) simulated at θ*, S
 // posterior draws given x — by MCMC from the exact likelihood (--exact), from a ratio, NLE or
 // SCANDAL estimator (--model), or NPE's direct draws —, then the rank of θ* among the draws per
 // parameter (KS test of uniformity) and the credibility of the smallest highest-density
@@ -43,7 +44,7 @@ using Json = nlohmann::ordered_json;
 
 struct SbcOptions {
   std::string model_dir, exact, runs, draws = "100", seed = "1", out, plot, threads = "1", chains = "4",
-      warmup = "200", thin = "4", significance = "0.01", theta1;
+      warmup = "200", thin = "4", significance = "0.01", theta1, events = "1";
   bool json = false;
 };
 
@@ -65,7 +66,7 @@ const Model& model_with_prior(const std::string& name, const std::string& option
   return model;
 }
 
-void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, Setup& s) {
+void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, std::size_t events, Setup& s) {
   if (!o.exact.empty()) {
     if (!o.theta1.empty()) throw UsageError("--theta1: only used with --model (a ratio estimator)");
     const Model& model = model_with_prior(o.exact, "--exact");
@@ -79,7 +80,7 @@ void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, Setup& s) {
         [&model, dim](inf::Observed obs) {
           return inf::batch_log_likelihood(inf::exact_log_likelihood(model, std::move(obs)), dim);
         },
-        mcmc);
+        mcmc, model.observables.size());
     return;
   }
   try {
@@ -106,6 +107,10 @@ void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, Setup& s) {
   const std::string& family = est::method_info(e.method()).family;
   if (method == "npe") {
     if (!o.theta1.empty()) throw UsageError("--theta1: an npe estimator is not a ratio estimator");
+    if (events != 1)
+      throw UsageError(fmt::format("--events {}: an npe estimator gives the posterior given one observation; "
+                                   "several events need a likelihood (nle, scandal, a ratio estimator or --exact)",
+                                   events));
     s.what = fmt::format("estimator {} (npe), direct draws", o.model_dir);
     const Prior& prior = s.model->prior;
     const std::size_t S = mcmc.draws;
@@ -135,7 +140,7 @@ void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, Setup& s) {
     const std::string label = o.model_dir;
     s.posterior = inf::mcmc_sbc_posterior(
         s.model->prior, [&e, label](inf::Observed obs) { return est::density_batch_log_likelihood(e, std::move(obs), label); },
-        mcmc);
+        mcmc, e.n_x());
     return;
   }
   const std::vector<double> theta1 = est::choose_theta1(e, o.theta1, o.model_dir);
@@ -144,10 +149,10 @@ void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, Setup& s) {
   s.posterior = inf::mcmc_sbc_posterior(
       s.model->prior,
       [&e, label, theta1](inf::Observed obs) { return est::ratio_batch_log_likelihood(e, std::move(obs), theta1, label); },
-      mcmc);
+      mcmc, e.n_x());
 }
 
-Json report(const inf::SbcResult& r, const Setup& s, const SbcOptions& o) {
+Json report(const inf::SbcResult& r, const Setup& s, const SbcOptions& o, std::size_t events) {
   const std::vector<std::string>& names = s.model->parameters;
   Json j;
   j["source"] = s.what;
@@ -155,6 +160,7 @@ Json report(const inf::SbcResult& r, const Setup& s, const SbcOptions& o) {
   if (!o.model_dir.empty()) j["estimator"] = o.model_dir;
   j["parameters"] = names;
   j["runs"] = r.runs;
+  j["events"] = events;
   j["draws"] = r.draws;
   j["seed"] = o.seed;
   j["calibrated"] = r.calibrated();
@@ -252,6 +258,7 @@ int sbc(const SbcOptions& o) {
   if (a.size() != 1 || !(a[0] > 0 && a[0] < 1))
     throw UsageError(fmt::format("--significance: '{}' must be one number in (0, 1)", o.significance));
   s.significance = a[0];
+  const std::size_t events = parse_count("--events", o.events, /*positive=*/true);
   if (s.runs < 20) throw UsageError(fmt::format("-n {}: SBC needs at least 20 runs (100 or more is usual)", s.runs));
   const unsigned threads =
       mining::checked_threads("--threads", parse_count("--threads", o.threads, /*positive=*/true));
@@ -265,15 +272,16 @@ int sbc(const SbcOptions& o) {
       throw UsageError(fmt::format("{} '{}': the directory does not exist", option, file));
   if (o.exact.empty()) est::set_evaluation_threads(threads);
   Setup st;
-  setup(o, mcmc, st);
+  setup(o, mcmc, events, st);
   if (st.estimator && est::to_string(st.estimator->method()) != "npe" && s.draws < 4 * mcmc.chains)
     throw UsageError(fmt::format("--draws {}: R-hat needs at least 4 draws per chain (--draws >= 4 x --chains {})",
                                  s.draws, mcmc.chains));
   if (st.parallel_runs) s.threads = threads;
   const Model& model = *st.model;
-  const inf::SbcSimulate simulate = [&model](std::span<const double> theta, std::uint64_t seed, std::vector<double>& x) {
-    const mining::Simulations sims = mining::simulate_events(model, theta, 1, seed);
-    if (sims.rows == 0) return false;
+  const inf::SbcSimulate simulate = [&model, events](std::span<const double> theta, std::uint64_t seed,
+                                                     std::vector<double>& x) {
+    const mining::Simulations sims = mining::simulate_events(model, theta, events, seed);
+    if (sims.rows < events) return false;  // a failed event: the run is redrawn
     x.assign(sims.data.begin(), sims.data.end());
     return true;
   };
@@ -293,12 +301,13 @@ int sbc(const SbcOptions& o) {
     throw Error(fmt::format("{}: {}", st.what, e.what()));
   }
   if (drawn) fmt::print(stderr, "\r{:100}\r", "");
-  const Json j = report(r, st, o);
+  const Json j = report(r, st, o, events);
   const std::vector<std::string>& names = model.parameters;
   if (o.json) {
     fmt::print("{}\n", j.dump(2));
   } else {
-    fmt::print("lode sbc: {}; {} runs x {} draws, seed {}\n", st.what, r.runs, r.draws, o.seed);
+    fmt::print("lode sbc: {}; {} runs{} x {} draws, seed {}\n", st.what, r.runs,
+               events > 1 ? fmt::format(" of {} events", events) : "", r.draws, o.seed);
     for (std::size_t d = 0; d < r.dim; ++d)
       fmt::print("  {:<16} rank KS p = {:<10.4g} (D = {:.4f})\n", names[d], r.ks_pvalue[d], r.ks_statistic[d]);
     if (r.has_density) {
@@ -324,7 +333,10 @@ int sbc(const SbcOptions& o) {
   }
   if (!o.plot.empty()) {
     try {
-      plot(r, names, fmt::format("lode sbc: {}, {} runs x {} draws", st.what, r.runs, r.draws), o.plot);
+      plot(r, names,
+           fmt::format("lode sbc: {}, {} runs{} x {} draws", st.what, r.runs,
+                       events > 1 ? fmt::format(" of {} events", events) : "", r.draws),
+           o.plot);
     } catch (const PlotError& e) {
       throw Error(fmt::format("--plot '{}': {} (the results above are complete)", o.plot, e.what()));
     }
@@ -357,6 +369,9 @@ void add_sbc(Application& app) {
       .option("--warmup", o->warmup, "W", "MCMC warm-up iterations per chain (default 200)")
       .option("--thin", o->thin, "T", "Keep every T-th MCMC iteration (default 4)")
       .option("--theta1", o->theta1, "V[,V...]", "--model with a ratio estimator: the reference point")
+      .option("--events", o->events, "N",
+              "Events per run, i.i.d. at theta* (default 1): the posterior given N observations, as lode posterior "
+              "draws it from N observed rows (not npe)")
       .option("-j,--threads", o->threads, "N",
               "--exact: runs in parallel on N threads; --model: LibTorch's threads (default 1)")
       .flag("--json", o->json, "Print one JSON object (ks_pvalues, coverage, rank_histogram, calibrated, ...)")

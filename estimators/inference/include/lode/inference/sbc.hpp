@@ -138,12 +138,12 @@ SbcResult run_sbc(const Prior& prior, const SbcSimulate& simulate, const SbcPost
                   const SbcSettings& settings);
 
 /// An SbcPosterior by MCMC (posterior.hpp) for any likelihood: each run makes
-/// L = make_likelihood(x as one observed event), draws `mcmc.draws` (= SbcSettings::draws)
+/// L = make_likelihood(x as observed events of `x_cols` values each; 0: x is one event), draws `mcmc.draws` (= SbcSettings::draws)
 /// with `mcmc` (seed replaced by the run's), and returns log prior + L at the draws and at θ*
 /// (one more batch of S + 1 points), the smallest bulk ESS and the largest R̂. Correlated draws
 /// bias the ranks towards the ends: thin (mcmc.thin) until min_ess is near S.
 SbcPosterior mcmc_sbc_posterior(const Prior& prior, std::function<BatchLogLikelihood(Observed)> make_likelihood,
-                                McmcSettings mcmc);
+                                McmcSettings mcmc, std::size_t x_cols = 0);
 
 /// The one-sample Kolmogorov–Smirnov statistic sup|F_n − F| of `u` against U(0,1) and its
 /// p-value (Kolmogorov's limit law at (√n + 0.12 + 0.11/√n)·D). Throws InferenceError for an

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Is a lensing posterior calibrated? (issue 21; docs/lensing.md, "Calibration of the
+# posteriors"). Two ways to a posterior of θ = (f_sub, β) on lensing_fix_32:
+#   - NPE on images: lode train npe --image auto (the flow over θ conditioned on the residual
+#     CNN's features) on N images with θ from the prior, its draws for single lenses, and
+#     lode sbc on it (one lens per run);
+#   - the ratio estimator of scripts/lensing-figures.sh (FIG/alices: ALICES on 10^5 images
+#     against the fixed reference), lode sbc with --events 1, 5, 20 and 100 lenses per run
+#     (MCMC on the summed log r̂, the model's prior).
+# Every command's output goes to OUT/*.txt, the SBC reports to OUT/sbc-*.json and *.png.
+#
+#   scripts/lensing-npe.sh LODE OUT FIG [N]
+#   scripts/lensing-npe.sh build/tools/lode /work/npe-lens /work/fig 100000
+#
+# Time on one core of the 2-core VM: mining 10^5 images ~10 min, NPE training 1–4 min per
+# epoch (early stopping after 5 epochs without improvement, at most 30), each SBC 2–15 min.
+set -eu
+LODE=$1
+OUT=$2
+FIG=$3
+N=${4:-100000}
+MODEL=lensing_fix_32
+mkdir -p "$OUT"
+run() {  # run CMD... > OUT/NAME.txt, echoing the command; a failing SBC is a result, not an error
+  name=$1; shift
+  echo "+ $*" | tee "$OUT/$name.txt"
+  "$@" >> "$OUT/$name.txt" 2>&1 || echo "  (exit $?)" | tee -a "$OUT/$name.txt"
+}
+
+[ -f "$OUT/data/meta.json" ] ||
+  run mine "$LODE" mine $MODEL --for plain --theta prior -n "$N" --seed 31 --threads 1 --out "$OUT/data"
+[ -f "$OUT/npe/estimator.json" ] ||
+  run train "$LODE" train npe --data "$OUT/data" --out "$OUT/npe" --image auto --epochs 30 --patience 5 \
+    --threads 1 --seed 1
+for i in 0 1; do
+  run "npe-lens-$i" "$LODE" posterior --model "$OUT/npe" --observed "$FIG/lens-$i.npy" -n 4000 --seed 1 \
+    --out "$OUT/npe-lens-$i.npy"
+  run "alices-lens-$i" "$LODE" posterior --model "$FIG/alices" --observed "$FIG/lens-$i.npy" -n 4000 --chains 4 \
+    --seed 1 --out "$OUT/alices-lens-$i.npy"
+done
+run sbc-npe "$LODE" sbc --model "$OUT/npe" -n 300 --draws 100 --seed 7 --out "$OUT/sbc-npe.json" \
+  --plot "$OUT/sbc-npe.png"
+for n in 1 5 20 100; do
+  run "sbc-alices-$n" "$LODE" sbc --model "$FIG/alices" -n 100 --draws 100 --events $n --seed 7 \
+    --out "$OUT/sbc-alices-$n.json" --plot "$OUT/sbc-alices-$n.png"
+done

@@ -62,6 +62,19 @@ TEST_CASE("lode sbc --exact gaussian_linear: calibrated", "[cli][sbc]") {
     CHECK(total == 60);
   }
   CHECK(j["min_ess"]["median"].get<double>() > 30);  // thinned MCMC draws: nearly independent
+  // Every run: θ* (10 values), its ranks among the 60 draws, and its HPD credibility, from
+  // which the coverage curve follows (the fraction of runs with credibility below the level).
+  REQUIRE(j["per_run"].size() == 60);
+  for (const auto& run : j["per_run"]) {
+    CHECK(run["theta"].size() == 10);
+    REQUIRE(run["ranks"].size() == 10);
+    for (int rank : run["ranks"]) CHECK((rank >= 0 && rank <= 60));
+  }
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    int below = 0;
+    for (const auto& run : j["per_run"]) below += run["credibility"].get<double>() < levels[i];
+    CHECK(hpd[i] == Approx(below / 60.0).epsilon(1e-12));
+  }
   CHECK(Json::parse(slurp(out)) == j);
   CHECK(std::filesystem::file_size(png) > 1000);
 

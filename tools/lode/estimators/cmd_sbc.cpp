@@ -198,6 +198,19 @@ Json report(const inf::SbcResult& r, const Setup& s, const SbcOptions& o, std::s
   if (!r.max_rhat.empty()) j["unmixed_runs"] = r.unmixed_runs;
   j["failed_simulations"] = r.failed_simulations;
   j["seconds"] = r.seconds;
+  // Every run, to find where a posterior fails: θ*, the rank of each of its values among
+  // the draws, and (with densities) the credibility of the smallest HPD region holding it.
+  Json runs = Json::array();
+  for (std::size_t k = 0; k < r.runs; ++k) {
+    Json run;
+    run["theta"] = std::vector<double>(r.theta_true.begin() + static_cast<std::ptrdiff_t>(k * r.dim),
+                                       r.theta_true.begin() + static_cast<std::ptrdiff_t>((k + 1) * r.dim));
+    run["ranks"] = std::vector<std::size_t>(r.ranks.begin() + static_cast<std::ptrdiff_t>(k * r.dim),
+                                            r.ranks.begin() + static_cast<std::ptrdiff_t>((k + 1) * r.dim));
+    if (r.has_density) run["credibility"] = r.alpha[k];
+    runs.push_back(std::move(run));
+  }
+  j["per_run"] = std::move(runs);
   return j;
 }
 

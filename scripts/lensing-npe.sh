@@ -44,3 +44,26 @@ for n in 1 5 20 100; do
   run "sbc-alices-$n" "$LODE" sbc --model "$FIG/alices" -n 100 --draws 100 --events $n --seed 7 \
     --out "$OUT/sbc-alices-$n.json" --plot "$OUT/sbc-alices-$n.png"
 done
+# The coverage curves of all five SBC runs in one picture: OUT/lensing-sbc-coverage.png.
+/usr/bin/python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+cols = []
+for name, label in [("sbc-npe", "NPE, 1 lens"), ("sbc-alices-1", "ALICES, 1 lens"), ("sbc-alices-5", "ALICES, 5 lenses"),
+                    ("sbc-alices-20", "ALICES, 20 lenses"), ("sbc-alices-100", "ALICES, 100 lenses")]:
+    j = json.load(open(f"{out}/{name}.json"))
+    cols.append((label, j["coverage"]["levels"], j["coverage"]["hpd"]))
+with open(f"{out}/coverage.dat", "w") as f:
+    for i, level in enumerate(cols[0][1]):
+        f.write(" ".join([str(level)] + [str(c[2][i]) for c in cols]) + "\n")
+with open(f"{out}/coverage.gp", "w") as f:
+    f.write("set terminal pngcairo size 700,600\nset output '%s/lensing-sbc-coverage.png'\n" % out)
+    f.write("set title 'lensing\\_fix\\_32: expected coverage of HPD regions (SBC, theta* from the prior)'\n")
+    f.write("set xlabel 'credibility level'\nset ylabel 'fraction of runs whose region holds theta*'\n")
+    f.write("set xrange [0:1]\nset yrange [0:1]\nset key top left\n")
+    plots = ["x with lines dt 2 lc rgb 'black' title 'calibrated'"]
+    for k, (label, _, _) in enumerate(cols):
+        plots.append("'%s/coverage.dat' using 1:%d with linespoints title '%s'" % (out, k + 2, label))
+    f.write("plot " + ", ".join(plots) + "\n")
+PY
+gnuplot "$OUT/coverage.gp"

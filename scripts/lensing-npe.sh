@@ -58,7 +58,7 @@ with open(f"{out}/coverage.dat", "w") as f:
         f.write(" ".join([str(level)] + [str(c[2][i]) for c in cols]) + "\n")
 with open(f"{out}/coverage.gp", "w") as f:
     f.write("set terminal pngcairo size 700,600\nset output '%s/lensing-sbc-coverage.png'\n" % out)
-    f.write("set title 'lensing\\_fix\\_32: expected coverage of HPD regions (SBC, theta* from the prior)'\n")
+    f.write("set title 'lensing\\_fix\\_32: coverage of HPD regions (SBC over the prior)'\n")
     f.write("set xlabel 'credibility level'\nset ylabel 'fraction of runs whose region holds theta*'\n")
     f.write("set xrange [0:1]\nset yrange [0:1]\nset key top left\n")
     plots = ["x with lines dt 2 lc rgb 'black' title 'calibrated'"]

@@ -62,7 +62,9 @@ double lotka_volterra_ode_log_likelihood(std::span<const double> x, std::span<co
   Real p[4];
   for (int i = 0; i < 4; ++i) {
     if (!(theta[static_cast<std::size_t>(i)] > 0.0)) return -kInf;
-    p[i] = Real::variable(theta[static_cast<std::size_t>(i)], i, 4);
+    // Without a gradient wanted, plain values: the same steps (the controller measures
+    // values only) and the same numbers, without carrying derivatives through the ODE.
+    p[i] = grad ? Real::variable(theta[static_cast<std::size_t>(i)], i, 4) : Real(theta[static_cast<std::size_t>(i)]);
   }
   std::array<Real, 2 * kLvOdeObservations> mu;
   const ode::Status status = log_means(p, mu);

@@ -44,7 +44,11 @@ double sir_log_likelihood(std::span<const double> x, std::span<const double> the
     throw Error(fmt::format("sir: x has {} values, the model observes {}", x.size(), kSirObservations));
   if (!(theta[0] > 0.0 && theta[1] > 0.0)) return -kInf;
   std::array<Real, kSirObservations> p;
-  const ode::Status status = success_probabilities(Real::variable(theta[0], 0, 2), Real::variable(theta[1], 1, 2), p);
+  // Without a gradient wanted, plain values: the same steps (the controller measures values
+  // only) and the same numbers, without carrying derivatives through the ODE.
+  const ode::Status status =
+      grad ? success_probabilities(Real::variable(theta[0], 0, 2), Real::variable(theta[1], 1, 2), p)
+           : success_probabilities(Real(theta[0]), Real(theta[1]), p);
   if (!status.ok()) throw Error(fmt::format("sir at beta = {}, gamma = {}: {}", theta[0], theta[1], status.error));
   Real lp(0.0);
   for (std::size_t k = 0; k < p.size(); ++k) lp += Binomial(kSirTrials, p[k]).log_prob_at(&x[k]);

@@ -157,7 +157,7 @@ TEST_CASE("every model's lock-step ratios equal replayed ratios", "[models][lock
   }
 }
 
-TEST_CASE("every exact likelihood's gradient equals finite differences", "[models]") {
+TEST_CASE("every exact likelihood's gradient equals finite differences, its value the same without it", "[models]") {
   for (const Model* m : Registry::global().all()) {
     if (!m->exact_log_likelihood) continue;
     Simulator sim(*m);
@@ -168,6 +168,8 @@ TEST_CASE("every exact likelihood's gradient equals finite differences", "[model
       const double lp = m->exact_log_likelihood(x, th, grad.data());
       INFO("model " << m->name << " event " << e);
       REQUIRE(std::isfinite(lp));
+      // Without the gradient (MCMC's call) the same value, to the bit.
+      CHECK(m->exact_log_likelihood(x, th, nullptr) == lp);
       for (std::size_t i = 0; i < th.size(); ++i) {
         const double h = 1e-5 * std::max(1.0, std::fabs(th[i]));
         std::vector<double> up = th, down = th;

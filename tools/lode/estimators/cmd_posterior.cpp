@@ -159,17 +159,7 @@ void estimator_target(const PosteriorOptions& o, Target& t) {
       calibrated(o.calibration, e, theta1, o.model_dir, est::ratio_event_log_likelihood(e, theta1, o.model_dir),
                  &t.calibration),
       t.observed);
-  const inf::Grid& g = t.calibration->grid;
-  for (std::size_t d = 0; d < g.dim(); ++d) {
-    const auto [lo, hi] = t.model->prior.range[d];
-    const double a = g.axes[d].lo, b = g.axes[d].hi, tol = 1e-9 * std::max(1.0, std::abs(hi - lo));
-    if (a > lo + tol || b < hi - tol)
-      throw UsageError(fmt::format("--calibration '{}': its grid covers {} in [{}, {}], but the prior of model '{}' "
-                                   "({}) spans [{}, {}]; outside the grid the calibrated ratio would be held at the "
-                                   "edge's value: calibrate on a grid covering the prior (lode calibrate --grid)",
-                                   o.calibration, t.names[d], format_number(a), format_number(b), t.model->name,
-                                   t.model->prior.description, format_number(lo), format_number(hi)));
-  }
+  check_calibration_covers_prior(*t.calibration, *t.model, o.calibration);
   t.what += fmt::format(", calibrated by {}", o.calibration);
 }
 

@@ -1,6 +1,6 @@
 // lode sbc (--model MODEL_DIR | --exact MODEL) -n RUNS [--draws S] [--seed S] [--json]
 //          [--out FILE.json] [--plot FILE.png] [--threads N] [--chains C] [--warmup W] [--thin T]
-//          [--significance A] [--theta1 POINT] [--events N]
+//          [--significance A] [--theta1 POINT] [--calibration CAL.json] [--events N]
 //
 // Is a posterior calibrated? RUNS times: θ* from the model's prior, one x (or N i.i.d.
 // events, --events) simulated at θ*, S
@@ -33,6 +33,7 @@
 #include "lode/inference/sbc.hpp"
 #include "lode/mining/scheduler.hpp"
 #include "lode/mining/simulate.hpp"
+#include "toys.hpp"
 
 namespace lode::cli {
 
@@ -44,7 +45,7 @@ using Json = nlohmann::ordered_json;
 
 struct SbcOptions {
   std::string model_dir, exact, runs, draws = "100", seed = "1", out, plot, threads = "1", chains = "4",
-      warmup = "200", thin = "4", significance = "0.01", theta1, events = "1";
+      warmup = "200", thin = "4", significance = "0.01", theta1, events = "1", calibration;
   bool json = false;
 };
 
@@ -69,6 +70,7 @@ const Model& model_with_prior(const std::string& name, const std::string& option
 void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, std::size_t events, Setup& s) {
   if (!o.exact.empty()) {
     if (!o.theta1.empty()) throw UsageError("--theta1: only used with --model (a ratio estimator)");
+    if (!o.calibration.empty()) throw UsageError("--calibration: only used with --model (a ratio estimator)");
     const Model& model = model_with_prior(o.exact, "--exact");
     if (!model.exact_log_likelihood)
       throw UsageError(fmt::format("--exact: model '{}' has no exact likelihood (lode models shows which do)", model.name));
@@ -107,6 +109,7 @@ void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, std::size_t event
   const std::string& family = est::method_info(e.method()).family;
   if (method == "npe") {
     if (!o.theta1.empty()) throw UsageError("--theta1: an npe estimator is not a ratio estimator");
+    if (!o.calibration.empty()) throw UsageError("--calibration: calibrates ratio estimators, not npe");
     if (events != 1)
       throw UsageError(fmt::format("--events {}: an npe estimator gives the posterior given one observation; "
                                    "several events need a likelihood (nle, scandal, a ratio estimator or --exact)",
@@ -136,6 +139,9 @@ void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, std::size_t event
   }
   if (family == "density" || family == "manifold") {
     if (!o.theta1.empty()) throw UsageError(fmt::format("--theta1: a {} estimator is not a ratio estimator", method));
+    if (!o.calibration.empty())
+      throw UsageError(fmt::format("--calibration: calibrates ratio estimators; '{}' is a {} estimator", o.model_dir,
+                                   method));
     s.what = fmt::format("estimator {} ({}), MCMC", o.model_dir, method);
     const std::string label = o.model_dir;
     s.posterior = inf::mcmc_sbc_posterior(
@@ -146,6 +152,21 @@ void setup(const SbcOptions& o, const inf::McmcSettings& mcmc, std::size_t event
   const std::vector<double> theta1 = est::choose_theta1(e, o.theta1, o.model_dir);
   s.what = fmt::format("estimator {} ({}), theta1 = {}, MCMC", o.model_dir, method, format_point(theta1));
   const std::string label = o.model_dir;
+  if (!o.calibration.empty()) {
+    // The calibrated log r (lode calibrate's histograms) per event, summed over the events:
+    // one network pass per event and point (no batching).
+    std::shared_ptr<const inf::Calibration> cal;
+    const inf::EventLikelihood f =
+        calibrated(o.calibration, e, theta1, o.model_dir, est::ratio_event_log_likelihood(e, theta1, o.model_dir), &cal);
+    check_calibration_covers_prior(*cal, *s.model, o.calibration);
+    s.what += fmt::format(", calibrated by {}", o.calibration);
+    const std::size_t dim = e.n_theta();
+    s.posterior = inf::mcmc_sbc_posterior(
+        s.model->prior,
+        [f, dim](inf::Observed obs) { return inf::batch_log_likelihood(inf::sum_log_likelihood(f, std::move(obs)), dim); },
+        mcmc, e.n_x());
+    return;
+  }
   s.posterior = inf::mcmc_sbc_posterior(
       s.model->prior,
       [&e, label, theta1](inf::Observed obs) { return est::ratio_batch_log_likelihood(e, std::move(obs), theta1, label); },
@@ -158,6 +179,7 @@ Json report(const inf::SbcResult& r, const Setup& s, const SbcOptions& o, std::s
   j["source"] = s.what;
   j["model"] = s.model->name;
   if (!o.model_dir.empty()) j["estimator"] = o.model_dir;
+  if (!o.calibration.empty()) j["calibration"] = o.calibration;
   j["parameters"] = names;
   j["runs"] = r.runs;
   j["events"] = events;
@@ -382,6 +404,9 @@ void add_sbc(Application& app) {
       .option("--warmup", o->warmup, "W", "MCMC warm-up iterations per chain (default 200)")
       .option("--thin", o->thin, "T", "Keep every T-th MCMC iteration (default 4)")
       .option("--theta1", o->theta1, "V[,V...]", "--model with a ratio estimator: the reference point")
+      .option("--calibration", o->calibration, "CAL.json",
+              "--model with a ratio estimator: MCMC on the calibrated ratio (lode calibrate; its grid must cover the "
+              "prior)")
       .option("--events", o->events, "N",
               "Events per run, i.i.d. at theta* (default 1): the posterior given N observations, as lode posterior "
               "draws it from N observed rows (not npe)")

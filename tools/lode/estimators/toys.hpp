@@ -85,6 +85,24 @@ inline inference::EventLikelihood calibrated(const std::string& path, const esti
   return inference::calibrated_log_ratio(cal, std::move(f));
 }
 
+/// Refuses a calibration (read from `path`) whose grid does not cover the prior's range of
+/// `model`: outside its grid the calibrated ratio would be held at the edge's value.
+inline void check_calibration_covers_prior(const inference::Calibration& cal, const Model& model,
+                                           const std::string& path) {
+  const inference::Grid& g = cal.grid;
+  for (std::size_t d = 0; d < g.dim() && d < model.parameters.size(); ++d) {
+    const auto [lo, hi] = model.prior.range[d];
+    const double a = g.axes[d].lo, b = g.axes[d].hi, tol = 1e-9 * std::max(1.0, std::abs(hi - lo));
+    if (a > lo + tol || b < hi - tol)
+      throw UsageError(fmt::format("--calibration '{}': its grid covers {} in [{}, {}], but the prior of model '{}' "
+                                   "({}) spans [{}, {}]; outside the grid the calibrated ratio would be held at the "
+                                   "edge's value: calibrate on a grid covering the prior (lode calibrate --grid)",
+                                   path, model.parameters[d], lode::format_number(a), lode::format_number(b),
+                                   model.name, model.prior.description, lode::format_number(lo),
+                                   lode::format_number(hi)));
+  }
+}
+
 /// --model DIR | --exact MODEL (one of them), with --theta1 and --calibration for --model.
 inline EventSource open_event_source(const std::string& model_dir, const std::string& exact,
                                      const std::string& theta1_text, const std::string& calibration,

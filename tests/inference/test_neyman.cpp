@@ -251,6 +251,25 @@ TEST_CASE("Calibration undoes a monotone distortion of log r", "[inference][cali
   calibrated.values(x, std::vector<double>{1.0}, b);
   calibrated.values(x, std::vector<double>{0.625}, mid);
   for (std::size_t i = 0; i < 3; ++i) CHECK(mid[i] == Approx(0.75 * a[i] + 0.25 * b[i]));
+  // raw is evaluated once per grid point for the same rows: the second call reuses it; other
+  // rows in the same buffer are evaluated afresh, and the values are those of a new object.
+  std::size_t calls = 0;
+  EventLikelihood counted = raw;
+  counted.values = [&calls, v = raw.values](std::span<const double> xs, std::span<const double> th,
+                                            std::span<double> out) { ++calls, v(xs, th, out); };
+  const EventLikelihood cached = calibrated_log_ratio(cal, counted);
+  std::vector<double> first(3), again(3), other(3), fresh(3);
+  cached.values(x, std::vector<double>{0.625}, first);
+  CHECK(calls == 2);  // the two neighbours
+  cached.values(x, std::vector<double>{0.55}, again);
+  CHECK(calls == 2);
+  CHECK(first == mid);
+  x[1] = 0.25;  // the same buffer, another row
+  cached.values(x, std::vector<double>{0.625}, other);
+  CHECK(calls == 4);
+  calibrated_log_ratio(cal, raw).values(x, std::vector<double>{0.625}, fresh);
+  CHECK(other == fresh);
+  CHECK(other[1] != first[1]);
   // The file round-trips.
   const Calibration back = calibration_from_json(calibration_json(*cal, nlohmann::ordered_json{{"estimator", "x"}}), "mem");
   CHECK(back.points[2].edges == cal->points[2].edges);

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 namespace lode::inference {
@@ -142,8 +144,19 @@ EventLikelihood calibrated_log_ratio(std::shared_ptr<const Calibration> cal, Eve
   f.n_theta = raw.n_theta;
   f.label = fmt::format("{} (calibrated)", raw.label);
   f.thread_safe = raw.thread_safe;
-  f.values = [cal, raw = std::move(raw)](std::span<const double> xs, std::span<const double> theta,
-                                         std::span<double> out) {
+  // raw at a grid point, for the same rows, is the same every time (MCMC and scans come back
+  // to the same grid points with the same observed rows, and each call is a network pass):
+  // kept per grid point for the rows of the last call, compared by value, up to kCacheValues.
+  struct Cache {
+    std::mutex mutex;
+    std::vector<double> rows;
+    std::unordered_map<std::size_t, std::vector<double>> at;
+    std::size_t values = 0;
+  };
+  constexpr std::size_t kCacheValues = std::size_t{1} << 22;
+  auto cache = std::make_shared<Cache>();
+  f.values = [cal, raw = std::move(raw), cache](std::span<const double> xs, std::span<const double> theta,
+                                                std::span<double> out) {
     const Grid& g = cal->grid;
     // The grid points and weights of θ: 1-D linear between neighbours, n-D nearest.
     std::vector<std::pair<std::size_t, double>> terms;
@@ -166,8 +179,26 @@ EventLikelihood calibrated_log_ratio(std::shared_ptr<const Calibration> cal, Eve
     }
     std::fill(out.begin(), out.end(), 0.0);
     std::vector<double> s(out.size());
+    const auto same_rows = [&] {
+      return cache->rows.size() == xs.size() && std::equal(xs.begin(), xs.end(), cache->rows.begin());
+    };
     for (const auto& [k, w] : terms) {
-      raw.values(xs, g.point(k), s);
+      bool hit = false;
+      {
+        const std::lock_guard lock(cache->mutex);
+        if (same_rows())
+          if (const auto it = cache->at.find(k); it != cache->at.end()) s = it->second, hit = true;
+      }
+      if (!hit) {
+        raw.values(xs, g.point(k), s);  // outside the lock: other threads evaluate meanwhile
+        const std::lock_guard lock(cache->mutex);
+        if (!same_rows()) {  // other rows than the cached ones: they replace them
+          cache->rows.assign(xs.begin(), xs.end());
+          cache->at.clear();
+          cache->values = 0;
+        }
+        if (cache->values + s.size() <= kCacheValues && cache->at.emplace(k, s).second) cache->values += s.size();
+      }
       const CalibrationHistogram& h = cal->points[k];
       for (std::size_t r = 0; r < out.size(); ++r)
         out[r] += std::isfinite(s[r]) ? w * h.log_ratio(s[r], cal->pseudo_count) : s[r];

@@ -77,7 +77,10 @@ Calibration build_calibration(const Grid& grid, std::string grid_spec, const Eve
                               const ToySimulator& simulate, std::span<const double> theta1,
                               const CalibrationOptions& options);
 
-/// The calibrated per-event log r(x|θ,θ1) (see the file comment for θ off the grid).
+/// The calibrated per-event log r(x|θ,θ1) (see the file comment for θ off the grid). raw's
+/// values at a grid point are kept for the rows of the latest call (compared by value; up to
+/// 2²² values): MCMC and scans that come back to a grid point with the same observed rows
+/// do not evaluate the network again. The values are the same as without the cache.
 EventLikelihood calibrated_log_ratio(std::shared_ptr<const Calibration> calibration, EventLikelihood raw);
 
 /// The calibration file: {"format": "lode-calibration", "version": 1, grid_spec, theta1,

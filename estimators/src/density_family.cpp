@@ -249,14 +249,6 @@ class DensityModel final : public FamilyModel {
     for (std::size_t k = 0; k < var_mean.size(); ++k) scale[k] = 1.0 / var_std[k], shift[k] = -var_mean[k] / var_std[k];
     z->_scale.copy_(vec_tensor(scale).view(z->_scale.sizes()));
     z->_shift.copy_(vec_tensor(shift).view(z->_shift.sizes()));
-    if (settings.network.image()) {
-      // NPE on images: the context is x standardized per pixel, then the residual CNN
-      // (torch/image_net.hpp); the flow's conditioners see the CNN's features.
-      flow->embedding->push_back(fl::Standardize(static_cast<std::int64_t>(n_x)));
-      flow->embedding->push_back(
-          ConvFeatures(settings.network.image_height, settings.network.image_width, settings.network.conv));
-      flow->context_features = static_cast<std::int64_t>(n_x);  // the raw context: the image's pixels
-    }
     auto* c = flow->embedding->ptr<fl::StandardizeImpl>(0).get();
     c->_mean.copy_(vec_tensor(ctx_mean).view(c->_mean.sizes()));
     c->_std.copy_(vec_tensor(ctx_std).view(c->_std.sizes()));
@@ -357,9 +349,7 @@ class DensityModel final : public FamilyModel {
   fl::FlowSettings flow_settings() const {
     const DensitySettings& d = settings.density;
     const auto var = static_cast<std::int64_t>(posterior() ? n_theta : n_x);
-    // NPE on images: the conditioners see the CNN's features (make_member_network).
-    const bool image = posterior() && settings.network.image();
-    const auto ctx = static_cast<std::int64_t>(image ? image_feature_count(settings.network) : posterior() ? n_x : n_theta);
+    const auto ctx = static_cast<std::int64_t>(posterior() ? n_x : n_theta);
     fl::FlowSettings fs = posterior() ? fl::npe_defaults(var, ctx) : fl::nle_defaults(var, ctx);
     if (!d.flow.empty()) fs.kind = fl::parse_flow_kind(d.flow);
     // A coupling transform needs two features: one-dimensional splines are autoregressive.
@@ -370,7 +360,14 @@ class DensityModel final : public FamilyModel {
     fs.bins = d.bins;
     fs.tail_bound = d.tail_bound;
     fs.z_score_x = true;
-    fs.z_score_context = !image;  // for images, the z-scoring comes before the CNN
+    fs.z_score_context = true;
+    if (posterior() && settings.network.image()) {
+      // NPE on images: the per-pixel z-scoring, then the residual CNN (torch/image_net.hpp),
+      // whose features the conditioners see.
+      const NetworkSettings n = settings.network;
+      fs.embedding_net = [n] { return torch::nn::AnyModule(ConvFeatures(n.image_height, n.image_width, n.conv)); };
+      fs.embedded_features = static_cast<std::int64_t>(image_feature_count(n));
+    }
     return fs;
   }
 

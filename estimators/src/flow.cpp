@@ -145,6 +145,10 @@ Flow build_flow(const FlowSettings& s, const torch::Tensor& x, const torch::Tens
   const bool coupling = spline && !s.autoregressive;
   if (coupling && s.features < 2)
     throw EstimatorError("flow: a coupling transform needs at least 2 features; use the autoregressive spline flow for 1");
+  if (s.embedding_net && s.embedded_features < 1)
+    throw EstimatorError(fmt::format("flow: an embedding network with {} output features", s.embedded_features));
+  // The conditioners' input: the embedding's output, or the (z-scored) context itself.
+  const std::int64_t cond = s.embedding_net ? s.embedded_features : s.context_features;
   const bool lu = s.lu_linear.value_or(coupling) && s.features > 1;
   const bool perm = s.permutations.value_or(!coupling) && s.features > 1;
 
@@ -157,13 +161,13 @@ Flow build_flow(const FlowSettings& s, const torch::Tensor& x, const torch::Tens
   }
   for (int i = 0; i < s.transforms; ++i) {
     if (!spline)
-      composite->push_back(std::make_shared<MaskedAffineAutoregressiveImpl>(s.features, s.hidden, s.context_features, s.blocks));
+      composite->push_back(std::make_shared<MaskedAffineAutoregressiveImpl>(s.features, s.hidden, cond, s.blocks));
     else if (s.autoregressive)
-      composite->push_back(std::make_shared<MaskedSplineAutoregressiveImpl>(s.features, s.hidden, s.context_features,
+      composite->push_back(std::make_shared<MaskedSplineAutoregressiveImpl>(s.features, s.hidden, cond,
                                                                             s.blocks, s.bins, s.tail_bound));
     else
       composite->push_back(std::make_shared<SplineCouplingImpl>(alternating_mask(s.features, i % 2 == 0), s.hidden,
-                                                                s.context_features, s.blocks, s.bins, s.tail_bound));
+                                                                cond, s.blocks, s.bins, s.tail_bound));
     if (perm) composite->push_back(random_permutation(s.features, gen));
     if (lu) composite->push_back(std::make_shared<LULinearImpl>(s.features));
   }
@@ -192,6 +196,7 @@ Flow build_flow(const FlowSettings& s, const torch::Tensor& x, const torch::Tens
       b->linear1->weight.uniform_(-1e-3, 1e-3, gen);
       b->linear1->bias.uniform_(-1e-3, 1e-3, gen);
     }
+  if (s.embedding_net) flow->embedding->push_back(s.embedding_net());
   return flow;
 }
 

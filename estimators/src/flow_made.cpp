@@ -16,9 +16,12 @@ struct MaskedBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(MaskedBlock);
 
-torch::Tensor activate(const torch::Tensor& t, MadeImpl::Act act) { return act == MadeImpl::Act::tanh ? torch::tanh(t) : torch::relu(t); }
 
 }  // namespace
+
+torch::Tensor MadeImpl::activate(const torch::Tensor& t, Act act) {
+  return act == Act::tanh ? torch::tanh(t) : torch::relu(t);
+}
 
 MaskedLinearImpl::MaskedLinearImpl(const torch::Tensor& in_degrees, std::int64_t out_features,
                                    std::int64_t autoregressive_features, bool is_output) {

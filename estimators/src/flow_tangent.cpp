@@ -25,7 +25,6 @@ using torch::Tensor;
 
 namespace {
 
-Tensor act(const Tensor& t, fl::MadeImpl::Act a) { return a == fl::MadeImpl::Act::tanh ? torch::tanh(t) : torch::relu(t); }
 // act′ at the pre-activation t, given the activation's value v = act(t).
 Tensor act_slope(const Tensor& t, const Tensor& v, fl::MadeImpl::Act a) {
   return a == fl::MadeImpl::Act::tanh ? 1 - v * v : (t > 0).to(t.scalar_type());
@@ -73,15 +72,15 @@ std::optional<DensityEval> flow_log_prob_and_score_by_tangents(fl::FlowImpl& flo
       const auto a = made.act;
       const auto masked = [](fl::MaskedLinear& l) { return l->weight * l->mask; };
       // The context's part act(W_c c + b_c) and its tangent.
-      const Tensor u = made.context_layer->forward(c), au = act(u, a);
+      const Tensor u = made.context_layer->forward(c), au = fl::MadeImpl::activate(u, a);
       const Tensor audot = act_slope(u, au, a) * torch::matmul(cdot, made.context_layer->weight.t());  // (p, rows, H)
       Tensor pre = made.initial_layer->forward(z) + au;
       Tensor predot = zdot.defined() ? torch::matmul(zdot, masked(made.initial_layer).t()) + audot : audot;
-      Tensor h = act(pre, a), hdot = act_slope(pre, h, a) * predot;
+      Tensor h = fl::MadeImpl::activate(pre, a), hdot = act_slope(pre, h, a) * predot;
       for (fl::MaskedLinear& b : made.blocks) {
         pre = b->forward(h);
         predot = torch::matmul(hdot, masked(b).t());
-        h = act(pre, a);
+        h = fl::MadeImpl::activate(pre, a);
         hdot = act_slope(pre, h, a) * predot;
       }
       const std::int64_t d = made.features;

@@ -25,18 +25,37 @@ MlpImpl::MlpImpl(std::int64_t in, const std::vector<int>& hidden, std::int64_t o
   layers.push_back(register_module("output", torch::nn::Linear(prev, out)));
 }
 
+namespace {
+
+torch::Tensor activate(const torch::Tensor& z, Activation act) {
+  switch (act) {
+    case Activation::tanh: return torch::tanh(z);
+    case Activation::relu: return torch::relu(z);
+    case Activation::sigmoid: return torch::sigmoid(z);
+    case Activation::softplus: return torch::softplus(z);
+    case Activation::elu: return torch::elu(z);
+  }
+  return z;
+}
+
+// The activation's derivative at z, given its value a there.
+torch::Tensor slope(const torch::Tensor& z, const torch::Tensor& a, Activation act) {
+  switch (act) {
+    case Activation::tanh: return 1 - a * a;
+    case Activation::relu: return (z > 0).to(z.dtype());
+    case Activation::sigmoid: return a * (1 - a);
+    case Activation::softplus: return torch::sigmoid(z);
+    case Activation::elu: return torch::where(z > 0, torch::ones_like(z), a + 1);
+  }
+  return torch::ones_like(z);
+}
+
+}  // namespace
+
 torch::Tensor MlpImpl::forward_from_first(const torch::Tensor& z1) {
   torch::Tensor z = z1;
   for (std::size_t i = 1;; ++i) {
-    torch::Tensor a;
-    switch (act) {
-      case Activation::tanh: a = torch::tanh(z); break;
-      case Activation::relu: a = torch::relu(z); break;
-      case Activation::sigmoid: a = torch::sigmoid(z); break;
-      case Activation::softplus: a = torch::softplus(z); break;
-      case Activation::elu: a = torch::elu(z); break;
-    }
-    z = layers.at(i)->forward(a);
+    z = layers.at(i)->forward(activate(z, act));
     if (i + 1 == layers.size()) return z;
   }
 }
@@ -55,28 +74,8 @@ std::pair<torch::Tensor, torch::Tensor> MlpImpl::forward(const torch::Tensor& u,
       da = dz;
       break;
     }
-    switch (act) {
-      case Activation::tanh:
-        a = torch::tanh(z);
-        if (tangent) da = dz * (1 - a * a);
-        break;
-      case Activation::relu:
-        a = torch::relu(z);
-        if (tangent) da = dz * (z > 0).to(z.dtype());
-        break;
-      case Activation::sigmoid:
-        a = torch::sigmoid(z);
-        if (tangent) da = dz * (a * (1 - a));
-        break;
-      case Activation::softplus:
-        a = torch::softplus(z);
-        if (tangent) da = dz * torch::sigmoid(z);
-        break;
-      case Activation::elu:
-        a = torch::elu(z);
-        if (tangent) da = dz * torch::where(z > 0, torch::ones_like(z), a + 1);
-        break;
-    }
+    a = activate(z, act);
+    if (tangent) da = dz * slope(z, a, act);
   }
   return {a, da};
 }

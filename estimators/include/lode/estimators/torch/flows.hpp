@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -97,6 +98,8 @@ struct MadeImpl : torch::nn::Module {
   MadeImpl(std::int64_t features, std::int64_t hidden, std::int64_t context_features, int blocks,
            std::int64_t multiplier, Act act);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
+  /// The hidden layers' activation.
+  static torch::Tensor activate(const torch::Tensor& t, Act act);
   std::int64_t features, hidden, multiplier;
   Act act;
   MaskedLinear initial_layer{nullptr}, final_layer{nullptr};
@@ -284,6 +287,12 @@ struct FlowSettings {
   std::optional<bool> permutations;  ///< random, after each transform; default: maf, nsf autoregressive
   bool z_score_x = true;             ///< fixed affine z-scoring as the first transform
   bool z_score_context = true;       ///< context z-scoring as the embedding's first step
+  /// An embedding network after the context's z-scoring (none: the conditioners see the
+  /// z-scored context), made once the transforms are built and initialized (the caller's
+  /// own initialization, from the global generator). Its output has `embedded_features`
+  /// columns, which the conditioners take; context_features stays the raw context's width.
+  std::function<torch::nn::AnyModule()> embedding_net;
+  std::int64_t embedded_features = 0;
   std::uint64_t seed = 0;            ///< initial weights and permutations
 };
 
